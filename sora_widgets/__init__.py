@@ -1,0 +1,117 @@
+"""sora-widgets: Sora 2 video generation in Jupyter.
+
+``%load_ext sora_widgets`` registers the ``%sora`` magics; ``sw.SoraWidget()`` is the
+panel; ``sw.generate()`` the engine both use. Importing this package imports
+neither IPython nor ipywidgets: the UI modules load on first use.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+from .errors import (
+    APIConnectionError,
+    APIError,
+    APITimeoutError,
+    AuthenticationError,
+    BadRequestError,
+    BudgetExceededError,
+    JobFailed,
+    MalformedResponseError,
+    NotFoundError,
+    PermissionDeniedError,
+    RateLimitError,
+    ServerError,
+    SoraError,
+    SubmissionUnknown,
+    ValidationError,
+)
+
+if TYPE_CHECKING:
+    from .client import SoraClient
+    from .jobs import Job
+    from .models import TaskSnapshot, VideoRequest
+    from .widget import SoraWidget
+
+__all__ = [
+    "APIConnectionError",
+    "APIError",
+    "APITimeoutError",
+    "AuthenticationError",
+    "BadRequestError",
+    "BudgetExceededError",
+    "Job",
+    "JobFailed",
+    "MalformedResponseError",
+    "NotFoundError",
+    "PermissionDeniedError",
+    "RateLimitError",
+    "ServerError",
+    "SoraClient",
+    "SoraError",
+    "SoraWidget",
+    "SubmissionUnknown",
+    "TaskSnapshot",
+    "ValidationError",
+    "VideoRequest",
+    "__version__",
+    "generate",
+    "jobs",
+    "load_ipython_extension",
+    "resume",
+    "spend",
+]
+
+_LAZY = {
+    "SoraClient": "client",
+    "Job": "jobs",
+    "TaskSnapshot": "models",
+    "VideoRequest": "models",
+    "SoraWidget": "widget",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'sora_widgets' has no attribute {name!r}")
+    from importlib import import_module
+
+    return getattr(import_module(f"{__name__}.{module}"), name)
+
+
+def generate(prompt: str | None = None, **kwargs: Any) -> Job:
+    """Submit a Sora 2 job; returns a :class:`Job` at once. See ``Studio.generate``."""
+    from .studio import default_studio
+
+    return default_studio().generate(prompt, **kwargs)
+
+
+def jobs(limit: int | None = None) -> list[Job]:
+    """Job history from the journal, newest first."""
+    from .studio import default_studio
+
+    return default_studio().jobs(limit)
+
+
+def resume() -> list[Job]:
+    """Re-attach every journal job not yet final (after a kernel restart); never resubmits."""
+    from .studio import default_studio
+
+    return default_studio().resume()
+
+
+def spend() -> dict[str, Any]:
+    """Spend totals from the journal: ``{"session": Spend, "all_time": Spend}``."""
+    from .studio import default_studio
+
+    return dict(default_studio().spend())
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """``%load_ext sora_widgets``: register the magics (imported only now)."""
+    from ._magic import load_ipython_extension as load
+
+    load(ipython)

@@ -1,0 +1,154 @@
+"""Settings, read from the environment at each call (never frozen at import).
+
+A user who sets ``os.environ["SORA_API_KEY"]`` or ``SORA_BUDGET_USD`` in a cell
+expects the very next call to use it, so nothing here is cached.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+__all__ = [
+    "DEFAULT_BASE_URL",
+    "DEFAULT_MODEL",
+    "PRICES_USD",
+    "APIKey",
+    "Settings",
+    "is_loopback_url",
+    "price_of",
+    "settings",
+]
+
+DEFAULT_BASE_URL = "https://artifex.help"
+DEFAULT_MODEL = "sora-2"
+#: Price per submission, charged at submit time. Override one with SORA_PRICE_USD.
+PRICES_USD: dict[str, float] = {"sora-2": 0.90}
+#: The embedded emulator runs jobs this much faster than the real relay (demo pace).
+DEFAULT_EMULATOR_TIME_SCALE = 0.1
+
+_session_key: APIKey | None = None
+
+
+class APIKey:
+    """An API key that cannot leak by accident: its repr and str are masked."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        value = value.strip()
+        if not value:
+            raise ValueError("empty API key")
+        self._value = value
+
+    def reveal(self) -> str:
+        """The key itself: only for the Authorization header."""
+        return self._value
+
+    def __repr__(self) -> str:
+        return "APIKey('********')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, APIKey) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+    def __reduce__(self) -> tuple[object, ...]:
+        raise TypeError("APIKey is not picklable: keys are never written anywhere")
+
+
+def set_session_key(key: str | None) -> None:
+    """Keep a key in memory for this process only (``%sora key``); ``None`` forgets it."""
+    global _session_key
+    _session_key = APIKey(key) if key and key.strip() else None
+
+
+@dataclass(frozen=True)
+class Settings:
+    api_key: APIKey | None
+    base_url: str
+    home: Path
+    budget_usd: float | None
+    model: str
+    emulator_time_scale: float
+    #: Multiplies every polling interval for a real relay (1.0). Tests against an emulator
+    #: whose timeline is compressed set SORA_POLL_SCALE to the same factor.
+    poll_scale: float = 1.0
+    prices: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def uses_emulator(self) -> bool:
+        """No key set: the embedded emulator answers, and nothing is charged."""
+        return self.api_key is None
+
+    @property
+    def journal_path(self) -> Path:
+        return self.home / "journal.sqlite3"
+
+    @property
+    def videos_dir(self) -> Path:
+        return self.home / "videos"
+
+
+def _float_env(name: str) -> float | None:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return None
+    try:
+        return float(raw)
+    except ValueError:
+        from .errors import ValidationError
+
+        raise ValidationError(f"{name} must be a number, not {raw!r}", field=name) from None
+
+
+def default_home() -> Path:
+    from platformdirs import user_data_path
+
+    return Path(user_data_path("sora-widgets", appauthor=False))
+
+
+def settings() -> Settings:
+    """The settings in force now: the environment, then the in-memory session key."""
+    raw_key = os.environ.get("SORA_API_KEY", "").strip()
+    key = APIKey(raw_key) if raw_key else _session_key
+    home_env = os.environ.get("SORA_WIDGETS_HOME", "").strip()
+    prices = dict(PRICES_USD)
+    model = os.environ.get("SORA_MODEL", "").strip() or DEFAULT_MODEL
+    override = _float_env("SORA_PRICE_USD")
+    if override is not None:
+        prices[model] = override
+    scale = _float_env("SORA_EMULATOR_TIME_SCALE")
+    poll_scale = _float_env("SORA_POLL_SCALE")
+    return Settings(
+        api_key=key,
+        base_url=(os.environ.get("SORA_BASE_URL", "").strip() or DEFAULT_BASE_URL).rstrip("/"),
+        home=Path(home_env).expanduser() if home_env else default_home(),
+        budget_usd=_float_env("SORA_BUDGET_USD"),
+        model=model,
+        emulator_time_scale=scale if scale is not None else DEFAULT_EMULATOR_TIME_SCALE,
+        poll_scale=poll_scale if poll_scale and poll_scale > 0 else 1.0,
+        prices=prices,
+    )
+
+
+def price_of(model: str, prices: dict[str, float] | None = None) -> float:
+    """Price of one submission of ``model``; unknown models are priced like sora-2."""
+    table = prices if prices is not None else PRICES_USD
+    return table.get(model, table.get(DEFAULT_MODEL, PRICES_USD[DEFAULT_MODEL]))
+
+
+def is_loopback_url(url: str) -> bool:
+    host = (urlsplit(url).hostname or "").strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

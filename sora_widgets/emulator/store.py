@@ -1,0 +1,177 @@
+"""The task table and the request counters, behind one lock, optionally on disk.
+
+Request handling must stay cheap with hundreds of concurrent connections, so the lock
+only guards dict updates; drawing a schedule and writing its file happen outside it.
+With a ``state_dir`` each task is one small JSON file (written atomically before the
+submit is answered), and a new store on the same directory reloads them: the embedded
+emulator's jobs survive a kernel restart and keep running by wall clock.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+import tempfile
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .config import EmulatorConfig
+from .tasks import Task, VideoRequest, draw_task, new_task_id
+
+__all__ = ["TaskStore"]
+
+logger = logging.getLogger("sora_widgets.emulator")
+
+
+@dataclass
+class _TaskCounters:
+    gets: int = 0
+    get_times: list[float] = field(default_factory=list)
+
+
+class TaskStore:
+    """Tasks by id, plus what the stats endpoint reports."""
+
+    def __init__(self, *, seed: int | None, state_dir: Path | None) -> None:
+        self._lock = threading.Lock()
+        self._rng = random.Random(seed)
+        self._tasks: dict[str, Task] = {}
+        self._counters: dict[str, _TaskCounters] = {}
+        self._dir = None if state_dir is None else Path(state_dir) / "tasks"
+        self._reset_counters()
+        if self._dir is not None:
+            self._dir.mkdir(parents=True, exist_ok=True)
+            self._load()
+
+    def _reset_counters(self) -> None:
+        self.posts = 0
+        self.gets = 0
+        self.tasks_created = 0
+        self.video_downloads = 0
+        self.faults: Counter[str] = Counter()
+        self._counters = {task_id: _TaskCounters() for task_id in self._tasks}
+
+    # --- tasks -----------------------------------------------------------------------------
+
+    def create(self, request: VideoRequest, config: EmulatorConfig) -> Task:
+        """Draw, persist and register a new task (this is the "charge")."""
+        with self._lock:
+            task_rng = random.Random(self._rng.getrandbits(64))
+        task = draw_task(
+            task_rng,
+            request,
+            task_id=new_task_id(),
+            now=time.time(),
+            time_scale=config.time_scale,
+            queue_seconds=config.queue_seconds,
+            run_seconds=config.run_seconds,
+            stall_probability=config.stall_probability,
+            failure_rate=config.failure_rate,
+        )
+        self._save(task)
+        with self._lock:
+            self._tasks[task.id] = task
+            self._counters[task.id] = _TaskCounters()
+            self.tasks_created += 1
+        return task
+
+    def get(self, task_id: str) -> Task | None:
+        return self._tasks.get(task_id)
+
+    # --- counters --------------------------------------------------------------------------
+
+    def count_post(self) -> None:
+        with self._lock:
+            self.posts += 1
+
+    def count_get(self, task_id: str) -> None:
+        now = time.time()
+        with self._lock:
+            self.gets += 1
+            counters = self._counters.get(task_id)
+            if counters is not None:
+                counters.gets += 1
+                counters.get_times.append(now)
+
+    def count_download(self) -> None:
+        with self._lock:
+            self.video_downloads += 1
+
+    def count_fault(self, name: str) -> None:
+        with self._lock:
+            self.faults[name] += 1
+
+    def reset_stats(self) -> None:
+        """Zero every counter; the tasks themselves stay."""
+        with self._lock:
+            self._reset_counters()
+
+    def stats(self) -> dict[str, Any]:
+        """The JSON of ``GET /_emulator/stats``."""
+        now = time.time()
+        with self._lock:
+            tasks = list(self._tasks.values())
+            counters = {t.id: self._counters.get(t.id, _TaskCounters()) for t in tasks}
+            result: dict[str, Any] = {
+                "posts": self.posts,
+                "tasks_created": self.tasks_created,
+                "gets": self.gets,
+                "video_downloads": self.video_downloads,
+                "faults_injected": dict(self.faults),
+            }
+            result["tasks"] = {
+                t.id: {
+                    "gets": counters[t.id].gets,
+                    "get_times": list(counters[t.id].get_times),
+                    **_task_stats(t, now),
+                }
+                for t in tasks
+            }
+        return result
+
+    # --- persistence -----------------------------------------------------------------------
+
+    def _save(self, task: Task) -> None:
+        if self._dir is None:
+            return
+        data = json.dumps(task.to_json()).encode()
+        fd, tmp = tempfile.mkstemp(dir=self._dir, prefix=".tmp-", suffix=".json")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+            os.replace(tmp, self._dir / f"{task.id}.json")
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def _load(self) -> None:
+        assert self._dir is not None
+        for path in sorted(self._dir.glob("v_*.json")):
+            try:
+                task = Task.from_json(json.loads(path.read_text()))
+            except (OSError, ValueError, TypeError, KeyError):
+                logger.warning("skipping unreadable task file %s", path.name)
+                continue
+            self._tasks[task.id] = task
+            self._counters[task.id] = _TaskCounters()
+        if self._tasks:
+            logger.info("reloaded %d task(s) from %s", len(self._tasks), self._dir)
+
+
+def _task_stats(task: Task, now: float) -> dict[str, Any]:
+    state = task.state_at(now)
+    return {
+        "status": state.status,
+        "progress": state.progress,
+        "created_at": task.created_at,
+        "started_at": task.started_at,
+        "completed_at": task.completed_at if state.final else None,
+        "prompt": task.prompt,
+        "aspect_ratio": task.aspect_ratio,
+    }

@@ -1,0 +1,192 @@
+"""A task and its timeline: drawn once at creation, then a pure function of the clock.
+
+Nothing runs in the background. A task's whole future (queue time, run time, progress
+curve with its optional stall, failure point) is drawn from a seeded RNG when it is
+created, so its state at any instant is ``task.state_at(now)`` and the exact moment it
+becomes final (``completed_at``) is known from the start. That makes benchmarks exact
+(server-side completion time is not "when somebody polled") and lets a persisted task
+continue by wall clock after a restart.
+"""
+
+from __future__ import annotations
+
+import bisect
+import random
+import secrets
+import time
+from dataclasses import asdict, dataclass
+from typing import Any, NamedTuple
+
+__all__ = ["FAILURES", "Task", "TaskState", "VideoRequest", "draw_task", "new_task_id"]
+
+#: Error bodies of failed tasks, as (message, code).
+FAILURES: tuple[tuple[str, str], ...] = (
+    ("content policy violation: the request was flagged by the moderation system",
+     "content_policy"),
+    ("content policy violation: the reference image may contain a real person",
+     "content_policy"),
+    ("generation failed: the upstream model returned an internal error, please retry",
+     "generation_failed"),
+)
+_SEGMENTS = 24  # pieces of the piecewise-linear progress curve
+_MAX_RUNNING_PROGRESS = 99.0
+
+
+def new_task_id() -> str:
+    """An id shaped like the relay's: ``v_`` + 24 hex characters."""
+    return "v_" + secrets.token_hex(12)
+
+
+@dataclass(frozen=True)
+class VideoRequest:
+    """A validated submit body."""
+
+    model: str
+    prompt: str
+    aspect_ratio: str
+    duration: int
+    image: tuple[str, ...]
+
+
+class TaskState(NamedTuple):
+    """What a task looks like at one instant."""
+
+    status: str  # "queued" | "in_progress" | "completed" | "failed"
+    progress: int  # 0..100
+
+    @property
+    def final(self) -> bool:
+        return self.status in ("completed", "failed")
+
+
+@dataclass(frozen=True)
+class Task:
+    """One video task with its whole schedule (times are unix seconds, floats)."""
+
+    id: str
+    model: str
+    prompt: str
+    aspect_ratio: str
+    duration: int
+    image: tuple[str, ...]
+    created_at: float
+    started_at: float
+    #: The exact moment the task becomes final: completed, or failed if ``error_code``.
+    completed_at: float
+    error_message: str | None
+    error_code: str | None
+    #: Progress curve: seconds after ``started_at`` -> progress, both non-decreasing.
+    curve_t: tuple[float, ...]
+    curve_p: tuple[float, ...]
+
+    @property
+    def fails(self) -> bool:
+        return self.error_code is not None
+
+    @property
+    def status(self) -> str:
+        """The status now."""
+        return self.state_at(time.time()).status
+
+    def state_at(self, now: float) -> TaskState:
+        """The state at ``now``; a pure function of the schedule."""
+        if now < self.started_at:
+            return TaskState("queued", 0)
+        if now >= self.completed_at:
+            if self.fails:
+                return TaskState("failed", self._progress(self.completed_at - self.started_at))
+            return TaskState("completed", 100)
+        return TaskState("in_progress", self._progress(now - self.started_at))
+
+    def _progress(self, elapsed: float) -> int:
+        i = bisect.bisect_right(self.curve_t, elapsed)
+        if i <= 0:
+            return 0
+        if i >= len(self.curve_t):
+            value = self.curve_p[-1]
+        else:
+            t0, t1 = self.curve_t[i - 1], self.curve_t[i]
+            p0, p1 = self.curve_p[i - 1], self.curve_p[i]
+            value = p0 if t1 <= t0 else p0 + (p1 - p0) * (elapsed - t0) / (t1 - t0)
+        return int(min(max(value, 0.0), _MAX_RUNNING_PROGRESS))
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        for name in ("image", "curve_t", "curve_p"):
+            data[name] = list(data[name])
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Task:
+        values = dict(data)
+        for name in ("image", "curve_t", "curve_p"):
+            values[name] = tuple(values[name])
+        return cls(**values)
+
+
+def draw_task(
+    rng: random.Random,
+    request: VideoRequest,
+    *,
+    task_id: str,
+    now: float,
+    time_scale: float,
+    queue_seconds: tuple[float, float],
+    run_seconds: tuple[float, float],
+    stall_probability: float,
+    failure_rate: float,
+) -> Task:
+    """Draw a task's whole future from ``rng`` (which should be private to this task)."""
+    queue = rng.uniform(*queue_seconds) * time_scale
+    run = rng.uniform(*run_seconds) * time_scale
+    curve_t, curve_p = _progress_curve(rng, run, stall_probability)
+    message: str | None = None
+    code: str | None = None
+    final_after = run
+    if rng.random() < failure_rate:
+        message, code = rng.choice(FAILURES)
+        final_after = run * rng.uniform(0.05, 0.95)
+    started = now + queue
+    return Task(
+        id=task_id,
+        model=request.model,
+        prompt=request.prompt,
+        aspect_ratio=request.aspect_ratio,
+        duration=request.duration,
+        image=request.image,
+        created_at=now,
+        started_at=started,
+        completed_at=started + final_after,
+        error_message=message,
+        error_code=code,
+        curve_t=curve_t,
+        curve_p=curve_p,
+    )
+
+
+def _progress_curve(
+    rng: random.Random, run: float, stall_probability: float
+) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """A noisy, monotonic, roughly linear 0 -> 99 curve over ``run`` seconds.
+
+    With probability ``stall_probability`` the curve holds at a value in 90-98 for 5-12 % of
+    the run; the run time includes that pause, so the completion time does not move.
+    """
+    stall = rng.uniform(0.05, 0.12) * run if rng.random() < stall_probability else 0.0
+    stall_at = rng.uniform(90.0, 98.0)
+    active = run - stall
+    steps = [rng.uniform(0.6, 1.4) for _ in range(_SEGMENTS)]
+    total = sum(steps)
+    times = [active * i / _SEGMENTS for i in range(_SEGMENTS + 1)]
+    values = [0.0]
+    for step in steps:
+        values.append(values[-1] + _MAX_RUNNING_PROGRESS * step / total)
+    if stall <= 0.0:
+        return tuple(times), tuple(values)
+    # Insert the pause where the curve crosses stall_at, shifting later knots by its length.
+    i = bisect.bisect_left(values, stall_at)
+    t0, t1, p0, p1 = times[i - 1], times[i], values[i - 1], values[i]
+    t_stall = t0 + (t1 - t0) * (stall_at - p0) / (p1 - p0) if p1 > p0 else t0
+    new_t = [*times[:i], t_stall, t_stall + stall, *(t + stall for t in times[i:])]
+    new_p = [*values[:i], stall_at, stall_at, *values[i:]]
+    return tuple(new_t), tuple(new_p)

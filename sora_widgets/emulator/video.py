@@ -1,0 +1,249 @@
+"""The emulator's videos: real, playable 12 s H.264 mp4s, different for every task.
+
+Browsers must be able to play and seek them, so they are H.264 main profile, yuv420p,
+with the moov atom in front (``+faststart``; that needs a seekable file, hence the temp
+file) and a keyframe every 2 s. Each video is a moving colour gradient and shapes seeded
+from the task id, with the prompt, the aspect ratio and a running clock drawn by Pillow.
+At the default size (320x180) a render takes ~0.1 s and weighs ~100 KB; renders are lazy,
+cached (LRU) and done once per task even under concurrent requests.
+"""
+
+from __future__ import annotations
+
+import colorsys
+import functools
+import logging
+import math
+import os
+import random
+import tempfile
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+from fractions import Fraction
+from pathlib import Path
+from typing import TypeAlias
+
+from PIL import Image, ImageDraw, ImageFont
+
+__all__ = ["DURATION_SECONDS", "FPS", "VideoCache", "frame_size", "render_mp4"]
+
+logger = logging.getLogger("sora_widgets.emulator")
+
+FPS = 12
+DURATION_SECONDS = 12
+_BASE_SIZES = {"16:9": (320, 180), "9:16": (180, 320)}
+_FONT_PATH = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
+_Font: TypeAlias = ImageFont.FreeTypeFont | ImageFont.ImageFont
+
+
+def frame_size(aspect_ratio: str, scale: float = 1.0) -> tuple[int, int]:
+    """Frame width and height (even numbers, as yuv420p requires)."""
+    width, height = _BASE_SIZES[aspect_ratio]
+    return _even(width * scale), _even(height * scale)
+
+
+def _even(value: float) -> int:
+    return max(2, round(value / 2) * 2)
+
+
+@functools.lru_cache(maxsize=16)
+def _font(size: int) -> _Font:
+    if _FONT_PATH.exists():
+        return ImageFont.truetype(str(_FONT_PATH), size)
+    return ImageFont.load_default(size)
+
+
+def render_mp4(*, seed: str, prompt: str, aspect_ratio: str, scale: float = 1.0,
+               caption: str = "") -> bytes:
+    """Render one video and return the mp4 bytes."""
+    import av  # imported here: it is heavy and only needed once a video is asked for
+
+    started = time.perf_counter()
+    width, height = frame_size(aspect_ratio, scale)
+    rng = random.Random(seed)
+    background = _gradient_strip(rng, width, height)
+    clock_font = _font(max(9, min(width, height) // 12))
+    title = f"{aspect_ratio} · {caption}".strip(" ·")
+    title_width = int(width - clock_font.getlength("00.0s") - 12)
+    overlay = _text_overlay(prompt, title, title_width, width, height)
+    shapes = [_shape_colour(rng) for _ in range(2)]
+    phases = [rng.uniform(0, 2 * math.pi) for _ in range(4)]
+
+    fd, tmp = tempfile.mkstemp(prefix="sora-emulator-", suffix=".mp4")
+    os.close(fd)
+    try:
+        with av.open(tmp, "w", format="mp4", options={"movflags": "+faststart"}) as out:
+            stream = out.add_stream("libx264", rate=FPS)
+            stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+            stream.codec_context.profile = "Main"
+            stream.codec_context.gop_size = 2 * FPS
+            stream.options = {"preset": "veryfast", "crf": "28", "tune": "zerolatency"}
+            frames = FPS * DURATION_SECONDS
+            for i in range(frames):
+                image = _frame(i, frames, background, overlay, shapes, phases, clock_font)
+                frame = av.VideoFrame.from_image(image)
+                frame.pts, frame.time_base = i, Fraction(1, FPS)
+                out.mux(stream.encode(frame))
+            out.mux(stream.encode(None))
+        data = Path(tmp).read_bytes()
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    logger.debug("rendered %dx%d video: %d bytes in %.3f s", width, height, len(data),
+                 time.perf_counter() - started)
+    return data
+
+
+def _shape_colour(rng: random.Random) -> tuple[int, int, int]:
+    r, g, b = colorsys.hsv_to_rgb(rng.random(), rng.uniform(0.5, 0.9), rng.uniform(0.8, 1.0))
+    return int(r * 255), int(g * 255), int(b * 255)
+
+
+def _gradient_strip(rng: random.Random, width: int, height: int) -> Image.Image:
+    """A horizontally periodic gradient, 3 frames wide, to slide a frame-sized window over."""
+    hue = rng.random()
+    colours = []
+    for shift in (0.0, rng.uniform(0.2, 0.5)):
+        r, g, b = colorsys.hsv_to_rgb((hue + shift) % 1.0, 0.7, rng.uniform(0.35, 0.6))
+        colours.append((int(r * 255), int(g * 255), int(b * 255)))
+    ramp = Image.linear_gradient("L").transpose(Image.Transpose.ROTATE_90).resize((width, height))
+    mask = Image.new("L", (2 * width, height))
+    mask.paste(ramp, (0, 0))
+    mask.paste(ramp.transpose(Image.Transpose.FLIP_LEFT_RIGHT), (width, 0))
+    period = Image.composite(
+        Image.new("RGB", mask.size, colours[0]), Image.new("RGB", mask.size, colours[1]), mask
+    )
+    strip = Image.new("RGB", (3 * width, height))
+    strip.paste(period, (0, 0))
+    strip.paste(period.crop((0, 0, width, height)), (2 * width, 0))
+    return strip
+
+
+def _text_overlay(
+    prompt: str, title: str, title_width: int, width: int, height: int
+) -> Image.Image:
+    """The static layer: a title at the top (left of the clock) and the prompt at the bottom."""
+    overlay = Image.new("RGBA", (width, height), (0, 0, 0, 0))
+    draw = ImageDraw.Draw(overlay)
+    unit = min(width, height)
+    pad = max(3, unit // 36)
+    title_font = _font(max(8, unit // 15))
+    title_height = int(title_font.getbbox("Ag")[3]) + 1
+    for n, line in enumerate(_wrap(title, title_font, title_width - pad, max_lines=2)):
+        draw.text((pad, pad + n * title_height), line, font=title_font,
+                  fill=(255, 255, 255, 230))
+    font = _font(max(9, unit // 12))
+    max_lines = 3 if width > height else 5
+    lines = _wrap(prompt or "(image to video)", font, width - 4 * pad, max_lines=max_lines)
+    line_height = int(font.getbbox("Ag")[3]) + 2
+    top = height - pad * 3 - line_height * len(lines)
+    draw.rectangle((pad, top - pad, width - pad, height - 2 * pad), fill=(0, 0, 0, 150))
+    for n, line in enumerate(lines):
+        draw.text((2 * pad, top + n * line_height), line, font=font, fill=(255, 255, 255, 255))
+    return overlay
+
+
+def _wrap(text: str, font: _Font, max_width: int, *, max_lines: int) -> list[str]:
+    """Greedy word wrap by pixel width; over-long words are cut, extra lines end in "…"."""
+    lines: list[str] = []
+    current = ""
+    for word in text.split():
+        candidate = f"{current} {word}".strip()
+        if font.getlength(candidate) <= max_width:
+            current = candidate
+            continue
+        if current:
+            lines.append(current)
+        current = word
+        while font.getlength(current) > max_width and len(current) > 1:
+            cut = len(current) - 1
+            while cut > 1 and font.getlength(current[:cut]) > max_width:
+                cut -= 1
+            lines.append(current[:cut])
+            current = current[cut:]
+        if len(lines) > max_lines:
+            break
+    if current:
+        lines.append(current)
+    if len(lines) > max_lines:
+        lines = lines[:max_lines]
+        last = lines[-1]
+        while last and font.getlength(last + "…") > max_width:
+            last = last[:-1]
+        lines[-1] = last.rstrip() + "…"
+    return lines
+
+
+def _frame(
+    i: int,
+    frames: int,
+    background: Image.Image,
+    overlay: Image.Image,
+    shapes: list[tuple[int, int, int]],
+    phases: list[float],
+    clock_font: _Font,
+) -> Image.Image:
+    width, height = overlay.size
+    t = i / frames  # 0..1 over the 12 s
+    offset = int(t * 2 * width)
+    image = background.crop((offset, 0, offset + width, height))
+    draw = ImageDraw.Draw(image)
+    radius = min(width, height) // 7
+    x = width / 2 + width / 3 * math.sin(2 * math.pi * 2 * t + phases[0])
+    y = height / 2 + height / 4 * math.sin(2 * math.pi * 3 * t + phases[1])
+    draw.ellipse((x - radius, y - radius, x + radius, y + radius), fill=shapes[0])
+    side = radius * 0.8
+    x = width / 2 + width / 2.5 * math.cos(2 * math.pi * t + phases[2])
+    y = height / 2 + height / 3 * math.cos(2 * math.pi * 2 * t + phases[3])
+    draw.rectangle((x - side, y - side, x + side, y + side), fill=shapes[1])
+    image.paste(overlay, (0, 0), overlay)
+    seconds = i / FPS
+    draw.text((width - 4, 4), f"{seconds:04.1f}s", font=clock_font, fill=(255, 255, 255),
+              anchor="ra")
+    draw.rectangle((0, height - 3, int(width * (i + 1) / frames), height), fill=(255, 255, 255))
+    return image
+
+
+class VideoCache:
+    """Rendered videos by key, LRU-bounded; each key is rendered once even when asked for
+    by many requests at the same time (a per-key lock)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._items: OrderedDict[Hashable, bytes] = OrderedDict()
+        self._rendering: dict[Hashable, threading.Lock] = {}
+        self.renders = 0
+        self.render_seconds = 0.0
+
+    def get(self, key: Hashable, render: Callable[[], bytes], *, max_entries: int) -> bytes:
+        """The cached bytes for ``key``, rendering them with ``render()`` if needed."""
+        with self._lock:
+            data = self._lookup(key)
+            if data is not None:
+                return data
+            key_lock = self._rendering.setdefault(key, threading.Lock())
+        with key_lock:
+            with self._lock:
+                data = self._lookup(key)
+            if data is not None:
+                return data
+            started = time.perf_counter()
+            try:
+                data = render()
+            finally:
+                with self._lock:
+                    self._rendering.pop(key, None)
+            with self._lock:
+                self.renders += 1
+                self.render_seconds += time.perf_counter() - started
+                self._items[key] = data
+                while len(self._items) > max_entries:
+                    self._items.popitem(last=False)
+        return data
+
+    def _lookup(self, key: Hashable) -> bytes | None:
+        data = self._items.get(key)
+        if data is not None:
+            self._items.move_to_end(key)
+        return data

@@ -1,0 +1,160 @@
+"""The one exception tree of sora-widgets.
+
+Errors are converted once, at the client boundary (``client.py``), and raised
+``from`` the transport error that caused them::
+
+    SoraError
+     ├── ValidationError            bad input, caught before anything is sent or charged
+     │    └── BudgetExceededError   the submit would pass SORA_BUDGET_USD
+     ├── APIError(status_code)      the relay answered with an error
+     │    ├── BadRequestError       400 (also a ValidationError: the server's words)
+     │    ├── AuthenticationError   401 missing or wrong key
+     │    ├── PermissionDeniedError 403 key not in the provider's VIP group / link expired
+     │    ├── NotFoundError         404 unknown task id
+     │    ├── RateLimitError        429, carries retry_after
+     │    ├── ServerError           5xx
+     │    └── MalformedResponseError  2xx whose body is not the documented JSON
+     ├── APIConnectionError         transport failure (refused, reset, timeout)
+     │    └── APITimeoutError
+     ├── SubmissionUnknown          a submit whose outcome is unknown: maybe charged
+     └── JobFailed                  the job ended ``failed`` (or was rejected)
+
+No message ever contains the API key: messages are built from server text and
+our own words only, and the client scrubs the key from server text as well.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "APIConnectionError",
+    "APIError",
+    "APITimeoutError",
+    "AuthenticationError",
+    "BadRequestError",
+    "BudgetExceededError",
+    "JobFailed",
+    "MalformedResponseError",
+    "NotFoundError",
+    "PermissionDeniedError",
+    "RateLimitError",
+    "ServerError",
+    "SoraError",
+    "SubmissionUnknown",
+    "ValidationError",
+]
+
+
+class SoraError(Exception):
+    """Base of every error raised by sora-widgets."""
+
+
+class ValidationError(SoraError, ValueError):
+    """The request is invalid; raised before anything is sent, so nothing is charged."""
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class BudgetExceededError(ValidationError):
+    """Submitting would take spend past the configured budget (``SORA_BUDGET_USD``)."""
+
+    def __init__(self, message: str, *, spent_usd: float, price_usd: float, budget_usd: float):
+        super().__init__(message, field="budget")
+        self.spent_usd = spent_usd
+        self.price_usd = price_usd
+        self.budget_usd = budget_usd
+
+
+class APIError(SoraError):
+    """The relay answered with an HTTP error status."""
+
+    def __init__(self, message: str, *, status_code: int, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status_code = status_code
+        self.code = code
+
+
+class BadRequestError(APIError, ValidationError):
+    """400: the relay rejected the request body (nothing was charged)."""
+
+    def __init__(self, message: str, *, status_code: int = 400, code: str | None = None):
+        APIError.__init__(self, message, status_code=status_code, code=code)
+        self.field = None
+
+
+class AuthenticationError(APIError):
+    """401: no API key, or a key the relay does not know."""
+
+
+class PermissionDeniedError(APIError):
+    """403: the key is valid but not in the provider's VIP group (or a link expired)."""
+
+
+class NotFoundError(APIError):
+    """404: the relay does not know this task id (or the video link is gone)."""
+
+
+class RateLimitError(APIError):
+    """429: too many requests; ``retry_after`` is in seconds when the server said."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int = 429,
+        code: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message, status_code=status_code, code=code)
+        self.retry_after = retry_after
+
+
+class ServerError(APIError):
+    """5xx from the relay or a gateway in front of it."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int,
+        code: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message, status_code=status_code, code=code)
+        self.retry_after = retry_after
+
+
+class MalformedResponseError(APIError):
+    """A success status whose body is not the JSON the contract describes."""
+
+
+class APIConnectionError(SoraError):
+    """The relay could not be reached, or the connection broke."""
+
+
+class APITimeoutError(APIConnectionError):
+    """The relay did not answer in time."""
+
+
+class SubmissionUnknown(SoraError):
+    """A submit that may have reached the relay but whose answer was lost.
+
+    The relay has no idempotency key and no list endpoint, so the job cannot be
+    found again and the submit is never retried automatically: it may have been
+    charged. ``local_id`` names the journal record kept for it.
+    """
+
+    def __init__(self, message: str, *, local_id: str | None = None) -> None:
+        super().__init__(message)
+        self.local_id = local_id
+
+
+class JobFailed(SoraError):
+    """The job ended ``failed`` (the relay's ``error.message``), or was rejected at submit."""
+
+    def __init__(self, message: str, *, job_id: str | None = None, code: str | None = None):
+        super().__init__(message)
+        self.job_id = job_id
+        self.code = code

@@ -1,0 +1,48 @@
+"""Where a notebook's ``<video>`` gets its file from.
+
+JupyterLab rewrites a *relative* ``src`` in ``text/html`` output (and in outputs
+inside an ``ipywidgets.Output``) to ``/files/<notebook dir>/...``, which serves
+only files under the Jupyter root; the per-user data dir is not. The relay's
+links expire and the emulator's ``127.0.0.1`` links fail from a remote
+browser. So a finished video is published next to the notebook — the kernel's
+working directory — as ``sora_videos/<task id>.mp4`` (a hard link when
+possible, else a copy), and referenced relatively: it plays live, after the
+notebook is saved and reopened, and in an ``nbconvert --to html`` export
+written beside it.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import re
+import shutil
+from pathlib import Path
+
+__all__ = ["DEFAULT_MEDIA_DIR", "data_uri", "publish_video"]
+
+DEFAULT_MEDIA_DIR = "sora_videos"
+_SAFE = re.compile(r"[^A-Za-z0-9_.-]")
+
+
+def publish_video(local_path: Path, name: str, media_dir: str = DEFAULT_MEDIA_DIR,
+                  root: Path | None = None) -> str:
+    """Place the video under ``root/media_dir`` and return its relative URL path."""
+    root = root or Path.cwd()
+    folder = root / media_dir
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / f"{_SAFE.sub('_', name)}.mp4"
+    if not (target.exists() and target.stat().st_size == local_path.stat().st_size):
+        tmp = target.with_name(f".{target.name}.tmp{os.getpid()}")
+        tmp.unlink(missing_ok=True)
+        try:
+            os.link(local_path, tmp)
+        except OSError:
+            shutil.copyfile(local_path, tmp)
+        os.replace(tmp, target)
+    return f"{media_dir.strip('/')}/{target.name}"
+
+
+def data_uri(local_path: Path) -> str:
+    """The whole video inline (``--embed``): a self-contained notebook, at a size cost."""
+    return "data:video/mp4;base64," + base64.b64encode(local_path.read_bytes()).decode("ascii")

@@ -1,0 +1,248 @@
+"""Plain data: a validated submit request and a leniently parsed task snapshot.
+
+Requests are strict (bad input must fail before anything is sent or charged);
+answers are lenient (a relay that adds fields, sends ``progress`` as a string or
+invents a status must not crash the client: unknown statuses are kept, not guessed).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import mimetypes
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from .config import DEFAULT_MODEL
+from .errors import MalformedResponseError, ValidationError
+
+__all__ = [
+    "ASPECT_RATIOS",
+    "DURATION_SECONDS",
+    "FINAL_STATUSES",
+    "KNOWN_STATUSES",
+    "TaskError",
+    "TaskSnapshot",
+    "VideoRequest",
+]
+
+ASPECT_RATIOS = ("16:9", "9:16")
+DURATION_SECONDS = 12
+KNOWN_STATUSES = ("queued", "in_progress", "completed", "failed")
+FINAL_STATUSES = frozenset({"completed", "failed"})
+MAX_PROMPT_CHARS = 10_000
+MAX_LOCAL_IMAGE_BYTES = 10 * 1024 * 1024
+
+
+def _image_to_url(image: object) -> str:
+    """An http(s) URL or ``data:image/...`` URI as is; a local image file as a data URI."""
+    if isinstance(image, Path) or (
+        isinstance(image, str) and not image.startswith(("http://", "https://", "data:"))
+        and Path(image).expanduser().is_file()
+    ):
+        path = Path(image).expanduser()
+        mime = mimetypes.guess_type(path.name)[0] or ""
+        if not mime.startswith("image/"):
+            raise ValidationError(f"image: {path.name!r} is not an image file", field="image")
+        if not path.is_file():
+            raise ValidationError(f"image: no such file {path.name!r}", field="image")
+        data = path.read_bytes()
+        if len(data) > MAX_LOCAL_IMAGE_BYTES:
+            raise ValidationError("image: local file is larger than 10 MB", field="image")
+        return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
+    if not isinstance(image, str):
+        raise ValidationError("image: must be a URL string or a local file path", field="image")
+    url = image.strip()
+    if url.startswith("data:"):
+        if not url.startswith("data:image/") or ";base64," not in url:
+            raise ValidationError("image: a data URI must be data:image/...;base64,...",
+                                  field="image")
+        return url
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc or any(c.isspace() for c in url):
+        raise ValidationError(
+            "image: must be an http(s) URL, a data:image/... URI or an existing local image file",
+            field="image",
+        )
+    return url
+
+
+@dataclass(frozen=True)
+class VideoRequest:
+    """A submit request that has passed validation (build it with :meth:`create`)."""
+
+    prompt: str | None
+    aspect_ratio: str = "16:9"
+    images: tuple[str, ...] = ()
+    model: str = DEFAULT_MODEL
+    duration: int = DURATION_SECONDS
+
+    @classmethod
+    def create(
+        cls,
+        prompt: str | None = None,
+        *,
+        aspect_ratio: str | None = "16:9",
+        image: str | Path | Iterable[str | Path] | None = None,
+        model: str | None = DEFAULT_MODEL,
+        duration: int | None = DURATION_SECONDS,
+    ) -> VideoRequest:
+        """Validate every field; raise :class:`ValidationError` naming the first bad one."""
+        if prompt is not None and not isinstance(prompt, str):
+            raise ValidationError("prompt: must be text", field="prompt")
+        text = (prompt or "").strip() or None
+        if text is not None and len(text) > MAX_PROMPT_CHARS:
+            raise ValidationError(f"prompt: longer than {MAX_PROMPT_CHARS} characters",
+                                  field="prompt")
+        if image is None:
+            images: tuple[str, ...] = ()
+        elif isinstance(image, (str, Path)):
+            images = (_image_to_url(image),) if str(image).strip() else ()
+        else:
+            images = tuple(_image_to_url(i) for i in image)
+        if text is None and not images:
+            raise ValidationError("prompt: give a prompt or an image (or both)", field="prompt")
+        ratio = "16:9" if aspect_ratio is None else str(aspect_ratio).strip()
+        if ratio not in ASPECT_RATIOS:
+            raise ValidationError(
+                f"aspect_ratio: must be 16:9 or 9:16, not {str(aspect_ratio)[:20]!r}",
+                field="aspect_ratio",
+            )
+        if duration is None:
+            duration = DURATION_SECONDS
+        if isinstance(duration, bool) or not isinstance(duration, int) or duration != 12:
+            raise ValidationError("duration: Sora 2 videos are always 12 seconds",
+                                  field="duration")
+        model_name = (model if model is not None else DEFAULT_MODEL)
+        if not isinstance(model_name, str) or not model_name.strip():
+            raise ValidationError("model: must not be blank", field="model")
+        return cls(text, ratio, images, model_name.strip(), duration)
+
+    def to_json(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"model": self.model}
+        if self.prompt is not None:
+            body["prompt"] = self.prompt
+        body["aspect_ratio"] = self.aspect_ratio
+        body["duration"] = self.duration
+        if len(self.images) == 1:
+            body["image"] = self.images[0]
+        elif self.images:
+            body["image"] = list(self.images)
+        return body
+
+    @classmethod
+    def from_json(cls, body: Mapping[str, Any]) -> VideoRequest:
+        return cls.create(body.get("prompt"), aspect_ratio=body.get("aspect_ratio"),
+                          image=body.get("image"), model=body.get("model"),
+                          duration=body.get("duration"))
+
+    def fingerprint(self) -> str:
+        """Identity for the no-double-pay cache: the same request gives the same video."""
+        canonical = json.dumps(self.to_json(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class TaskError:
+    message: str
+    code: str | None = None
+
+
+def _as_str(value: object) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+        text = str(value).strip()
+        return text or None
+    return None
+
+
+def _as_progress(value: object) -> int | None:
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, str):
+        value = value.strip().rstrip("%").strip()
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError, OverflowError):
+        return None
+    if number != number:  # NaN
+        return None
+    return int(max(0.0, min(100.0, number)))
+
+
+def _as_timestamp(value: object) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        number = float(value)
+    elif isinstance(value, str):
+        try:
+            number = float(value.strip())
+        except ValueError:
+            return None
+    else:
+        return None
+    return number if 0 < number < 1e11 else None
+
+
+def _as_error(value: object) -> TaskError | None:
+    if value is None:
+        return None
+    if isinstance(value, Mapping):
+        message = _as_str(value.get("message")) or "the relay reported a failure without a message"
+        return TaskError(message, _as_str(value.get("code")))
+    text = _as_str(value)
+    return TaskError(text) if text else None
+
+
+@dataclass(frozen=True)
+class TaskSnapshot:
+    """One answer of the relay about a task, parsed leniently."""
+
+    id: str
+    status: str
+    progress: int | None = None
+    video_url: str | None = None
+    error: TaskError | None = None
+    completed_at: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in FINAL_STATUSES
+
+    @property
+    def is_known_status(self) -> bool:
+        return self.status in KNOWN_STATUSES
+
+    @classmethod
+    def parse(cls, payload: object) -> TaskSnapshot:
+        """Parse a decoded JSON answer; raise :class:`MalformedResponseError` if it has no id."""
+        if not isinstance(payload, Mapping):
+            raise MalformedResponseError(
+                f"expected a JSON object, got {type(payload).__name__}", status_code=200)
+        task_id = _as_str(payload.get("id")) or _as_str(payload.get("task_id"))
+        if task_id is None:
+            raise MalformedResponseError("the answer has no task id", status_code=200)
+        raw_status = payload.get("status")
+        status = (_as_str(raw_status) or "unknown")[:64]
+        progress = _as_progress(payload.get("progress"))
+        if status == "completed":
+            progress = 100
+        video_url = _as_str(payload.get("video_url"))
+        extra = {k: v for k, v in payload.items() if k not in {
+            "id", "task_id", "status", "progress", "video_url", "error", "completed_at"}}
+        return cls(
+            id=task_id[:200],
+            status=status,
+            progress=progress,
+            video_url=video_url,
+            error=_as_error(payload.get("error")),
+            completed_at=_as_timestamp(payload.get("completed_at")),
+            extra=extra,
+        )
