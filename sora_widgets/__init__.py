@@ -31,7 +31,7 @@ from .errors import (
 
 if TYPE_CHECKING:
     from .client import SoraClient
-    from .jobs import Job
+    from .job import Job
     from .models import TaskSnapshot, VideoRequest
     from .widget import SoraWidget
 
@@ -66,7 +66,7 @@ __all__ = [
 
 _LAZY = {
     "SoraClient": "client",
-    "Job": "jobs",
+    "Job": "job",
     "TaskSnapshot": "models",
     "VideoRequest": "models",
     "SoraWidget": "widget",

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 if TYPE_CHECKING:
-    from .jobs import Job
+    from .job import Job
     from .store import Spend
 
 __all__ = [

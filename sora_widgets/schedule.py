@@ -24,11 +24,11 @@ class PollPolicy:
     scale: float = 1.0
     queued_interval: float = 4.0     # while queued (0–20 s): nothing to predict yet
     first_poll: float = 2.0          # the first GET after the submit answer
-    dense_interval: float = 0.8      # around the predicted end: p50 latency ≈ half of this
+    dense_interval: float = 0.7      # around the predicted end: p50 latency ≈ half of this
     approach_factor: float = 0.5     # sleep this share of the predicted remaining time
-    dense_window: float = 3.0        # switch to dense polling this close to the end
-    late_growth: float = 0.04        # interval grows by this per second past the prediction
-    late_max: float = 2.0
+    dense_window: float = 6.0        # switch to dense polling this close to the end
+    late_growth: float = 0.02        # interval grows by this per second past the prediction
+    late_max: float = 1.4
     blind_growth: float = 0.06       # no usable progress: interval = share of elapsed time
     blind_max: float = 6.0           # ... bounded: worst-case delay for a blind job
     min_interval: float = 0.25
@@ -59,6 +59,11 @@ class PollSchedule:
     def predicted_end(self) -> float | None:
         """Monotonic time at which progress reaches 100, from a least-squares fit."""
         points = [(t, p) for t, p in self.samples if p > 0]
+        if points:
+            # Drop a plateau at the end: a stall must not flatten the fitted rate (it would
+            # push the prediction late and make us oversleep the real end).
+            last_p = points[-1][1]
+            points = points[:next(i for i, (_, p) in enumerate(points) if p == last_p) + 1]
         if len(points) < 2 or points[-1][0] - points[0][0] < self.policy.s(1.0):
             return None
         n = len(points)
@@ -70,11 +75,9 @@ class PollSchedule:
         rate = sum((t - mean_t) * (p - mean_p) for t, p in points) / var
         if rate <= 1e-6:
             return None
-        # Anchor at the first point at the latest progress value: a stall does not
-        # move the predicted end later than the data says.
-        last_p = points[-1][1]
-        anchor = next(t for t, p in points if p == last_p)
-        return anchor + (100 - last_p) / rate
+        # Where the fitted line reaches 100: unlike "last sample + rest / rate", it is not
+        # pushed late when we first see a plateau value long after the stall began.
+        return mean_t + (100 - mean_p) / rate
 
     def next_delay(self, now: float, status: str, progress: int | None,
                    hint: float | None = None) -> float:
@@ -103,6 +106,5 @@ class PollSchedule:
                     late = -remaining
                     delay = min(pol.s(pol.late_max),
                                 pol.s(pol.dense_interval) + pol.late_growth * late)
-        if hint is not None:
-            delay = max(delay, hint)
-        return max(pol.s(pol.min_interval), min(delay, pol.s(pol.max_interval)))
+        delay = max(pol.s(pol.min_interval), min(delay, pol.s(pol.max_interval)))
+        return max(delay, hint) if hint is not None else delay

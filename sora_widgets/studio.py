@@ -16,15 +16,18 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from .config import Settings, price_of, settings
+from .config import APIKey, Settings, price_of, settings
 from .errors import BudgetExceededError, SoraError
-from .jobs import Backend, Job, poller
+from .job import Backend, Job, poller
 from .models import VideoRequest
 from .store import JobRecord, Journal, Spend
 
 __all__ = ["Studio", "default_studio", "generate", "jobs", "resume"]
 
 log = logging.getLogger("sora_widgets.studio")
+
+#: The embedded emulator wants a VIP key like the relay; this one is public and worthless.
+EMULATOR_KEY = APIKey("sk-local-emulator")
 
 
 class Studio:
@@ -76,7 +79,7 @@ class Studio:
         current = current or settings()
         use_emulator = current.uses_emulator if emulator is None else emulator
         if use_emulator:
-            return Backend(self.emulator_url(current), None, emulator=True,
+            return Backend(self.emulator_url(current), EMULATOR_KEY, emulator=True,
                            time_scale=current.emulator_time_scale)
         return Backend(base_url or current.base_url, current.api_key, emulator=False,
                        time_scale=current.poll_scale)

@@ -96,7 +96,8 @@ class EmulatorConfig:
             or self.poll_hint_ms < 0
         ):
             raise ValueError("poll_hint_ms must be a non-negative int or None")
-        if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, int)):
+        seed = self.seed
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
             raise ValueError("seed must be an int or None")
         if not isinstance(self.video_cache_size, int) or self.video_cache_size < 1:
             raise ValueError("video_cache_size must be a positive int")

@@ -19,7 +19,7 @@ from urllib.parse import parse_qs
 
 __all__ = ["LinkSigner"]
 
-_SECRET_FILE = "link-secret"
+_KEY_FILE = "link-signing.key"
 
 
 class LinkSigner:
@@ -27,7 +27,7 @@ class LinkSigner:
 
     def __init__(self, state_dir: Path | None = None) -> None:
         self._lock = threading.Lock()
-        self._path = None if state_dir is None else Path(state_dir) / _SECRET_FILE
+        self._path = None if state_dir is None else Path(state_dir) / _KEY_FILE
         self._secret = self._load() or self._rotate()
 
     def query(self, task_id: str, ttl_seconds: float | None) -> str:

@@ -14,7 +14,7 @@ import bisect
 import random
 import secrets
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any, NamedTuple
 
 __all__ = ["FAILURES", "Task", "TaskState", "VideoRequest", "draw_task", "new_task_id"]
@@ -76,8 +76,8 @@ class Task:
     error_message: str | None
     error_code: str | None
     #: Progress curve: seconds after ``started_at`` -> progress, both non-decreasing.
-    curve_t: tuple[float, ...]
-    curve_p: tuple[float, ...]
+    curve_t: tuple[float, ...] = field(repr=False)
+    curve_p: tuple[float, ...] = field(repr=False)
 
     @property
     def fails(self) -> bool:

@@ -83,7 +83,7 @@ def render_mp4(*, seed: str, prompt: str, aspect_ratio: str, scale: float = 1.0,
             frames = FPS * DURATION_SECONDS
             for i in range(frames):
                 image = _frame(i, frames, background, overlay, shapes, phases, clock_font)
-                frame = av.VideoFrame.from_image(image)
+                frame = av.VideoFrame.from_image(image)  # type: ignore[no-untyped-call]
                 frame.pts, frame.time_base = i, Fraction(1, FPS)
                 out.mux(stream.encode(frame))
             out.mux(stream.encode(None))

@@ -35,7 +35,7 @@ from .store import SETTLED, JobRecord, Journal
 
 __all__ = ["Backend", "Job", "Poller", "poller"]
 
-log = logging.getLogger("sora_widgets.jobs")
+log = logging.getLogger("sora_widgets.job")
 
 #: Characters allowed in a video file name (task ids come from the server).
 _SAFE_ID = re.compile(r"[^A-Za-z0-9_.-]")

@@ -1,0 +1,31 @@
+"""A local Sora 2 relay: the relay's HTTP API, for free, over real loopback HTTP.
+
+It speaks ``relay-api.md`` exactly: ``POST /v1/videos`` answers a queued task, and
+``GET /v1/videos/{id}`` shows it go queued -> in_progress (progress rising) -> completed
+with a link to a real, playable 12 s H.264 mp4 (or failed with an error). Used by the
+package when no API key is set, by the test suite, and by the benchmarks.
+
+Keys: any non-blank Bearer key is a VIP key, except keys starting with ``nonvip`` (and
+any listed in ``EmulatorConfig.non_vip_keys``), which get 403 as ordinary relay keys do.
+No key gets 401. Keys are never echoed or logged.
+
+Besides the relay API: ``GET /_emulator/stats``, ``GET|POST /_emulator/config``,
+``POST /_emulator/inject``, ``POST /_emulator/expire`` and ``POST /_emulator/reset_stats``
+(no auth), mirroring ``RunningEmulator``'s methods.
+
+This package is a separate room: it imports nothing from the rest of ``sora_widgets``
+(and never IPython or ipywidgets); the core never imports it.
+
+    >>> from sora_widgets.emulator import EmulatorConfig, start_emulator
+    >>> with start_emulator(EmulatorConfig(time_scale=0.01, seed=1)) as emu:  # doctest: +SKIP
+    ...     emu.base_url
+    'http://127.0.0.1:54321'
+"""
+
+from __future__ import annotations
+
+from .config import EmulatorConfig
+from .server import RunningEmulator, serve_forever, start_emulator
+from .tasks import Task
+
+__all__ = ["EmulatorConfig", "RunningEmulator", "Task", "serve_forever", "start_emulator"]

@@ -1,0 +1,5 @@
+"""``python -m sora_widgets.emulator``."""
+
+from .cli import main
+
+raise SystemExit(main())
