@@ -395,7 +395,7 @@ class AsyncSoraClient(_Base):
                 except httpx.TransportError as exc:
                     raise transport_error(exc) from exc
                 out.flush()
-                await asyncio.to_thread(os.fsync, out.fileno())
+                os.fsync(out.fileno())  # no executor thread: the poller stays one thread
             os.replace(tmp_name, path)
         except BaseException:
             Path(tmp_name).unlink(missing_ok=True)

@@ -296,6 +296,9 @@ class Poller:
     def _schedule(self, job: Job, *, submit: bool) -> None:
         with self._lock:
             self._jobs[job.local_id] = job
+        job._cancelled = False
+        if not job.done or (job.status == "completed" and job.local_path is None):
+            job._settled.clear()
         job.tracking = True
         loop = self._ensure_running()
 

@@ -19,15 +19,26 @@ import re
 import shutil
 from pathlib import Path
 
-__all__ = ["DEFAULT_MEDIA_DIR", "data_uri", "publish_video"]
+__all__ = ["DEFAULT_MEDIA_DIR", "check_media_dir", "data_uri", "publish_video"]
 
 DEFAULT_MEDIA_DIR = "sora_videos"
 _SAFE = re.compile(r"[^A-Za-z0-9_.-]")
 
 
+def check_media_dir(media_dir: str) -> str:
+    """``media_dir`` if it is a plain relative folder (a browser resolves it from the notebook)."""
+    parts = media_dir.replace("\\", "/").strip("/").split("/")
+    if (not media_dir.strip() or Path(media_dir).is_absolute() or ":" in media_dir
+            or any(p in ("", ".", "..") for p in parts)):
+        raise ValueError(f"media_dir must be a relative folder like 'sora_videos', "
+                         f"not {media_dir!r}")
+    return "/".join(parts)
+
+
 def publish_video(local_path: Path, name: str, media_dir: str = DEFAULT_MEDIA_DIR,
                   root: Path | None = None) -> str:
     """Place the video under ``root/media_dir`` and return its relative URL path."""
+    media_dir = check_media_dir(media_dir)
     root = root or Path.cwd()
     folder = root / media_dir
     folder.mkdir(parents=True, exist_ok=True)
@@ -40,7 +51,7 @@ def publish_video(local_path: Path, name: str, media_dir: str = DEFAULT_MEDIA_DI
         except OSError:
             shutil.copyfile(local_path, tmp)
         os.replace(tmp, target)
-    return f"{media_dir.strip('/')}/{target.name}"
+    return f"{media_dir}/{target.name}"
 
 
 def data_uri(local_path: Path) -> str:

@@ -13,7 +13,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -117,6 +117,20 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def _retry_locked(action: Callable[[], object], seconds: float = 30.0) -> None:
+    """Switching to WAL and creating the schema can meet SQLITE_BUSY without the busy
+    handler (another kernel opening the same new journal): retry for a while."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            action()
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+
+
 class Journal:
     """Thread-safe access to the journal file (one connection per thread)."""
 
@@ -124,7 +138,8 @@ class Journal:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
-        self._connect().executescript(SCHEMA)  # idempotent; executescript commits itself
+        db = self._connect()
+        _retry_locked(lambda: db.executescript(SCHEMA))  # idempotent; commits itself
 
     def _connect(self) -> sqlite3.Connection:
         db: sqlite3.Connection | None = getattr(self._local, "db", None)
@@ -132,9 +147,9 @@ class Journal:
             db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None,
                                  check_same_thread=False)
             db.row_factory = sqlite3.Row
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")
             db.execute("PRAGMA busy_timeout=30000")
+            _retry_locked(lambda: db.execute("PRAGMA journal_mode=WAL"))
+            db.execute("PRAGMA synchronous=NORMAL")
             self._local.db = db
         return db
 

@@ -433,8 +433,8 @@ def _byte_range(header: str | None, size: int) -> tuple[int, int] | None:
         end = int(last) if last else size - 1
     except ValueError:
         return None
-    if start < 0 or end < start:
-        return None
     if start >= size:
         raise _Unsatisfiable
+    if end < start:
+        return None
     return start, min(end, size - 1)

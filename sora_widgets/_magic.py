@@ -1,0 +1,567 @@
+"""``%sora`` / ``%%sora``: generate Sora 2 videos from a notebook cell.
+
+Output design, and why:
+
+* One call, one display slot (a ``display_id``). While jobs run, the slot holds an
+  ipywidgets view (``IntProgress`` + an ``HTML`` status line) that the poller thread
+  updates by *setting traits only*: output printed or displayed from that thread would
+  land in whatever cell runs now.
+* When every job has settled, the slot is replaced (``update_display_data``) by plain
+  ``text/html`` playing the video's *local copy* published next to the notebook
+  (``media.publish_video``: a relative ``src`` JupyterLab serves as ``/files/...``), or
+  a base64 ``data:`` URI with ``--embed``. The live widgets are then closed, so the saved
+  notebook keeps just that HTML: it plays after reopening, without a kernel and in an
+  ``nbconvert --to html`` export written beside the notebook.
+* That final update is sent from the poller thread, so it borrows the parent header
+  captured when the magic ran (ipykernel >= 7 ``set_thread_parent``). JupyterLab keeps
+  every cell's execute future alive, so the update lands in the cell that started the
+  job. In plain IPython (no such API) it is simply published. With ``--wait``
+  everything happens on the main thread, inside the cell.
+
+Usage errors (bad options, bad input, budget) raise ``UsageError`` before anything
+is sent. The API key never reaches an output, a widget trait or a message.
+Modelled on anywidget's ``_cellmagic.py`` and jupysql's ``magic.py``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import getpass
+import keyword
+import logging
+import os
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, cast
+
+from IPython.core import magic_arguments as _margs
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, line_cell_magic, magics_class
+from IPython.core.magic_arguments import MagicArgumentParser
+from IPython.display import display as _display
+from IPython.utils.process import arg_split  # type: ignore[attr-defined]
+from IPython.utils.text import DollarFormatter
+from traitlets import All, Bool, Enum, TraitError, Unicode, validate
+from traitlets.config import Configurable
+
+from . import media, render
+from .config import price_of, set_session_key, settings
+from .errors import SoraError
+
+if TYPE_CHECKING:
+    from IPython.core.interactiveshell import InteractiveShell
+
+    from .job import Job
+    from .models import VideoRequest
+    from .studio import Studio
+
+__all__ = ["SoraMagics", "load_ipython_extension"]
+
+log = logging.getLogger("sora_widgets.magic")
+
+SUBCOMMANDS = ("jobs", "show", "resume", "cost", "key")
+MAX_VARIATIONS = 10
+_BAR_STYLES = {"completed": "success", "failed": "danger", "unknown": "danger"}
+Bundle = dict[str, str]
+
+# IPython leaves these untyped; typed aliases keep ``mypy --strict`` meaningful here.
+_Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
+argument = cast("Callable[..., _Decorator]", _margs.argument)
+magic_arguments = cast("Callable[..., _Decorator]", _margs.magic_arguments)
+display = cast("Callable[..., object]", _display)
+_new_parser = cast("Callable[..., MagicArgumentParser]", MagicArgumentParser)
+
+
+def _unquote(token: str) -> str:
+    """IPython's ``arg_split`` keeps quotes on POSIX; a quoted token means its content."""
+    if len(token) >= 2 and token[0] == token[-1] and token[0] in "\"'":
+        return token[1:-1]
+    return token
+
+
+def _split(line: str) -> list[str]:
+    try:
+        return list(arg_split(line, strict=True))
+    except ValueError as exc:  # "No closing quotation"
+        raise UsageError(f"%sora: {exc}") from None
+
+
+def _settled(job: Job) -> bool:
+    """Nothing more will change: final, and a completed video saved (or given up on)."""
+    if job.status in ("failed", "unknown"):
+        return True
+    if job.status == "completed":
+        return job.local_path is not None or not job.tracking
+    return False
+
+
+def _adopt(job: Job) -> Job:
+    """Make a handle from the journal live again (what the cache does for a re-run)."""
+    from .job import poller
+
+    if job.tracking or job.id is None:
+        return job
+    if not job.done or (job.status == "completed" and job.local_path is None):
+        poller().track(job)
+    return job
+
+
+@dataclass(frozen=True)
+class _Look:
+    """How finished jobs are shown, fixed when the magic runs (``%config`` may change later)."""
+
+    embed: bool = False
+    autodownload: bool = True
+    media_dir: str = media.DEFAULT_MEDIA_DIR
+
+    def job(self, job: Job) -> tuple[str, str]:
+        """(html, text) of a settled job: the player of the local copy, or the red box."""
+        if job.status != "completed":
+            return render.job_html(job), render.job_text(job)
+        path = job.local_path if job.local_path is not None and job.local_path.is_file() else None
+        src: str | None = None
+        note: str | None = None
+        if path is None:
+            why = job.download_error or "no file"
+            note = f"the video could not be saved ({why}); job.download() retries"
+            src = job.video_url
+        elif self.embed:
+            src = media.data_uri(path)
+            note = (f"embedded in this notebook: {render.size_text(path.stat().st_size)} mp4, "
+                    f"{render.size_text(len(src))} as base64")
+        elif self.autodownload:
+            src = render.local_src(job, self.media_dir)
+            if src is None:
+                note = "could not copy the video next to the notebook; the relay's link expires"
+                src = job.video_url
+        else:
+            note = "SoraMagics.autodownload is off: this plays the relay's link, which expires"
+            src = job.video_url
+        return (render.job_html(job, src, note=note, media_dir=self.media_dir),
+                render.job_text(job, src))
+
+    def bundle(self, jobs: Sequence[Job]) -> Bundle:
+        parts = [self.job(j) for j in jobs]
+        if len(parts) == 1:
+            html, text = parts[0]
+        else:
+            html = render.grid_html(p[0] for p in parts)
+            text = "\n".join(p[1] for p in parts)
+        return {"text/html": html, "text/plain": text}
+
+
+def _status_bundle(jobs: Sequence[Job]) -> Bundle:
+    htmls = [render.status_html(j) for j in jobs]
+    html = htmls[0] if len(htmls) == 1 else render.grid_html(htmls)
+    return {"text/html": html, "text/plain": "\n".join(render.job_text(j) for j in jobs)}
+
+
+class _LiveView:
+    """One display slot: live progress while jobs run, then the final HTML in its place."""
+
+    def __init__(self, shell: InteractiveShell, jobs: Sequence[Job], look: _Look, *,
+                 widgets: bool, wait: bool) -> None:
+        self.shell = shell
+        self.jobs = list(jobs)
+        self.look = look
+        self._use_widgets = widgets
+        self._background = not wait
+        self._lock = threading.Lock()
+        self._finished = False
+        self._handle: Any = None
+        self._bars: dict[str, tuple[Any, Any]] = {}
+        self._widgets: list[Any] = []
+        get_parent = getattr(shell, "get_parent", None)
+        self._parent: Any = get_parent() if callable(get_parent) else None
+
+    @property
+    def finished(self) -> bool:
+        return self._finished
+
+    def show(self) -> None:
+        """Display the slot (main thread); already settled jobs go straight to the result."""
+        if all(_settled(j) for j in self.jobs):
+            self._finished = True
+            self._handle = display(self.look.bundle(self.jobs), raw=True, display_id=True)
+            return
+        if self._use_widgets:
+            self._handle = display(self._build_widgets(), display_id=True)
+        else:
+            self._handle = display(_status_bundle(self.jobs), raw=True, display_id=True)
+        for job in self.jobs:  # observe after displaying: an update never precedes its slot
+            job.observe(self._on_change, names=All)
+            self._refresh(job)
+        if self._background and all(_settled(j) for j in self.jobs):
+            self._finish(in_thread=False)
+
+    def wait(self) -> None:
+        """``--wait``: block (Ctrl-C leaves the jobs running), then finish on the main thread."""
+        try:
+            for job in self.jobs:
+                with contextlib.suppress(SoraError):  # failures are shown, not raised
+                    job.wait()
+        except KeyboardInterrupt:
+            with self._lock:
+                self._background = True
+            print("Interrupted: the job keeps running (and is paid for); its result "
+                  "will replace the progress above.")
+            if not all(_settled(j) for j in self.jobs):
+                return
+        self._finish(in_thread=False)
+
+    # -- widgets (created on the main thread, then only their traits change) -----------------
+
+    def _build_widgets(self) -> Any:
+        import ipywidgets as w
+
+        cells = []
+        for job in self.jobs:
+            status = w.HTML(value=render.status_html(job, bar=False))
+            bar = w.IntProgress(value=int(job.progress), min=0, max=100, bar_style="",
+                                layout=w.Layout(width="320px"))
+            self._bars[job.local_id] = (bar, status)
+            cell = w.VBox([status, bar])
+            cells.append(cell)
+            self._widgets += [status, bar, cell]
+        if len(cells) == 1:
+            return cells[0]
+        grid = w.GridBox(cells, layout=w.Layout(
+            grid_template_columns="repeat(auto-fill, minmax(320px, 1fr))", grid_gap="12px"))
+        self._widgets.append(grid)
+        return grid
+
+    def _refresh(self, job: Job) -> None:
+        pair = self._bars.get(job.local_id)
+        if pair is None or self._finished:
+            return
+        bar, status = pair
+        bar.value = int(job.progress) if job.status != "completed" else 100
+        bar.bar_style = _BAR_STYLES.get(job.status, "")
+        status.value = render.status_html(job, bar=False)
+
+    # -- the poller thread ------------------------------------------------------------------
+
+    def _on_change(self, change: dict[str, Any]) -> None:
+        """Runs in the poller thread: traits only, and never raise (it serves every job)."""
+        try:
+            self._refresh(change["owner"])
+            if self._background and all(_settled(j) for j in self.jobs):
+                self._finish(in_thread=True)
+        except Exception:
+            log.exception("could not update the %%sora output")
+
+    def _finish(self, *, in_thread: bool) -> None:
+        """Replace the live slot by the final HTML, in the cell that started the jobs."""
+        with self._lock:
+            if self._finished:
+                return
+            self._finished = True
+        for job in self.jobs:
+            with contextlib.suppress(ValueError):
+                job.unobserve(self._on_change, names=All)
+        bundle = self.look.bundle(self.jobs)
+        set_parent = getattr(self.shell, "set_thread_parent", None)
+        reset_parent = getattr(self.shell, "reset_thread_parent", None)
+        tokens = None
+        if in_thread and self._parent is not None and callable(set_parent) \
+                and callable(reset_parent):
+            tokens = set_parent(self._parent)
+        try:
+            self._handle.update(bundle, raw=True)
+        finally:
+            if tokens is not None and callable(reset_parent):
+                reset_parent(tokens)
+        for widget in reversed(self._widgets):
+            with contextlib.suppress(Exception):
+                widget.close()
+
+
+@magics_class
+class SoraMagics(Magics, Configurable):
+    """The ``%sora`` magics; defaults are ``%config SoraMagics.<trait> = ...`` settings."""
+
+    default_ratio = Enum(["16:9", "9:16"], "16:9",
+                         help="Aspect ratio when --ratio is not given.").tag(config=True)
+    model = Unicode("", help="Model when --model is not given (empty: SORA_MODEL, "
+                    "else sora-2).").tag(config=True)
+    base_url = Unicode("", help="Relay base URL (empty: SORA_BASE_URL); used only with "
+                       "an API key.").tag(config=True)
+    autodownload = Bool(True, help="Play finished videos from a copy next to the notebook "
+                        "(media_dir), so saved and exported notebooks keep them. Off: play "
+                        "the relay's link, which expires.").tag(config=True)
+    embed = Bool(False, help="Inline finished videos as base64 (a self-contained notebook, "
+                 "several MB per video).").tag(config=True)
+    media_dir = Unicode(media.DEFAULT_MEDIA_DIR, help="Folder, relative to the notebook, "
+                        "that finished videos are copied to.").tag(config=True)
+
+    def __init__(self, shell: InteractiveShell | None = None, **kwargs: Any) -> None:
+        super().__init__(shell=shell, **kwargs)
+        #: Live progress as ipywidgets (None: only in a Jupyter kernel, where they render).
+        self.live_widgets: bool | None = None
+
+    @validate("media_dir")
+    def _check_media_dir(self, proposal: dict[str, Any]) -> str:
+        try:
+            return media.check_media_dir(str(proposal["value"]))
+        except ValueError as exc:
+            raise TraitError(str(exc)) from None
+
+    @validate("base_url")
+    def _check_base_url(self, proposal: dict[str, Any]) -> str:
+        url = str(proposal["value"]).strip().rstrip("/")
+        if url and not url.startswith(("http://", "https://")):
+            raise TraitError(f"base_url must be an http(s) URL, not {url[:40]!r}")
+        return url
+
+    # -- the magic ------------------------------------------------------------------------
+
+    @magic_arguments()
+    @argument("prompt", nargs="*", help="The prompt ({var} and $var interpolate notebook "
+              "variables). In %%sora, the cell body is the prompt.")
+    @argument("-r", "--ratio", metavar="RATIO", help="16:9 or 9:16 "
+              "(default: SoraMagics.default_ratio).")
+    @argument("-i", "--image", action="append", metavar="URL_OR_FILE",
+              help="First-frame reference image: http(s) URL or local file (repeatable).")
+    @argument("--model", help="Model name (default: SoraMagics.model or SORA_MODEL).")
+    @argument("--force", action="store_true",
+              help="Submit (and pay) again even if an identical request was made before.")
+    @argument("-n", type=int, default=1, metavar="N", dest="n",
+              help=f"N variations in parallel, shown as a grid (1-{MAX_VARIATIONS}); the "
+              "total cost is stated before submitting.")
+    @argument("--wait", action="store_true", help="Block until the videos are done.")
+    @argument("-o", "--output", metavar="NAME",
+              help="Store the Job (a list of Jobs with -n > 1) in this variable.")
+    @argument("--embed", action="store_true",
+              help="Inline the finished video as base64 (self-contained notebook).")
+    @line_cell_magic
+    def sora(self, line: str, cell: str | None = None) -> None:
+        """Generate a Sora 2 video (12 s) and play it in this cell.
+
+        %sora a golden retriever puppy running through sunflowers
+        %sora "a portrait of a cat" --ratio 9:16 --image https://.../cat.jpg
+        %%sora --ratio 9:16 -n 3
+        a multi-line prompt in the cell body
+
+        The cell returns at once; progress shows live and the finished video replaces it
+        (played from a copy in ./sora_videos/, so saved and exported notebooks keep it).
+        Each submit costs $0.90 on the relay (nothing on the local emulator, used when no
+        SORA_API_KEY is set). Re-running an identical request shows the earlier result
+        for free; --force pays again. With -n N, the N newest earlier identical jobs are
+        reused the same way and only the missing variations are submitted (--force: N new).
+
+        Sub-commands:
+          %sora jobs [-n LIMIT]        history: status, cost, thumbnails
+          %sora show ID [--embed] [--wait]   re-render a past job
+          %sora resume                 re-attach unfinished jobs (after a kernel restart)
+          %sora cost                   spend this session and all time
+          %sora key [--forget]         ask for an API key (getpass; memory only, never shown)
+        A prompt that starts with one of these words must be quoted: %sora "show me a cat".
+        """
+        tokens = _split(line)
+        if tokens and tokens[0] in SUBCOMMANDS:
+            if cell is not None and cell.strip():
+                raise UsageError(f"%%sora {tokens[0]} takes no cell body")
+            getattr(self, f"_cmd_{tokens[0]}")(tokens[1:])
+            return
+        parser = cast(MagicArgumentParser, SoraMagics.sora.parser)  # type: ignore[attr-defined]
+        args = parser.parse_intermixed_args(tokens)
+        self._generate(args, cell)
+
+    # -- generating -------------------------------------------------------------------------
+
+    def _prompt(self, words: Sequence[str], cell: str | None) -> str | None:
+        on_line = " ".join(_unquote(w) for w in words).strip()
+        body = self._expand(cell).strip() if cell else ""
+        if on_line and body:
+            raise UsageError("%%sora: give the prompt on the magic line or in the cell "
+                             "body, not both")
+        return body or on_line or None
+
+    def _expand(self, text: str) -> str:
+        """``{var}`` / ``$var`` in a cell body, as IPython does for magic lines."""
+        namespace = dict(self.shell.user_ns) if self.shell is not None else {}
+        try:
+            return str(DollarFormatter().vformat(text, args=[], kwargs=namespace))
+        except Exception:  # like InteractiveShell.var_expand: leave the text as written
+            return text
+
+    def _generate(self, args: Any, cell: str | None) -> None:
+        from .models import VideoRequest
+        from .studio import default_studio
+
+        n = int(args.n)
+        if not 1 <= n <= MAX_VARIATIONS:
+            raise UsageError(f"%sora: -n must be between 1 and {MAX_VARIATIONS}, not {n}")
+        name = _unquote(args.output) if args.output else None
+        if name is not None and (not name.isidentifier() or keyword.iskeyword(name)):
+            raise UsageError(f"%sora: -o needs a Python variable name, not {name[:40]!r}")
+        prompt = self._prompt(args.prompt, cell)
+        ratio = _unquote(args.ratio) if args.ratio else self.default_ratio
+        images = [_unquote(i) for i in args.image] if args.image else None
+        try:
+            current = settings()
+            model = _unquote(args.model) if args.model else (self.model or current.model)
+            request = VideoRequest.create(prompt, aspect_ratio=ratio, image=images,
+                                          model=model)
+        except SoraError as exc:
+            raise UsageError(f"%sora: {exc}") from None
+        look = self._look(embed=bool(args.embed))
+        studio = default_studio()
+        submit: Callable[[bool], Job] = lambda force: studio.generate(  # noqa: E731
+            prompt, aspect_ratio=ratio, image=images, model=model, force=force,
+            base_url=self.base_url or None)
+        try:
+            if n == 1:
+                jobs = [submit(bool(args.force))]
+            else:
+                jobs = self._variations(studio, request, n, bool(args.force), submit)
+        except SoraError as exc:  # raised before the POST (budget, emulator missing...)
+            raise UsageError(f"%sora: {exc}") from None
+        if name is not None:
+            self.shell.user_ns[name] = jobs[0] if n == 1 else jobs  # type: ignore[union-attr]
+        self._present(jobs, look, wait=bool(args.wait))
+
+    def _variations(self, studio: Studio, request: VideoRequest, n: int, force: bool,
+                    submit: Callable[[bool], Job]) -> list[Job]:
+        """Reuse the newest identical jobs (free), submit the rest forced; say the cost first."""
+        current = settings()
+        backend = studio.backend(current, base_url=self.base_url or None)
+        reused = [] if force else self._earlier(studio, request, backend.journal_name, n)
+        new = n - len(reused)
+        price = price_of(request.model, current.prices)
+        if new and not backend.emulator and current.budget_usd is not None:
+            spent = studio.spend()["session"].worst_case_usd
+            if spent + new * price > current.budget_usd + 1e-9:
+                raise UsageError(
+                    f"%sora: {new} × ${price:.2f} = ${new * price:.2f} would pass the "
+                    f"budget: this session has spent ${spent:.2f} of its SORA_BUDGET_USD="
+                    f"${current.budget_usd:.2f}. Nothing was sent.")
+        text = render.batch_cost_text(new, len(reused), price, emulator=backend.emulator)
+        display({"text/html": f"<div class='sora-cost'>{render.escape(text)}</div>",
+                 "text/plain": text}, raw=True)
+        jobs = list(reused)
+        for _ in range(new):
+            jobs.append(submit(True))
+        return jobs
+
+    @staticmethod
+    def _earlier(studio: Studio, request: VideoRequest, backend: str, n: int) -> list[Job]:
+        """Up to ``n`` earlier jobs of this request, newest first (the cache's rule)."""
+        fingerprint = request.fingerprint()
+        records = [r for r in studio.journal().history()
+                   if r.fingerprint == fingerprint and r.backend == backend
+                   and not (r.status == "failed" and r.charge == "none" and r.task_id is None)]
+        jobs = []
+        for record in records[:n]:
+            job = studio.get(record.local_id)
+            job.cached = True
+            jobs.append(_adopt(job))
+        return jobs
+
+    def _look(self, *, embed: bool = False) -> _Look:
+        return _Look(embed=embed or self.embed, autodownload=self.autodownload,
+                     media_dir=self.media_dir)
+
+    def _present(self, jobs: Sequence[Job], look: _Look, *, wait: bool) -> None:
+        assert self.shell is not None
+        widgets = self.live_widgets
+        if widgets is None:
+            widgets = getattr(self.shell, "kernel", None) is not None
+        view = _LiveView(self.shell, jobs, look, widgets=widgets, wait=wait)
+        view.show()
+        if wait and not view.finished:
+            view.wait()
+
+    # -- sub-commands -----------------------------------------------------------------------
+
+    @staticmethod
+    def _parser(prog: str) -> MagicArgumentParser:
+        return _new_parser(prog=f"%sora {prog}", description=None)
+
+    def _cmd_jobs(self, rest: list[str]) -> None:
+        from .studio import default_studio
+
+        parser = self._parser("jobs")
+        parser.add_argument("-n", type=int, default=20, dest="limit", metavar="LIMIT")
+        args = parser.parse_args(rest)
+        jobs = default_studio().jobs(max(1, args.limit))
+        sources = {}
+        for job in jobs:
+            src = render.local_src(job, self.media_dir) if job.status == "completed" else None
+            if src is not None:
+                sources[job.local_id] = src
+        text = "\n".join(render.job_text(j, sources.get(j.local_id)) for j in jobs)
+        display({"text/html": render.jobs_table_html(jobs, sources),
+                 "text/plain": text or "No jobs yet."}, raw=True)
+
+    def _cmd_show(self, rest: list[str]) -> None:
+        from .studio import default_studio
+
+        parser = self._parser("show")
+        parser.add_argument("ref", metavar="ID", help="task id or local id (or a prefix)")
+        parser.add_argument("--embed", action="store_true")
+        parser.add_argument("--wait", action="store_true")
+        args = parser.parse_args(rest)
+        try:
+            job = default_studio().get(_unquote(args.ref))
+        except SoraError as exc:
+            raise UsageError(f"%sora show: {exc}") from None
+        self._present([_adopt(job)], self._look(embed=args.embed), wait=args.wait)
+
+    def _cmd_resume(self, rest: list[str]) -> None:
+        from .studio import default_studio
+
+        self._parser("resume").parse_args(rest)
+        jobs = default_studio().resume()
+        if not jobs:
+            text = "Nothing to resume: every job in the journal is finished."
+            display({"text/html": f"<div>{render.escape(text)}</div>", "text/plain": text},
+                    raw=True)
+            return
+        self._present(jobs, self._look(), wait=False)
+
+    def _cmd_cost(self, rest: list[str]) -> None:
+        from .studio import default_studio
+
+        self._parser("cost").parse_args(rest)
+        try:
+            current = settings()
+            spend = default_studio().spend()
+        except SoraError as exc:
+            raise UsageError(f"%sora cost: {exc}") from None
+        session, all_time = spend["session"], spend["all_time"]
+        text = (f"This session: ${session.charged_usd:.2f}; all time: "
+                f"${all_time.charged_usd:.2f} ({all_time.jobs} paid jobs)")
+        if current.uses_emulator:
+            text += f". No SORA_API_KEY: new jobs run on the {render.EMULATOR_BADGE}."
+        display({"text/html": render.spend_html(session, all_time, current.budget_usd,
+                                                emulator=current.uses_emulator),
+                 "text/plain": text}, raw=True)
+
+    def _cmd_key(self, rest: list[str]) -> None:
+        if rest == ["--forget"]:
+            set_session_key(None)
+            print("Forgot the session key.")
+            return
+        if rest:  # never echo what was typed: it may be the key itself
+            raise UsageError(
+                "%sora key takes no value: a key typed into a cell is saved in the notebook "
+                "and its history. Run `%sora key` alone and paste the key at the prompt "
+                "(or `%sora key --forget`).")
+        value = getpass.getpass("Sora API key (kept in memory for this session only): ")
+        if not value.strip():
+            print("No key entered; nothing changed.")
+            return
+        set_session_key(value)
+        message = "Key set for this session: kept in memory only, never saved or shown."
+        if os.environ.get("SORA_API_KEY", "").strip():
+            message += " Note: SORA_API_KEY is set in the environment and takes precedence."
+        print(message)
+
+
+def load_ipython_extension(ipython: InteractiveShell) -> None:
+    """``%load_ext sora_widgets``: register the magics once (loading again is harmless)."""
+    if any(isinstance(c, SoraMagics) for c in getattr(ipython, "configurables", [])):
+        return
+    ipython.register_magics(SoraMagics(shell=ipython))

@@ -1,0 +1,431 @@
+"""``SoraWidget``: a form and a gallery of job cards, built from stock ipywidgets 8 controls.
+
+Like tqdm's ``notebook.py``, the UI only wraps the plain core: ``Studio.generate``
+does the work and the one poller thread drives every ``Job``. Cards observe their
+job and only *set widget traits* from that thread; nothing is displayed or printed
+there (such output lands in whatever cell runs now).
+
+The finished video goes into an ``Output`` widget's ``outputs``: JupyterLab renders
+those with the notebook's rendermime, which turns the relative ``src`` that
+``media.publish_video`` returns into ``/files/...``. An ``HTML`` widget would not
+(a relative src there resolves to ``/lab/tree/...`` and 404s).
+
+No widget holds the API key: labels and spend are derived from ``settings()`` at
+each refresh, so saved widget state cannot leak it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import ipywidgets as widgets
+from traitlets import All
+
+from .config import Settings, price_of, settings
+from .errors import SoraError
+from .job import Job, poller
+from .media import publish_video
+from .models import ASPECT_RATIOS, VideoRequest
+from .render import (
+    _http_url,
+    card_details_html,
+    card_header_html,
+    card_placeholder_html,
+    card_status_html,
+    card_video_html,
+    image_preview_html,
+    notice_html,
+    panel_spend_html,
+    panel_title_html,
+)
+from .studio import Studio, default_studio
+
+__all__ = ["JobCard", "SoraWidget"]
+
+log = logging.getLogger("sora_widgets.widget")
+
+CARD_WIDTH = "344px"
+#: How often the elapsed time of running jobs is refreshed (a daemon thread, traits only).
+TICK_SECONDS = 1.0
+_BAR_STYLES = {"completed": "success", "failed": "danger", "unknown": "danger"}
+_RATIO_OPTIONS = [("16:9 landscape", "16:9"), ("9:16 portrait", "9:16")]
+
+
+def _price_label(verb: str, current: Settings) -> str:
+    """'Generate ($0.90)' with a key, 'Generate (emulator, free)' without."""
+    if current.uses_emulator:
+        return f"{verb} (emulator, free)"
+    return f"{verb} (${price_of(current.model, current.prices):.2f})"
+
+
+def _display_data(html: str) -> dict[str, Any]:
+    """One ``text/html`` output for an ``Output`` widget's ``outputs`` trait."""
+    return {"output_type": "display_data", "data": {"text/html": html, "text/plain": ""},
+            "metadata": {}}
+
+
+def _first_http_image(request: VideoRequest) -> str:
+    """The image URL to put back in the form (a local file's data URI is too big for it)."""
+    return next((url for url in request.images if _http_url(url)), "")
+
+
+class JobCard(widgets.VBox):  # type: ignore[misc]
+    """One job: progress, status, the player. Refreshed from the poller thread (traits only)."""
+
+    def __init__(self, job: Job, *, root: Path,
+                 on_reuse: Callable[[JobCard], None],
+                 on_regenerate: Callable[[JobCard], None]) -> None:
+        self.job = job
+        self.cached = False
+        self._root = root
+        self._src: str | None = None
+        self._lock = threading.RLock()
+        self.header = widgets.HTML(card_header_html(job))
+        self.bar = widgets.IntProgress(min=0, max=100, layout=widgets.Layout(width="100%"))
+        self.status = widgets.HTML()
+        self.player = widgets.Output(layout=widgets.Layout(width="100%"))
+        self.details = widgets.HTML()
+        self.reuse_button = widgets.Button(
+            description="reuse prompt", icon="pencil", tooltip="Load these settings into the form",
+            layout=widgets.Layout(width="auto"))
+        self.regenerate_button = widgets.Button(
+            button_style="warning", icon="refresh", layout=widgets.Layout(width="auto"),
+            tooltip="Submit this request again: a new job, charged again")
+        self.reuse_button.on_click(lambda _b: on_reuse(self))
+        self.regenerate_button.on_click(lambda _b: on_regenerate(self))
+        buttons = widgets.HBox([self.reuse_button, self.regenerate_button],
+                               layout=widgets.Layout(flex_flow="row wrap"))
+        super().__init__(
+            [self.header, self.bar, self.status, self.player, self.details, buttons],
+            layout=widgets.Layout(width=CARD_WIDTH, padding="8px",
+                                  border="1px solid var(--jp-border-color2, #ddd)"))
+        self.add_class("sora-card")
+        job.observe(self._on_change, names=All)
+        self.refresh()
+
+    def _on_change(self, _change: Any) -> None:
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Bring every trait up to date with the job; never raises (it runs on the poller)."""
+        try:
+            with self._lock:
+                self._update()
+        except Exception:  # an observer error would surface as a polling error of the job
+            log.exception("could not refresh the card of job %s", self.job.local_id)
+
+    def refresh_status(self) -> None:
+        """Only the status line (elapsed time), for the ticker."""
+        try:
+            with self._lock:
+                self.status.value = card_status_html(self.job)
+        except Exception:
+            log.exception("could not refresh the status of job %s", self.job.local_id)
+
+    def _update(self) -> None:
+        job = self.job
+        self.bar.value = 100 if job.status == "completed" else int(job.progress)
+        self.bar.bar_style = _BAR_STYLES.get(job.status, "")
+        self.status.value = card_status_html(job)
+        self.player.outputs = self._player_outputs()
+        self.details.value = card_details_html(job, cached=self.cached)
+        self.regenerate_button.description = _price_label("regenerate anyway", settings())
+        self.regenerate_button.layout.display = None if self.cached else "none"
+
+    def _player_outputs(self) -> tuple[dict[str, Any], ...]:
+        job = self.job
+        if job.status in ("failed", "unknown"):
+            return ()
+        if self._src is None and job.status == "completed" and job.local_path is not None:
+            self._src = publish_video(job.local_path, job.id or job.local_id, root=self._root)
+        html = (card_video_html(self._src, job.aspect_ratio) if self._src
+                else card_placeholder_html(job.aspect_ratio))
+        return (_display_data(html),)
+
+    def detach(self) -> None:
+        """Stop observing the job (the widget is being closed); safe to call twice."""
+        with contextlib.suppress(ValueError):
+            self.job.unobserve(self._on_change, names=All)
+
+
+class SoraWidget(widgets.VBox):  # type: ignore[misc]
+    """The panel: prompt, aspect ratio, image URL, Generate; one card per job, newest first.
+
+    ``SoraWidget(prompt=..., aspect_ratio=..., image=...)`` pre-fills the form;
+    ``SoraWidget(jobs=[...])`` or :meth:`from_job` shows past jobs (after a restart).
+    """
+
+    def __init__(self, prompt: str = "", aspect_ratio: str = "16:9", image: str = "", *,
+                 jobs: Iterable[Job | str] = (), studio: Studio | None = None,
+                 **kwargs: Any) -> None:
+        if aspect_ratio not in ASPECT_RATIOS:
+            raise ValueError(f"aspect_ratio must be 16:9 or 9:16, not {aspect_ratio!r}")
+        self._studio = studio
+        self._root = Path.cwd()   # the notebook's folder: videos are published next to it
+        self._busy = False
+        self._lock = threading.RLock()
+        self._stop = threading.Event()
+        self._ticker: threading.Thread | None = None
+        self._session_worst = 0.0
+        self.cards: list[JobCard] = []
+        self._build_form(prompt or "", aspect_ratio, image or "")
+        self.gallery = widgets.GridBox(layout=widgets.Layout(
+            grid_template_columns=f"repeat(auto-fill, {CARD_WIDTH})", grid_gap="12px",
+            align_items="flex-start", margin="10px 0 0 0"))
+        self.gallery.add_class("sora-gallery")
+        form = widgets.VBox(
+            [widgets.HTML(panel_title_html()), self.prompt_input, widgets.HBox(
+                [self.ratio_input, self.image_input, self.image_preview],
+                layout=widgets.Layout(align_items="center", flex_flow="row wrap")),
+             widgets.HBox([self.generate_button, self.notice],
+                          layout=widgets.Layout(align_items="center")),
+             self.spend_line],
+            layout=widgets.Layout(max_width="760px"))
+        kwargs.setdefault("layout", widgets.Layout(width="100%", max_width="1100px"))
+        super().__init__([form, self.gallery], **kwargs)
+        self.add_class("sora-widget")
+        for control in (self.prompt_input, self.ratio_input, self.image_input):
+            control.observe(self._on_form_change, names="value")
+        self.generate_button.on_click(self._on_generate)
+        for job in self._resolve(jobs):
+            self._show(job)
+        self._refresh_spend()
+        self._refresh_form()
+
+    @classmethod
+    def from_job(cls, job: Job | str, **kwargs: Any) -> SoraWidget:
+        """A panel linked to a past job (a ``Job`` or its id), its settings in the form."""
+        panel = cls(jobs=[job], **kwargs)
+        if panel.cards and not {"prompt", "aspect_ratio", "image"} & kwargs.keys():
+            panel.load(panel.cards[0].job)
+        return panel
+
+    # -- public ---------------------------------------------------------------------------
+
+    @property
+    def jobs(self) -> list[Job]:
+        """The panel's jobs, newest first."""
+        return [card.job for card in self.cards]
+
+    @property
+    def studio(self) -> Studio:
+        return self._studio or default_studio()
+
+    def load(self, job: Job) -> None:
+        """Put a job's settings back into the form (the "reuse prompt" button)."""
+        self.prompt_input.value = job.prompt or ""
+        self.ratio_input.value = job.aspect_ratio
+        self.image_input.value = _first_http_image(job.request)
+
+    def close(self) -> None:
+        """Stop the ticker and the job observers, then close every child widget."""
+        self._stop.set()
+        for card in self.cards:
+            card.detach()
+            with contextlib.suppress(ValueError):
+                card.job.unobserve(self._on_money, names=["charge", "status"])
+        for child in self.children:
+            _close_tree(child)
+        super().close()
+
+    # -- the form -------------------------------------------------------------------------
+
+    def _build_form(self, prompt: str, aspect_ratio: str, image: str) -> None:
+        self.prompt_input = widgets.Textarea(
+            value=prompt, rows=3, layout=widgets.Layout(width="100%"),
+            placeholder="Describe the video: your prompt (or give a first-frame image below)")
+        self.ratio_input = widgets.ToggleButtons(
+            options=_RATIO_OPTIONS, value=aspect_ratio, style={"button_width": "120px"},
+            tooltips=["landscape video", "portrait video"])
+        self.image_input = widgets.Text(
+            value=image, continuous_update=False, layout=widgets.Layout(flex="1 1 240px"),
+            placeholder="image URL for the first frame (optional, https://…)")
+        self.image_preview = widgets.HTML()
+        self.generate_button = widgets.Button(
+            button_style="primary", icon="play", layout=widgets.Layout(width="220px"))
+        self.notice = widgets.HTML()
+        self.spend_line = widgets.HTML()
+        self.prompt_input.add_class("sora-prompt-input")
+        self.image_input.add_class("sora-image-input")
+        self.generate_button.add_class("sora-generate")
+
+    def _on_form_change(self, _change: Any) -> None:
+        self._refresh_form()
+
+    def _request(self, current: Settings) -> VideoRequest:
+        """The form as a validated request; raises ``ValidationError`` naming the field."""
+        image = self.image_input.value.strip() or None
+        return VideoRequest.create(self.prompt_input.value, aspect_ratio=self.ratio_input.value,
+                                   image=image, model=current.model)
+
+    def _problem(self, current: Settings) -> str | None:
+        """Why Generate cannot be pressed now, or None."""
+        try:
+            self._request(current)
+        except SoraError as exc:
+            return str(exc)
+        if not current.uses_emulator and current.budget_usd is not None:
+            price = price_of(current.model, current.prices)
+            if self._session_worst + price > current.budget_usd + 1e-9:
+                return (f"budget: ${self._session_worst:.2f} of SORA_BUDGET_USD="
+                        f"${current.budget_usd:.2f} spent; the next video costs ${price:.2f}")
+        return None
+
+    def _refresh_form(self, message: str | None = None) -> None:
+        """Label with the price, enabled state and the reason; re-reads settings each time."""
+        try:
+            current = settings()
+        except SoraError as exc:
+            self.generate_button.disabled = True
+            self.notice.value = notice_html(str(exc))
+            return
+        problem = self._problem(current)
+        self.generate_button.description = _price_label("Generate", current)
+        self.generate_button.disabled = self._busy or problem is not None
+        self.generate_button.tooltip = problem or "Submit this request"
+        self.notice.value = notice_html(message or problem,
+                                        tone="error" if message or problem else "info")
+        self.image_preview.value = image_preview_html(self.image_input.value)
+
+    # -- submitting -----------------------------------------------------------------------
+
+    def _on_generate(self, _button: Any) -> None:
+        if self._busy or self.generate_button.disabled:
+            return   # a second click that was queued before the button went disabled
+        try:
+            current = settings()
+            request = self._request(current)
+        except SoraError as exc:
+            self._refresh_form(str(exc))
+            return
+        running = self._running_card(request, current)
+        if running is not None:
+            self._bring_to_front(running)
+            self._refresh_form("this request is already running: see its card (no new charge)")
+            return
+        self._submit(request, force=False)
+
+    def _running_card(self, request: VideoRequest, current: Settings) -> JobCard | None:
+        """The card of an identical job still in flight (a double click joins it)."""
+        fingerprint = request.fingerprint()
+        for card in self.cards:
+            job = card.job
+            if (not job.done and job.emulator == current.uses_emulator
+                    and job.request.fingerprint() == fingerprint):
+                return card
+        return None
+
+    def _submit(self, request: VideoRequest, *, force: bool) -> None:
+        self._busy = True
+        self.generate_button.disabled = True
+        message = None
+        try:
+            job = self.studio.generate(request.prompt, aspect_ratio=request.aspect_ratio,
+                                       image=list(request.images) or None, model=request.model,
+                                       duration=request.duration, force=force)
+        except SoraError as exc:
+            message = str(exc)
+        else:
+            self._show(job, cached=job.cached and not force)
+        finally:
+            self._busy = False
+            self._refresh_spend()
+            self._refresh_form(message)
+
+    def _on_regenerate(self, card: JobCard) -> None:
+        """'regenerate anyway': the user chose to pay again for an identical request."""
+        if self._busy or not card.cached:
+            return
+        card.cached = False   # one click, one new job
+        card.refresh()
+        self._submit(card.job.request, force=True)
+
+    def _on_reuse(self, card: JobCard) -> None:
+        self.load(card.job)
+
+    # -- the gallery ----------------------------------------------------------------------
+
+    def _resolve(self, jobs: Iterable[Job | str]) -> list[Job]:
+        resolved = [job if isinstance(job, Job) else self.studio.get(job) for job in jobs]
+        return sorted(resolved, key=lambda job: job.created_at)
+
+    def _show(self, job: Job, *, cached: bool = False) -> None:
+        """Put the job's card first (a new one, or the existing one for a cached result)."""
+        card = next((c for c in self.cards if c.job is job), None)
+        if card is None:
+            card = JobCard(job, root=self._root, on_reuse=self._on_reuse,
+                           on_regenerate=self._on_regenerate)
+            job.observe(self._on_money, names=["charge", "status"])
+            _ensure_tracked(job)
+        card.cached = card.cached or cached
+        card.refresh()
+        self._bring_to_front(card)
+        self._ensure_ticker()
+
+    def _bring_to_front(self, card: JobCard) -> None:
+        with self._lock:
+            self.cards = [card, *(c for c in self.cards if c is not card)]
+            self.gallery.children = tuple(self.cards)
+
+    def _on_money(self, _change: Any) -> None:
+        self._refresh_spend()
+
+    def _refresh_spend(self) -> None:
+        """Session spend and budget (journal totals); may run on the poller thread."""
+        try:
+            current = settings()
+            price = price_of(current.model, current.prices)
+            session = all_time = None
+            if not current.uses_emulator:
+                spend = self.studio.spend()
+                session, all_time = spend["session"], spend["all_time"]
+                self._session_worst = session.worst_case_usd
+            self.spend_line.value = panel_spend_html(session, all_time, current.budget_usd,
+                                                     current.uses_emulator, price)
+        except Exception:  # the spend line must never break a poll or a click
+            log.exception("could not refresh the spend line")
+
+    # -- elapsed time ---------------------------------------------------------------------
+
+    def _ensure_ticker(self) -> None:
+        with self._lock:
+            if self._ticker is None and self._running() and not self._stop.is_set():
+                self._ticker = threading.Thread(target=self._tick, daemon=True,
+                                                name="sora-widgets-ticker")
+                self._ticker.start()
+
+    def _running(self) -> list[JobCard]:
+        return [c for c in self.cards if not c.job.done and c.job.tracking]
+
+    def _tick(self) -> None:
+        """Refresh elapsed time once a second; stop when every job is done (or on close)."""
+        while not self._stop.wait(TICK_SECONDS):
+            with self._lock:
+                running = self._running()
+                if not running:
+                    self._ticker = None
+                    return
+            for card in running:
+                card.refresh_status()
+        with self._lock:
+            self._ticker = None
+
+
+def _ensure_tracked(job: Job) -> None:
+    """A past job still running (or finished but not saved) gets polled again."""
+    if job.tracking or job.id is None:
+        return
+    if not job.done or (job.status == "completed" and job.local_path is None):
+        poller().track(job)
+
+
+def _close_tree(widget: Any) -> None:
+    """Close a widget and everything inside it (its comm and its entry in the registry)."""
+    for child in getattr(widget, "children", ()):
+        _close_tree(child)
+    widget.close()

@@ -1,0 +1,272 @@
+"""SoraWidget against the real emulator: no browser, no mocks of the core.
+
+Clicks go through the buttons' own handlers (``Button.click()``); waits use
+``job.wait(timeout=...)`` or a condition polled against a deadline.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import ipywidgets
+import pytest
+
+import sora_widgets as sw
+from sora_widgets import studio as studio_module
+from sora_widgets.emulator import RunningEmulator
+from sora_widgets.job import Job, poller
+from sora_widgets.widget import JobCard, SoraWidget
+
+MakePanel = Callable[..., SoraWidget]
+SRC = re.compile(r"<video[^>]*\ssrc='([^']*)'")
+
+
+@pytest.fixture
+def make_panel(studio: studio_module.Studio) -> Iterator[MakePanel]:
+    """Build panels; close them (ticker, observers, comms) after the test."""
+    made: list[SoraWidget] = []
+
+    def make(*args: Any, **kwargs: Any) -> SoraWidget:
+        panel = SoraWidget(*args, **kwargs)
+        made.append(panel)
+        return panel
+
+    yield make
+    for panel in made:
+        panel.close()
+
+
+def wait_for(condition: Callable[[], object], timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met before the deadline")
+        time.sleep(0.02)
+
+
+def player_html(card: JobCard) -> str:
+    return "".join(o["data"].get("text/html", "") for o in card.player.outputs)
+
+
+def video_src(card: JobCard) -> str | None:
+    match = SRC.search(player_html(card))
+    return match.group(1) if match else None
+
+
+def finish(card: JobCard, timeout: float = 30.0) -> JobCard:
+    """Wait for the job, then for the card to show its video (set by the poller thread)."""
+    card.job.wait(timeout=timeout)
+    wait_for(lambda: video_src(card) is not None)
+    return card
+
+
+def card_text(card: JobCard) -> str:
+    return card.header.value + card.status.value + card.details.value + player_html(card)
+
+
+def test_generate_shows_a_card_that_completes_with_a_playable_video(
+        make_panel: MakePanel) -> None:
+    panel = make_panel()
+    assert isinstance(panel, ipywidgets.VBox)
+    assert "prompt" in panel.prompt_input.placeholder
+    assert panel.generate_button.description == "Generate (emulator, free)"
+    panel.prompt_input.value = "a lighthouse at dusk"
+    panel.ratio_input.value = "9:16"
+    assert not panel.generate_button.disabled
+
+    panel.generate_button.click()
+    assert len(panel.cards) == 1 and panel.gallery.children == (panel.cards[0],)
+    card = panel.cards[0]
+    setters: list[str] = []
+    card.player.observe(lambda _c: setters.append(threading.current_thread().name), "outputs")
+    finish(card)
+
+    src = video_src(card)
+    assert src is not None and not src.startswith("/") and "://" not in src
+    assert (Path.cwd() / src).is_file()
+    assert "width='180' height='320'" in player_html(card)      # portrait thumbnail
+    assert f"href='{src}'" in player_html(card)                  # download link
+    assert (card.bar.value, card.bar.bar_style) == (100, "success")
+    assert "completed" in card.status.value
+    assert card.job.id is not None and card.job.id in card.details.value
+    assert "local emulator — no charge" in card.details.value
+    assert "local emulator — no charge" in panel.spend_line.value
+    assert panel.jobs == [card.job]
+    assert setters and setters[-1] == "sora-widgets-poller"     # traits set from the poller
+    assert card.regenerate_button.layout.display == "none"
+
+
+def test_several_jobs_run_at_once_newest_first(make_panel: MakePanel) -> None:
+    panel = make_panel()
+    for prompt in ("a red kite", "a blue kite", "a green kite"):
+        panel.prompt_input.value = prompt
+        panel.generate_button.click()
+    assert [job.prompt for job in panel.jobs] == ["a green kite", "a blue kite", "a red kite"]
+    assert sum(not job.done for job in panel.jobs) >= 2        # all submitted, none awaited
+    for card in panel.cards:
+        finish(card)
+    assert all(card.bar.bar_style == "success" for card in panel.cards)
+
+
+def test_invalid_inputs_disable_generate_with_the_reason(make_panel: MakePanel) -> None:
+    panel = make_panel()
+    assert panel.generate_button.disabled
+    assert "give a prompt or an image" in panel.notice.value
+
+    panel.image_input.value = "not a url"
+    assert panel.generate_button.disabled
+    assert "image" in panel.notice.value and "http" in panel.notice.value
+    assert panel.image_preview.value == ""
+
+    panel.prompt_input.value = "a cat"
+    assert panel.generate_button.disabled                        # the image is still bad
+    panel.image_input.value = "javascript:alert(1)"
+    assert panel.generate_button.disabled and "<img" not in panel.image_preview.value
+
+    panel.generate_button.click()                                # a click that slips through
+    assert panel.cards == []
+
+    panel.image_input.value = "https://example.com/cat.png?a='><script>x</script>"
+    assert not panel.generate_button.disabled and panel.notice.value == ""
+    preview = panel.image_preview.value
+    assert "<img" in preview and "<script>" not in preview and "&#x27;&gt;" in preview
+
+
+def test_double_click_submits_once(relay: RunningEmulator, make_panel: MakePanel) -> None:
+    panel = make_panel(prompt="a paper boat in the rain")
+    assert panel.generate_button.description == "Generate ($0.90)"
+    panel.generate_button.click()
+    panel.generate_button.click()
+    assert len(panel.cards) == 1
+    assert "already running" in panel.notice.value
+    finish(panel.cards[0])
+    assert relay.stats()["posts"] == 1
+    assert "$0.90" in panel.spend_line.value
+
+
+def test_cached_result_offers_regenerate_anyway(relay: RunningEmulator,
+                                                make_panel: MakePanel) -> None:
+    panel = make_panel(prompt="a clock melting", aspect_ratio="9:16")
+    panel.generate_button.click()
+    first = finish(panel.cards[0])
+    assert relay.stats()["posts"] == 1
+
+    panel.generate_button.click()                                # identical, finished: cache
+    assert panel.cards == [first] and first.cached
+    assert relay.stats()["posts"] == 1
+    assert first.regenerate_button.layout.display is None
+    assert first.regenerate_button.description == "regenerate anyway ($0.90)"
+    assert "cached" in first.details.value
+
+    other = make_panel(prompt="a clock melting", aspect_ratio="9:16")   # e.g. after a restart
+    other.generate_button.click()
+    assert other.jobs == [first.job] and other.cards[0].cached
+    assert video_src(other.cards[0]) is not None
+
+    first.regenerate_button.click()
+    first.regenerate_button.click()                              # the button is gone now
+    assert len(panel.cards) == 2 and panel.cards[1] is first
+    fresh = finish(panel.cards[0])
+    assert fresh.job is not first.job and not fresh.cached
+    assert first.regenerate_button.layout.display == "none"
+    assert relay.stats()["posts"] == 2
+
+
+def test_reuse_prompt_loads_the_card_into_the_form(make_panel: MakePanel) -> None:
+    panel = make_panel(prompt="a fox in snow", aspect_ratio="9:16",
+                       image="https://example.com/fox.png")
+    assert panel.prompt_input.value == "a fox in snow"
+    assert "<img" in panel.image_preview.value
+    panel.generate_button.click()
+    card = panel.cards[0]
+    panel.prompt_input.value = "something else"
+    panel.ratio_input.value = "16:9"
+    panel.image_input.value = ""
+
+    card.reuse_button.click()
+    assert panel.prompt_input.value == "a fox in snow"
+    assert panel.ratio_input.value == "9:16"
+    assert panel.image_input.value == "https://example.com/fox.png"
+    finish(card)
+
+
+def test_from_job_links_a_panel_to_a_past_job_after_a_restart(
+        studio: studio_module.Studio, make_panel: MakePanel,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    job = sw.generate("a train crossing a bridge", aspect_ratio="9:16")
+    wait_for(lambda: job.id is not None)
+    poller().stop()                                   # the kernel dies while the job runs
+    restarted = studio_module.Studio()
+    monkeypatch.setattr(studio_module, "_default", restarted)
+    try:
+        past = sw.jobs()[0]
+        assert past is not job and past.id == job.id
+        panel = SoraWidget.from_job(past)
+        try:
+            assert panel.jobs == [past]
+            assert panel.prompt_input.value == "a train crossing a bridge"
+            assert panel.ratio_input.value == "9:16"
+            card = finish(panel.cards[0])
+            assert (Path.cwd() / str(video_src(card))).is_file()
+            by_id = make_panel(jobs=[str(past.id)])
+            assert by_id.jobs == [past] and video_src(by_id.cards[0]) is not None
+        finally:
+            panel.close()
+    finally:
+        restarted.close()
+
+
+def test_non_vip_key_shows_the_vip_message(relay: RunningEmulator, make_panel: MakePanel,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SORA_API_KEY", "nonvip-ordinary-key-123")
+    panel = make_panel(prompt="a dragon")
+    panel.generate_button.click()
+    card = panel.cards[0]
+    with pytest.raises(sw.JobFailed):
+        card.job.wait(timeout=30)
+    wait_for(lambda: card.bar.bar_style == "danger")
+    assert "VIP group" in card.details.value
+    assert "sora-error" in card.details.value
+    assert card.player.outputs == ()
+    assert "nonvip-ordinary-key-123" not in card_text(card)
+
+
+def test_prompt_markup_is_escaped_in_the_card(make_panel: MakePanel) -> None:
+    payload = "<script>window.pwned=1</script><img src=x onerror=alert(1)>"
+    panel = make_panel(prompt=payload)
+    panel.generate_button.click()
+    card = finish(panel.cards[0])
+    text = card_text(card)
+    assert "<script" not in text and "<img" not in text
+    assert "&lt;script&gt;window.pwned=1&lt;/script&gt;" in card.header.value
+
+
+def _all_state_text(panel: SoraWidget) -> str:
+    def tree(widget: Any) -> Iterator[Any]:
+        yield widget
+        for child in getattr(widget, "children", ()):
+            yield from tree(child)
+
+    states = [w.get_state() for w in tree(panel)]
+    manager = ipywidgets.Widget.get_manager_state(drop_defaults=False)
+    return json.dumps([manager, states], default=str) + repr(panel)
+
+
+def test_widget_state_never_contains_the_api_key(relay: RunningEmulator, make_panel: MakePanel,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    key = "sk-vip-SENTINEL-q7Zx-9wKj-LEAKCHECK"
+    monkeypatch.setenv("SORA_API_KEY", key)
+    panel = make_panel(prompt="a lantern on a lake")
+    panel.generate_button.click()
+    job: Job = finish(panel.cards[0]).job
+    assert job.status == "completed"
+    blob = _all_state_text(panel)
+    assert "a lantern on a lake" in blob and str(job.id) in blob    # the state is all there
+    pieces = {key[i:i + 8] for i in range(len(key) - 7)}
+    assert not [piece for piece in pieces if piece in blob]
