@@ -369,7 +369,6 @@ class AsyncSoraClient(_Base):
     async def download(self, url: str, path: Path,
                        on_progress: ProgressCallback | None = None) -> Path:
         """Stream to a temp file beside ``path``, fsync, then rename: never a half file."""
-        import asyncio
 
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)

@@ -6,7 +6,6 @@ server in a thread, never to mocks.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 

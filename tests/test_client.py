@@ -1,4 +1,4 @@
-"""The wire protocol, over real loopback HTTP against the emulator (MockTransport for tiny cases)."""
+"""The wire protocol over real loopback HTTP against the emulator (MockTransport: tiny cases)."""
 
 from __future__ import annotations
 
