@@ -272,9 +272,15 @@ class _LiveView:
         finally:
             if tokens is not None and callable(reset_parent):
                 reset_parent(tokens)
+        self._close_widgets()
+
+    def _close_widgets(self) -> None:
+        """Close every model we made (layouts and styles too), so no state is saved."""
         for widget in reversed(self._widgets):
-            with contextlib.suppress(Exception):
-                widget.close()
+            for part in (widget, getattr(widget, "layout", None), getattr(widget, "style", None)):
+                if part is not None:
+                    with contextlib.suppress(Exception):
+                        part.close()
 
 
 @magics_class
@@ -318,7 +324,7 @@ class SoraMagics(Magics, Configurable):
 
     @magic_arguments()
     @argument("prompt", nargs="*", help="The prompt ({var} and $var interpolate notebook "
-              "variables). In %%sora, the cell body is the prompt.")
+              "variables). In %%%%sora, the cell body is the prompt.")
     @argument("-r", "--ratio", metavar="RATIO", help="16:9 or 9:16 "
               "(default: SoraMagics.default_ratio).")
     @argument("-i", "--image", action="append", metavar="URL_OR_FILE",
@@ -379,12 +385,20 @@ class SoraMagics(Magics, Configurable):
         return body or on_line or None
 
     def _expand(self, text: str) -> str:
-        """``{var}`` / ``$var`` in a cell body, as IPython does for magic lines."""
+        """``{var}`` / ``$var`` in a cell body, as IPython does for magic lines.
+
+        Line by line: IPython's ``DollarFormatter`` is built for one line (it drops
+        newlines), and a line that does not format stays as written, as in ``var_expand``.
+        """
         namespace = dict(self.shell.user_ns) if self.shell is not None else {}
-        try:
-            return str(DollarFormatter().vformat(text, args=[], kwargs=namespace))
-        except Exception:  # like InteractiveShell.var_expand: leave the text as written
-            return text
+        formatter = DollarFormatter()
+        lines = []
+        for line in text.split("\n"):
+            try:
+                lines.append(str(formatter.vformat(line, args=[], kwargs=namespace)))
+            except Exception:
+                lines.append(line)
+        return "\n".join(lines)
 
     def _generate(self, args: Any, cell: str | None) -> None:
         from .models import VideoRequest

@@ -334,7 +334,9 @@ class AsyncSoraClient(_Base):
         super().__init__(*args, **kwargs)
         self._http = http or httpx.AsyncClient(
             timeout=self.timeout, follow_redirects=True,
-            limits=httpx.Limits(max_connections=100, max_keepalive_connections=50))
+            # httpcore spends CPU per request in proportion to the pool size: keep it small;
+            # loopback or a relay 200 ms away needs no more than a few dozen in flight.
+            limits=httpx.Limits(max_connections=32, max_keepalive_connections=32))
 
     async def aclose(self) -> None:
         await self._http.aclose()

@@ -16,8 +16,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from .config import APIKey, Settings, price_of, settings
-from .errors import BudgetExceededError, SoraError
+from .config import DEFAULT_BASE_URL, APIKey, Settings, price_of, settings
+from .errors import BudgetExceededError, SoraError, ValidationError
 from .job import Backend, Job, poller
 from .models import VideoRequest
 from .store import JobRecord, Journal, Spend
@@ -60,12 +60,8 @@ class Studio:
         current = current or settings()
         with self._lock:
             if self._emulator is None:
-                try:
-                    from .emulator import EmulatorConfig, start_emulator
-                except ImportError as exc:  # pragma: no cover - depends on extras
-                    raise SoraError(
-                        "no SORA_API_KEY is set and the local emulator needs the 'emulator' "
-                        "extra: pip install 'sora-widgets[emulator]'") from exc
+                from .emulator import EmulatorConfig, start_emulator
+
                 config = EmulatorConfig(time_scale=current.emulator_time_scale,
                                         state_dir=current.home / "emulator")
                 self._emulator = start_emulator(config, host="127.0.0.1", port=0)
@@ -78,6 +74,15 @@ class Studio:
                 base_url: str | None = None) -> Backend:
         current = current or settings()
         use_emulator = current.uses_emulator if emulator is None else emulator
+        wanted_relay = base_url or (current.base_url if current.base_url != DEFAULT_BASE_URL
+                                    else None)
+        if use_emulator and emulator is None and wanted_relay:
+            # The user pointed at a relay: silently falling back to the emulator would hide
+            # a missing key behind fake videos.
+            raise ValidationError(
+                f"api_key: a relay is configured ({wanted_relay}) but no SORA_API_KEY is set. "
+                "Set the key (or `%sora key`), or unset SORA_BASE_URL to use the free local "
+                "emulator.", field="api_key")
         if use_emulator:
             return Backend(self.emulator_url(current), EMULATOR_KEY, emulator=True,
                            time_scale=current.emulator_time_scale)

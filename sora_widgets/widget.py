@@ -247,7 +247,7 @@ class SoraWidget(widgets.VBox):  # type: ignore[misc]
             placeholder="image URL for the first frame (optional, https://…)")
         self.image_preview = widgets.HTML()
         self.generate_button = widgets.Button(
-            button_style="primary", icon="play", layout=widgets.Layout(width="220px"))
+            button_style="primary", icon="play", layout=widgets.Layout(width="auto"))
         self.notice = widgets.HTML()
         self.spend_line = widgets.HTML()
         self.prompt_input.add_class("sora-prompt-input")
@@ -276,7 +276,7 @@ class SoraWidget(widgets.VBox):  # type: ignore[misc]
                         f"${current.budget_usd:.2f} spent; the next video costs ${price:.2f}")
         return None
 
-    def _refresh_form(self, message: str | None = None) -> None:
+    def _refresh_form(self, message: str | None = None, tone: str = "error") -> None:
         """Label with the price, enabled state and the reason; re-reads settings each time."""
         try:
             current = settings()
@@ -288,8 +288,7 @@ class SoraWidget(widgets.VBox):  # type: ignore[misc]
         self.generate_button.description = _price_label("Generate", current)
         self.generate_button.disabled = self._busy or problem is not None
         self.generate_button.tooltip = problem or "Submit this request"
-        self.notice.value = notice_html(message or problem,
-                                        tone="error" if message or problem else "info")
+        self.notice.value = notice_html(message or problem, tone if message else "error")
         self.image_preview.value = image_preview_html(self.image_input.value)
 
     # -- submitting -----------------------------------------------------------------------
@@ -306,7 +305,8 @@ class SoraWidget(widgets.VBox):  # type: ignore[misc]
         running = self._running_card(request, current)
         if running is not None:
             self._bring_to_front(running)
-            self._refresh_form("this request is already running: see its card (no new charge)")
+            self._refresh_form("this request is already running: see its card (no new charge)",
+                               tone="info")
             return
         self._submit(request, force=False)
 
@@ -323,7 +323,7 @@ class SoraWidget(widgets.VBox):  # type: ignore[misc]
     def _submit(self, request: VideoRequest, *, force: bool) -> None:
         self._busy = True
         self.generate_button.disabled = True
-        message = None
+        message, tone = None, "error"
         try:
             job = self.studio.generate(request.prompt, aspect_ratio=request.aspect_ratio,
                                        image=list(request.images) or None, model=request.model,
@@ -331,11 +331,15 @@ class SoraWidget(widgets.VBox):  # type: ignore[misc]
         except SoraError as exc:
             message = str(exc)
         else:
-            self._show(job, cached=job.cached and not force)
+            cached = job.cached and not force
+            self._show(job, cached=cached)
+            if cached:
+                message, tone = ("same request as before: its result is shown first "
+                                 "(no new charge)", "info")
         finally:
             self._busy = False
             self._refresh_spend()
-            self._refresh_form(message)
+            self._refresh_form(message, tone)
 
     def _on_regenerate(self, card: JobCard) -> None:
         """'regenerate anyway': the user chose to pay again for an identical request."""

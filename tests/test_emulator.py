@@ -325,15 +325,18 @@ def test_range_requests_and_head(client: httpx.Client) -> None:
 
 
 def test_video_link_expires_after_ttl(emu: RunningEmulator, client: httpx.Client) -> None:
-    emu.config.url_ttl_seconds = 1
+    emu.config.url_ttl_seconds = 0.4
     task = wait_final(client, submit(client)["id"])
     assert httpx.get(task["video_url"]).status_code == 200
-    expires = int(parse_qs(urlsplit(task["video_url"]).query)["expires"][0])
+    expires = float(parse_qs(urlsplit(task["video_url"]).query)["expires"][0])
     wait_until(lambda: time.time() > expires + 0.01, timeout=3)
     expired = httpx.get(task["video_url"])
     assert expired.status_code == 403 and expired.json()["error"]["code"] == "link_expired"
     fresh = client.get(f"/v1/videos/{task['id']}").json()["video_url"]
     assert fresh != task["video_url"] and httpx.get(fresh).status_code == 200
+    emu.config.url_ttl_seconds = 60  # whole seconds, as real links carry
+    fresh = client.get(f"/v1/videos/{task['id']}").json()["video_url"]
+    assert parse_qs(urlsplit(fresh).query)["expires"][0].isdigit()
 
 
 def test_expire_links_and_tampering(emu: RunningEmulator, client: httpx.Client) -> None:
@@ -643,9 +646,10 @@ def test_state_dir_keeps_tasks_across_restarts(tmp_path: Path) -> None:
         wait_until(lambda: time.time() >= schedule.completed_at)
         old_url = client.get(f"{first.base_url}/v1/videos/{done}").json()["video_url"]
     config = quick(state_dir=tmp_path)
-    with start_emulator(config) as second, httpx.Client(headers=AUTH) as client:
+    with start_emulator(config) as second, httpx.Client(base_url=second.base_url,
+                                                        headers=AUTH) as client:
         assert second.task(done) == schedule
-        data = wait_final(httpx.Client(base_url=second.base_url, headers=AUTH), early)
+        data = wait_final(client, early)
         assert data["status"] == "completed"
         new_url = old_url.replace(urlsplit(old_url).netloc, urlsplit(second.base_url).netloc)
         assert httpx.get(new_url).status_code == 200  # the signing key was kept too
@@ -684,6 +688,7 @@ def test_stop_is_prompt_with_hung_connections() -> None:
     emu.stop()  # idempotent
     with pytest.raises(httpx.TransportError):
         idle.get("/_emulator/stats")
+    idle.close()
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"{emu.base_url}/_emulator/stats")
 
@@ -718,23 +723,21 @@ def test_no_key_material_in_answers_or_logs(emu: RunningEmulator, client: httpx.
 
 
 def test_cli_serves_and_stops_on_ctrl_c() -> None:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "sora_widgets.emulator", "--port", "0", "--time-scale", "0.01",
-         "--seed", "3"], stdout=subprocess.PIPE, text=True,
-    )
-    try:
-        assert process.stdout is not None
-        line = process.stdout.readline()
-        match = re.fullmatch(r"sora-widgets emulator listening on (http://127\.0\.0\.1:\d+) "
-                             r"\(time scale 0\.01\)\n", line)
-        assert match, line
-        with httpx.Client(base_url=match.group(1), headers=AUTH) as client:
-            assert wait_final(client, submit(client)["id"])["status"] == "completed"
-        process.send_signal(signal.SIGINT)
-        assert process.wait(timeout=10) == 0
-    finally:
-        process.kill()
-        process.wait()
+    command = [sys.executable, "-m", "sora_widgets.emulator", "--port", "0",
+               "--time-scale", "0.01", "--seed", "3"]
+    with subprocess.Popen(command, stdout=subprocess.PIPE, text=True) as process:
+        try:
+            assert process.stdout is not None
+            line = process.stdout.readline()
+            match = re.fullmatch(r"sora-widgets emulator listening on (http://127\.0\.0\.1:\d+) "
+                                 r"\(time scale 0\.01\)\n", line)
+            assert match, line
+            with httpx.Client(base_url=match.group(1), headers=AUTH) as client:
+                assert wait_final(client, submit(client)["id"])["status"] == "completed"
+            process.send_signal(signal.SIGINT)
+            assert process.wait(timeout=10) == 0
+        finally:
+            process.kill()
 
 
 def test_cli_rejects_bad_values() -> None:
@@ -760,3 +763,11 @@ def test_emulator_imports_nothing_from_the_rest_of_the_package() -> None:
                 root = name.split(".")[0]
                 assert root not in ("IPython", "ipywidgets", "ipykernel", "traitlets"), path.name
                 assert root != "sora_widgets" or name.startswith("sora_widgets.emulator")
+
+
+def test_importing_the_emulator_is_light() -> None:
+    code = ("import sys, sora_widgets.emulator; "
+            "print(sorted(m for m in ('av', 'PIL', 'IPython', 'ipywidgets') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            check=True)
+    assert result.stdout.strip() == "[]"

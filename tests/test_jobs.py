@@ -261,3 +261,11 @@ def test_two_journals_on_one_file_lose_nothing(tmp_path: Path) -> None:
     rows = Journal(path).history()
     assert len(rows) == 200 and all(r.status == "queued" for r in rows)
     assert Journal(path).spend().charged_usd == 180.0
+
+
+def test_a_relay_url_without_a_key_is_an_error_not_the_emulator(
+        studio: studio_module.Studio, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SORA_BASE_URL", "https://relay.example.com")
+    with pytest.raises(sw.ValidationError, match="SORA_API_KEY"):
+        sw.generate("no key")
+    assert studio._emulator is None  # nothing started, nothing sent

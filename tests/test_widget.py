@@ -163,6 +163,7 @@ def test_cached_result_offers_regenerate_anyway(relay: RunningEmulator,
     assert first.regenerate_button.layout.display is None
     assert first.regenerate_button.description == "regenerate anyway ($0.90)"
     assert "cached" in first.details.value
+    assert "no new charge" in panel.notice.value
 
     other = make_panel(prompt="a clock melting", aspect_ratio="9:16")   # e.g. after a restart
     other.generate_button.click()

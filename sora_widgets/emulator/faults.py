@@ -11,11 +11,12 @@ answering ones; the socket-level acts (drop, reset, hang) live in the handler.
 
 Faults: ``"500" "502" "503" "504" "429"`` (an error answer; 429/503 carry Retry-After),
 ``"drop"`` (read the request, close without an answer), ``"reset"`` (TCP RST),
-``"slow"`` (answer normally after ``delay`` s), ``"timeout"`` (same, ``slow_seconds``),
-``"malformed"`` (200 with an HTML page or truncated JSON), and for POST only
-``"accept_then_drop"`` / ``"accept_then_hang"`` (the task is created — charged — and the
-answer is lost). A faulted POST creates no task unless its name says so or it is
-``"malformed"`` or ``"slow"`` (the answer was lost or late, not the request).
+``"slow"`` (answer normally after ``delay`` s, default 1), ``"timeout"`` (the same after
+``slow_seconds``), ``"malformed"`` (200 with an HTML page or truncated JSON), and for POST
+only ``"accept_then_drop"`` / ``"accept_then_hang"`` (the task is created — charged — and
+the answer is lost). On a POST, faults apply to valid, authorised requests only; the task
+is created unless the fault is an error status, "drop" or "reset" (for "malformed",
+"slow" and "timeout" only the answer is lost or late, not the request).
 """
 
 from __future__ import annotations

@@ -113,11 +113,8 @@ class Handler(BaseHTTPRequestHandler):
     server: EmulatorHTTPServer
     protocol_version = "HTTP/1.1"
     server_version = "sora-widgets-emulator"
-    sys_version = ""
     disable_nagle_algorithm = True
     timeout = 300  # idle keep-alive connections are closed after this
-    error_content_type = "application/json"
-    error_message_format = '{"error": {"message": "%(message)s", "code": "http_%(code)d"}}'
 
     def do_GET(self) -> None:
         self._route()
@@ -127,6 +124,20 @@ class Handler(BaseHTTPRequestHandler):
     @property
     def engine(self) -> Engine:
         return self.server.engine
+
+    def version_string(self) -> str:
+        return self.server_version
+
+    def send_response(self, code: int, message: str | None = None) -> None:
+        super().send_response(code, message)
+        self.send_header("Access-Control-Allow-Origin", "*")  # every answer, errors included
+
+    def send_error(self, code: int, message: str | None = None,
+                   explain: str | None = None) -> None:
+        # http.server's own errors (bad request line, oversized headers...) as JSON too.
+        self.close_connection = True
+        reason = self.responses.get(code, ("error", ""))[0]
+        self._error(code, message or reason, f"http_{code}")
 
     def log_message(self, format: str, *args: Any) -> None:
         logger.debug("%s %s", self.client_address[0], format % args)
@@ -321,7 +332,12 @@ class Handler(BaseHTTPRequestHandler):
         if task is None or task.state_at(time.time()).status != "completed":
             self._error(404, "video not found", "not_found")
             return
-        data = engine.video_bytes(task)
+        try:
+            data = engine.video_bytes(task)
+        except ImportError:
+            self._error(501, "the emulator needs PyAV and Pillow to render videos: "
+                        "pip install av pillow", "video_unavailable")
+            return
         headers = {"Accept-Ranges": "bytes", "Cache-Control": "private, max-age=3600"}
         try:
             byte_range = _byte_range(self.headers.get("Range"), len(data))
@@ -403,7 +419,6 @@ class Handler(BaseHTTPRequestHandler):
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
-        self.send_header("Access-Control-Allow-Origin", "*")
         for key, value in (headers or {}).items():
             self.send_header(key, value)
         if self.close_connection:

@@ -1,6 +1,7 @@
 """Signed, expiring video links, like the short-lived CDN links real relays hand out.
 
-A link is ``/videos/{id}.mp4?expires=E&sig=S`` with ``S = hmac(secret, id:E)``; ``E = 0``
+A link is ``/videos/{id}.mp4?expires=E&sig=S`` with ``S = hmac(secret, id:E)``: ``E`` is
+whole unix seconds, with milliseconds when the TTL is fractional (fast tests), and ``0``
 means "no expiry". ``expire_all()`` rotates the secret, which invalidates every link
 issued so far while a fresh task GET signs a working one. With a state directory the
 secret is kept there, so links survive a restart of the emulator.
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import math
 import os
 import secrets
 import threading
@@ -32,18 +34,18 @@ class LinkSigner:
 
     def query(self, task_id: str, ttl_seconds: float | None) -> str:
         """The query string of a fresh link to ``task_id``."""
-        expires = 0 if ttl_seconds is None else int(time.time() + ttl_seconds)
+        expires = "0" if ttl_seconds is None else _expiry(ttl_seconds)
         return f"expires={expires}&sig={self._sign(task_id, expires)}"
 
     def check(self, task_id: str, query: str) -> bool:
         """True when the query carries a valid, unexpired signature for ``task_id``."""
         params = parse_qs(query)
         try:
-            expires = int(params["expires"][0])
-            sig = params["sig"][0]
+            expires, sig = params["expires"][0], params["sig"][0]
+            deadline = float(expires)
         except (KeyError, IndexError, ValueError):
             return False
-        if expires and time.time() > expires:
+        if deadline and time.time() > deadline:
             return False
         return hmac.compare_digest(sig, self._sign(task_id, expires))
 
@@ -51,7 +53,7 @@ class LinkSigner:
         """Invalidate every link issued so far."""
         self._secret = self._rotate()
 
-    def _sign(self, task_id: str, expires: int) -> str:
+    def _sign(self, task_id: str, expires: str) -> str:
         message = f"{task_id}:{expires}".encode()
         return hmac.new(self._secret, message, hashlib.sha256).hexdigest()[:32]
 
@@ -75,3 +77,9 @@ class LinkSigner:
                     fh.write(secret.hex())
                 tmp.replace(self._path)
         return secret
+
+
+def _expiry(ttl_seconds: float) -> str:
+    """Whole unix seconds (rounded up) as real links carry; milliseconds for sub-second TTLs."""
+    when = time.time() + ttl_seconds
+    return str(math.ceil(when)) if float(ttl_seconds).is_integer() else f"{when:.3f}"

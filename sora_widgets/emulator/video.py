@@ -3,7 +3,8 @@
 Browsers must be able to play and seek them, so they are H.264 main profile, yuv420p,
 with the moov atom in front (``+faststart``; that needs a seekable file, hence the temp
 file) and a keyframe every 2 s. Each video is a moving colour gradient and shapes seeded
-from the task id, with the prompt, the aspect ratio and a running clock drawn by Pillow.
+from the task id, with the prompt, the aspect ratio and a running clock drawn by Pillow. PyAV and
+Pillow are imported only when a video is rendered: without them the API still works.
 At the default size (320x180) a render takes ~0.1 s and weighs ~100 KB; renders are lazy,
 cached (LRU) and done once per task even under concurrent requests.
 """
@@ -23,9 +24,10 @@ from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from fractions import Fraction
 from pathlib import Path
-from typing import TypeAlias
+from typing import TYPE_CHECKING, TypeAlias
 
-from PIL import Image, ImageDraw, ImageFont
+if TYPE_CHECKING:
+    from PIL import Image, ImageFont
 
 __all__ = ["DURATION_SECONDS", "FPS", "VideoCache", "frame_size", "render_mp4"]
 
@@ -35,7 +37,7 @@ FPS = 12
 DURATION_SECONDS = 12
 _BASE_SIZES = {"16:9": (320, 180), "9:16": (180, 320)}
 _FONT_PATH = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
-_Font: TypeAlias = ImageFont.FreeTypeFont | ImageFont.ImageFont
+_Font: TypeAlias = "ImageFont.FreeTypeFont | ImageFont.ImageFont"
 
 
 def frame_size(aspect_ratio: str, scale: float = 1.0) -> tuple[int, int]:
@@ -50,6 +52,8 @@ def _even(value: float) -> int:
 
 @functools.lru_cache(maxsize=16)
 def _font(size: int) -> _Font:
+    from PIL import ImageFont
+
     if _FONT_PATH.exists():
         return ImageFont.truetype(str(_FONT_PATH), size)
     return ImageFont.load_default(size)
@@ -57,8 +61,9 @@ def _font(size: int) -> _Font:
 
 def render_mp4(*, seed: str, prompt: str, aspect_ratio: str, scale: float = 1.0,
                caption: str = "") -> bytes:
-    """Render one video and return the mp4 bytes."""
-    import av  # imported here: it is heavy and only needed once a video is asked for
+    """Render one video and return the mp4 bytes (ImportError without PyAV and Pillow)."""
+    # Imported here: heavy, optional (the ``emulator`` extra), and only needed for videos.
+    import av
 
     started = time.perf_counter()
     width, height = frame_size(aspect_ratio, scale)
@@ -102,6 +107,7 @@ def _shape_colour(rng: random.Random) -> tuple[int, int, int]:
 
 def _gradient_strip(rng: random.Random, width: int, height: int) -> Image.Image:
     """A horizontally periodic gradient, 3 frames wide, to slide a frame-sized window over."""
+    from PIL import Image
     hue = rng.random()
     colours = []
     for shift in (0.0, rng.uniform(0.2, 0.5)):
@@ -124,6 +130,7 @@ def _text_overlay(
     prompt: str, title: str, title_width: int, width: int, height: int
 ) -> Image.Image:
     """The static layer: a title at the top (left of the clock) and the prompt at the bottom."""
+    from PIL import Image, ImageDraw
     overlay = Image.new("RGBA", (width, height), (0, 0, 0, 0))
     draw = ImageDraw.Draw(overlay)
     unit = min(width, height)
@@ -184,6 +191,7 @@ def _frame(
     phases: list[float],
     clock_font: _Font,
 ) -> Image.Image:
+    from PIL import ImageDraw
     width, height = overlay.size
     t = i / frames  # 0..1 over the 12 s
     offset = int(t * 2 * width)

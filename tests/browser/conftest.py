@@ -1,0 +1,109 @@
+"""Browser-test fixtures: one JupyterLab per session, Debian's Chromium via Playwright.
+
+The JupyterLab server gets a temporary root, journal (SORA_WIDGETS_HOME) and Jupyter
+dirs, and no SORA_API_KEY: kernels use the embedded emulator, its timeline compressed
+by SORA_EMULATOR_TIME_SCALE. Tests that need another server (Notebook 7) start it
+themselves with ``start_server``. A missing Chromium fails the session, it does not skip:
+``apt-get install -y chromium``. Screenshots go to ``artifacts/screenshots/``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ._harness import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    SCREENSHOTS,
+    JupyterServer,
+    Notebook,
+    report,
+    start_server,
+)
+
+
+@pytest.fixture(scope="session")
+def artifacts(request: pytest.FixtureRequest) -> Path:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    for old in SCREENSHOTS.glob("*.png"):
+        old.unlink()
+    report(request.config, f"\nbrowser screenshots: {SCREENSHOTS}")
+    return SCREENSHOTS
+
+
+@pytest.fixture(scope="session")
+def lab(tmp_path_factory: pytest.TempPathFactory,
+        request: pytest.FixtureRequest) -> Iterator[JupyterServer]:
+    """The session's JupyterLab (kernels: embedded emulator, no key)."""
+    server = start_server("lab", tmp_path_factory.mktemp("lab"))
+    report(request.config, f"JupyterLab {server.url} root={server.root} log={server.log_path}")
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+# -- the browser ------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    if not CHROMIUM.exists():
+        pytest.fail(f"Chromium not found at {CHROMIUM}: the browser tests need it "
+                    "(apt-get install -y chromium, or set SORA_TEST_CHROMIUM)", pytrace=False)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+@pytest.fixture
+def page(browser: Any, request: pytest.FixtureRequest, artifacts: Path) -> Iterator[Any]:
+    """A fresh browser context and page; page errors are collected in ``page.errors``."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1000},
+                                  device_scale_factor=1)
+    context.set_default_timeout(30_000)
+    pg = context.new_page()
+    errors: list[str] = []
+    pg.on("pageerror", lambda exc: errors.append(str(exc)))
+    pg.errors = errors
+    try:
+        yield pg
+    finally:
+        failed = getattr(request.node, "rep_call", None)
+        if failed is not None and failed.failed:
+            with contextlib.suppress(Exception):
+                pg.screenshot(path=str(artifacts / f"FAILED-{request.node.name}.png"),
+                              full_page=True)
+        context.close()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    outcome = yield
+    report = outcome.get_result()
+    setattr(item, f"rep_{report.when}", report)
+
+
+@pytest.fixture
+def open_notebook(page: Any, lab: JupyterServer) -> Iterator[Any]:
+    """``open_notebook(name, cells)``: write a notebook into Lab's root and open it."""
+
+    def opener(name: str, cells: Sequence[str], server: JupyterServer | None = None) -> Notebook:
+        srv = server or lab
+        srv.write_notebook(name, cells)
+        return Notebook(page, srv, name).open()
+
+    yield opener
+    lab.shutdown_kernels()
+
+

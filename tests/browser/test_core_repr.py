@@ -1,0 +1,30 @@
+"""The core alone in JupyterLab: a ``Job``'s ``_repr_html_`` plays its video."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from ._harness import JOB_DEADLINE_MS, assert_served_by_jupyter, play_video, shot
+
+pytestmark = pytest.mark.browser
+
+
+def test_job_repr_plays_in_jupyterlab(open_notebook: Any, lab: Any, page: Any) -> None:
+    nb = open_notebook("core-repr.ipynb", [
+        "import sora_widgets as sw\n"
+        "job = sw.generate('a paper boat drifting down a rainy street, macro lens')\n"
+        "job.wait(timeout=60)\n"
+        "job",
+    ])
+    nb.run_all()
+    video = nb.output(0).locator("video.sora-video")
+    video.wait_for(timeout=JOB_DEADLINE_MS)
+    info = play_video(page, video.element_handle())
+    assert info["videoWidth"] > info["videoHeight"] > 0, info
+    assert_served_by_jupyter(info, lab)
+    text = nb.output(0).inner_text()
+    assert "local emulator — no charge" in text, text
+    assert nb.errors_in_outputs() == []
+    shot(page, "core-repr")

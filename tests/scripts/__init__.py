@@ -1,0 +1,1 @@
+"""Helpers for the reliability and security suite: tiny servers and victim processes."""

@@ -1,0 +1,501 @@
+"""``%sora`` / ``%%sora`` through a real IPython shell, against the emulator over loopback.
+
+Display output is captured with IPython's own ``CapturingDisplayPublisher``, so the
+tests see exactly the messages a frontend would: a slot (``display_id``) and its
+updates. Background results are awaited with ``job.wait`` or a polled deadline.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import ipywidgets
+import pytest
+from IPython.core.displaypub import CapturingDisplayPublisher
+from IPython.core.error import UsageError
+from IPython.core.interactiveshell import InteractiveShell
+
+from sora_widgets import config as config_module
+from sora_widgets import studio as studio_module
+from sora_widgets._magic import SoraMagics
+from sora_widgets.emulator import RunningEmulator
+from sora_widgets.errors import JobFailed
+from sora_widgets.job import Job
+
+from .conftest import VIP_KEY
+
+#: Jobs run 60-180 s x FAST: a few hundred ms each, so the whole file stays quick.
+FAST = 0.003
+TRAIT_DEFAULTS = {"default_ratio": "16:9", "model": "", "base_url": "", "autodownload": True,
+                  "embed": False, "media_dir": "sora_videos"}
+
+
+def wait_for(predicate: Callable[[], object], timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met before the deadline")
+        time.sleep(0.01)
+
+
+@dataclass
+class Session:
+    shell: InteractiveShell
+    pub: CapturingDisplayPublisher
+    magics: SoraMagics
+    stdout: list[str] = field(default_factory=list)
+
+    def run(self, source: str) -> Any:
+        """Run a cell; return its result (``error_in_exec`` holds a UsageError)."""
+        return self.shell.run_cell(source, store_history=False)
+
+    def fails(self, source: str) -> str:
+        result = self.run(source)
+        assert isinstance(result.error_in_exec, UsageError), result.error_in_exec
+        return str(result.error_in_exec)
+
+    @property
+    def outputs(self) -> list[dict[str, Any]]:
+        return list(self.pub.outputs)
+
+    def slots(self) -> dict[str, list[dict[str, Any]]]:
+        """Every display id with its messages in order (first: the display, then updates)."""
+        found: dict[str, list[dict[str, Any]]] = {}
+        for out in self.outputs:
+            display_id = (out.get("transient") or {}).get("display_id")
+            if display_id:
+                found.setdefault(display_id, []).append(out)
+        return found
+
+    def final(self, index: int = -1) -> dict[str, Any]:
+        """The current content of the index-th slot (its last update wins)."""
+        return list(self.slots().values())[index][-1]["data"]
+
+    def settled_slot(self, index: int = -1, timeout: float = 20.0) -> dict[str, Any]:
+        """Wait (with a deadline) until the slot holds the final HTML; return it."""
+        wait_for(lambda: self.slots() and _is_final(self.final(index)), timeout)
+        return self.final(index)
+
+    def widget(self, index: int = 0) -> Any:
+        """The live widget displayed by the index-th output."""
+        from ipywidgets.widgets.widget import _instances
+
+        view = self.outputs[index]["data"]["application/vnd.jupyter.widget-view+json"]
+        return _instances[view["model_id"]]
+
+    def all_text(self) -> str:
+        return json.dumps(self.outputs, default=str, ensure_ascii=False)
+
+
+def _is_final(data: dict[str, Any]) -> bool:
+    html = data.get("text/html", "")
+    return "sora-video" in html or "sora-error" in html
+
+
+@pytest.fixture(scope="module")
+def shell() -> InteractiveShell:
+    ip = InteractiveShell.instance()
+    ip.run_line_magic("load_ext", "sora_widgets")
+    return ip
+
+
+@pytest.fixture
+def ip(shell: InteractiveShell, studio: studio_module.Studio,
+       monkeypatch: pytest.MonkeyPatch) -> Iterator[Session]:
+    monkeypatch.setenv("SORA_EMULATOR_TIME_SCALE", str(FAST))
+    pub = CapturingDisplayPublisher()
+    monkeypatch.setattr(shell, "display_pub", pub)
+    magics = shell.magics_manager.registry["SoraMagics"]
+    assert isinstance(magics, SoraMagics)
+    for name, value in TRAIT_DEFAULTS.items():
+        setattr(magics, name, value)
+    magics.live_widgets = None
+    yield Session(shell, pub, magics)
+    for name, value in TRAIT_DEFAULTS.items():
+        setattr(magics, name, value)
+    shell.user_ns.pop("job", None)
+    config_module.set_session_key(None)
+
+
+@pytest.fixture
+def paid(relay: RunningEmulator, monkeypatch: pytest.MonkeyPatch) -> RunningEmulator:
+    """The relay fixture (a key: $0.90 a job), on a faster clock."""
+    relay.config.time_scale = FAST
+    monkeypatch.setenv("SORA_POLL_SCALE", str(FAST))
+    return relay
+
+
+def video_srcs(html: str) -> list[str]:
+    return re.findall(r"<video[^>]* src='([^']+)'", html)
+
+
+# -- loading, help, config ---------------------------------------------------------------------
+
+
+def test_load_ext_twice_registers_once(ip: Session) -> None:
+    import sora_widgets
+
+    sora_widgets.load_ipython_extension(ip.shell)
+    ip.run("%load_ext sora_widgets")
+    assert sum(isinstance(c, SoraMagics) for c in ip.shell.configurables) == 1
+    assert ip.shell.find_line_magic("sora") is not None
+    assert ip.shell.find_cell_magic("sora") is not None
+
+
+def test_help_lists_options_and_subcommands(ip: Session,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    doc = ip.shell.find_line_magic("sora").__doc__
+    for word in ("--ratio", "--image", "--model", "--force", "-n N", "--wait", "-o NAME",
+                 "--embed", "%sora jobs", "%sora show ID", "%sora resume", "%sora cost",
+                 "%sora key"):
+        assert word in doc, word
+    ip.run("%sora?")
+    assert "--ratio" in capsys.readouterr().out
+
+
+def test_config_traits(ip: Session, home: Path) -> None:
+    ip.run('%config SoraMagics.default_ratio = "9:16"')
+    ip.run('%config SoraMagics.media_dir = "clips"')
+    assert ip.magics.default_ratio == "9:16"
+    ip.run("%sora --wait -o job a lighthouse at dusk")
+    job = ip.shell.user_ns["job"]
+    assert job.aspect_ratio == "9:16"
+    src = video_srcs(ip.final()["text/html"])[0]
+    assert src.startswith("clips/") and (Path.cwd() / src).is_file()
+    assert "width='270' height='480'" in ip.final()["text/html"]
+    # Bad values are refused by the trait (and the previous value kept).
+    ip.run('%config SoraMagics.default_ratio = "4:3"')
+    ip.run('%config SoraMagics.media_dir = "/etc"')
+    ip.run('%config SoraMagics.media_dir = "../up"')
+    assert ip.magics.default_ratio == "9:16" and ip.magics.media_dir == "clips"
+
+
+def test_config_from_ipython_config_object(shell: InteractiveShell) -> None:
+    from traitlets.config import Config
+
+    cfg = Config()
+    cfg.SoraMagics.default_ratio = "9:16"
+    cfg.SoraMagics.embed = True
+    magics = SoraMagics(shell=None, config=cfg)
+    assert magics.default_ratio == "9:16" and magics.embed is True
+
+
+# -- generating ---------------------------------------------------------------------------------
+
+
+def test_line_magic_returns_at_once_then_plays_the_local_copy(ip: Session, home: Path) -> None:
+    ip.shell.user_ns["animal"] = "corgi"
+    started = time.monotonic()
+    result = ip.run("%sora a {animal} surfing a wave -o job")
+    assert time.monotonic() - started < 1.0 and result.error_in_exec is None
+    job: Job = ip.shell.user_ns["job"]
+    assert job.prompt == "a corgi surfing a wave"
+    first = ip.outputs[0]
+    assert first["update"] is False and "sora-status" in first["data"]["text/html"]
+    assert "local emulator — no charge" in first["data"]["text/html"]
+    job.wait(timeout=20)
+    final = ip.settled_slot()
+    slot = next(iter(ip.slots().values()))
+    assert slot[-1]["update"] is True and len(ip.slots()) == 1  # same slot, replaced
+    (src,) = video_srcs(final["text/html"])
+    assert src == f"sora_videos/{job.id}.mp4"
+    assert (Path.cwd() / src).read_bytes() == job.local_path.read_bytes()
+    assert "local emulator — no charge" in final["text/html"]
+    assert "download mp4" in final["text/html"] and job.id in final["text/plain"]
+    assert "width='640' height='360'" in final["text/html"]
+
+
+def test_cell_magic_wait_ratio_multiline_prompt_and_interpolation(ip: Session) -> None:
+    ip.shell.user_ns["place"] = "Kyoto"
+    ip.shell.user_ns["hour"] = "dawn"
+    result = ip.run("%%sora --wait --ratio 9:16 -o job\na quiet street in {place}\nat $hour\n")
+    assert result.error_in_exec is None
+    job = ip.shell.user_ns["job"]
+    assert job.prompt == "a quiet street in Kyoto\nat dawn"
+    assert job.status == "completed" and job.aspect_ratio == "9:16"
+    final = ip.final()  # --wait: already replaced when the cell returned
+    assert "width='270' height='480'" in final["text/html"]
+    assert (Path.cwd() / video_srcs(final["text/html"])[0]).is_file()
+
+
+def test_quoted_prompt_images_and_model(ip: Session, paid: RunningEmulator) -> None:
+    ip.run('%sora "a cat, in a hat" -i https://example.com/a.jpg --image '
+           'https://example.com/b.png --model sora-2 -r 9:16 --wait -o job')
+    job = ip.shell.user_ns["job"]
+    assert job.prompt == "a cat, in a hat"
+    assert job.request.images == ("https://example.com/a.jpg", "https://example.com/b.png")
+    assert job.request.model == "sora-2" and job.aspect_ratio == "9:16"
+    assert job.status == "completed"
+    ip.run('%config SoraMagics.model = "sora-2-custom"')
+    ip.run("%sora --wait -o job a second one")
+    assert ip.shell.user_ns["job"].request.model == "sora-2-custom"
+
+
+def test_rerun_is_cached_and_force_pays_again(ip: Session, paid: RunningEmulator) -> None:
+    ip.run("%sora --wait -o job a paid fox")
+    first = ip.shell.user_ns["job"]
+    assert paid.stats()["posts"] == 1 and "$0.90" in ip.final()["text/html"]
+    ip.run("%sora --wait -o job a paid fox")
+    assert ip.shell.user_ns["job"] is first and paid.stats()["posts"] == 1
+    assert "cached: no new charge" in ip.final()["text/html"]
+    ip.run("%sora --wait --force -o job a paid fox")
+    assert ip.shell.user_ns["job"] is not first and paid.stats()["posts"] == 2
+    assert VIP_KEY not in ip.all_text()
+
+
+def test_variations_state_the_cost_first_and_show_a_grid(ip: Session,
+                                                         paid: RunningEmulator) -> None:
+    ip.run("%sora -n 3 --wait -o jobs three otters")
+    jobs = ip.shell.user_ns["jobs"]
+    assert isinstance(jobs, list) and len(jobs) == 3
+    assert len({j.id for j in jobs}) == 3 and paid.stats()["posts"] == 3
+    cost = ip.outputs[0]["data"]["text/plain"]
+    assert "3 × $0.90 = $2.70" in cost
+    assert not (ip.outputs[0].get("transient") or {}).get("display_id")  # stated first
+    final = ip.final()["text/html"]
+    assert "sora-grid" in final and len(video_srcs(final)) == 3
+    for src in video_srcs(final):
+        assert (Path.cwd() / src).is_file()
+    # Re-running reuses the three (free); --force pays for N new ones.
+    ip.run("%sora -n 3 --wait -o jobs three otters")
+    assert {j.id for j in ip.shell.user_ns["jobs"]} == {j.id for j in jobs}
+    assert paid.stats()["posts"] == 3
+    assert "nothing new to pay" in ip.all_text()
+    ip.run("%sora -n 4 -o jobs three otters")
+    assert "3 reused" in ip.all_text() and "1 × $0.90 = $0.90" in ip.all_text()
+    for job in ip.shell.user_ns["jobs"]:
+        job.wait(timeout=20)
+    ip.run("%sora -n 2 --force --wait three otters")
+    assert "2 × $0.90 = $1.80" in ip.all_text() and paid.stats()["posts"] == 6
+
+
+def test_variations_on_the_emulator_say_no_charge(ip: Session) -> None:
+    ip.run("%sora -n 2 -o jobs two pandas")
+    assert "local emulator — no charge" in ip.outputs[0]["data"]["text/plain"]
+    for job in ip.shell.user_ns["jobs"]:
+        job.wait(timeout=20)
+    final = ip.settled_slot()
+    assert len(video_srcs(final["text/html"])) == 2
+
+
+def test_embed_inlines_base64_and_states_the_size(ip: Session) -> None:
+    ip.run("%sora --embed --wait -o job a tiny robot")
+    html = ip.final()["text/html"]
+    (src,) = video_srcs(html)
+    assert src.startswith("data:video/mp4;base64,")
+    assert re.search(r"embedded in this notebook: \d+ KB mp4", html)
+    assert not (Path.cwd() / "sora_videos").exists()
+    ip.run("%config SoraMagics.embed = True")
+    ip.run("%sora --wait another tiny robot")
+    assert video_srcs(ip.final()["text/html"])[0].startswith("data:video/mp4;base64,")
+
+
+def test_autodownload_off_plays_the_relay_link(ip: Session) -> None:
+    ip.run("%config SoraMagics.autodownload = False")
+    ip.run("%sora --wait a kite")
+    html = ip.final()["text/html"]
+    assert video_srcs(html)[0].startswith("http://127.0.0.1:")
+    assert "which expires" in html
+
+
+def test_user_strings_are_escaped(ip: Session) -> None:
+    ip.run("%sora --wait -o job <script>alert(1)</script> <img src=x onerror=alert(2)>")
+    html = "".join(out["data"].get("text/html", "") for out in ip.outputs)
+    assert "<script>" not in html and "<img src=x" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in ip.final()["text/html"]
+
+
+# -- live widgets -------------------------------------------------------------------------------
+
+
+def test_live_widgets_update_from_the_poller_then_give_way(ip: Session) -> None:
+    from ipywidgets.widgets.widget import _instances
+
+    ip.magics.live_widgets = True
+    ip.run("%sora -o job a widget-watched <i>heron</i>")
+    job = ip.shell.user_ns["job"]
+    box = ip.widget()
+    model_id = box.model_id
+    status, bar = box.children
+    seen: list[tuple[str, object]] = []
+    bar.observe(lambda c: seen.append((threading.current_thread().name, c["new"])),
+                names=["value", "bar_style"])
+    job.wait(timeout=20)
+    final = ip.settled_slot()
+    assert _is_final(final) and "application/vnd.jupyter.widget-view+json" not in final
+    assert seen and {name for name, _ in seen} == {"sora-widgets-poller"}
+    assert bar.value == 100 and bar.bar_style == "success"
+    assert "<i>" not in status.value and "&lt;i&gt;heron" in status.value
+    wait_for(lambda: model_id not in _instances)  # closed: nothing left in saved state
+    assert bar.comm is None
+
+
+def test_failed_job_is_a_red_box_with_the_relays_words(ip: Session,
+                                                        paid: RunningEmulator) -> None:
+    paid.config.failure_rate = 1.0
+    ip.magics.live_widgets = True
+    ip.run("%sora -o job a doomed scene")
+    job = ip.shell.user_ns["job"]
+    _, bar = ip.widget().children
+    assert isinstance(bar, ipywidgets.IntProgress)
+    with pytest.raises(JobFailed):
+        job.wait(timeout=20)
+    final = ip.settled_slot()
+    assert "sora-error" in final["text/html"] and "Generation failed" in final["text/html"]
+    assert job.error and job.error.split()[0] in final["text/html"]
+    assert bar.bar_style == "danger"
+
+
+# -- money and keys -----------------------------------------------------------------------------
+
+
+def test_non_vip_key_says_so_plainly(ip: Session, paid: RunningEmulator,
+                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SORA_API_KEY", "nonvip-abc123")
+    ip.run("%sora --wait -o job a forbidden castle")
+    html = ip.final()["text/html"]
+    assert "this key is not in the VIP group" in html and "sora-error" in html
+    assert "nonvip-abc123" not in ip.all_text()
+
+
+def test_unknown_outcome_says_it_may_have_been_charged(ip: Session,
+                                                       paid: RunningEmulator) -> None:
+    paid.inject("accept_then_drop", method="POST")
+    ip.run("%sora --wait -o job a lost answer")
+    assert ip.shell.user_ns["job"].status == "unknown"
+    html = ip.final()["text/html"]
+    assert "may have been charged" in html and "sora-error" in html
+
+
+def test_key_subcommand_asks_with_getpass_and_never_echoes(
+        ip: Session, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    secret = "sk-secret-do-not-show-42"
+    prompts: list[str] = []
+    monkeypatch.setattr(getpass, "getpass", lambda prompt="": prompts.append(prompt) or secret)
+    assert ip.run("%sora key").error_in_exec is None
+    key = config_module.settings().api_key
+    assert prompts and key is not None and key.reveal() == secret
+    message = ip.fails(f"%sora key {secret}")
+    assert secret not in message and "paste" in message
+    ip.run("%sora key --forget")
+    assert config_module.settings().api_key is None
+    monkeypatch.setattr(getpass, "getpass", lambda prompt="": "  ")
+    ip.run("%sora key")
+    assert config_module.settings().api_key is None
+    out = capsys.readouterr()
+    assert secret not in out.out + out.err and secret not in ip.all_text()
+    assert "never saved or shown" in out.out
+
+
+def test_session_key_is_used_and_never_shown(ip: Session, paid: RunningEmulator,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SORA_API_KEY")
+    monkeypatch.setattr(getpass, "getpass", lambda prompt="": VIP_KEY)
+    ip.run("%sora key")
+    ip.run("%sora --wait -o job paid with a session key")
+    assert ip.shell.user_ns["job"].cost_usd == 0.90 and paid.stats()["posts"] == 1
+    assert VIP_KEY not in ip.all_text() and VIP_KEY not in repr(ip.shell.user_ns["job"])
+
+
+# -- usage errors: clear, no traceback, nothing sent --------------------------------------------
+
+
+@pytest.mark.parametrize(("source", "words"), [
+    ("%sora --ratio 4:3 a cat", "16:9 or 9:16"),
+    ("%sora", "give a prompt or an image"),
+    ("%sora --image ftp://example.com/x.jpg a cat", "image"),
+    ("%sora --image /no/such/file.png a cat", "image"),
+    ("%sora -n 0 a cat", "between 1 and 10"),
+    ("%sora -n 11 a cat", "between 1 and 10"),
+    ("%sora -n x a cat", "invalid int"),
+    ("%sora --bogus a cat", "unrecognized"),
+    ("%sora -o 1bad a cat", "variable name"),
+    ("%sora -o class a cat", "variable name"),
+    ('%sora "unbalanced a cat', "closing quotation"),
+    ("%%sora a cat on the line\nand a body", "not both"),
+    ("%sora show me a cat", "unrecognized"),
+    ("%sora show", "required"),
+    ("%sora show v_nope", "no job"),
+    ("%sora jobs -n many", "invalid int"),
+    ("%sora cost now", "unrecognized"),
+    ("%%sora jobs\nbody", "no cell body"),
+])
+def test_usage_errors_send_nothing(ip: Session, paid: RunningEmulator, source: str,
+                                   words: str) -> None:
+    assert words in ip.fails(source)
+    assert paid.stats()["posts"] == 0
+
+
+def test_budget_is_checked_before_sending(ip: Session, paid: RunningEmulator,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SORA_BUDGET_USD", "0.50")
+    assert "budget" in ip.fails("%sora a costly whale")
+    monkeypatch.setenv("SORA_BUDGET_USD", "2.00")
+    message = ip.fails("%sora -n 3 three costly whales")
+    assert "3 × $0.90 = $2.70" in message and "Nothing was sent" in message
+    assert paid.stats()["posts"] == 0
+    monkeypatch.setenv("SORA_BUDGET_USD", "oops")
+    assert "SORA_BUDGET_USD" in ip.fails("%sora a whale")
+
+
+# -- sub-commands -------------------------------------------------------------------------------
+
+
+def test_jobs_show_and_cost(ip: Session, paid: RunningEmulator) -> None:
+    ip.run("%sora --wait -o job <b>bold</b> penguin")
+    job = ip.shell.user_ns["job"]
+    ip.run("%sora jobs")
+    table = ip.outputs[-1]["data"]["text/html"]
+    assert "sora-jobs" in table and job.id in table and "&lt;b&gt;bold" in table
+    assert f"sora_videos/{job.id}.mp4" in table and "$0.90" in table
+    ip.run("%sora jobs -n 1")
+    assert ip.outputs[-1]["data"]["text/html"].count("<tr>") == 2  # head + one row
+    ip.run(f"%sora show {job.id[:10]}")
+    assert video_srcs(ip.final()["text/html"]) == [f"sora_videos/{job.id}.mp4"]
+    ip.run(f"%sora show {job.id} --embed")
+    assert video_srcs(ip.final()["text/html"])[0].startswith("data:video/mp4")
+    ip.run("%sora cost")
+    cost = ip.outputs[-1]["data"]
+    assert "This session: <b>$0.90</b>" in cost["text/html"]
+    assert "(1 paid jobs)" in cost["text/plain"] and VIP_KEY not in ip.all_text()
+
+
+def test_jobs_and_cost_on_the_emulator(ip: Session) -> None:
+    ip.run("%sora jobs")
+    assert "No jobs yet." in ip.outputs[-1]["data"]["text/html"]
+    ip.run("%sora --wait a free fish")
+    ip.run("%sora jobs")
+    assert "local emulator — no charge" in ip.outputs[-1]["data"]["text/html"]
+    ip.run("%sora cost")
+    assert "local emulator — no charge" in ip.outputs[-1]["data"]["text/html"]
+
+
+def test_resume_after_a_restart(ip: Session, paid: RunningEmulator,
+                                monkeypatch: pytest.MonkeyPatch) -> None:
+    ip.run("%sora resume")
+    assert "Nothing to resume" in ip.outputs[-1]["data"]["text/plain"]
+    ip.run("%sora -o job an interrupted eagle")
+    job = ip.shell.user_ns["job"]
+    wait_for(lambda: job.id is not None)
+    studio_module.default_studio().close()           # the kernel "restarts"
+    fresh = studio_module.Studio()
+    monkeypatch.setattr(studio_module, "_default", fresh)
+    try:
+        ip.run("%sora resume")
+        (resumed,) = fresh.jobs()
+        assert resumed.id == job.id and resumed is not job
+        resumed.wait(timeout=20)
+        final = ip.settled_slot()
+        assert video_srcs(final["text/html"]) == [f"sora_videos/{job.id}.mp4"]
+        assert paid.stats()["posts"] == 1  # re-attached, never resubmitted
+    finally:
+        fresh.close()

@@ -1,0 +1,173 @@
+"""HTML of jobs (render.py) and publishing next to the notebook (media.py): no network."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sora_widgets import media, render
+from sora_widgets.job import Backend, Job
+from sora_widgets.models import VideoRequest
+from sora_widgets.store import Journal, Spend
+
+EVIL = "<script>alert('x')</script> & \"quotes\""
+SRC = re.compile(r"<video[^>]* src='([^']*)'")
+
+
+@pytest.fixture
+def make_job(tmp_path: Path) -> Any:
+    journal = Journal(tmp_path / "journal.sqlite3")
+
+    def make(prompt: str | None = "a fox", *, ratio: str = "16:9", emulator: bool = False,
+             **traits: Any) -> Job:
+        request = VideoRequest.create(prompt, aspect_ratio=ratio,
+                                      image=None if prompt else "https://example.com/i.png")
+        backend = Backend("http://127.0.0.1:9", None, emulator=emulator)
+        traits.setdefault("local_id", "0123456789abcdef")
+        traits.setdefault("created_at", 1_700_000_000.0)
+        traits.setdefault("price_usd", 0.90)
+        return Job(request, backend, journal, tmp_path / "videos", **traits)
+
+    return make
+
+
+@pytest.fixture
+def saved_video(tmp_path: Path) -> Path:
+    path = tmp_path / "videos" / "v_1.mp4"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"x" * 2000)
+    return path
+
+
+def test_every_user_and_server_string_is_escaped(make_job: Any) -> None:
+    job = make_job(EVIL, id="v_<u>", status="failed", error=EVIL, error_code="500",
+                   poll_error=EVIL, video_url="https://e.com/a.mp4?x=<y>")
+    pieces = [render.error_html(job), render.status_html(job), render.jobs_table_html([job]),
+              render.video_html(job, "https://e.com/v.mp4", note=EVIL)]
+    job.status = "in_progress"
+    pieces.append(render.job_html(job))
+    for piece in pieces:
+        assert "<script>" not in piece and "<u>" not in piece
+        assert "&lt;script&gt;" in piece
+
+
+@pytest.mark.parametrize(("url", "ok"), [
+    ("https://cdn.example.com/v.mp4?sig=1", True),
+    ("http://127.0.0.1:8000/videos/v.mp4", True),
+    ("sora_videos/v_1.mp4", True),
+    ("data:video/mp4;base64,AAAA", True),
+    ("javascript:alert(1)", False),
+    ("data:text/html;base64,PHNjcmlwdD4=", False),
+    ("/etc/passwd", False),
+    ("../secret.mp4", False),
+    ("file:///tmp/v.mp4", False),
+    ("https://e.com/\nx", False),
+    ("", False),
+])
+def test_safe_url(url: str, ok: bool) -> None:
+    assert (render.safe_url(url) is not None) is ok
+
+
+def test_unsafe_src_is_never_embedded(make_job: Any) -> None:
+    job = make_job(status="completed", id="v_1")
+    html = render.video_html(job, "javascript:alert(1)")
+    assert "javascript:" not in html and "not a safe URL" in html
+
+
+def test_non_vip_403_and_unknown_and_failure_words(make_job: Any) -> None:
+    denied = make_job(status="failed", error="key not allowed", error_code="403")
+    assert "this key is not in the VIP group" in render.error_html(denied)
+    assert "this key is not in the VIP group" in render.job_text(denied)
+    unknown = make_job(status="unknown", charge="maybe", error="answer lost")
+    assert "may have been charged" in render.error_html(unknown)
+    assert "may have been charged $0.90" in render.job_text(unknown)
+    failed = make_job(status="failed", error="content policy", error_code="policy")
+    html = render.error_html(failed)
+    assert "Generation failed" in html and "content policy" in html and "sora-error" in html
+
+
+def test_emulator_badge_in_every_state(make_job: Any, saved_video: Path) -> None:
+    for status in ("submitting", "queued", "in_progress", "failed", "unknown"):
+        job = make_job(emulator=True, status=status, error="x")
+        assert render.EMULATOR_BADGE in render.job_html(job)
+        assert render.EMULATOR_BADGE in render.job_text(job)
+    done = make_job(emulator=True, status="completed", id="v_1", local_path=saved_video)
+    assert render.EMULATOR_BADGE in render.video_html(done, "sora_videos/v_1.mp4")
+    assert render.EMULATOR_BADGE in render.jobs_table_html([done])
+
+
+def test_money_lines(make_job: Any) -> None:
+    assert render.money_line(make_job(status="submitting")) == "$0.90 at submit"
+    charged = make_job(status="completed", charge="charged", cost_usd=0.90)
+    assert render.money_line(charged) == "$0.90"
+    charged.cached = True
+    assert "cached: no new charge" in render.money_line(charged)
+    assert render.batch_cost_text(3, 0, 0.90, emulator=False) == "3 variations — 3 × $0.90 = $2.70"
+    assert "1 reused" in render.batch_cost_text(2, 1, 0.90, emulator=False)
+    assert "2 × $0.90 = $1.80" in render.batch_cost_text(2, 1, 0.90, emulator=False)
+    assert "nothing new to pay" in render.batch_cost_text(0, 2, 0.90, emulator=False)
+    assert render.EMULATOR_BADGE in render.batch_cost_text(2, 0, 0.90, emulator=True)
+
+
+def test_repr_html_publishes_the_local_copy_next_to_the_notebook(
+        make_job: Any, saved_video: Path, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    notebook_dir = tmp_path / "nb"
+    notebook_dir.mkdir()
+    monkeypatch.chdir(notebook_dir)
+    job = make_job(status="completed", id="v_1", local_path=saved_video, ratio="9:16",
+                   video_url="https://relay.example/expiring.mp4")
+    html = job._repr_html_()
+    (src,) = SRC.findall(html)
+    assert src == "sora_videos/v_1.mp4"
+    assert (notebook_dir / src).read_bytes() == saved_video.read_bytes()
+    assert "width='270' height='480'" in html and "download mp4" in html
+
+
+def test_completed_without_a_saved_copy_plays_the_link_and_says_so(make_job: Any) -> None:
+    job = make_job(status="completed", id="v_2", video_url="https://relay.example/v.mp4")
+    html = render.job_html(job)
+    assert SRC.findall(html) == ["https://relay.example/v.mp4"]
+    assert "may expire" in html
+
+
+def test_status_html_bar_and_eta(make_job: Any) -> None:
+    job = make_job(status="in_progress", progress=42, eta_seconds=75.0)
+    html = render.status_html(job, now=job.created_at + 61)
+    assert "42%" in html and "1:01" in html and "about 1:15 left" in html
+    assert "<progress" in html and "<progress" not in render.status_html(job, bar=False)
+
+
+def test_grid_table_spend_and_sizes(make_job: Any) -> None:
+    grid = render.grid_html(["<p>a</p>", "<p>b</p>"])
+    assert grid.count("sora-cell") == 2 and "grid-template-columns" in grid
+    job = make_job(status="completed", id="v_9", local_id="abc")
+    table = render.jobs_table_html([job], {"abc": "sora_videos/v_9.mp4"})
+    assert SRC.findall(table) == ["sora_videos/v_9.mp4"]
+    assert "No jobs yet" in render.jobs_table_html([])
+    spend = render.spend_html(Spend(1.8, 0.9, 0.0, 3), Spend(2.7, 0.9, 0.0, 4), 5.0,
+                              emulator=True)
+    assert "$1.80" in spend and "of a $5.00 budget" in spend and "may have been charged" in spend
+    assert render.EMULATOR_BADGE in spend
+    assert render.size_text(2048) == "2 KB" and render.size_text(3 * 1024 * 1024) == "3.0 MB"
+
+
+def test_publish_video_links_once_and_refuses_odd_folders(saved_video: Path,
+                                                          tmp_path: Path) -> None:
+    root = tmp_path / "nb"
+    first = media.publish_video(saved_video, "v_1/../x", "clips/sora", root)
+    assert first == "clips/sora/v_1_.._x.mp4"
+    target = root / first
+    assert target.read_bytes() == saved_video.read_bytes()
+    inode = target.stat().st_ino
+    assert media.publish_video(saved_video, "v_1/../x", "clips/sora", root) == first
+    assert target.stat().st_ino == inode  # already there: not copied again
+    assert os.listdir(target.parent) == [target.name]  # no temp files left
+    for bad in ("/abs", "../up", "a/../b", "", "c:/x", "./x"):
+        with pytest.raises(ValueError):
+            media.check_media_dir(bad)
+    assert media.data_uri(saved_video).startswith("data:video/mp4;base64,AAAAGGZ0")
