@@ -57,10 +57,15 @@ def machine() -> str:
         pass
     load = ""
     if hasattr(os, "getloadavg"):
-        load = " · load avg at start %.2f" % os.getloadavg()[0]
+        load = f" · load avg at start {os.getloadavg()[0]:.2f}"
     now = _dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
     return (f"{now} · {os.cpu_count()} cores ({model or platform.machine()}) · "
             f"Python {platform.python_version()} · {platform.system()}{load}")
+
+
+def load_avg() -> str:
+    """The 1-minute load average now (other work on the machine skews the timings)."""
+    return f"{os.getloadavg()[0]:.2f}" if hasattr(os, "getloadavg") else "?"
 
 
 def write_result(name: str, text: str) -> Path:

@@ -31,9 +31,10 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import ClassVar
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import BENCH_KEY, ROOT, machine, md_table, write_result  # noqa: E402
+from _common import BENCH_KEY, ROOT, machine, md_table, write_result
 
 CURL = shutil.which("curl") or "/usr/bin/curl"
 MB = 1024 * 1024
@@ -92,9 +93,9 @@ def child(kind: str, base_url: str, url: str, dest: str) -> None:
 
 class FileHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
-    files: dict[str, Path] = {}
+    files: ClassVar[dict[str, Path]] = {}
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         path = self.files.get(self.path.split("?")[0])
         if path is None:
             self.send_error(404)

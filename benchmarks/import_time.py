@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import ROOT, machine, md_table, write_result  # noqa: E402
+from _common import ROOT, machine, md_table, write_result
 
 SCRIPT = """\
 import time, json, sys

@@ -32,6 +32,7 @@ import asyncio
 import json
 import os
 import random
+import shutil
 import statistics
 import subprocess
 import sys
@@ -43,7 +44,15 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import BENCH_KEY, RESULTS, machine, md_table, percentile, write_result  # noqa: E402
+from _common import (
+    BENCH_KEY,
+    RESULTS,
+    load_avg,
+    machine,
+    md_table,
+    percentile,
+    write_result,
+)
 
 STRATEGIES = ("provider-10s", "fixed-1s", "ours")
 FINAL = ("completed", "failed")
@@ -124,12 +133,34 @@ def child_baseline(strategy: str, base_url: str, scale: float) -> None:
     asyncio.run(main())
 
 
-def child_ours(base_url: str, scale: float) -> None:
+def policy_overrides(items: list[str] | None) -> dict[str, float]:
+    """``--policy name=value``: what-if values for ``PollPolicy`` fields (ours only)."""
+    from dataclasses import fields
+
+    from sora_widgets.schedule import PollPolicy
+
+    names = {f.name for f in fields(PollPolicy)} - {"scale"}
+    out = {}
+    for item in items or []:
+        name, _, value = item.partition("=")
+        if name not in names:
+            raise SystemExit(f"--policy: unknown PollPolicy field {name!r} ({sorted(names)})")
+        out[name] = float(value)
+    return out
+
+
+def child_ours(base_url: str, scale: float, overrides: dict[str, float]) -> None:
+    import functools
+
+    import sora_widgets.job
     from sora_widgets.config import APIKey
     from sora_widgets.job import Backend, Job, poller
     from sora_widgets.models import VideoRequest
     from sora_widgets.store import Journal
 
+    if overrides:  # what-if only: the default run uses the package's own PollPolicy
+        sora_widgets.job.PollPolicy = functools.partial(  # type: ignore[misc]
+            sora_widgets.job.PollPolicy, **overrides)
     home = Path(tempfile.mkdtemp(prefix="sw-bench-polling-"))
     journal = Journal(home / "journal.sqlite3")
     backend = Backend(base_url, APIKey(BENCH_KEY), emulator=True, time_scale=scale)
@@ -162,6 +193,8 @@ def child_ours(base_url: str, scale: float) -> None:
     _report(noticed, cpu0, {"threads": max(threads_seen, threading.active_count()),
                             "videos_saved": saved})
     poller().stop()
+    journal.close()
+    shutil.rmtree(home, ignore_errors=True)
 
 
 # --------------------------------------------------------------------------------------------
@@ -182,7 +215,8 @@ def run_live(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
         for name in STRATEGIES:
             children[name] = subprocess.Popen(
                 [sys.executable, __file__, "--child", name, "--base-url", emu.base_url,
-                 "--time-scale", repr(scale)],
+                 "--time-scale", repr(scale),
+                 *(f"--policy={item}" for item in args.policy or [])],
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
         for name, proc in children.items():
             assert proc.stdout is not None
@@ -264,6 +298,7 @@ def run_virtual(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
     rng = random.Random(args.seed)
     request = EmuRequest("sora-2", "benchmark", "16:9", 12, ())
     stuck = args.progress_mode == "stuck"
+    overrides = policy_overrides(args.policy)
     summary: dict[str, dict[str, Any]] = {}
     seeds = [rng.getrandbits(64) for _ in range(args.n)]   # the same tasks for every strategy
     for name in STRATEGIES:
@@ -273,7 +308,7 @@ def run_virtual(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
                              time_scale=1.0, queue_seconds=(0.0, 20.0),
                              run_seconds=(60.0, 180.0),
                              stall_probability=args.stall_probability, failure_rate=0.0)
-            schedule = PollSchedule(PollPolicy())
+            schedule = PollSchedule(PollPolicy(**overrides))
             now, count, status, progress = 0.0, 0, "queued", 0
             schedule.observe(now, status, progress)
             first = True
@@ -318,9 +353,17 @@ def table(summary: dict[str, dict[str, Any]]) -> str:
                      "client CPU s", "GETs/job × p50"], rows)
 
 
-def verdict(summary: dict[str, dict[str, Any]]) -> str:
+def verdict(summary: dict[str, dict[str, Any]], stuck: bool = False) -> str:
     s = summary["ours"]
-    checks = [("p50 ≤ 0.5 s", s["p50"] <= TARGET["p50"]), ("p95 ≤ 1.5 s", s["p95"] <= TARGET["p95"]),
+    if stuck:
+        from sora_widgets.schedule import PollPolicy
+
+        bound = PollPolicy().blind_max
+        return (f"No usable progress: the targets assume progress, so the check here is the "
+                f"bound: ours max {s['max']:.2f} s ≤ blind_max {bound:g} s "
+                f"{'✅' if s['max'] <= bound + 0.5 else '❌'} (0.5 s slack for HTTP)")
+    checks = [("p50 ≤ 0.5 s", s["p50"] <= TARGET["p50"]),
+              ("p95 ≤ 1.5 s", s["p95"] <= TARGET["p95"]),
               ("≤ 25 GETs/job", s["gets_per_job"] <= TARGET["gets"])]
     return "Targets (ours): " + ", ".join(f"{label} {'✅' if ok else '❌'}" for label, ok in checks)
 
@@ -330,6 +373,7 @@ def plot(summary: dict[str, dict[str, Any]], path: Path, title: str) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     colors = {"provider-10s": "tab:red", "fixed-1s": "tab:blue", "ours": "tab:green"}
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.8))
@@ -345,7 +389,6 @@ def plot(summary: dict[str, dict[str, Any]], path: Path, title: str) -> None:
     left.set_title("latency CDF (dotted: p50 target, dashed: p95 target)")
     left.legend(loc="lower right")
     left.grid(True, which="both", alpha=0.3)
-    right.axhspan(0, TARGET["p95"], xmin=0, xmax=1, color="none")
     right.fill_between([0, TARGET["gets"]], 0, TARGET["p95"], color="tab:green", alpha=0.08,
                        label="target: ≤ 25 GETs, p95 ≤ 1.5 s")
     for name in STRATEGIES:
@@ -358,13 +401,17 @@ def plot(summary: dict[str, dict[str, Any]], path: Path, title: str) -> None:
                        xytext=(8, 6), fontsize=8)
     right.set_xscale("log")
     right.set_yscale("log")
+    right.set_xlim(6, 400)
+    right.set_ylim(0.05, 30)
+    for axis in (right.xaxis, right.yaxis):
+        axis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
     right.set_xlabel("GETs per job (log)")
     right.set_ylabel("latency s (log): ● p95, × p50")
     right.set_title("Pareto: requests vs latency (lower-left is better)")
     right.grid(True, which="both", alpha=0.3)
-    right.legend(loc="upper right", fontsize=8)
+    right.legend(loc="lower left", fontsize=8)
     fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 0.96))
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -381,13 +428,17 @@ def main(argv: list[str] | None = None) -> int:
                         help="emulator default 0.3: progress pauses at 90–98 %% for 5–12 %%")
     parser.add_argument("--virtual", action="store_true",
                         help="simulate in virtual time with the emulator's task model (no HTTP)")
+    parser.add_argument("--policy", action="append", metavar="NAME=VALUE",
+                        help="what-if: override a PollPolicy default for 'ours' (repeatable; "
+                        "nothing is written unless --write)")
     parser.add_argument("--no-write", action="store_true", help="print only")
+    parser.add_argument("--write", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--child", choices=STRATEGIES, help=argparse.SUPPRESS)
     parser.add_argument("--base-url", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
     if args.child == "ours":
-        child_ours(args.base_url, args.time_scale)
+        child_ours(args.base_url, args.time_scale, policy_overrides(args.policy))
         return 0
     if args.child:
         child_baseline(args.child, args.base_url, args.time_scale)
@@ -398,17 +449,19 @@ def main(argv: list[str] | None = None) -> int:
     summary = run_virtual(args) if args.virtual else run_live(args)
     elapsed = time.monotonic() - started
     mode = "virtual time (no HTTP)" if args.virtual else f"live, time scale {args.time_scale:g}"
+    if args.policy:
+        mode += " · what-if " + ", ".join(args.policy)
     title = (f"polling · {args.n} jobs per strategy · {mode} · progress {args.progress_mode} · "
              f"stall p={args.stall_probability:g} · seed {args.seed}")
     text = "\n".join([
-        f"### {title}", "", f"_{header} · run took {elapsed:.0f} s_", "",
-        table(summary), "", verdict(summary), "",
+        f"### {title}", "", f"_{header} · at end {load_avg()} · run took {elapsed:.0f} s_", "",
+        table(summary), "", verdict(summary, args.progress_mode == "stuck"), "",
         "Latency in real-time-equivalent seconds (measured ÷ time scale). Client CPU = the "
         "strategy's own process over the polling phase; `ours` also writes the journal and "
         "saves each finished video (shared 12 s mp4).",
     ])
     print(text)
-    if not args.no_write:
+    if not args.no_write and (not args.policy or args.write):
         suffix = "" if args.progress_mode == "normal" else f"-{args.progress_mode}"
         if args.virtual:
             suffix += "-virtual"

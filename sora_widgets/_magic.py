@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
 from IPython.core import magic_arguments as _margs
-from IPython.core.error import UsageError
+from IPython.core.error import StdinNotImplementedError, UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class
 from IPython.core.magic_arguments import MagicArgumentParser
 from IPython.display import display as _display
@@ -94,17 +94,6 @@ def _settled(job: Job) -> bool:
     if job.status == "completed":
         return job.local_path is not None or not job.tracking
     return False
-
-
-def _adopt(job: Job) -> Job:
-    """Make a handle from the journal live again (what the cache does for a re-run)."""
-    from .job import poller
-
-    if job.tracking or job.id is None:
-        return job
-    if not job.done or (job.status == "completed" and job.local_path is None):
-        poller().track(job)
-    return job
 
 
 @dataclass(frozen=True)
@@ -441,36 +430,25 @@ class SoraMagics(Magics, Configurable):
         """Reuse the newest identical jobs (free), submit the rest forced; say the cost first."""
         current = settings()
         backend = studio.backend(current, base_url=self.base_url or None)
-        reused = [] if force else self._earlier(studio, request, backend.journal_name, n)
+        reused = [] if force else studio.earlier_jobs(request, backend, limit=n, current=current)
         new = n - len(reused)
         price = price_of(request.model, current.prices)
-        if new and not backend.emulator and current.budget_usd is not None:
-            spent = studio.spend()["session"].worst_case_usd
-            if spent + new * price > current.budget_usd + 1e-9:
-                raise UsageError(
-                    f"%sora: {new} × ${price:.2f} = ${new * price:.2f} would pass the "
-                    f"budget: this session has spent ${spent:.2f} of its SORA_BUDGET_USD="
-                    f"${current.budget_usd:.2f}. Nothing was sent.")
+        if new and not backend.emulator:
+            # the whole batch, before any POST
+            studio.check_budget(new * price, current, what=f"{new} × ${price:.2f} = ")
         text = render.batch_cost_text(new, len(reused), price, emulator=backend.emulator)
         display({"text/html": f"<div class='sora-cost'>{render.escape(text)}</div>",
                  "text/plain": text}, raw=True)
         jobs = list(reused)
         for _ in range(new):
-            jobs.append(submit(True))
-        return jobs
-
-    @staticmethod
-    def _earlier(studio: Studio, request: VideoRequest, backend: str, n: int) -> list[Job]:
-        """Up to ``n`` earlier jobs of this request, newest first (the cache's rule)."""
-        fingerprint = request.fingerprint()
-        records = [r for r in studio.journal().history()
-                   if r.fingerprint == fingerprint and r.backend == backend
-                   and not (r.status == "failed" and r.charge == "none" and r.task_id is None)]
-        jobs = []
-        for record in records[:n]:
-            job = studio.get(record.local_id)
-            job.cached = True
-            jobs.append(_adopt(job))
+            try:
+                jobs.append(submit(True))
+            except SoraError as exc:  # e.g. the budget, reached by another kernel meanwhile
+                if len(jobs) > len(reused):
+                    self._present(jobs, self._look(), wait=False)
+                    raise UsageError(f"%sora: only {len(jobs)} of {n} variations were "
+                                     f"submitted (shown above): {exc}") from None
+                raise
         return jobs
 
     def _look(self, *, embed: bool = False) -> _Look:
@@ -494,6 +472,7 @@ class SoraMagics(Magics, Configurable):
         return _new_parser(prog=f"%sora {prog}", description=None)
 
     def _cmd_jobs(self, rest: list[str]) -> None:
+        """History; saved videos are published next to the notebook to serve as thumbnails."""
         from .studio import default_studio
 
         parser = self._parser("jobs")
@@ -521,7 +500,8 @@ class SoraMagics(Magics, Configurable):
             job = default_studio().get(_unquote(args.ref))
         except SoraError as exc:
             raise UsageError(f"%sora show: {exc}") from None
-        self._present([_adopt(job)], self._look(embed=args.embed), wait=args.wait)
+        self._present([default_studio().track(job)], self._look(embed=args.embed),
+                      wait=args.wait)
 
     def _cmd_resume(self, rest: list[str]) -> None:
         from .studio import default_studio
@@ -563,7 +543,11 @@ class SoraMagics(Magics, Configurable):
                 "%sora key takes no value: a key typed into a cell is saved in the notebook "
                 "and its history. Run `%sora key` alone and paste the key at the prompt "
                 "(or `%sora key --forget`).")
-        value = getpass.getpass("Sora API key (kept in memory for this session only): ")
+        try:
+            value = getpass.getpass("Sora API key (kept in memory for this session only): ")
+        except StdinNotImplementedError:
+            raise UsageError("%sora key: this frontend cannot ask for input; set "
+                             "SORA_API_KEY in the kernel's environment instead") from None
         if not value.strip():
             print("No key entered; nothing changed.")
             return

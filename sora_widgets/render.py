@@ -46,6 +46,9 @@ EMULATOR_BADGE = "local emulator — no charge"
 _STYLE = ("font-family: var(--jp-ui-font-family, sans-serif); font-size: 13px; "
           "line-height: 1.4; max-width: 720px")
 VIP_WORDS = "this key is not in the VIP group"
+#: Long prompts take three lines in a table; the whole text stays (and shows on hover).
+_CLAMP = ("max-width: 360px; display: -webkit-box; -webkit-line-clamp: 3; "
+          "-webkit-box-orient: vertical; overflow: hidden; overflow-wrap: anywhere")
 UNKNOWN_WORDS = "Submit outcome unknown — this job may have been charged"
 
 
@@ -235,6 +238,7 @@ def jobs_table_html(jobs: Iterable[Job], sources: Mapping[str, str] | None = Non
     rows = []
     for job in jobs:
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(job.created_at))
+        prompt = job.prompt or "(image only)"
         src = safe_url(sources.get(job.local_id))
         link = safe_url(job.video_url)
         if src:
@@ -247,7 +251,7 @@ def jobs_table_html(jobs: Iterable[Job], sources: Mapping[str, str] | None = Non
         rows.append(
             f"<tr><td>{escape(when)}</td><td><code>{escape(job.id or job.local_id[:8])}</code>"
             f"</td><td>{escape(job.status)}</td><td>{escape(job.aspect_ratio)}</td>"
-            f"<td>{escape((job.prompt or '(image only)')[:80])}</td>"
+            f"<td><div title='{escape(prompt)}' style='{_CLAMP}'>{escape(prompt)}</div></td>"
             f"<td>{escape(money_line(job))}</td><td>{video}</td></tr>")
     if not rows:
         return f"<div style='{_STYLE}'>No jobs yet.</div>"

@@ -29,7 +29,7 @@ class PollPolicy:
     dense_window: float = 6.0        # switch to dense polling this close to the end
     late_growth: float = 0.02        # interval grows by this per second past the prediction
     late_max: float = 1.4
-    blind_growth: float = 0.06       # no usable progress: interval = share of elapsed time
+    blind_growth: float = 0.1        # no usable progress: interval = share of elapsed time
     blind_max: float = 6.0           # ... bounded: worst-case delay for a blind job
     min_interval: float = 0.25
     max_interval: float = 60.0

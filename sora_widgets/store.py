@@ -249,16 +249,16 @@ class Journal:
             params = (limit,)
         return [r for r in map(self._row, self._connect().execute(sql, params)) if r]
 
-    def reusable(self, fingerprint: str, backend: str) -> JobRecord | None:
-        """The newest job for this request that a re-run should show instead of paying again.
+    def reusable(self, fingerprint: str, backend: str, limit: int = 1) -> list[JobRecord]:
+        """The newest jobs for this request that a re-run should show instead of paying again.
 
         Rejected submits (nothing charged) are not reused: re-running them is free.
         """
-        row = self._connect().execute(
+        rows = self._connect().execute(
             "SELECT * FROM jobs WHERE fingerprint = ? AND backend = ?"
             " AND NOT (status = 'failed' AND charge = 'none' AND task_id IS NULL)"
-            " ORDER BY created_at DESC LIMIT 1", (fingerprint, backend)).fetchone()
-        return self._row(row)
+            " ORDER BY created_at DESC LIMIT ?", (fingerprint, backend, limit)).fetchall()
+        return [r for r in map(self._row, rows) if r]
 
     def unfinished(self) -> list[JobRecord]:
         """Jobs that still need the relay: tracked but not final, or completed but not saved."""

@@ -135,28 +135,52 @@ class Studio:
         return job
 
     def _reuse(self, request: VideoRequest, backend: Backend, current: Settings) -> Job | None:
-        record = self.journal(current).reusable(request.fingerprint(), backend.journal_name)
-        if record is None:
-            return None
-        job = self._handle(record, current)
-        job.cached = True
-        if not job.done and not job.tracking and job.id is not None:
-            poller().track(job)      # in flight in another kernel, or before a restart
-        elif job.status == "completed" and job.local_path is None and not job.tracking:
-            poller().track(job)      # finished but not saved yet: fetch the video
+        earlier = self.earlier_jobs(request, backend, limit=1, current=current)
+        return earlier[0] if earlier else None
+
+    def earlier_jobs(self, request: VideoRequest, backend: Backend, *, limit: int = 1,
+                     current: Settings | None = None) -> list[Job]:
+        """Up to ``limit`` earlier jobs of this request, newest first: the cache's one rule.
+
+        Each is marked ``cached`` and made live again if it still needs the relay.
+        """
+        current = current or settings()
+        records = self.journal(current).reusable(request.fingerprint(), backend.journal_name,
+                                                 limit)
+        jobs = []
+        for record in records:
+            job = self._handle(record, current)
+            job.cached = True
+            jobs.append(self.track(job))
+        return jobs
+
+    def track(self, job: Job) -> Job:
+        """Poll a job again if it still needs the relay (running, or finished but unsaved)."""
+        if job.tracking or job.id is None:
+            return job
+        if not job.done or (job.status == "completed" and job.local_path is None):
+            poller().track(job)
         return job
+
+    def check_budget(self, amount_usd: float, current: Settings | None = None, *,
+                     what: str = "this submit at ") -> None:
+        """Refuse, before anything is sent, a spend that would pass SORA_BUDGET_USD."""
+        current = current or settings()
+        if current.budget_usd is None:
+            return
+        spent = self.journal(current).spend(self.session).worst_case_usd
+        if spent + amount_usd > current.budget_usd + 1e-9:
+            raise BudgetExceededError(
+                f"budget: {what}${amount_usd:.2f} would pass the cap: this session has spent "
+                f"${spent:.2f} of its SORA_BUDGET_USD=${current.budget_usd:.2f}; "
+                "nothing was sent. Raise SORA_BUDGET_USD to continue.",
+                spent_usd=spent, price_usd=amount_usd, budget_usd=current.budget_usd)
 
     def _submit(self, request: VideoRequest, backend: Backend, journal: Journal,
                 current: Settings) -> Job:
         price = price_of(request.model, current.prices)
-        if not backend.emulator and current.budget_usd is not None:
-            spent = journal.spend(self.session).worst_case_usd
-            if spent + price > current.budget_usd + 1e-9:
-                raise BudgetExceededError(
-                    f"budget: this submit costs ${price:.2f} and this session has spent "
-                    f"${spent:.2f} of its SORA_BUDGET_USD=${current.budget_usd:.2f}; "
-                    "nothing was sent. Raise SORA_BUDGET_USD to continue.",
-                    spent_usd=spent, price_usd=price, budget_usd=current.budget_usd)
+        if not backend.emulator:
+            self.check_budget(price, current)
         local_id = uuid.uuid4().hex
         record = journal.record_intent(local_id=local_id, request=request,
                                        backend=backend.journal_name, emulator=backend.emulator,
@@ -185,10 +209,7 @@ class Studio:
         current = settings()
         resumed = []
         for record in self.journal(current).unfinished():
-            job = self._handle(record, current)
-            if not job.tracking:
-                poller().track(job)
-            resumed.append(job)
+            resumed.append(self.track(self._handle(record, current)))
         return resumed
 
     def spend(self) -> dict[str, Spend]:

@@ -28,7 +28,7 @@ from traitlets import All
 
 from .config import Settings, price_of, settings
 from .errors import SoraError
-from .job import Job, poller
+from .job import Job
 from .media import publish_video
 from .models import ASPECT_RATIOS, VideoRequest
 from .render import (
@@ -365,7 +365,7 @@ class SoraWidget(widgets.VBox):  # type: ignore[misc]
             card = JobCard(job, root=self._root, on_reuse=self._on_reuse,
                            on_regenerate=self._on_regenerate)
             job.observe(self._on_money, names=["charge", "status"])
-            _ensure_tracked(job)
+            self.studio.track(job)
         card.cached = card.cached or cached
         card.refresh()
         self._bring_to_front(card)
@@ -418,14 +418,6 @@ class SoraWidget(widgets.VBox):  # type: ignore[misc]
                 card.refresh_status()
         with self._lock:
             self._ticker = None
-
-
-def _ensure_tracked(job: Job) -> None:
-    """A past job still running (or finished but not saved) gets polled again."""
-    if job.tracking or job.id is None:
-        return
-    if not job.done or (job.status == "completed" and job.local_path is None):
-        poller().track(job)
 
 
 def _close_tree(widget: Any) -> None:

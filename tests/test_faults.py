@@ -11,6 +11,7 @@ Every wait is bounded: ``job.wait(timeout)`` or a condition with a deadline.
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
 import logging
 import socket
@@ -118,17 +119,13 @@ def test_200_jobs_reach_their_final_state_through_faulty_polling(
             for i in range(N_JOBS)]
     assert len({j.local_id for j in jobs}) == N_JOBS
     for job in jobs[:20]:
-        try:
+        with contextlib.suppress(sw.JobFailed):
             job.wait(timeout=60)
-        except sw.JobFailed:
-            pass
     # A second burst in the other form, while most jobs are still polling.
     relay.inject("429", method="GET", times=40, retry_after=1, retry_after_form="http-date")
     for job in jobs:
-        try:
+        with contextlib.suppress(sw.JobFailed):
             job.wait(timeout=90)
-        except sw.JobFailed:
-            pass
     elapsed = time.monotonic() - started
 
     stats = relay.stats()
@@ -174,6 +171,22 @@ def test_fetching_a_fresh_video_link_honours_retry_after(
     assert job.local_path is not None and job.local_path.is_file()
     assert len(spy.records) == 1
     assert spy.violations(relay.stats()) == []
+
+
+def test_saving_the_video_outlasts_a_burst_of_transient_faults(relay: RunningEmulator) -> None:
+    """A paid, completed job whose link must be refreshed while GETs fail ten times in a
+    row: the video is still saved (never give up on transient faults)."""
+    job = sw.generate("a link to refresh through a bad patch")
+
+    def on_status(change: dict[str, Any]) -> None:
+        if change["new"] == "completed":      # poller thread, before it saves the video
+            relay.expire_links()
+            relay.inject("500", method="GET", times=10)
+
+    job.observe(on_status, names="status")
+    job.wait(timeout=30)
+    assert job.status == "completed"
+    assert job.local_path is not None and job.local_path.is_file(), job.download_error
 
 
 # -- 2. ambiguous submits --------------------------------------------------------------------

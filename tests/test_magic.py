@@ -20,7 +20,7 @@ from typing import Any
 import ipywidgets
 import pytest
 from IPython.core.displaypub import CapturingDisplayPublisher
-from IPython.core.error import UsageError
+from IPython.core.error import StdinNotImplementedError, UsageError
 from IPython.core.interactiveshell import InteractiveShell
 
 from sora_widgets import config as config_module
@@ -196,6 +196,7 @@ def test_line_magic_returns_at_once_then_plays_the_local_copy(ip: Session, home:
     started = time.monotonic()
     result = ip.run("%sora a {animal} surfing a wave -o job")
     assert time.monotonic() - started < 1.0 and result.error_in_exec is None
+    assert result.result is None  # no Out[] repr next to the slot
     job: Job = ip.shell.user_ns["job"]
     assert job.prompt == "a corgi surfing a wave"
     first = ip.outputs[0]
@@ -237,6 +238,19 @@ def test_quoted_prompt_images_and_model(ip: Session, paid: RunningEmulator) -> N
     ip.run('%config SoraMagics.model = "sora-2-custom"')
     ip.run("%sora --wait -o job a second one")
     assert ip.shell.user_ns["job"].request.model == "sora-2-custom"
+
+
+def test_base_url_trait_points_at_the_relay(ip: Session, paid: RunningEmulator,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SORA_BASE_URL")
+    ip.run(f'%config SoraMagics.base_url = "{paid.base_url}/"')
+    ip.run('%config SoraMagics.base_url = "ftp://nope"')  # refused, the URL above stays
+    assert ip.magics.base_url == paid.base_url
+    ip.run("%sora --wait -o job sent to the configured relay")
+    assert ip.shell.user_ns["job"].status == "completed" and paid.stats()["posts"] == 1
+    monkeypatch.delenv("SORA_API_KEY")  # a relay but no key: refused, not faked
+    assert "no SORA_API_KEY" in ip.fails("%sora another one")
+    assert paid.stats()["posts"] == 1
 
 
 def test_rerun_is_cached_and_force_pays_again(ip: Session, paid: RunningEmulator) -> None:
@@ -396,6 +410,15 @@ def test_key_subcommand_asks_with_getpass_and_never_echoes(
     assert "never saved or shown" in out.out
 
 
+def test_key_in_a_frontend_without_stdin_is_a_usage_error(
+        ip: Session, monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_stdin(prompt: str = "") -> str:
+        raise StdinNotImplementedError("getpass is not supported here")
+
+    monkeypatch.setattr(getpass, "getpass", no_stdin)
+    assert "SORA_API_KEY" in ip.fails("%sora key")
+
+
 def test_session_key_is_used_and_never_shown(ip: Session, paid: RunningEmulator,
                                             monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("SORA_API_KEY")
@@ -430,9 +453,11 @@ def test_session_key_is_used_and_never_shown(ip: Session, paid: RunningEmulator,
     ("%%sora jobs\nbody", "no cell body"),
 ])
 def test_usage_errors_send_nothing(ip: Session, paid: RunningEmulator, source: str,
-                                   words: str) -> None:
+                                   words: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert words in ip.fails(source)
-    assert paid.stats()["posts"] == 0
+    assert paid.stats()["posts"] == 0 and not ip.outputs
+    shown = capsys.readouterr()
+    assert "UsageError: " in shown.err and "Traceback" not in shown.out + shown.err
 
 
 def test_budget_is_checked_before_sending(ip: Session, paid: RunningEmulator,
@@ -441,7 +466,7 @@ def test_budget_is_checked_before_sending(ip: Session, paid: RunningEmulator,
     assert "budget" in ip.fails("%sora a costly whale")
     monkeypatch.setenv("SORA_BUDGET_USD", "2.00")
     message = ip.fails("%sora -n 3 three costly whales")
-    assert "3 × $0.90 = $2.70" in message and "Nothing was sent" in message
+    assert "3 × $0.90 = $2.70" in message and "nothing was sent" in message
     assert paid.stats()["posts"] == 0
     monkeypatch.setenv("SORA_BUDGET_USD", "oops")
     assert "SORA_BUDGET_USD" in ip.fails("%sora a whale")

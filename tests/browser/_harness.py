@@ -118,7 +118,7 @@ class JupyterServer:
         self.root.mkdir(parents=True, exist_ok=True)
         self.home.mkdir(parents=True, exist_ok=True)
         settings_dir = self.base / "lab-settings"
-        for name, value in LAB_SETTINGS.items():
+        for name, value in (LAB_SETTINGS.items() if self.app == "lab" else ()):
             path = settings_dir / name
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps(value))
@@ -129,11 +129,12 @@ class JupyterServer:
             "--ServerApp.ip=127.0.0.1", f"--IdentityProvider.token={self.token}",
             f"--ServerApp.root_dir={self.root}", "--ServerApp.open_browser=False",
             "--ServerApp.allow_root=True",      # CI runs as root
-            f"--{app_class}.expose_app_in_browser=True",
-            "--LabApp.news_url=None" if self.app == "lab" else "--JupyterNotebookApp.news_url=None",
-            f"--{app_class}.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
-            # Nothing may reach the network: no PyPI extension manager either.
-            f"--{app_class}.extension_manager=readonly",
+            f"--{app_class}.expose_app_in_browser=True",    # window.jupyterapp: run commands
+            # Nothing may reach the network: no news, no update check, no PyPI extension
+            # manager. JupyterLab's server extension is loaded by `jupyter notebook` too.
+            "--LabApp.news_url=None",
+            "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+            "--LabApp.extension_manager=readonly",
         ]
         LOGS.mkdir(parents=True, exist_ok=True)
         self.log_path = LOGS / f"jupyter-{self.app}-{self.port}.log"
@@ -150,6 +151,8 @@ class JupyterServer:
             try:
                 status = self.api("GET", "/api/status")
                 if isinstance(status, dict):
+                    self._check_log()
+                    RUNNING.append(self)
                     return self
             except (OSError, urllib.error.URLError, ValueError) as exc:
                 last = exc
@@ -158,6 +161,14 @@ class JupyterServer:
         raise RuntimeError(f"jupyter {self.app} did not answer /api/status within "
                            f"{SERVER_START_DEADLINE:.0f} s ({last}); log: {self.log_path}\n"
                            f"{self.log_tail()}")
+
+    def _check_log(self) -> None:
+        """A server extension that failed to link still lets /api/status answer: fail here."""
+        text = self.log_path.read_text(errors="replace") if self.log_path else ""
+        if "error linking extension" in text or "error loading extension" in text:
+            self.stop()
+            raise RuntimeError(f"jupyter {self.app}: an extension failed; log: {self.log_path}"
+                               f"\n{text[-4000:]}")
 
     def log_tail(self, n: int = 40) -> str:
         if self.log_path is None or not self.log_path.exists():
@@ -175,8 +186,10 @@ class JupyterServer:
         return json.loads(raw) if raw else None
 
     def page_url(self, name: str) -> str:
-        prefix = "/lab/tree/" if self.app == "lab" else "/notebooks/"
-        return f"{self.url}{prefix}{name}?token={self.token}"
+        """The notebook's page; in Lab with ``reset``: no tabs restored from earlier tests."""
+        if self.app == "lab":
+            return f"{self.url}/lab/tree/{name}?reset&token={self.token}"
+        return f"{self.url}/notebooks/{name}?token={self.token}"
 
     def kernels(self) -> list[dict[str, Any]]:
         return list(self.api("GET", "/api/kernels"))
@@ -193,6 +206,8 @@ class JupyterServer:
                     self.api("DELETE", f"/api/kernels/{kernel['id']}")
 
     def stop(self) -> None:
+        if self in RUNNING:
+            RUNNING.remove(self)
         if self.proc is None or self.proc.poll() is not None:
             return
         self.shutdown_kernels()
@@ -221,6 +236,10 @@ class JupyterServer:
         return path
 
 
+#: Servers up now (kernels are shut down after each test, to leave the cores to the next).
+RUNNING: list[JupyterServer] = []
+
+
 def start_server(app: str, tmp: Path) -> JupyterServer:
     return JupyterServer(app=app, root=tmp / "root", home=tmp / "home",
                          base=tmp / "jupyter").start()
@@ -242,9 +261,19 @@ class Notebook:
 
     def open(self) -> Notebook:
         self.page.goto(self.server.page_url(self.name))
-        self.page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=KERNEL_DEADLINE_MS)
+        self.page.wait_for_function(
+            f"""() => {{ const p = {_PANEL_JS};
+                return !!p && !!p.context && p.context.path === {json.dumps(self.name)}
+                    && !!p.node.querySelector('.jp-Cell'); }}""",
+            timeout=KERNEL_DEADLINE_MS)
+        panel_id = self.page.evaluate(f"() => {_PANEL_JS}.id")
+        self.root = self.page.locator(f"[id={json.dumps(panel_id)}]")
         self.wait_kernel_idle()
         return self
+
+    @property
+    def cells(self) -> Any:
+        return self.root.locator(".jp-Notebook .jp-Cell")
 
     def wait_kernel_idle(self, timeout: float = KERNEL_DEADLINE_MS) -> None:
         self.page.wait_for_function(
@@ -265,21 +294,20 @@ class Notebook:
 
     def run_by_keyboard(self, count: int) -> None:
         """Select the first cell and press Shift+Enter ``count`` times, as a user would."""
-        first = self.page.locator(".jp-Notebook .jp-Cell").first
+        first = self.cells.first
         first.locator(".jp-InputPrompt").click()
         self.page.keyboard.press("Escape")          # command mode
         for _ in range(count):
             self.page.keyboard.press("Shift+Enter")
 
     def wait_executed(self, timeout: float = JOB_DEADLINE_MS) -> None:
-        """Every code cell has an execution count and the kernel is idle again."""
+        """Every non-empty code cell has an execution count, and the kernel is idle again."""
         self.page.wait_for_function(
-            """() => {
-                const prompts = [...document.querySelectorAll(
-                    '.jp-Notebook .jp-CodeCell .jp-InputArea-prompt')];
-                return prompts.length > 0
-                    && prompts.every(p => /\\[\\d+\\]/.test(p.textContent));
-            }""", timeout=timeout)
+            f"""() => {{
+                const cells = {_PANEL_JS}.content.widgets
+                    .filter(c => c.model.type === 'code' && c.model.sharedModel.source.trim());
+                return cells.length > 0 && cells.every(c => c.model.executionCount !== null);
+            }}""", timeout=timeout)
         self.wait_kernel_idle(timeout)
 
     def save(self) -> None:
@@ -288,21 +316,26 @@ class Notebook:
             f"() => {{ const p = {_PANEL_JS}; return p && p.context && !p.context.model.dirty; }}")
 
     def shutdown_kernel(self) -> None:
+        """Kernel > Shut Down, and wait until the server no longer lists that kernel."""
+        kernel_id = self.page.evaluate(f"() => {_PANEL_JS}.sessionContext.session.kernel.id")
         self.page.evaluate(f"() => {_PANEL_JS}.sessionContext.shutdown()")
         deadline = time.monotonic() + 30
-        while self.server.kernels() and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert not self.server.kernels(), "the kernel did not shut down"
+        alive = True
+        while alive and time.monotonic() < deadline:
+            alive = any(k["id"] == kernel_id for k in self.server.kernels())
+            if alive:
+                time.sleep(0.2)
+        assert not alive, f"kernel {kernel_id} did not shut down"
 
     def output(self, cell: int) -> Any:
         """The output area of the ``cell``-th cell (0-based)."""
-        return self.page.locator(".jp-Notebook .jp-Cell").nth(cell).locator(".jp-OutputArea")
+        return self.cells.nth(cell).locator(".jp-OutputArea")
 
     def errors_in_outputs(self) -> list[str]:
-        return list(self.page.eval_on_selector_all(
-            ".jp-Notebook [data-mime-type='application/vnd.jupyter.stderr'], "
-            ".jp-Notebook .jp-RenderedText[data-mime-type='application/vnd.jupyter.error']",
-            "els => els.map(e => e.textContent)"))
+        return list(self.root.locator(
+            ".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr'], "
+            ".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.error']",
+        ).all_inner_texts())
 
 
 # -- the video ------------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ import pytest
 from ._harness import (
     CHROMIUM,
     CHROMIUM_ARGS,
+    RUNNING,
     SCREENSHOTS,
     JupyterServer,
     Notebook,
@@ -104,6 +105,12 @@ def open_notebook(page: Any, lab: JupyterServer) -> Iterator[Any]:
         return Notebook(page, srv, name).open()
 
     yield opener
-    lab.shutdown_kernels()
+
+
+@pytest.fixture(autouse=True)
+def _shutdown_kernels_after_test() -> Iterator[None]:
+    yield
+    for server in list(RUNNING):
+        server.shutdown_kernels()
 
 

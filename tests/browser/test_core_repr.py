@@ -28,3 +28,15 @@ def test_job_repr_plays_in_jupyterlab(open_notebook: Any, lab: Any, page: Any) -
     assert "local emulator — no charge" in text, text
     assert nb.errors_in_outputs() == []
     shot(page, "core-repr")
+
+
+def test_harness_sees_error_outputs(open_notebook: Any) -> None:
+    """The `errors_in_outputs() == []` checks of the other tests are not vacuous."""
+    nb = open_notebook("harness-errors.ipynb", [
+        "import sys\nprint('to stderr', file=sys.stderr)",
+        "1 / 0",
+    ])
+    nb.run_all()
+    nb.output(1).locator("[data-mime-type='application/vnd.jupyter.error']").wait_for()
+    errors = nb.errors_in_outputs()
+    assert len(errors) == 2 and "ZeroDivisionError" in errors[1], errors

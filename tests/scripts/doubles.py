@@ -130,37 +130,55 @@ class _ProxyHandler(BaseHTTPRequestHandler):
                 self.send_header(name, value)
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
+        path = self.path.partition("?")[0]
         throttle = False
-        if self.path.startswith("/videos/") and response.status == 200:
+        if path.startswith("/videos/") and response.status == 200:
             with owner.lock:
-                if owner.throttle_videos > 0:
-                    owner.throttle_videos -= 1
-                    throttle = True
+                throttle = path not in owner.throttled
+                owner.throttled.add(path)
         if not throttle:
             self.wfile.write(data)
             return
-        half = max(1, len(data) // 3)
-        self.wfile.write(data[:half])
+        part = max(1, len(data) // 3)
+        self.wfile.write(data[:part])
         self.wfile.flush()
-        owner.partial_sent.set()
+        owner.on_partial(path[len("/videos/"):].removesuffix(".mp4"))
         if owner.release.wait(owner.hold_seconds):
-            self.wfile.write(data[half:])
+            self.wfile.write(data[part:])
         else:
             self.close_connection = True
 
     do_GET = do_POST = _any
 
 
-class ThrottlingProxy(_Running):
-    """Forwards to ``127.0.0.1:upstream_port``; the first ``throttle_videos`` mp4 answers
-    stop after a third of the body (``partial_sent`` is set) until ``release`` is set."""
+class _QuietServer(_Server):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass  # a killed client mid-answer is the point of these tests
 
-    def __init__(self, upstream_port: int, *, throttle_videos: int = 1,
+
+class ThrottlingProxy(_Running):
+    """Forwards to ``127.0.0.1:upstream_port`` (the Host header too, so video links point
+    back here). The first download of each video stops after a third of its body:
+    ``on_partial(task_id)`` is called, and the rest follows once ``release`` is set."""
+
+    def __init__(self, upstream_port: int, on_partial: Callable[[str], None], *,
                  hold_seconds: float = 30.0) -> None:
         self.upstream_port = upstream_port
-        self.throttle_videos = throttle_videos
+        self.on_partial = on_partial
         self.hold_seconds = hold_seconds
         self.lock = threading.Lock()
-        self.partial_sent = threading.Event()
+        self.throttled: set[str] = set()
         self.release = threading.Event()
         self._start(_ProxyHandler)
+
+    def _start(self, handler: type[BaseHTTPRequestHandler]) -> None:
+        self.server = _QuietServer(("127.0.0.1", 0), handler)
+        self.server.owner = self  # type: ignore[attr-defined]
+        self.port = int(self.server.server_address[1])
+        self.thread = threading.Thread(target=self.server.serve_forever,
+                                       kwargs={"poll_interval": 0.05}, daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.release.set()
+        super().stop()
