@@ -37,6 +37,7 @@ def test_harness_sees_error_outputs(open_notebook: Any) -> None:
         "1 / 0",
     ])
     nb.run_all()
-    nb.output(1).locator("[data-mime-type='application/vnd.jupyter.error']").wait_for()
+    # JupyterLab renders tracebacks with the stderr mime type.
+    nb.output(1).locator("[data-mime-type='application/vnd.jupyter.stderr']").wait_for()
     errors = nb.errors_in_outputs()
     assert len(errors) == 2 and "ZeroDivisionError" in errors[1], errors
