@@ -13,7 +13,7 @@ cross-checked with ``getrusage`` max RSS) − the resident size just before the 
 started (after imports and client creation). A smaller file (20 MB) shows whether memory
 grows with the file size. The files are deleted at the end.
 
-    python benchmarks/download.py                  # 200 MB ×3 + 20 MB ×1 per client
+    python benchmarks/download.py                  # 200 MB and 20 MB, 3 runs per client
     python benchmarks/download.py --size-mb 500 --reps 1
 """
 
@@ -169,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         sizes = [(args.size_mb, args.reps)]
         if args.small_mb:
-            sizes.append((args.small_mb, 1))
+            sizes.append((args.small_mb, args.reps))
         for size_mb, reps in sizes:
             source = work / f"video-{size_mb}.mp4"
             make_file(source, size_mb)

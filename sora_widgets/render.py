@@ -116,15 +116,13 @@ def batch_cost_text(new: int, reused: int, price: float, *, emulator: bool) -> s
 
 def status_html(job: Job, *, now: float | None = None, bar: bool = True) -> str:
     """One line of status (and a progress bar unless a widget draws one), for running jobs."""
-    elapsed = (now or time.time()) - job.created_at if job.created_at else None
-    eta = f" · about {_fmt_seconds(job.eta_seconds)} left" if job.eta_seconds else ""
     trouble = (f"<div style='color:#a15c00'>reconnecting: {escape(job.poll_error)}</div>"
                if job.poll_error else "")
     meter = (f"<br><progress value='{int(job.progress)}' max='100' style='width: 320px'>"
              "</progress>" if bar else "")
     return (
         f"<div class='sora-status' style='{_STYLE}'>"
-        f"<b>{escape(job.status)}</b> {int(job.progress)}% · {_fmt_seconds(elapsed)}{eta}"
+        f"<b>{escape(_phase(job, now))}</b>"
         f" · <span class='sora-money'>{escape(money_line(job))}</span>{meter}"
         f"<div style='color:#666'>{escape(job.prompt or '(image only)')}</div>{trouble}</div>"
     )
@@ -137,8 +135,8 @@ def _error_words(job: Job) -> tuple[str, str]:
             "pay twice). Re-running the same request shows this notice again; pass "
             "force=True (or --force) to submit anew.")
     if job.error_code == "403" and "link" not in (job.error or ""):
-        return (f"Access denied: {VIP_WORDS}",
-                "Sora 2 needs an API key from the provider's 'vip' group.")
+        # The error text itself explains the VIP group (client.VIP_MESSAGE): no advice line.
+        return f"Access denied: {VIP_WORDS}", ""
     return "Generation failed", ""
 
 
@@ -232,6 +230,10 @@ def grid_html(parts: Iterable[str]) -> str:
             f"grid-template-columns: repeat(auto-fill, minmax(300px, 1fr))'>{cells}</div>")
 
 
+#: JupyterLab right-aligns table cells by default; a history reads left to right.
+_CELL = "text-align: left; vertical-align: top; padding: 2px 8px"
+
+
 def jobs_table_html(jobs: Iterable[Job], sources: Mapping[str, str] | None = None) -> str:
     """History, newest first; ``sources`` maps local ids to a playable src (thumbnails)."""
     sources = sources or {}
@@ -248,17 +250,23 @@ def jobs_table_html(jobs: Iterable[Job], sources: Mapping[str, str] | None = Non
             video = f"<a href='{escape(link)}' target='_blank'>link</a>"
         else:
             video = escape(job.local_path.name) if job.local_path else ""
+        ident = job.id or job.local_id
+        short = ident if len(ident) <= 12 else ident[:10] + "…"
         rows.append(
-            f"<tr><td>{escape(when)}</td><td><code>{escape(job.id or job.local_id[:8])}</code>"
-            f"</td><td>{escape(job.status)}</td><td>{escape(job.aspect_ratio)}</td>"
-            f"<td><div title='{escape(prompt)}' style='{_CLAMP}'>{escape(prompt)}</div></td>"
-            f"<td>{escape(money_line(job))}</td><td>{video}</td></tr>")
+            f"<tr><td style='{_CELL}; white-space: nowrap'>{escape(when)}</td>"
+            f"<td style='{_CELL}'><code title='{escape(ident)}'>{escape(short)}</code></td>"
+            f"<td style='{_CELL}'>{escape(job.status)}</td>"
+            f"<td style='{_CELL}'>{escape(job.aspect_ratio)}</td>"
+            f"<td style='{_CELL}; min-width: 220px'><div title='{escape(prompt)}' "
+            f"style='{_CLAMP}'>{escape(prompt)}</div></td>"
+            f"<td style='{_CELL}'>{escape(money_line(job))}</td>"
+            f"<td style='{_CELL}'>{video}</td></tr>")
     if not rows:
         return f"<div style='{_STYLE}'>No jobs yet.</div>"
-    head = ("<tr><th>created</th><th>task</th><th>status</th><th>ratio</th><th>prompt</th>"
-            "<th>cost</th><th>video</th></tr>")
-    return (f"<table class='sora-jobs' style='{_STYLE}'><thead>{head}</thead>"
-            f"<tbody>{''.join(rows)}</tbody></table>")
+    head = "".join(f"<th style='{_CELL}'>{name}</th>" for name in
+                   ("created", "task", "status", "ratio", "prompt", "cost", "video"))
+    return (f"<table class='sora-jobs' style='{_STYLE}; max-width: none'>"
+            f"<thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>")
 
 
 def spend_html(session: Spend, all_time: Spend, budget: float | None, *,

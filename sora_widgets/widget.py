@@ -168,6 +168,7 @@ class SoraWidget(widgets.VBox):  # type: ignore[misc]
         self._studio = studio
         self._root = Path.cwd()   # the notebook's folder: videos are published next to it
         self._busy = False
+        self._notice_job: Job | None = None
         self._lock = threading.RLock()
         self._stop = threading.Event()
         self._ticker: threading.Thread | None = None
@@ -307,6 +308,7 @@ class SoraWidget(widgets.VBox):  # type: ignore[misc]
             self._bring_to_front(running)
             self._refresh_form("this request is already running: see its card (no new charge)",
                                tone="info")
+            self._notice_job = running.job   # the notice goes once that job settles
             return
         self._submit(request, force=False)
 
@@ -376,8 +378,12 @@ class SoraWidget(widgets.VBox):  # type: ignore[misc]
             self.cards = [card, *(c for c in self.cards if c is not card)]
             self.gallery.children = tuple(self.cards)
 
-    def _on_money(self, _change: Any) -> None:
+    def _on_money(self, change: Any) -> None:
         self._refresh_spend()
+        job = self._notice_job
+        if job is not None and change["owner"] is job and job.done:
+            self._notice_job = None
+            self._refresh_form()
 
     def _refresh_spend(self) -> None:
         """Session spend and budget (journal totals); may run on the poller thread."""

@@ -129,7 +129,8 @@ def _gradient_strip(rng: random.Random, width: int, height: int) -> Image.Image:
 def _text_overlay(
     prompt: str, title: str, title_width: int, width: int, height: int
 ) -> Image.Image:
-    """The static layer: a title at the top (left of the clock) and the prompt at the bottom."""
+    """The static layer: a title at the top (left of the clock) and the prompt in the middle,
+    clear of the player's controls, which browsers draw over the bottom of the frame."""
     from PIL import Image, ImageDraw
     overlay = Image.new("RGBA", (width, height), (0, 0, 0, 0))
     draw = ImageDraw.Draw(overlay)
@@ -144,8 +145,9 @@ def _text_overlay(
     max_lines = 3 if width > height else 5
     lines = _wrap(prompt or "(image to video)", font, width - 4 * pad, max_lines=max_lines)
     line_height = int(font.getbbox("Ag")[3]) + 2
-    top = height - pad * 3 - line_height * len(lines)
-    draw.rectangle((pad, top - pad, width - pad, height - 2 * pad), fill=(0, 0, 0, 150))
+    block = line_height * len(lines)
+    top = (height - block) // 2
+    draw.rectangle((pad, top - pad, width - pad, top + block + pad), fill=(0, 0, 0, 150))
     for n, line in enumerate(lines):
         draw.text((2 * pad, top + n * line_height), line, font=font, fill=(255, 255, 255, 255))
     return overlay

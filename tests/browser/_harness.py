@@ -22,8 +22,9 @@ import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -181,15 +182,16 @@ class JupyterServer:
             self.url + path, data=data, method=method,
             headers={"Authorization": f"token {self.token}",
                      "Content-Type": "application/json"})
-        with urllib.request.urlopen(request, timeout=timeout) as answer:  # noqa: S310
+        with urllib.request.urlopen(request, timeout=timeout) as answer:
             raw = answer.read()
         return json.loads(raw) if raw else None
 
     def page_url(self, name: str) -> str:
         """The notebook's page; in Lab with ``reset``: no tabs restored from earlier tests."""
+        quoted = urllib.parse.quote(name)
         if self.app == "lab":
-            return f"{self.url}/lab/tree/{name}?reset&token={self.token}"
-        return f"{self.url}/notebooks/{name}?token={self.token}"
+            return f"{self.url}/lab/tree/{quoted}?reset&token={self.token}"
+        return f"{self.url}/notebooks/{quoted}?token={self.token}"
 
     def kernels(self) -> list[dict[str, Any]]:
         return list(self.api("GET", "/api/kernels"))
@@ -232,6 +234,7 @@ class JupyterServer:
             else:
                 nb.cells.append(nbformat.v4.new_code_cell(source))
         path = self.root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
         nbformat.write(nb, path)
         return path
 
@@ -281,7 +284,8 @@ class Notebook:
                 const panel = {_PANEL_JS};
                 const ctx = panel && panel.sessionContext;
                 const kernel = ctx && ctx.session && ctx.session.kernel;
-                return !!kernel && kernel.status === 'idle' && kernel.connectionStatus === 'connected';
+                return !!kernel && kernel.status === 'idle'
+                    && kernel.connectionStatus === 'connected';
             }}""", timeout=timeout)
 
     def command(self, name: str, args: dict[str, Any] | None = None) -> Any:
@@ -375,15 +379,26 @@ def assert_served_by_jupyter(info: dict[str, Any], server: JupyterServer) -> Non
     assert "/sora_videos/" in src, src
 
 
+def files_path(info: dict[str, Any]) -> str:
+    """The unquoted path of the player's source URL, e.g. ``/files/sub dir/sora_videos/x.mp4``."""
+    return urllib.parse.unquote(urllib.parse.urlsplit(str(info["currentSrc"])).path)
+
+
 def shot(page: Any, name: str, target: Any = None) -> Path:
     path = SCREENSHOTS / f"{name}.png"
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    # Lab skips painting off-screen cells (content-visibility): let a scroll get painted.
+    page.evaluate("() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))")
     (target or page).screenshot(path=str(path))
     return path
 
 
-def copy_to_docs(path: Path, name: str) -> Path:
-    DOCS.mkdir(exist_ok=True)
+def copy_to_docs(path: Path, name: str) -> Path | None:
+    """Refresh a README picture: when missing, or with SORA_UPDATE_DOCS_SCREENSHOT=1
+    (otherwise every test run would leave a changed binary in the work tree)."""
     target = DOCS / name
+    if target.exists() and os.environ.get("SORA_UPDATE_DOCS_SCREENSHOT") != "1":
+        return None
+    DOCS.mkdir(exist_ok=True)
     shutil.copyfile(path, target)
     return target

@@ -6,13 +6,14 @@ from typing import Any
 
 import pytest
 
-from ._harness import JOB_DEADLINE_MS, assert_served_by_jupyter, play_video, shot
+from ._harness import JOB_DEADLINE_MS, assert_served_by_jupyter, files_path, play_video, shot
 
 pytestmark = pytest.mark.browser
 
 
 def test_job_repr_plays_in_jupyterlab(open_notebook: Any, lab: Any, page: Any) -> None:
-    nb = open_notebook("core-repr.ipynb", [
+    # In a sub-folder whose name needs quoting: the relative src must resolve beside it.
+    nb = open_notebook("projects/my demo/core-repr.ipynb", [
         "import sora_widgets as sw\n"
         "job = sw.generate('a paper boat drifting down a rainy street, macro lens')\n"
         "job.wait(timeout=60)\n"
@@ -24,6 +25,8 @@ def test_job_repr_plays_in_jupyterlab(open_notebook: Any, lab: Any, page: Any) -
     info = play_video(page, video.element_handle())
     assert info["videoWidth"] > info["videoHeight"] > 0, info
     assert_served_by_jupyter(info, lab)
+    assert files_path(info).startswith("/files/projects/my demo/sora_videos/"), info
+    assert (lab.root / files_path(info).removeprefix("/files/")).is_file()
     text = nb.output(0).inner_text()
     assert "local emulator — no charge" in text, text
     assert nb.errors_in_outputs() == []

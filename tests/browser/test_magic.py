@@ -49,6 +49,7 @@ def test_sora_magic_progress_then_video_plays(open_notebook: Any, lab: Any, page
     video = out.locator("video.sora-video")
     video.wait_for(timeout=JOB_DEADLINE_MS)
     bars = page.evaluate("window.__bars")
+    print("progress widths seen:", bars)
     assert page.evaluate("window.__barSeen"), "no progress bar was ever shown"
     intermediate = [w for w in bars if 0 < w < 100]
     assert intermediate, f"the progress bar never showed a value between 0 and 100: {bars}"

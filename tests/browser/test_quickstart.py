@@ -1,4 +1,5 @@
-"""The README's first command: ``notebooks/quickstart.ipynb`` run top to bottom in JupyterLab."""
+"""The shipped notebooks run top to bottom in JupyterLab (the README's first command opens
+``notebooks/quickstart.ipynb``): every player plays, nothing errors."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from ._harness import JOB_DEADLINE_MS, Notebook, assert_served_by_jupyter, play_
 
 pytestmark = pytest.mark.browser
 
-QUICKSTART = Path(__file__).resolve().parents[2] / "notebooks" / "quickstart.ipynb"
+NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 
 
 def _code_cell_index(nb: Notebook, start: str) -> int:
@@ -23,7 +24,7 @@ def _code_cell_index(nb: Notebook, start: str) -> int:
 
 
 def test_quickstart_runs_all_in_jupyterlab(lab: Any, page: Any) -> None:
-    shutil.copyfile(QUICKSTART, lab.root / "quickstart.ipynb")
+    shutil.copyfile(NOTEBOOKS / "quickstart.ipynb", lab.root / "quickstart.ipynb")
     nb = Notebook(page, lab, "quickstart.ipynb").open()
     nb.run_all()
     nb.wait_executed()
@@ -48,3 +49,27 @@ def test_quickstart_runs_all_in_jupyterlab(lab: Any, page: Any) -> None:
     shot(page, "quickstart-panel")
     nb.cells.last.scroll_into_view_if_needed()
     shot(page, "quickstart-bottom")
+
+
+def test_prompt_iteration_runs_all_in_jupyterlab(lab: Any, page: Any) -> None:
+    shutil.copyfile(NOTEBOOKS / "prompt-iteration.ipynb", lab.root / "prompt-iteration.ipynb")
+    nb = Notebook(page, lab, "prompt-iteration.ipynb").open()
+    nb.run_all()
+    nb.wait_executed()
+    variations = nb.output(_code_cell_index(nb, "%sora -n 3")).locator("video.sora-video")
+    side_by_side = nb.output(_code_cell_index(nb, "from IPython.display import HTML")) \
+        .locator("video.sora-video")
+    assert variations.count() == 3 and side_by_side.count() == 3
+    boxes = [v.bounding_box() for v in side_by_side.all()]
+    assert len({round(b["y"]) for b in boxes}) == 1, f"not side by side: {boxes}"
+    for video in (variations.first, side_by_side.last):
+        assert_served_by_jupyter(play_video(page, video.element_handle()), lab)
+    shown = nb.output(_code_cell_index(nb, "best = next(")).locator("video.sora-video")
+    shown.wait_for()
+    assert_served_by_jupyter(play_video(page, shown.element_handle()), lab)
+    assert nb.errors_in_outputs() == []
+    assert page.errors == [], page.errors
+    variations.first.scroll_into_view_if_needed()
+    shot(page, "prompt-iteration-variations")
+    side_by_side.first.scroll_into_view_if_needed()
+    shot(page, "prompt-iteration-side-by-side")

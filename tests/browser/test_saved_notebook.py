@@ -44,7 +44,7 @@ class Saved:
 
 def _emulator_is_gone(link: str) -> bool:
     try:
-        with urllib.request.urlopen(link, timeout=5):  # noqa: S310 (loopback)
+        with urllib.request.urlopen(link, timeout=5):
             return False
     except (urllib.error.URLError, OSError):
         return True

@@ -8,6 +8,7 @@ import pytest
 
 from ._harness import (
     JOB_DEADLINE_MS,
+    SCREENSHOTS,
     assert_served_by_jupyter,
     copy_to_docs,
     play_video,
@@ -18,6 +19,7 @@ pytestmark = pytest.mark.browser
 
 LANDSCAPE = "a lighthouse on a cliff at dusk, waves crashing below, cinematic wide shot"
 PORTRAIT = "a tall waterfall in a misty jungle, slow upward pan, golden light"
+NEXT_IDEA = "a paper boat drifting down a rain-soaked street at night, macro lens"
 
 
 def _generate(panel: Any, prompt: str, ratio_label: str, *, double: bool = False) -> None:
@@ -71,7 +73,10 @@ def test_panel_generates_landscape_and_portrait(open_notebook: Any, lab: Any, pa
     assert nb.errors_in_outputs() == []
     assert page.errors == [], page.errors
 
-    # The README picture: both players paused on a representative frame, pointer away.
+    # The README picture: the user typing the next idea, both players paused on a
+    # representative frame, pointer away.
+    panel.locator(".sora-prompt-input textarea").fill(NEXT_IDEA)
+    panel.locator("button.sora-generate:not([disabled])").wait_for()
     for video in panel.locator("video.sora-video").element_handles():
         video.evaluate("v => { v.pause(); v.currentTime = 3; }")
     page.wait_for_function(
@@ -79,5 +84,14 @@ def test_panel_generates_landscape_and_portrait(open_notebook: Any, lab: Any, pa
         arg=panel.locator("video.sora-video").element_handles())
     page.mouse.move(0, 0)
     panel.scroll_into_view_if_needed()
-    copy_to_docs(shot(page, "panel", panel), "screenshot-panel.png")
+    # Crop to what is drawn (the panel's box is wider than its form and two cards).
+    whole = panel.bounding_box()
+    parts = [c.bounding_box() for c in panel.locator(".sora-card, .sora-prompt-input").all()]
+    right = max(b["x"] + b["width"] for b in parts)
+    bottom = max(b["y"] + b["height"] for b in parts)
+    path = SCREENSHOTS / "panel.png"
+    page.screenshot(path=str(path), clip={
+        "x": whole["x"] - 6, "y": whole["y"] - 2,
+        "width": right - whole["x"] + 12, "height": bottom - whole["y"] + 10})
+    copy_to_docs(path, "screenshot-panel.png")
     shot(page, "panel-page")
