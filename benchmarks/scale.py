@@ -345,7 +345,8 @@ def main(argv: list[str] | None = None) -> int:
     ])
     print(text)
     if not args.no_write:
-        write_result("scale.md", text)
+        name = "scale.md" if args.time_scale == 0.5 else f"scale-ts{args.time_scale:g}.md"
+        write_result(name, text)
     return 0
 
 

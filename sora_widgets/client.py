@@ -15,8 +15,10 @@ import tempfile
 import time
 import warnings
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, urlsplit
 
 import httpx
 
@@ -36,7 +38,7 @@ from .errors import (
     SoraError,
     SubmissionUnknown,
 )
-from .models import TaskSnapshot, VideoRequest
+from .models import TaskError, TaskSnapshot, VideoRequest
 from .retry import Backoff, parse_retry_after
 
 __all__ = ["AsyncSoraClient", "SoraClient", "poll_hint_seconds"]
@@ -75,7 +77,7 @@ def _scrub(text: str, key: APIKey | None) -> str:
 def _error_fields(response: httpx.Response) -> tuple[str, str | None]:
     try:
         body = response.json()
-    except ValueError:
+    except (ValueError, RecursionError):
         body = None
     message: object = None
     code: object = None
@@ -97,6 +99,7 @@ def error_for_response(response: httpx.Response, key: APIKey | None) -> APIError
     status = response.status_code
     message, code = _error_fields(response)
     message = _scrub(message, key)
+    code = _scrub(code, key) if code is not None else None
     retry_after = parse_retry_after(response.headers.get("retry-after"))
     if status == 400 or status == 422:
         return BadRequestError(f"the relay rejected the request: {message}", status_code=status,
@@ -127,11 +130,17 @@ def parse_task(response: httpx.Response, key: APIKey | None) -> TaskSnapshot:
         raise error_for_response(response, key)
     try:
         payload: Any = response.json()
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise MalformedResponseError(
             f"the relay answered {response.status_code} with a body that is not JSON",
             status_code=response.status_code) from exc
-    return TaskSnapshot.parse(payload)
+    snapshot = TaskSnapshot.parse(payload)
+    if snapshot.error is not None and key is not None:
+        # A relay that quotes the key in a failure message must not put it in job.error.
+        snapshot = replace(snapshot, error=TaskError(
+            _scrub(snapshot.error.message, key),
+            _scrub(snapshot.error.code, key) if snapshot.error.code else None))
+    return snapshot
 
 
 def poll_hint_seconds(response_headers: httpx.Headers) -> float | None:
@@ -153,11 +162,22 @@ def retry_after_of(exc: BaseException | None) -> float | None:
     return getattr(exc, "retry_after", None)
 
 
-def transport_error(exc: httpx.TransportError) -> APIConnectionError:
+def transport_error(exc: httpx.RequestError) -> APIConnectionError:
+    """Any failure of the exchange itself (refused, reset, timeout, undecodable body)."""
     kind = type(exc).__name__
     if isinstance(exc, httpx.TimeoutException):
         return APITimeoutError(f"the relay did not answer in time ({kind})")
-    return APIConnectionError(f"could not talk to the relay ({kind})")
+    if isinstance(exc, httpx.TransportError):
+        return APIConnectionError(f"could not talk to the relay ({kind})")
+    return APIConnectionError(f"the relay's answer could not be read ({kind})")
+
+
+def warn_if_cleartext(url: str) -> None:
+    """The key travels in the Authorization header: plain http is only fine on loopback."""
+    if urlsplit(url).scheme.lower() == "http" and not is_loopback_url(url):
+        warnings.warn(
+            f"SORA base URL {url} is plain http: the API key would travel in clear text. "
+            "Use https.", UserWarning, stacklevel=4)
 
 
 class _Base:
@@ -170,6 +190,7 @@ class _Base:
         backoff: Backoff | None = None,
         max_get_attempts: int = 6,
         max_connect_attempts: int = 3,
+        warn_cleartext: bool = True,
     ) -> None:
         current = settings()
         if isinstance(api_key, APIKey):
@@ -179,10 +200,8 @@ class _Base:
         else:
             self._key = current.api_key
         self.base_url = (base_url or current.base_url).rstrip("/")
-        if self.base_url.startswith("http://") and not is_loopback_url(self.base_url):
-            warnings.warn(
-                f"SORA base URL {self.base_url} is plain http: the API key would travel in "
-                "clear text. Use https.", UserWarning, stacklevel=3)
+        if warn_cleartext:
+            warn_if_cleartext(self.base_url)
         self.timeout = timeout if timeout is not None else DEFAULT_TIMEOUT
         self.backoff = backoff or Backoff()
         self.max_get_attempts = max_get_attempts
@@ -199,9 +218,13 @@ class _Base:
         return headers
 
     def _task_url(self, task_id: str) -> str:
-        from urllib.parse import quote
-
         return f"{self.base_url}/v1/videos/{quote(task_id, safe='')}"
+
+    def _download_headers(self, url: str) -> dict[str, str]:
+        # Video links usually live on a CDN: send the key only to the relay itself.
+        if url.startswith(self.base_url + "/"):
+            return self._headers()
+        return {"User-Agent": f"sora-widgets/{__version__}"}
 
     def _lost_answer(self, exc: BaseException) -> SubmissionUnknown:
         detail = type(exc).__name__ if not isinstance(exc, APIError) else str(exc)
@@ -250,7 +273,7 @@ class SoraClient(_Base):
                          type(exc).__name__)
                 time.sleep(self.backoff.delay(attempt))
                 continue
-            except httpx.TransportError as exc:
+            except httpx.RequestError as exc:  # sent: the relay may have charged
                 raise self._lost_answer(exc) from exc
             return _post_outcome(self, response)
         raise AssertionError("unreachable")
@@ -272,49 +295,69 @@ class SoraClient(_Base):
     def retrieve_once(self, task_id: str) -> TaskSnapshot:
         try:
             response = self._http.get(self._task_url(task_id), headers=self._headers())
-        except httpx.TransportError as exc:
+        except httpx.RequestError as exc:
             raise transport_error(exc) from exc
         return parse_task(response, self._key)
 
     def download(self, url: str, path: str | os.PathLike[str],
                  on_progress: ProgressCallback | None = None) -> Path:
         """Stream ``url`` to ``path`` in constant memory; the file appears only when complete."""
-        target = Path(path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part",
-                                        dir=target.parent)
-        try:
-            with os.fdopen(fd, "wb") as out:
-                try:
-                    with self._http.stream("GET", url, headers=self._download_headers(url)) as r:
-                        if r.status_code >= 400:
-                            r.read()
-                            raise error_for_response(r, self._key)
-                        total = _content_length(r)
-                        done = 0
-                        for chunk in r.iter_bytes(256 * 1024):
-                            out.write(chunk)
-                            done += len(chunk)
-                            if on_progress is not None:
-                                on_progress(done, total)
-                        if total is not None and done != total:
-                            raise APIConnectionError(
-                                f"download ended early ({done} of {total} bytes)")
-                except httpx.TransportError as exc:
-                    raise transport_error(exc) from exc
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(tmp_name, target)
-        except BaseException:
-            Path(tmp_name).unlink(missing_ok=True)
-            raise
-        return target
+        with _Sink(Path(path), on_progress) as sink:
+            try:
+                with self._http.stream("GET", url, headers=self._download_headers(url)) as r:
+                    if r.status_code >= 400:
+                        r.read()
+                        raise error_for_response(r, self._key)
+                    sink.start(r)
+                    for chunk in r.iter_bytes(CHUNK):
+                        sink.write(chunk)
+            except httpx.RequestError as exc:
+                raise transport_error(exc) from exc
+        return sink.target
 
-    def _download_headers(self, url: str) -> dict[str, str]:
-        # Video links usually live on a CDN: send the key only to the relay itself.
-        if url.startswith(self.base_url + "/"):
-            return self._headers()
-        return {"User-Agent": f"sora-widgets/{__version__}"}
+
+CHUNK = 256 * 1024
+
+
+class _Sink:
+    """A download's file: a temp file beside the target, fsynced and renamed when complete,
+    removed on any failure, so a half-written video can never pass for a finished one."""
+
+    def __init__(self, target: Path, on_progress: ProgressCallback | None) -> None:
+        self.target = target
+        self.on_progress = on_progress
+        self.total: int | None = None
+        self.done = 0
+
+    def __enter__(self) -> _Sink:
+        self.target.parent.mkdir(parents=True, exist_ok=True)
+        fd, self.tmp_name = tempfile.mkstemp(prefix=f".{self.target.name}.", suffix=".part",
+                                             dir=self.target.parent)
+        self.out = os.fdopen(fd, "wb")
+        return self
+
+    def start(self, response: httpx.Response) -> None:
+        self.total = _content_length(response)
+
+    def write(self, chunk: bytes) -> None:
+        self.out.write(chunk)
+        self.done += len(chunk)
+        if self.on_progress is not None:
+            self.on_progress(self.done, self.total)
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        try:
+            if exc_type is None:
+                if self.total is not None and self.done != self.total:
+                    raise APIConnectionError(
+                        f"download ended early ({self.done} of {self.total} bytes)")
+                self.out.flush()
+                os.fsync(self.out.fileno())
+                self.out.close()
+                os.replace(self.tmp_name, self.target)
+        finally:
+            self.out.close()
+            Path(self.tmp_name).unlink(missing_ok=True)
 
 
 def _content_length(response: httpx.Response) -> int | None:
@@ -355,7 +398,7 @@ class AsyncSoraClient(_Base):
                          type(exc).__name__)
                 await asyncio.sleep(self.backoff.delay(attempt))
                 continue
-            except httpx.TransportError as exc:
+            except httpx.RequestError as exc:  # sent: the relay may have charged
                 raise self._lost_answer(exc) from exc
             return _post_outcome(self, response)
         raise AssertionError("unreachable")
@@ -364,41 +407,22 @@ class AsyncSoraClient(_Base):
         """One GET, no retry (the poller schedules retries); returns the server's poll hint."""
         try:
             response = await self._http.get(self._task_url(task_id), headers=self._headers())
-        except httpx.TransportError as exc:
+        except httpx.RequestError as exc:
             raise transport_error(exc) from exc
         return parse_task(response, self._key), poll_hint_seconds(response.headers)
 
     async def download(self, url: str, path: Path,
                        on_progress: ProgressCallback | None = None) -> Path:
         """Stream to a temp file beside ``path``, fsync, then rename: never a half file."""
-
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as out:
-                try:
-                    headers = (self._headers() if url.startswith(self.base_url + "/")
-                               else {"User-Agent": f"sora-widgets/{__version__}"})
-                    async with self._http.stream("GET", url, headers=headers) as r:
-                        if r.status_code >= 400:
-                            await r.aread()
-                            raise error_for_response(r, self._key)
-                        total = _content_length(r)
-                        done = 0
-                        async for chunk in r.aiter_bytes(256 * 1024):
-                            out.write(chunk)
-                            done += len(chunk)
-                            if on_progress is not None:
-                                on_progress(done, total)
-                        if total is not None and done != total:
-                            raise APIConnectionError(
-                                f"download ended early ({done} of {total} bytes)")
-                except httpx.TransportError as exc:
-                    raise transport_error(exc) from exc
-                out.flush()
-                os.fsync(out.fileno())  # no executor thread: the poller stays one thread
-            os.replace(tmp_name, path)
-        except BaseException:
-            Path(tmp_name).unlink(missing_ok=True)
-            raise
-        return path
+        with _Sink(path, on_progress) as sink:
+            try:
+                async with self._http.stream("GET", url, headers=self._download_headers(url)) as r:
+                    if r.status_code >= 400:
+                        await r.aread()
+                        raise error_for_response(r, self._key)
+                    sink.start(r)
+                    async for chunk in r.aiter_bytes(CHUNK):
+                        sink.write(chunk)
+            except httpx.RequestError as exc:
+                raise transport_error(exc) from exc
+        return sink.target

@@ -80,6 +80,8 @@ class Settings:
     #: Multiplies every polling interval for a real relay (1.0). Tests against an emulator
     #: whose timeline is compressed set SORA_POLL_SCALE to the same factor.
     poll_scale: float = 1.0
+    #: Seconds to wait for the relay's answer (SORA_HTTP_TIMEOUT).
+    http_timeout: float = 30.0
     prices: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -126,6 +128,7 @@ def settings() -> Settings:
         prices[model] = override
     scale = _float_env("SORA_EMULATOR_TIME_SCALE")
     poll_scale = _float_env("SORA_POLL_SCALE")
+    timeout = _float_env("SORA_HTTP_TIMEOUT")
     return Settings(
         api_key=key,
         base_url=(os.environ.get("SORA_BASE_URL", "").strip() or DEFAULT_BASE_URL).rstrip("/"),
@@ -134,8 +137,20 @@ def settings() -> Settings:
         model=model,
         emulator_time_scale=scale if scale is not None else DEFAULT_EMULATOR_TIME_SCALE,
         poll_scale=poll_scale if poll_scale and poll_scale > 0 else 1.0,
+        http_timeout=timeout if timeout and timeout > 0 else 30.0,
         prices=prices,
     )
+
+
+def missing_key_problem(current: Settings, base_url: str | None = None) -> str | None:
+    """A relay is configured but no key is set: say so rather than fall back to the emulator
+    (fake videos would hide the missing key)."""
+    wanted = base_url or (current.base_url if current.base_url != DEFAULT_BASE_URL else None)
+    if current.api_key is None and wanted:
+        return (f"api_key: a relay is configured ({wanted}) but no SORA_API_KEY is set. "
+                "Set the key (or `%sora key`), or unset SORA_BASE_URL to use the free local "
+                "emulator.")
+    return None
 
 
 def price_of(model: str, prices: dict[str, float] | None = None) -> float:

@@ -22,12 +22,21 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
+import httpx
 from traitlets import All, Bool, Float, HasTraits, Instance, Int, Unicode
 
-from .client import AsyncSoraClient, SoraClient, is_transient, retry_after_of
+from .client import MAY_BE_CHARGED, AsyncSoraClient, SoraClient, is_transient, retry_after_of
 from .config import APIKey
-from .errors import JobFailed, NotFoundError, PermissionDeniedError, SoraError, SubmissionUnknown
+from .errors import (
+    APIError,
+    JobFailed,
+    NotFoundError,
+    PermissionDeniedError,
+    SoraError,
+    SubmissionUnknown,
+)
 from .models import FINAL_STATUSES, TaskSnapshot, VideoRequest
 from .retry import Backoff
 from .schedule import PollPolicy, PollSchedule
@@ -49,6 +58,7 @@ class Backend:
     key: APIKey | None = field(default=None, repr=False)
     emulator: bool = False
     time_scale: float = 1.0
+    timeout: float = 30.0
 
     @property
     def journal_name(self) -> str:
@@ -56,12 +66,17 @@ class Backend:
         return "emulator" if self.emulator else self.base_url
 
     def async_client(self) -> AsyncSoraClient:
-        return AsyncSoraClient(self.key, self.base_url,
+        return AsyncSoraClient(self.key, self.base_url, timeout=self._timeout(),
+                               warn_cleartext=False,   # Studio warned on the caller's thread
                                backoff=Backoff(base=0.5 * self.time_scale,
                                                cap=30 * self.time_scale))
 
     def sync_client(self) -> SoraClient:
-        return SoraClient(self.key, self.base_url)
+        return SoraClient(self.key, self.base_url, timeout=self._timeout(),
+                          warn_cleartext=False)
+
+    def _timeout(self) -> httpx.Timeout:
+        return httpx.Timeout(self.timeout, connect=min(10.0, self.timeout))
 
 
 class Job(HasTraits):
@@ -370,7 +385,8 @@ class Poller:
             raise
         except Exception as exc:  # a bug must not kill the thread that serves every job
             log.exception("unexpected error while tracking job %s", job.local_id)
-            job.poll_error = f"internal error: {type(exc).__name__}"
+            job.poll_error = f"internal error: {type(exc).__name__}; sw.resume() retries"
+            job._cancelled = True   # settle the waiters; the journal keeps the job for resume()
         finally:
             if job.done or job._cancelled:
                 with self._lock:
@@ -383,14 +399,7 @@ class Poller:
         try:
             snapshot = await client.submit(job.request)
         except SubmissionUnknown as exc:
-            charge = "none" if job.emulator else "maybe"
-            job._journal.update(job.local_id, status="unknown", charge=charge,
-                                error_message=str(exc))
-            with job.hold_trait_notifications():
-                job.charge = charge
-                job.cost_usd = job.price_usd if charge == "maybe" else 0.0
-                job.error = str(exc)
-                job.status = "unknown"
+            self._mark_unknown(job, str(exc))
             return False
         except SoraError as exc:  # rejected before anything was charged (4xx, refused)
             code = str(getattr(exc, "status_code", "") or getattr(exc, "code", "") or "") or None
@@ -402,6 +411,10 @@ class Poller:
                 job.completed_at = time.time()
                 job.status = "failed"
             return False
+        except Exception as exc:  # a bug once the request may have left: it may be charged
+            log.exception("unexpected error while submitting job %s", job.local_id)
+            self._mark_unknown(job, f"{MAY_BE_CHARGED} (internal error: {type(exc).__name__})")
+            return False
         charge = "none" if job.emulator else "charged"
         job._journal.update(job.local_id, task_id=snapshot.id, charge=charge,
                             status=snapshot.status, progress=snapshot.progress or 0)
@@ -411,6 +424,17 @@ class Poller:
             job.id = snapshot.id
         job._apply(snapshot, None)
         return True
+
+    @staticmethod
+    def _mark_unknown(job: Job, message: str) -> None:
+        charge = "none" if job.emulator else "maybe"
+        job._journal.update(job.local_id, status="unknown", charge=charge,
+                            error_message=message)
+        with job.hold_trait_notifications():
+            job.charge = charge
+            job.cost_usd = job.price_usd if charge == "maybe" else 0.0
+            job.error = message
+            job.status = "unknown"
 
     async def _poll_until_final(self, job: Job) -> None:
         assert job.id is not None
@@ -431,11 +455,13 @@ class Poller:
             await asyncio.sleep(delay)
             try:
                 snapshot, hint = await client.retrieve_once(job.id)
-            except SoraError as exc:
+            except Exception as exc:
+                if not isinstance(exc, SoraError):
+                    log.exception("unexpected error while polling job %s", job.id)
                 last_error = exc
                 failures += 1
                 if not is_transient(exc):
-                    # 401/403/404 on a paid job: say so, keep trying slowly; never drop it.
+                    # 401/403/404 or a bug, on a paid job: say so, keep trying slowly.
                     failures = max(failures, 6)
                 job.poll_error = f"{exc} (retrying)"
                 continue
@@ -447,12 +473,21 @@ class Poller:
             job._apply(snapshot, eta)
 
     async def _save_video(self, job: Job) -> None:
-        """Save promptly (links expire); retry; a stale link is refreshed, never re-generated."""
+        """Save promptly (links expire); a stale link is refreshed, the job never re-generated.
+
+        Faults are retried with backoff (honouring Retry-After). A run of 8 definite
+        refusals (403/404 even on fresh links) or 30 transient failures in a row (a dead
+        CDN, not bad luck) ends the attempt, leaving ``download_error`` set and
+        ``job.download()`` to try again later: ``wait()`` must not hang on a link.
+        """
         assert job.id is not None
         client = self._client(job._backend)
         target = job._videos_dir / f"{_SAFE_ID.sub('_', job.id)}.mp4"
-        backoff = Backoff(base=job._backend.time_scale, cap=60 * job._backend.time_scale)
-        for attempt in range(1, 9):
+        scale = job._backend.time_scale
+        backoff = Backoff(base=scale, cap=60 * scale)
+        attempt = refusals = failures = 0
+        while True:
+            attempt += 1
             try:
                 url = job.video_url
                 if attempt > 1 or not url:
@@ -461,16 +496,25 @@ class Poller:
                     url = fresh.video_url or url
                 if not url:
                     raise NotFoundError("the relay gave no video link", status_code=404)
+                if urlsplit(url).scheme.lower() not in ("http", "https"):
+                    # Not a fault that time heals: count it as a refusal.
+                    raise APIError("the relay's video link is not an http(s) URL",
+                                   status_code=0)
                 await client.download(url, target)
-            except SoraError as exc:
+            except Exception as exc:
                 job.download_error = str(exc)
-            else:
-                job._journal.update(job.local_id, local_path=str(target))
-                job.download_error = None
-                job.local_path = target
-                return
-            await asyncio.sleep(backoff.delay(attempt))
-        log.warning("could not save the video of job %s; job.download() retries", job.id)
+                failures += 1
+                refusals = 0 if is_transient(exc) else refusals + 1
+                if refusals >= 8 or failures >= 30:
+                    log.warning("could not save the video of job %s: %s; job.download() "
+                                "retries", job.id, exc)
+                    return
+                await asyncio.sleep(backoff.delay(min(attempt, 10), retry_after_of(exc)))
+                continue
+            job._journal.update(job.local_id, local_path=str(target))
+            job.download_error = None
+            job.local_path = target
+            return
 
 
 _poller: Poller | None = None

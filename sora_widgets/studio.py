@@ -16,7 +16,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from .config import DEFAULT_BASE_URL, APIKey, Settings, price_of, settings
+from .client import warn_if_cleartext
+from .config import APIKey, Settings, missing_key_problem, price_of, settings
 from .errors import BudgetExceededError, SoraError, ValidationError
 from .job import Backend, Job, poller
 from .models import VideoRequest
@@ -74,20 +75,16 @@ class Studio:
                 base_url: str | None = None) -> Backend:
         current = current or settings()
         use_emulator = current.uses_emulator if emulator is None else emulator
-        wanted_relay = base_url or (current.base_url if current.base_url != DEFAULT_BASE_URL
-                                    else None)
-        if use_emulator and emulator is None and wanted_relay:
-            # The user pointed at a relay: silently falling back to the emulator would hide
-            # a missing key behind fake videos.
-            raise ValidationError(
-                f"api_key: a relay is configured ({wanted_relay}) but no SORA_API_KEY is set. "
-                "Set the key (or `%sora key`), or unset SORA_BASE_URL to use the free local "
-                "emulator.", field="api_key")
+        problem = missing_key_problem(current, base_url) if emulator is None else None
+        if problem:
+            raise ValidationError(problem, field="api_key")
         if use_emulator:
             return Backend(self.emulator_url(current), EMULATOR_KEY, emulator=True,
                            time_scale=current.emulator_time_scale)
-        return Backend(base_url or current.base_url, current.api_key, emulator=False,
-                       time_scale=current.poll_scale)
+        url = base_url or current.base_url
+        warn_if_cleartext(url)   # here, on the caller's thread, before anything is sent
+        return Backend(url, current.api_key, emulator=False, time_scale=current.poll_scale,
+                       timeout=current.http_timeout)
 
     def _handle(self, record: JobRecord, current: Settings) -> Job:
         """The live handle for a journal row (one handle per job in this process)."""

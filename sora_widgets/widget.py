@@ -26,7 +26,7 @@ from typing import Any
 import ipywidgets as widgets
 from traitlets import All
 
-from .config import Settings, price_of, settings
+from .config import Settings, missing_key_problem, price_of, settings
 from .errors import SoraError
 from .job import Job
 from .media import publish_video
@@ -163,6 +163,8 @@ class SoraWidget(widgets.VBox):  # type: ignore[misc]
     def __init__(self, prompt: str = "", aspect_ratio: str = "16:9", image: str = "", *,
                  jobs: Iterable[Job | str] = (), studio: Studio | None = None,
                  **kwargs: Any) -> None:
+        self._stop = threading.Event()   # first: close() (also from __del__) relies on it
+        self.cards: list[JobCard] = []
         if aspect_ratio not in ASPECT_RATIOS:
             raise ValueError(f"aspect_ratio must be 16:9 or 9:16, not {aspect_ratio!r}")
         self._studio = studio
@@ -170,10 +172,8 @@ class SoraWidget(widgets.VBox):  # type: ignore[misc]
         self._busy = False
         self._notice_job: Job | None = None
         self._lock = threading.RLock()
-        self._stop = threading.Event()
         self._ticker: threading.Thread | None = None
         self._session_worst = 0.0
-        self.cards: list[JobCard] = []
         self._build_form(prompt or "", aspect_ratio, image or "")
         self.gallery = widgets.GridBox(layout=widgets.Layout(
             grid_template_columns=f"repeat(auto-fill, {CARD_WIDTH})", grid_gap="12px",
@@ -270,6 +270,9 @@ class SoraWidget(widgets.VBox):  # type: ignore[misc]
             self._request(current)
         except SoraError as exc:
             return str(exc)
+        problem = missing_key_problem(current)
+        if problem:
+            return problem
         if not current.uses_emulator and current.budget_usd is not None:
             price = price_of(current.model, current.prices)
             if self._session_worst + price > current.budget_usd + 1e-9:
