@@ -23,7 +23,7 @@ from .job import Backend, Job, poller
 from .models import VideoRequest
 from .store import JobRecord, Journal, Spend
 
-__all__ = ["Studio", "default_studio", "generate", "jobs", "resume"]
+__all__ = ["Studio", "default_studio"]
 
 log = logging.getLogger("sora_widgets.studio")
 
@@ -238,14 +238,3 @@ def default_studio() -> Studio:
             _default = Studio()
         return _default
 
-
-def generate(prompt: str | None = None, **kwargs: Any) -> Job:
-    return default_studio().generate(prompt, **kwargs)
-
-
-def jobs(limit: int | None = None) -> list[Job]:
-    return default_studio().jobs(limit)
-
-
-def resume() -> list[Job]:
-    return default_studio().resume()

@@ -37,7 +37,7 @@ def artifacts(request: pytest.FixtureRequest) -> Path:
     return SCREENSHOTS
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def lab(tmp_path_factory: pytest.TempPathFactory,
         request: pytest.FixtureRequest) -> Iterator[JupyterServer]:
     """The session's JupyterLab (kernels: embedded emulator, no key)."""
@@ -52,8 +52,11 @@ def lab(tmp_path_factory: pytest.TempPathFactory,
 # -- the browser ------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Any]:
+    """Package-scoped on purpose: Playwright's sync API registers its event loop as the
+    main thread's running loop while it lives; it must be gone before the other tests
+    (``asyncio.run`` refuses to start inside a running loop)."""
     if not CHROMIUM.exists():
         pytest.fail(f"Chromium not found at {CHROMIUM}: the browser tests need it "
                     "(apt-get install -y chromium, or set SORA_TEST_CHROMIUM)", pytrace=False)
