@@ -9,6 +9,7 @@ raises :class:`SubmissionUnknown`, because the relay has no idempotency key.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import tempfile
@@ -226,6 +227,16 @@ class _Base:
             return self._headers()
         return {"User-Agent": f"sora-widgets/{__version__}"}
 
+    def _after_post_error(self, exc: httpx.RequestError, attempt: int) -> float:
+        """The money rule, in one place: the wait before retrying a POST whose connection
+        failed before anything was sent; otherwise raise (a sent POST may have been charged)."""
+        if not isinstance(exc, NOT_SENT):
+            raise self._lost_answer(exc) from exc
+        if attempt + 1 >= self.max_connect_attempts:
+            raise transport_error(exc) from exc
+        log.info("submit: connection failed before sending (%s); retrying", type(exc).__name__)
+        return self.backoff.delay(attempt)
+
     def _lost_answer(self, exc: BaseException) -> SubmissionUnknown:
         detail = type(exc).__name__ if not isinstance(exc, APIError) else str(exc)
         return SubmissionUnknown(f"{MAY_BE_CHARGED} (cause: {detail})")
@@ -266,15 +277,9 @@ class SoraClient(_Base):
             try:
                 response = self._http.post(f"{self.base_url}/v1/videos",
                                            json=request.to_json(), headers=self._headers())
-            except NOT_SENT as exc:
-                if attempt + 1 >= self.max_connect_attempts:
-                    raise transport_error(exc) from exc
-                log.info("submit: connection failed before sending (%s); retrying",
-                         type(exc).__name__)
-                time.sleep(self.backoff.delay(attempt))
+            except httpx.RequestError as exc:
+                time.sleep(self._after_post_error(exc, attempt))
                 continue
-            except httpx.RequestError as exc:  # sent: the relay may have charged
-                raise self._lost_answer(exc) from exc
             return _post_outcome(self, response)
         raise AssertionError("unreachable")
 
@@ -385,21 +390,13 @@ class AsyncSoraClient(_Base):
         await self._http.aclose()
 
     async def submit(self, request: VideoRequest) -> TaskSnapshot:
-        import asyncio
-
         for attempt in range(self.max_connect_attempts):
             try:
                 response = await self._http.post(f"{self.base_url}/v1/videos",
                                                  json=request.to_json(), headers=self._headers())
-            except NOT_SENT as exc:
-                if attempt + 1 >= self.max_connect_attempts:
-                    raise transport_error(exc) from exc
-                log.info("submit: connection failed before sending (%s); retrying",
-                         type(exc).__name__)
-                await asyncio.sleep(self.backoff.delay(attempt))
+            except httpx.RequestError as exc:
+                await asyncio.sleep(self._after_post_error(exc, attempt))
                 continue
-            except httpx.RequestError as exc:  # sent: the relay may have charged
-                raise self._lost_answer(exc) from exc
             return _post_outcome(self, response)
         raise AssertionError("unreachable")
 

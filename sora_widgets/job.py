@@ -117,7 +117,7 @@ class Job(HasTraits):
         self._settled = threading.Event()
         self._cancelled = False
         self.emulator = backend.emulator
-        if self.status in SETTLED and (self.status != "completed" or self.local_path):
+        if not self.needs_relay:
             self._settled.set()
 
     @classmethod
@@ -147,6 +147,11 @@ class Job(HasTraits):
     @property
     def done(self) -> bool:
         return self.status in SETTLED
+
+    @property
+    def needs_relay(self) -> bool:
+        """Still running, or finished with its video not saved yet."""
+        return not self.done or (self.status == "completed" and self.local_path is None)
 
     @property
     def elapsed(self) -> float:
@@ -180,7 +185,7 @@ class Job(HasTraits):
         if self.status != "completed":
             raise SoraError(f"job {self.id or self.local_id} is {self.status}, not completed")
         if self.local_path is None or not self.local_path.is_file():
-            target = self._videos_dir / f"{_SAFE_ID.sub('_', self.id or self.local_id)}.mp4"
+            target = self._video_target()
             with self._backend.sync_client() as client:
                 url = self.video_url
                 try:
@@ -193,8 +198,8 @@ class Job(HasTraits):
                     if not fresh.video_url:
                         raise
                     client.download(fresh.video_url, target)
-            self._journal.update(self.local_id, local_path=str(target))
-            self.local_path = target
+            self._mark_saved(target)
+        assert self.local_path is not None
         if path is None:
             return self.local_path
         destination = Path(path)
@@ -202,6 +207,15 @@ class Job(HasTraits):
             destination = destination / self.local_path.name
         shutil.copyfile(self.local_path, destination)
         return destination
+
+    def _video_target(self) -> Path:
+        return self._videos_dir / f"{_SAFE_ID.sub('_', self.id or self.local_id)}.mp4"
+
+    def _mark_saved(self, path: Path) -> None:
+        """Journal first, then the handle (as for every state change)."""
+        self._journal.update(self.local_id, local_path=str(path))
+        self.download_error = None
+        self.local_path = path
 
     def cancel(self) -> None:
         """Stop tracking locally (the relay cannot cancel; a paid job keeps running there)."""
@@ -312,7 +326,7 @@ class Poller:
         with self._lock:
             self._jobs[job.local_id] = job
         job._cancelled = False
-        if not job.done or (job.status == "completed" and job.local_path is None):
+        if job.needs_relay:
             job._settled.clear()
         job.tracking = True
         loop = self._ensure_running()
@@ -340,6 +354,7 @@ class Poller:
                 loop.call_soon_threadsafe(stop)
 
     def tracked(self) -> list[Job]:
+        """The jobs being polled now."""
         with self._lock:
             return list(self._jobs.values())
 
@@ -482,7 +497,7 @@ class Poller:
         """
         assert job.id is not None
         client = self._client(job._backend)
-        target = job._videos_dir / f"{_SAFE_ID.sub('_', job.id)}.mp4"
+        target = job._video_target()
         scale = job._backend.time_scale
         backoff = Backoff(base=scale, cap=60 * scale)
         attempt = refusals = failures = 0
@@ -511,9 +526,7 @@ class Poller:
                     return
                 await asyncio.sleep(backoff.delay(min(attempt, 10), retry_after_of(exc)))
                 continue
-            job._journal.update(job.local_id, local_path=str(target))
-            job.download_error = None
-            job.local_path = target
+            job._mark_saved(target)
             return
 
 

@@ -153,9 +153,7 @@ class Studio:
 
     def track(self, job: Job) -> Job:
         """Poll a job again if it still needs the relay (running, or finished but unsaved)."""
-        if job.tracking or job.id is None:
-            return job
-        if not job.done or (job.status == "completed" and job.local_path is None):
+        if not job.tracking and job.id is not None and job.needs_relay:
             poller().track(job)
         return job
 
