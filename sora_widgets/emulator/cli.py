@@ -6,7 +6,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from .config import EmulatorConfig
+from .config import STYLES, EmulatorConfig
 from .server import serve_forever
 
 __all__ = ["build_parser", "main"]
@@ -27,6 +27,19 @@ def build_parser(prog: str = "python -m sora_widgets.emulator") -> argparse.Argu
     parser.add_argument("--seed", type=int, default=None, help="seed for reproducible timings")
     parser.add_argument("--url-ttl", type=float, default=None, metavar="S",
                         help="video links expire after S seconds (default: never)")
+    parser.add_argument("--style", choices=STYLES, default="artifex",
+                        help="wire style: 'artifex' (the relay's page: aspect_ratio, duration, "
+                        "image, video_url) or 'openai' (the OpenAI SDK's videos resource: size, "
+                        "seconds, input_reference, /v1/videos/{id}/content); default artifex")
+    parser.add_argument("--status-synonyms", action="store_true",
+                        help="answer gateway status words (pending, running, succeeded, error...) "
+                        "instead of queued/in_progress/completed/failed")
+    parser.add_argument("--content-ttl", type=float, default=3600.0, metavar="S",
+                        help="openai style: video content expires S seconds after completion "
+                        "(default 3600; 0 = at once)")
+    parser.add_argument("--video-scale", type=float, default=1.0, metavar="X",
+                        help="video size multiplier: 1 = 640x360 / 360x640 (default), 0.5 = "
+                        "320x180, 2 = 1280x720 (slower renders)")
     parser.add_argument("--state-dir", type=Path, default=None, metavar="DIR",
                         help="persist tasks in DIR so they survive a restart")
     parser.add_argument("-v", "--verbose", action="store_true", help="log every request")
@@ -44,6 +57,10 @@ def main(argv: list[str] | None = None) -> int:
             seed=args.seed,
             url_ttl_seconds=args.url_ttl,
             state_dir=args.state_dir,
+            style=args.style,
+            status_synonyms=args.status_synonyms,
+            content_ttl_seconds=args.content_ttl,
+            video_scale=args.video_scale,
         )
     except ValueError as exc:
         parser.error(str(exc))

@@ -14,18 +14,37 @@ from pathlib import Path
 from typing import Any, Literal, get_args
 
 __all__ = [
+    "CANONICAL_STATUSES",
+    "DEFAULT_POLL_AFTER_MS",
     "GET_FAULT_NAMES",
     "PROGRESS_MODES",
     "RETRY_AFTER_FORMS",
+    "STATUS_SYNONYMS",
+    "STYLES",
     "EmulatorConfig",
     "ProgressMode",
     "RetryAfterForm",
+    "Style",
 ]
 
 ProgressMode = Literal["normal", "stuck", "missing", "string"]
 RetryAfterForm = Literal["seconds", "http-date"]
+#: The wire style: "artifex" (the seed relay's page) or "openai" (the SDK's ``videos``).
+Style = Literal["artifex", "openai"]
 PROGRESS_MODES: tuple[str, ...] = get_args(ProgressMode)
 RETRY_AFTER_FORMS: tuple[str, ...] = get_args(RetryAfterForm)
+STYLES: tuple[str, ...] = get_args(Style)
+CANONICAL_STATUSES = ("queued", "in_progress", "completed", "failed")
+#: What ``status_synonyms=True`` answers instead of each canonical status (one per task,
+#: picked from the task id, so a task never changes vocabulary mid-way).
+STATUS_SYNONYMS: dict[str, tuple[str, ...]] = {
+    "queued": ("pending", "submitted"),
+    "in_progress": ("processing", "running"),
+    "completed": ("succeeded", "success", "finished"),
+    "failed": ("error", "cancelled", "expired"),
+}
+#: The openai style's ``openai-poll-after-ms`` in unscaled ms (answered x ``time_scale``).
+DEFAULT_POLL_AFTER_MS = 2000
 #: Keys allowed in ``get_fault_rates`` (per-request probabilities on task GETs).
 GET_FAULT_NAMES = ("500", "502", "503", "504", "429", "drop", "reset", "timeout", "malformed")
 
@@ -47,11 +66,14 @@ class EmulatorConfig:
     stall_probability: float = 0.3
     #: "normal", "stuck" (0 until done), "missing" (no field) or "string" ("42").
     progress_mode: ProgressMode = "normal"
-    #: When set, API answers carry ``openai-poll-after-ms: <value>``.
+    #: When set, API answers carry ``openai-poll-after-ms: <value>`` (this exact value). When
+    #: None, the artifex style sends no such header and the openai style sends
+    #: ``round(DEFAULT_POLL_AFTER_MS * time_scale)``.
     poll_hint_ms: int | None = None
-    #: Lifetime of video links in real (unscaled) seconds; None = never expire.
+    #: Lifetime of artifex video links in real (unscaled) seconds; None = never expire.
     url_ttl_seconds: float | None = None
-    #: Video size multiplier: 1 gives 320x180 (16:9) or 180x320 (9:16).
+    #: Video size multiplier: 1 gives 640x360 (16:9) or 360x640 (9:16), the long side being
+    #: 640 px for every shape (0.5 gives the 320x180 of version 0.1).
     video_scale: float = 1.0
     #: Render one video per aspect ratio instead of one per task (big benchmarks).
     shared_video: bool = False
@@ -70,6 +92,27 @@ class EmulatorConfig:
     #: Retry-After value on 429/503 answers, and its form.
     retry_after: float = 1.0
     retry_after_form: RetryAfterForm = "seconds"
+    #: The wire style, read per request: "artifex" (``relay-api.md``: aspect_ratio, duration,
+    #: image, ``video_url`` links) or "openai" (size, seconds as a string, input_reference
+    #: as JSON or multipart, ``GET /v1/videos/{id}/content``, ``openai-poll-after-ms``).
+    style: Style = "artifex"
+    #: openai style: a completed video's content can be downloaded until ``expires_at`` =
+    #: completion + this many real (unscaled) seconds, rounded up to a whole second; None =
+    #: never (``expires_at`` null). Fixed when the task is created.
+    content_ttl_seconds: float | None = 3600.0
+    #: The status of ``GET /v1/videos/{id}/content`` once the content expired: 410 or 404.
+    content_expired_status: int = 410
+    #: openai style: reject an ``input_reference`` whose pixel size is not the requested
+    #: ``size`` (the real API does); off by default, the image is then scaled to cover.
+    strict_reference_size: bool = False
+    #: Answer gateway synonyms instead of queued/in_progress/completed/failed: True uses
+    #: ``STATUS_SYNONYMS`` (one word per task), a mapping such as {"completed": "succeeded"}
+    #: or {"failed": ["error", "cancelled"]} picks per status; False answers the canonical words.
+    status_synonyms: bool | dict[str, str | list[str]] = False
+    #: When set, each task's first ``mystery_answers`` GET answers carry this status instead
+    #: of the real one (a word no client has seen before); progress and the rest stay real.
+    mystery_status: str | None = None
+    mystery_answers: int = 3
 
     def __post_init__(self) -> None:
         self.validate()
@@ -87,9 +130,29 @@ class EmulatorConfig:
             _number(name, getattr(self, name), minimum=0.0, maximum=1.0)
         for name in ("slow_seconds", "hang_seconds", "retry_after"):
             _number(name, getattr(self, name), minimum=0.0)
-        _number("video_scale", self.video_scale, minimum=0.25, maximum=8.0)
-        if self.url_ttl_seconds is not None:
-            _number("url_ttl_seconds", self.url_ttl_seconds, minimum=0.0)
+        _number("video_scale", self.video_scale, minimum=0.25, maximum=4.0)
+        for name in ("url_ttl_seconds", "content_ttl_seconds"):
+            if getattr(self, name) is not None:
+                _number(name, getattr(self, name), minimum=0.0)
+        if self.style not in STYLES:
+            raise ValueError(f"style must be one of {STYLES}")
+        if self.content_expired_status not in (404, 410) or isinstance(
+            self.content_expired_status, bool
+        ):
+            raise ValueError("content_expired_status must be 404 or 410")
+        if not isinstance(self.strict_reference_size, bool):
+            raise ValueError("strict_reference_size must be a bool")
+        self.status_synonyms = _synonyms(self.status_synonyms)
+        if self.mystery_status is not None and (
+            not isinstance(self.mystery_status, str) or not self.mystery_status.strip()
+        ):
+            raise ValueError("mystery_status must be a non-blank string or None")
+        if (
+            isinstance(self.mystery_answers, bool)
+            or not isinstance(self.mystery_answers, int)
+            or self.mystery_answers < 0
+        ):
+            raise ValueError("mystery_answers must be a non-negative int")
         if self.poll_hint_ms is not None and (
             isinstance(self.poll_hint_ms, bool)
             or not isinstance(self.poll_hint_ms, int)
@@ -143,6 +206,28 @@ def _number(
         raise ValueError(f"{name} must be >= {minimum}")
     if maximum is not None and value > maximum:
         raise ValueError(f"{name} must be <= {maximum}")
+
+
+def _synonyms(value: object) -> bool | dict[str, str | list[str]]:
+    if isinstance(value, bool):
+        return value
+    if not isinstance(value, dict):
+        raise ValueError("status_synonyms must be a bool or a mapping status -> word(s)")
+    result: dict[str, str | list[str]] = {}
+    for status, words in value.items():
+        if status not in CANONICAL_STATUSES:
+            raise ValueError(f"status_synonyms: unknown status {status!r}; "
+                             f"known: {', '.join(CANONICAL_STATUSES)}")
+        items = [words] if isinstance(words, str) else words
+        if (
+            not isinstance(items, (list, tuple))
+            or not items
+            or not all(isinstance(w, str) and w.strip() for w in items)
+        ):
+            raise ValueError(f"status_synonyms[{status!r}] must be a word or a non-empty list "
+                             "of words")
+        result[status] = words if isinstance(words, str) else list(items)
+    return result
 
 
 def _range(name: str, value: object) -> tuple[float, float]:

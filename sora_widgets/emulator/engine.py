@@ -3,20 +3,28 @@
 One ``Engine`` per running emulator: the live config, the task store, the fault plan, the
 link signer and the video cache. The request handler reads from it; the Python API
 (``RunningEmulator``) drives it directly.
+
+Both wire styles answer from the same task: ``config.style`` (read per request) picks the
+shape. artifex: ``{id, task_id, object, status, progress, video_url, model, aspect_ratio,
+duration, created_at[, completed_at][, error]}``; openai: ``{id, object, model, status,
+progress, created_at, completed_at, expires_at, size, seconds, error}`` with no link (the
+mp4 is at ``GET /v1/videos/{id}/content``). ``status_synonyms`` and ``mystery_status``
+change only the status word, in either style.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
 import threading
 import time
 from typing import Any
 
-from .config import EmulatorConfig
+from .config import DEFAULT_POLL_AFTER_MS, STATUS_SYNONYMS, EmulatorConfig
 from .faults import FaultPlan
 from .links import LinkSigner
 from .store import TaskStore
-from .tasks import Task
+from .tasks import Task, TaskState
 from .video import VideoCache, render_mp4
 
 __all__ = ["Engine"]
@@ -34,6 +42,35 @@ class Engine:
         self.videos = VideoCache()
         #: Set when the emulator stops: held requests give up at once.
         self.stopping = threading.Event()
+        #: ``expire_all()`` moment: openai content of tasks completed by then is gone.
+        self.content_cutoff: float | None = None
+        self._mystery_lock = threading.Lock()
+        self._mystery_served: dict[str, int] = {}
+
+    def expire_all(self) -> None:
+        """Invalidate every artifex link issued so far, and expire the openai content of
+        every task completed so far (its ``expires_at`` becomes now)."""
+        self.links.expire_all()
+        self.content_cutoff = time.time()
+
+    def poll_after_ms(self) -> int | None:
+        """The ``openai-poll-after-ms`` value to send now, or None for no header."""
+        config = self.config
+        if config.poll_hint_ms is not None:
+            return config.poll_hint_ms
+        if config.style == "openai":
+            return round(DEFAULT_POLL_AFTER_MS * config.time_scale)
+        return None
+
+    def expires_at(self, task: Task) -> float | None:
+        """When the task's openai content expires (whole seconds), or None for never."""
+        if task.fails:
+            return None
+        expires = task.expires_at
+        cutoff = self.content_cutoff
+        if cutoff is not None and task.completed_at <= cutoff:
+            expires = float(int(cutoff)) if expires is None else min(expires, float(int(cutoff)))
+        return expires
 
     def stats(self) -> dict[str, Any]:
         """The JSON of ``GET /_emulator/stats``."""
@@ -47,11 +84,13 @@ class Engine:
 
     def submit_json(self, task: Task) -> dict[str, Any]:
         """The immediate answer to a submit (always "queued", as the relay answers)."""
+        if self.config.style == "openai":
+            return self._openai_json(task, TaskState("queued", 0), self.word(task.id, "queued"))
         data: dict[str, Any] = {
             "id": task.id,
             "task_id": task.id,
             "object": "video",
-            "status": "queued",
+            "status": self.word(task.id, "queued"),
             "progress": 0,
             "video_url": None,
             "model": task.model,
@@ -59,13 +98,16 @@ class Engine:
         return self._apply_progress_mode(data, final=False)
 
     def task_json(self, task: Task, base_url: str) -> dict[str, Any]:
-        """The answer to ``GET /v1/videos/{id}`` right now."""
+        """The answer to ``GET /v1/videos/{id}`` right now (counts a mystery answer)."""
         state = task.state_at(time.time())
+        status = self._mystery(task.id) or self.word(task.id, state.status)
+        if self.config.style == "openai":
+            return self._openai_json(task, state, status)
         data: dict[str, Any] = {
             "id": task.id,
             "task_id": task.id,
             "object": "video",
-            "status": state.status,
+            "status": status,
             "progress": state.progress,
             "video_url": None,
             "model": task.model,
@@ -82,6 +124,52 @@ class Engine:
             data["error"] = {"message": task.error_message, "code": task.error_code}
         return self._apply_progress_mode(data, final=state.final)
 
+    def _openai_json(self, task: Task, state: TaskState, status: str) -> dict[str, Any]:
+        expires = self.expires_at(task) if state.status == "completed" else None
+        error = None
+        if state.status == "failed":
+            error = {"code": task.error_code, "message": task.error_message}
+        data: dict[str, Any] = {
+            "id": task.id,
+            "object": "video",
+            "model": task.model,
+            "status": status,
+            "progress": state.progress,
+            "created_at": int(task.created_at),
+            "completed_at": int(task.completed_at) if state.final else None,
+            "expires_at": None if expires is None else int(expires),
+            "size": task.size or ("1280x720" if task.aspect_ratio == "16:9" else "720x1280"),
+            "seconds": str(task.duration),
+            "error": error,
+        }
+        return self._apply_progress_mode(data, final=state.final)
+
+    def word(self, task_id: str, status: str) -> str:
+        """The word answered for canonical ``status`` (``status_synonyms``)."""
+        synonyms = self.config.status_synonyms
+        if synonyms is False:
+            return status
+        words = STATUS_SYNONYMS[status] if synonyms is True else synonyms.get(status)
+        if not words:
+            return status
+        if isinstance(words, str):
+            return words
+        digest = hashlib.sha256(task_id.encode()).digest()
+        return words[int.from_bytes(digest[:4], "big") % len(words)]
+
+    def _mystery(self, task_id: str) -> str | None:
+        """``mystery_status`` while this task has had fewer than ``mystery_answers`` of it."""
+        config = self.config
+        word = config.mystery_status
+        if word is None:
+            return None
+        with self._mystery_lock:
+            served = self._mystery_served.get(task_id, 0)
+            if served >= config.mystery_answers:
+                return None
+            self._mystery_served[task_id] = served + 1
+        return word
+
     def _apply_progress_mode(self, data: dict[str, Any], *, final: bool) -> dict[str, Any]:
         mode = self.config.progress_mode
         if mode == "missing":
@@ -95,23 +183,28 @@ class Engine:
     # --- videos ----------------------------------------------------------------------------
 
     def video_bytes(self, task: Task) -> bytes:
-        """The task's mp4, rendered on first use (one per aspect ratio if ``shared_video``)."""
+        """The task's mp4, rendered on first use (one per shape and length if
+        ``shared_video``, without first-frame images)."""
         config = self.config
         scale = config.video_scale
+        shape = task.size or task.aspect_ratio
         if config.shared_video:
-            key: tuple[str, ...] = ("shared", task.aspect_ratio, str(scale))
+            key: tuple[str, ...] = ("shared", shape, str(task.duration), str(scale))
             render = functools.partial(
-                render_mp4, seed=f"shared:{task.aspect_ratio}", aspect_ratio=task.aspect_ratio,
+                render_mp4, seed=f"shared:{shape}", aspect_ratio=shape,
                 prompt="a video shared by every task (shared_video)", scale=scale,
-                caption="sora-widgets emulator",
+                caption="sora-widgets emulator", seconds=task.duration,
             )
         else:
             key = (task.id, str(scale))
             caption = f"sora-widgets emulator · {task.id}"
             if task.image:
                 caption += f" · image x{len(task.image)}"
+            elif task.first_frame:
+                caption += " · input_reference"
+            first_frame = self.store.first_frame(task.id) if task.first_frame else None
             render = functools.partial(
-                render_mp4, seed=task.id, prompt=task.prompt, aspect_ratio=task.aspect_ratio,
-                scale=scale, caption=caption,
+                render_mp4, seed=task.id, prompt=task.prompt, aspect_ratio=shape,
+                scale=scale, caption=caption, seconds=task.duration, first_frame=first_frame,
             )
         return self.videos.get(key, render, max_entries=config.video_cache_size)

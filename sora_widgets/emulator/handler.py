@@ -5,6 +5,14 @@ needs the raw socket: close it without answering, reset it, or hold it open. Eve
 answer has a Content-Length (HTTP/1.1 keep-alive) and ``Access-Control-Allow-Origin: *``.
 Logging goes to ``logging.getLogger("sora_widgets.emulator")`` at debug level and carries
 the request line only, never headers, so no API key can reach a log.
+
+Routes: ``POST /v1/videos`` and ``GET /v1/videos/{id}`` in both styles; the artifex style
+hands out signed ``/videos/{id}.mp4`` links, the openai style serves the mp4 at
+``GET|HEAD /v1/videos/{id}/content`` (Bearer key required, Range supported). Error bodies
+are ``{"error": {"message", "code"[, "param"]}}`` (artifex) or ``{"error": {"message",
+"type", "param", "code"}}`` (openai). In the openai style every answer the emulator itself
+composes on ``/v1/`` carries ``openai-poll-after-ms``; injected fault answers (which stand
+for a proxy in front of the relay) do not.
 """
 
 from __future__ import annotations
@@ -22,10 +30,12 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from socketserver import TCPServer
 from typing import Any
+from urllib.parse import parse_qs
 
 from .engine import Engine
 from .faults import ERROR_FAULTS, Fault, error_answer, malformed_answer, retry_after_header
-from .validation import BadRequest, parse_submit
+from .tasks import Task
+from .validation import BadRequest, parse_openai_submit, parse_submit
 
 __all__ = ["EmulatorHTTPServer", "Handler"]
 
@@ -34,9 +44,13 @@ logger = logging.getLogger("sora_widgets.emulator")
 _MAX_BODY = 32 * 1024 * 1024  # data: URI images can be large, but not unbounded
 _HOST_RE = re.compile(r"[A-Za-z0-9.\-]+(:[0-9]{1,5})?|\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?")
 _TASK_PREFIX = "/v1/videos/"
+_CONTENT_SUFFIX = "/content"
 _VIDEO_PREFIX = "/videos/"
 _CONTROL_PREFIX = "/_emulator/"
 _NOT_VIP = "this API key is not in the VIP group; Sora 2 requires a key from the vip group"
+_ECHOABLE_ID = re.compile(r"[A-Za-z0-9_-]{1,80}")
+_OPENAI_TYPES = {401: "invalid_request_error", 403: "permission_error",
+                 429: "rate_limit_error"}
 
 
 class _Unsatisfiable(Exception):
@@ -111,6 +125,10 @@ class Handler(BaseHTTPRequestHandler):
     """One connection; ``_route`` runs once per request."""
 
     server: EmulatorHTTPServer
+    #: The style this request is answered in (read once per request) and whether the
+    #: emulator's own answers to it carry ``openai-poll-after-ms`` (openai style, /v1/).
+    _style = "artifex"
+    _hint_all = False
     protocol_version = "HTTP/1.1"
     server_version = "sora-widgets-emulator"
     disable_nagle_algorithm = True
@@ -147,6 +165,8 @@ class Handler(BaseHTTPRequestHandler):
     def _route(self) -> None:
         path, _, query = self.path.partition("?")
         method = self.command
+        self._style = self.engine.config.style
+        self._hint_all = self._style == "openai" and path.startswith("/v1/")
         try:
             body = self._read_body()
             if body is None:
@@ -163,6 +183,14 @@ class Handler(BaseHTTPRequestHandler):
             elif path.startswith(_TASK_PREFIX) and "/" not in path[len(_TASK_PREFIX):]:
                 if self._only(method, "GET"):
                     self._retrieve(path[len(_TASK_PREFIX):])
+            elif (
+                self._style == "openai"
+                and path.startswith(_TASK_PREFIX)
+                and path.endswith(_CONTENT_SUFFIX)
+                and "/" not in path[len(_TASK_PREFIX):-len(_CONTENT_SUFFIX)]
+            ):
+                if self._only(method, "GET", "HEAD"):
+                    self._content(path[len(_TASK_PREFIX):-len(_CONTENT_SUFFIX)], query)
             elif path.startswith(_VIDEO_PREFIX) and path.endswith(".mp4"):
                 if self._only(method, "GET", "HEAD"):
                     self._video(path[len(_VIDEO_PREFIX):-len(".mp4")], query)
@@ -234,9 +262,15 @@ class Handler(BaseHTTPRequestHandler):
         if not self._authorized():
             return
         try:
-            request = parse_submit(body)
+            if self._style == "openai":
+                request = parse_openai_submit(
+                    body, self.headers.get("Content-Type", ""),
+                    strict_reference_size=engine.config.strict_reference_size,
+                )
+            else:
+                request = parse_submit(body)
         except BadRequest as exc:
-            self._error(400, exc.message, "invalid_request", param=exc.param)
+            self._error(400, exc.message, exc.code, param=exc.param)
             return
         fault = engine.faults.take("POST")
         if fault is not None:
@@ -269,9 +303,16 @@ class Handler(BaseHTTPRequestHandler):
             return
         task = engine.store.get(task_id)
         if task is None:
-            self._error(404, "video task not found", "not_found")
+            self._not_found(task_id)
             return
         self._send_json(200, engine.task_json(task, self._base_url()), api=True)
+
+    def _not_found(self, task_id: str) -> None:
+        if self._style != "openai":
+            self._error(404, "video task not found", "not_found")
+            return
+        which = f" '{task_id}'" if _ECHOABLE_ID.fullmatch(task_id) else ""
+        self._error(404, f"Video with id{which} not found.", "video_not_found", param="video_id")
 
     def _answer_fault(self, fault: Fault) -> bool:
         """Act out ``fault``; True when that was the whole answer, False to answer normally."""
@@ -332,6 +373,44 @@ class Handler(BaseHTTPRequestHandler):
         if task is None or task.state_at(time.time()).status != "completed":
             self._error(404, "video not found", "not_found")
             return
+        self._serve_mp4(task)
+
+    def _content(self, task_id: str, query: str) -> None:
+        """openai style: ``GET /v1/videos/{id}/content[?variant=video]``."""
+        engine = self.engine
+        if not self._authorized():
+            return
+        task = engine.store.get(task_id)
+        if task is None:
+            self._not_found(task_id)
+            return
+        variants = parse_qs(query).get("variant", ["video"])
+        if variants[-1] != "video":
+            self._error(400, f"Invalid value for 'variant': the emulator serves only 'video' "
+                        f"(got {variants[-1][:40]!r}).", "invalid_value", param="variant")
+            return
+        now = time.time()
+        status = task.state_at(now).status
+        if status == "failed":
+            self._error(404, "This video failed; it has no content.", "video_failed",
+                        param="video_id")
+            return
+        if status != "completed":
+            self._error(404, f"Video is not ready yet (status {status}); download its content "
+                        "once it is completed.", "video_not_ready", param="video_id")
+            return
+        expires = engine.expires_at(task)
+        if expires is not None and now >= expires:
+            when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(expires))
+            self._error(engine.config.content_expired_status,
+                        f"The content of this video expired at {when} (expires_at "
+                        f"{int(expires)}); it can no longer be downloaded.", "video_expired",
+                        param="video_id")
+            return
+        self._serve_mp4(task)
+
+    def _serve_mp4(self, task: Task) -> None:
+        engine = self.engine
         try:
             data = engine.video_bytes(task)
         except ImportError:
@@ -339,6 +418,9 @@ class Handler(BaseHTTPRequestHandler):
                         "pip install av pillow", "video_unavailable")
             return
         headers = {"Accept-Ranges": "bytes", "Cache-Control": "private, max-age=3600"}
+        hint = engine.poll_after_ms()
+        if self._hint_all and hint is not None:
+            headers["openai-poll-after-ms"] = str(hint)
         try:
             byte_range = _byte_range(self.headers.get("Range"), len(data))
         except _Unsatisfiable:
@@ -381,7 +463,7 @@ class Handler(BaseHTTPRequestHandler):
             except (ValueError, TypeError) as exc:
                 self._error(400, str(exc), "invalid_request")
         elif method == "POST" and name == "expire":
-            engine.links.expire_all()
+            engine.expire_all()
             self._send_json(200, {"expired": True})
         elif method == "POST" and name == "reset_stats":
             engine.store.reset_stats()
@@ -400,15 +482,21 @@ class Handler(BaseHTTPRequestHandler):
 
     def _error(self, status: int, message: str, code: str, *, param: str | None = None,
                headers: dict[str, str] | None = None) -> None:
-        error: dict[str, Any] = {"message": message, "code": code}
-        if param is not None:
-            error["param"] = param
-        self._send_json(status, {"error": error}, headers=headers)
+        error: dict[str, Any]
+        if self._style == "openai":
+            kind = _OPENAI_TYPES.get(status,
+                                     "server_error" if status >= 500 else "invalid_request_error")
+            error = {"message": message, "type": kind, "param": param, "code": code}
+        else:
+            error = {"message": message, "code": code}
+            if param is not None:
+                error["param"] = param
+        self._send_json(status, {"error": error}, api=self._hint_all, headers=headers)
 
     def _send_json(self, status: int, data: Any, *, api: bool = False,
                    headers: dict[str, str] | None = None) -> None:
         headers = dict(headers or {})
-        hint = self.engine.config.poll_hint_ms
+        hint = self.engine.poll_after_ms()
         if api and hint is not None:
             headers["openai-poll-after-ms"] = str(hint)
         body = json.dumps(data, separators=(",", ":")).encode()

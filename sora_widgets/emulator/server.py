@@ -72,8 +72,9 @@ class RunningEmulator:
         self._engine.faults.clear()
 
     def expire_links(self) -> None:
-        """Invalidate every video link issued so far (a fresh task GET gives a new one)."""
-        self._engine.links.expire_all()
+        """Invalidate every artifex video link issued so far (a fresh task GET gives a new
+        one), and expire the openai content of every task completed so far (for good)."""
+        self._engine.expire_all()
 
     def task(self, task_id: str) -> Task | None:
         """The task record (immutable, with its whole schedule), or None if unknown."""
@@ -124,9 +125,10 @@ def serve_forever(
 ) -> None:
     """Run an emulator in the foreground until Ctrl-C (the CLI)."""
     emulator = start_emulator(config, host=host, port=port)
+    style = "" if emulator.config.style == "artifex" else f", {emulator.config.style} style"
     print(
         f"sora-widgets emulator listening on {emulator.base_url} "
-        f"(time scale {emulator.config.time_scale:g})",
+        f"(time scale {emulator.config.time_scale:g}{style})",
         flush=True,
     )
     stop = threading.Event()

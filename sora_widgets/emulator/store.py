@@ -4,7 +4,9 @@ Request handling must stay cheap with hundreds of concurrent connections, so the
 only guards dict updates; drawing a schedule and writing its file happen outside it.
 With a ``state_dir`` each task is one small JSON file (written atomically before the
 submit is answered), and a new store on the same directory reloads them: the embedded
-emulator's jobs survive a kernel restart and keep running by wall clock.
+emulator's jobs survive a kernel restart and keep running by wall clock. A task's
+first-frame image (already decoded and re-encoded as a JPEG at submit) is kept in memory
+and, with a ``state_dir``, in ``frames/{id}.jpg``.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import json
 import logging
 import os
 import random
+import re
 import tempfile
 import threading
 import time
@@ -27,6 +30,7 @@ from .tasks import Task, VideoRequest, draw_task, new_task_id
 __all__ = ["TaskStore"]
 
 logger = logging.getLogger("sora_widgets.emulator")
+_SAFE_ID = re.compile(r"(v|video)_[0-9a-f]{1,64}")
 
 
 @dataclass
@@ -43,7 +47,9 @@ class TaskStore:
         self._rng = random.Random(seed)
         self._tasks: dict[str, Task] = {}
         self._counters: dict[str, _TaskCounters] = {}
+        self._frames: dict[str, bytes] = {}
         self._dir = None if state_dir is None else Path(state_dir) / "tasks"
+        self._frames_dir = None if state_dir is None else Path(state_dir) / "frames"
         self._reset_counters()
         if self._dir is not None:
             self._dir.mkdir(parents=True, exist_ok=True)
@@ -66,14 +72,17 @@ class TaskStore:
         task = draw_task(
             task_rng,
             request,
-            task_id=new_task_id(),
+            task_id=new_task_id(request.style),
             now=time.time(),
             time_scale=config.time_scale,
             queue_seconds=config.queue_seconds,
             run_seconds=config.run_seconds,
             stall_probability=config.stall_probability,
             failure_rate=config.failure_rate,
+            content_ttl_seconds=config.content_ttl_seconds,
         )
+        if request.first_frame is not None:
+            self._save_frame(task.id, request.first_frame)
         self._save(task)
         with self._lock:
             self._tasks[task.id] = task
@@ -83,6 +92,17 @@ class TaskStore:
 
     def get(self, task_id: str) -> Task | None:
         return self._tasks.get(task_id)
+
+    def first_frame(self, task_id: str) -> bytes | None:
+        """The task's first-frame image (JPEG bytes), or None."""
+        data = self._frames.get(task_id)
+        if data is None and self._frames_dir is not None and _SAFE_ID.fullmatch(task_id):
+            try:
+                data = (self._frames_dir / f"{task_id}.jpg").read_bytes()
+            except OSError:
+                return None
+            self._frames[task_id] = data
+        return data
 
     # --- counters --------------------------------------------------------------------------
 
@@ -150,9 +170,25 @@ class TaskStore:
             Path(tmp).unlink(missing_ok=True)
             raise
 
+    def _save_frame(self, task_id: str, data: bytes) -> None:
+        self._frames[task_id] = data
+        if self._frames_dir is None:
+            return
+        self._frames_dir.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=self._frames_dir, prefix=".tmp-", suffix=".jpg")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+            os.replace(tmp, self._frames_dir / f"{task_id}.jpg")
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
     def _load(self) -> None:
         assert self._dir is not None
-        for path in sorted(self._dir.glob("v_*.json")):
+        for path in sorted(self._dir.glob("*.json")):
+            if not _SAFE_ID.fullmatch(path.stem):
+                continue
             try:
                 task = Task.from_json(json.loads(path.read_text()))
             except (OSError, ValueError, TypeError, KeyError):

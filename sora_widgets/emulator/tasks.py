@@ -11,6 +11,7 @@ continue by wall clock after a restart.
 from __future__ import annotations
 
 import bisect
+import math
 import random
 import secrets
 import time
@@ -32,20 +33,29 @@ _SEGMENTS = 24  # pieces of the piecewise-linear progress curve
 _MAX_RUNNING_PROGRESS = 99.0
 
 
-def new_task_id() -> str:
-    """An id shaped like the relay's: ``v_`` + 24 hex characters."""
+def new_task_id(style: str = "artifex") -> str:
+    """An id shaped like the relay's: ``v_`` + 24 hex characters (artifex), or like
+    OpenAI's: ``video_`` + 40 hex characters (openai)."""
+    if style == "openai":
+        return "video_" + secrets.token_hex(20)
     return "v_" + secrets.token_hex(12)
 
 
 @dataclass(frozen=True)
 class VideoRequest:
-    """A validated submit body."""
+    """A validated submit body (either style)."""
 
     model: str
     prompt: str
     aspect_ratio: str
     duration: int
     image: tuple[str, ...]
+    #: The openai style's ``size`` ("1280x720"...); None for artifex requests.
+    size: str | None = None
+    #: The first-frame image, decoded and re-encoded (JPEG) at submit; None when no image
+    #: was given or it could not be fetched (a non-loopback URL is never fetched).
+    first_frame: bytes | None = field(default=None, repr=False)
+    style: str = "artifex"
 
 
 class TaskState(NamedTuple):
@@ -78,6 +88,13 @@ class Task:
     #: Progress curve: seconds after ``started_at`` -> progress, both non-decreasing.
     curve_t: tuple[float, ...] = field(repr=False)
     curve_p: tuple[float, ...] = field(repr=False)
+    #: The style the task was submitted in, its openai ``size`` (None for artifex), whether
+    #: a first-frame image is stored for it, and when its content expires (openai style;
+    #: whole unix seconds, None = never).
+    style: str = "artifex"
+    size: str | None = None
+    first_frame: bool = False
+    expires_at: float | None = None
 
     @property
     def fails(self) -> bool:
@@ -135,6 +152,7 @@ def draw_task(
     run_seconds: tuple[float, float],
     stall_probability: float,
     failure_rate: float,
+    content_ttl_seconds: float | None = None,
 ) -> Task:
     """Draw a task's whole future from ``rng`` (which should be private to this task)."""
     queue = rng.uniform(*queue_seconds) * time_scale
@@ -147,6 +165,10 @@ def draw_task(
         message, code = rng.choice(FAILURES)
         final_after = run * rng.uniform(0.05, 0.95)
     started = now + queue
+    completed = started + final_after
+    expires: float | None = None
+    if code is None and content_ttl_seconds is not None:
+        expires = float(math.ceil(completed + content_ttl_seconds))
     return Task(
         id=task_id,
         model=request.model,
@@ -156,11 +178,15 @@ def draw_task(
         image=request.image,
         created_at=now,
         started_at=started,
-        completed_at=started + final_after,
+        completed_at=completed,
         error_message=message,
         error_code=code,
         curve_t=curve_t,
         curve_p=curve_p,
+        style=request.style,
+        size=request.size,
+        first_frame=request.first_frame is not None,
+        expires_at=expires,
     )
 
 
