@@ -18,7 +18,9 @@ from .errors import (
     AuthenticationError,
     BadRequestError,
     BudgetExceededError,
+    ConfirmationRequired,
     JobFailed,
+    JournalError,
     MalformedResponseError,
     NotFoundError,
     PermissionDeniedError,
@@ -31,8 +33,9 @@ from .errors import (
 
 if TYPE_CHECKING:
     from .client import SoraClient
-    from .job import Job
-    from .models import TaskSnapshot, VideoRequest
+    from .engine import Job
+    from .models import Quote, TaskSnapshot, VideoRequest
+    from .studio import Studio
     from .widget import SoraWidget
 
 __all__ = [
@@ -42,16 +45,20 @@ __all__ = [
     "AuthenticationError",
     "BadRequestError",
     "BudgetExceededError",
+    "ConfirmationRequired",
     "Job",
     "JobFailed",
+    "JournalError",
     "MalformedResponseError",
     "NotFoundError",
     "PermissionDeniedError",
+    "Quote",
     "RateLimitError",
     "ServerError",
     "SoraClient",
     "SoraError",
     "SoraWidget",
+    "Studio",
     "SubmissionUnknown",
     "TaskSnapshot",
     "ValidationError",
@@ -66,7 +73,9 @@ __all__ = [
 
 _LAZY = {
     "SoraClient": "client",
-    "Job": "job",
+    "Job": "engine",
+    "Quote": "models",
+    "Studio": "studio",
     "TaskSnapshot": "models",
     "VideoRequest": "models",
     "SoraWidget": "widget",
@@ -89,11 +98,12 @@ def generate(prompt: str | None = None, **kwargs: Any) -> Job:
     return default_studio().generate(prompt, **kwargs)
 
 
-def jobs(limit: int | None = None) -> list[Job]:
-    """Job history from the journal, newest first."""
+def jobs(limit: int | None = None, *, starred: bool | None = None,
+         search: str | None = None) -> list[Job]:
+    """Job history from the journal, newest first; filter by star or prompt words."""
     from .studio import default_studio
 
-    return default_studio().jobs(limit)
+    return default_studio().jobs(limit, starred=starred, search=search)
 
 
 def resume() -> list[Job]:

@@ -37,32 +37,32 @@ from typing import TYPE_CHECKING, Any, cast
 
 from IPython.core import magic_arguments as _margs
 from IPython.core.error import StdinNotImplementedError, UsageError
-from IPython.core.magic import Magics, line_cell_magic, magics_class
+from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_expand
 from IPython.core.magic_arguments import MagicArgumentParser
 from IPython.display import display as _display
 from IPython.utils.process import arg_split  # type: ignore[attr-defined]
-from IPython.utils.text import DollarFormatter
-from traitlets import All, Bool, Enum, TraitError, Unicode, validate
+from traitlets import All, Bool, Enum, TraitError, Unicode, observe, validate
 from traitlets.config import Configurable
 
 from . import media, render
-from .config import price_of, set_session_key, settings
+from .config import preferences, set_session_key, settings
 from .errors import SoraError
+from .lifecycle import Status
+from .text import substitute_names
 
 if TYPE_CHECKING:
     from IPython.core.interactiveshell import InteractiveShell
 
-    from .job import Job
-    from .models import VideoRequest
-    from .studio import Studio
+    from .engine import Job
 
 __all__ = ["SoraMagics", "load_ipython_extension"]
 
 log = logging.getLogger("sora_widgets.magic")
 
 SUBCOMMANDS = ("jobs", "show", "resume", "cost", "key")
+#: SoraMagics settings shared with the panel through ``config.preferences``.
+_SHARED_NAMES = ("default_ratio", "model", "base_url", "autodownload", "embed", "media_dir")
 MAX_VARIATIONS = 10
-_BAR_STYLES = {"completed": "success", "failed": "danger", "unknown": "danger"}
 Bundle = dict[str, str]
 
 # IPython leaves these untyped; typed aliases keep ``mypy --strict`` meaningful here.
@@ -87,13 +87,19 @@ def _split(line: str) -> list[str]:
         raise UsageError(f"%sora: {exc}") from None
 
 
+def _publish(job: Job, media_dir: str) -> str | None:
+    """Copy the saved video next to the notebook (the UI's act) and return its relative src."""
+    if job.local_path is None or not job.local_path.is_file():
+        return None
+    try:
+        return media.publish_video(job.local_path, media_dir)
+    except (OSError, ValueError):
+        return None
+
+
 def _settled(job: Job) -> bool:
-    """Nothing more will change: final, and a completed video saved (or given up on)."""
-    if job.status in ("failed", "unknown"):
-        return True
-    if job.status == "completed":
-        return job.local_path is not None or not job.tracking
-    return False
+    """Nothing more will change here: settled, or no longer tracked by this process."""
+    return job.finished
 
 
 @dataclass(frozen=True)
@@ -106,7 +112,7 @@ class _Look:
 
     def job(self, job: Job) -> tuple[str, str]:
         """(html, text) of a settled job: the player of the local copy, or the red box."""
-        if job.status != "completed":
+        if job.status != Status.COMPLETED:
             return render.job_html(job), render.job_text(job)
         path = job.local_path if job.local_path is not None and job.local_path.is_file() else None
         src: str | None = None
@@ -120,7 +126,7 @@ class _Look:
             note = (f"embedded in this notebook: {render.size_text(path.stat().st_size)} mp4, "
                     f"{render.size_text(len(src))} as base64")
         elif self.autodownload:
-            src = render.local_src(job, self.media_dir)
+            src = _publish(job, self.media_dir)
             if src is None:
                 note = "could not copy the video next to the notebook; the relay's link expires"
                 src = job.video_url
@@ -225,8 +231,8 @@ class _LiveView:
         if pair is None or self._finished:
             return
         bar, status = pair
-        bar.value = int(job.progress) if job.status != "completed" else 100
-        bar.bar_style = _BAR_STYLES.get(job.status, "")
+        bar.value = int(job.progress)
+        bar.bar_style = render.bar_style(job)
         status.value = render.status_html(job, bar=False)
 
     # -- the poller thread ------------------------------------------------------------------
@@ -292,8 +298,15 @@ class SoraMagics(Magics, Configurable):
 
     def __init__(self, shell: InteractiveShell | None = None, **kwargs: Any) -> None:
         super().__init__(shell=shell, **kwargs)
+        for name in _SHARED_NAMES:
+            setattr(preferences, name, getattr(self, name))
         #: Live progress as ipywidgets (None: only in a Jupyter kernel, where they render).
         self.live_widgets: bool | None = None
+
+    @observe(*_SHARED_NAMES)
+    def _share(self, change: dict[str, Any]) -> None:
+        """``%config SoraMagics.*`` is the one place the magic and the panel read."""
+        setattr(preferences, change["name"], change["new"])
 
     @validate("media_dir")
     def _check_media_dir(self, proposal: dict[str, Any]) -> str:
@@ -329,6 +342,9 @@ class SoraMagics(Magics, Configurable):
               help="Store the Job (a list of Jobs with -n > 1) in this variable.")
     @argument("--embed", action="store_true",
               help="Inline the finished video as base64 (self-contained notebook).")
+    @argument("--yes", action="store_true",
+              help="Confirm a call whose new charges pass SORA_CONFIRM_USD (default $5).")
+    @no_var_expand
     @line_cell_magic
     def sora(self, line: str, cell: str | None = None) -> None:
         """Generate a Sora 2 video (12 s) and play it in this cell.
@@ -352,8 +368,9 @@ class SoraMagics(Magics, Configurable):
           %sora cost                   spend this session and all time
           %sora key [--forget]         ask for an API key (getpass; memory only, never shown)
         A prompt that starts with one of these words must be quoted: %sora "show me a cat".
+        ``{name}`` and ``$name`` take a notebook variable; nothing else is evaluated.
         """
-        tokens = _split(line)
+        tokens = [self._expand(t) for t in _split(line)]
         if tokens and tokens[0] in SUBCOMMANDS:
             if cell is not None and cell.strip():
                 raise UsageError(f"%%sora {tokens[0]} takes no cell body")
@@ -374,20 +391,9 @@ class SoraMagics(Magics, Configurable):
         return body or on_line or None
 
     def _expand(self, text: str) -> str:
-        """``{var}`` / ``$var`` in a cell body, as IPython does for magic lines.
-
-        Line by line: IPython's ``DollarFormatter`` is built for one line (it drops
-        newlines), and a line that does not format stays as written, as in ``var_expand``.
-        """
-        namespace = dict(self.shell.user_ns) if self.shell is not None else {}
-        formatter = DollarFormatter()
-        lines = []
-        for line in text.split("\n"):
-            try:
-                lines.append(str(formatter.vformat(line, args=[], kwargs=namespace)))
-            except Exception:
-                lines.append(line)
-        return "\n".join(lines)
+        """``{name}`` / ``$name``: plain notebook variables only, never an expression."""
+        namespace = self.shell.user_ns if self.shell is not None else {}
+        return substitute_names(text, namespace)
 
     def _generate(self, args: Any, cell: str | None) -> None:
         from .models import VideoRequest
@@ -404,52 +410,27 @@ class SoraMagics(Magics, Configurable):
         images = [_unquote(i) for i in args.image] if args.image else None
         try:
             current = settings()
-            model = _unquote(args.model) if args.model else (self.model or current.model)
+            model = _unquote(args.model) if args.model else preferences.model_or(current)
             request = VideoRequest.create(prompt, aspect_ratio=ratio, image=images,
                                           model=model)
         except SoraError as exc:
             raise UsageError(f"%sora: {exc}") from None
         look = self._look(embed=bool(args.embed))
         studio = default_studio()
-        submit: Callable[[bool], Job] = lambda force: studio.generate(  # noqa: E731
-            prompt, aspect_ratio=ratio, image=images, model=model, force=force,
-            base_url=self.base_url or None)
         try:
-            if n == 1:
-                jobs = [submit(bool(args.force))]
-            else:
-                jobs = self._variations(studio, request, n, bool(args.force), submit)
+            if n > 1:   # what it will cost, before anything is sent
+                quote = studio.quote(request, n, force=bool(args.force),
+                                     base_url=self.base_url or None)
+                text = f"{n} variations: {quote.text}"
+                display({"text/html": f"<div class='sora-cost'>{render.escape(text)}</div>",
+                         "text/plain": text}, raw=True)
+            jobs = studio.submit(request, n, force=bool(args.force), confirm=bool(args.yes),
+                                 base_url=self.base_url or None)
         except SoraError as exc:  # raised before the POST (budget, emulator missing...)
             raise UsageError(f"%sora: {exc}") from None
         if name is not None:
             self.shell.user_ns[name] = jobs[0] if n == 1 else jobs  # type: ignore[union-attr]
         self._present(jobs, look, wait=bool(args.wait))
-
-    def _variations(self, studio: Studio, request: VideoRequest, n: int, force: bool,
-                    submit: Callable[[bool], Job]) -> list[Job]:
-        """Reuse the newest identical jobs (free), submit the rest forced; say the cost first."""
-        current = settings()
-        backend = studio.backend(current, base_url=self.base_url or None)
-        reused = [] if force else studio.earlier_jobs(request, backend, limit=n, current=current)
-        new = n - len(reused)
-        price = price_of(request.model, current.prices)
-        if new and not backend.emulator:
-            # the whole batch, before any POST
-            studio.check_budget(new * price, current, what=f"{new} × ${price:.2f} = ")
-        text = render.batch_cost_text(new, len(reused), price, emulator=backend.emulator)
-        display({"text/html": f"<div class='sora-cost'>{render.escape(text)}</div>",
-                 "text/plain": text}, raw=True)
-        jobs = list(reused)
-        for _ in range(new):
-            try:
-                jobs.append(submit(True))
-            except SoraError as exc:  # e.g. the budget, reached by another kernel meanwhile
-                if len(jobs) > len(reused):
-                    self._present(jobs, self._look(), wait=False)
-                    raise UsageError(f"%sora: only {len(jobs)} of {n} variations were "
-                                     f"submitted (shown above): {exc}") from None
-                raise
-        return jobs
 
     def _look(self, *, embed: bool = False) -> _Look:
         return _Look(embed=embed or self.embed, autodownload=self.autodownload,
@@ -481,7 +462,7 @@ class SoraMagics(Magics, Configurable):
         jobs = default_studio().jobs(max(1, args.limit))
         sources = {}
         for job in jobs:
-            src = render.local_src(job, self.media_dir) if job.status == "completed" else None
+            src = render.local_src(job, self.media_dir)
             if src is not None:
                 sources[job.local_id] = src
         text = "\n".join(render.job_text(j, sources.get(j.local_id)) for j in jobs)

@@ -4,7 +4,17 @@ Errors are converted here, once, into the tree of ``errors.py``. The money rule
 lives here too: a POST is retried only when the connection failed before the
 request could be sent (nothing reached the relay, nothing was charged). Any
 failure after that — a lost answer, a reset, a gateway 5xx, a garbled body —
-raises :class:`SubmissionUnknown`, because the relay has no idempotency key.
+raises :class:`SubmissionUnknown`, because the relay has no idempotency key. A
+request that cannot even be built (nothing left) is a :class:`ValidationError`.
+
+Keys: the key is added by an ``httpx.Auth`` flow, so no frame holds it in a plain
+dict (verbose tracebacks print frame locals), and transport errors are raised
+without their httpcore chain (h11's events print the raw headers). Every string
+that came from the relay is scrubbed of the key before it is returned.
+
+Resources: answers are read up to :data:`MAX_ANSWER_BYTES`; a download has an
+overall deadline and a size cap, so a hostile or broken relay cannot hang a
+caller or fill the disk.
 """
 
 from __future__ import annotations
@@ -18,6 +28,7 @@ import warnings
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -38,8 +49,10 @@ from .errors import (
     ServerError,
     SoraError,
     SubmissionUnknown,
+    ValidationError,
 )
 from .models import TaskError, TaskSnapshot, VideoRequest
+from .redact import install_log_filter, scrub
 from .retry import Backoff, parse_retry_after
 
 __all__ = ["AsyncSoraClient", "SoraClient", "poll_hint_seconds"]
@@ -57,22 +70,46 @@ MAY_BE_CHARGED = (
 DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
 #: Transport errors that prove nothing was sent: safe to retry even a POST.
 NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+_HEADERS = MappingProxyType({"User-Agent": f"sora-widgets/{__version__}",
+                             "Accept": "application/json"})
+_AGENT = {"User-Agent": _HEADERS["User-Agent"]}
 ProgressCallback = Callable[[int, int | None], None]
+#: A task answer is a few hundred bytes: more than this is not an answer (memory stays flat).
+MAX_ANSWER_BYTES = 1024 * 1024
+#: Headers of a buffered answer that no longer describe its (decoded) body.
+_STALE_HEADERS = ("content-encoding", "content-length", "transfer-encoding")
 
 
-def _scrub(text: str, key: APIKey | None) -> str:
-    """Remove the key (and any long piece of it) from text that came from elsewhere."""
-    if key is None:
-        return text
-    secret = key.reveal()
-    if secret in text:
-        text = text.replace(secret, "********")
-    for size in (16, 8):
-        for start in range(0, max(0, len(secret) - size + 1)):
-            piece = secret[start:start + size]
-            if piece in text:
-                text = text.replace(piece, "********")
-    return text
+def _scrub(text: str, key: APIKey | None = None) -> str:
+    """Remove every known key (and any long piece of one) from text that came from elsewhere."""
+    return scrub(text)
+
+
+class BearerAuth(httpx.Auth):
+    """Adds ``Authorization: Bearer`` at send time: the key is never in a plain dict."""
+
+    def __init__(self, key: APIKey) -> None:
+        self._key = key
+
+    def __repr__(self) -> str:
+        return "BearerAuth(********)"
+
+    def auth_flow(self, request: httpx.Request) -> Any:
+        request.headers["Authorization"] = "Bearer " + self._key.reveal()
+        yield request
+
+
+def _buffered(response: httpx.Response, body: bytes) -> httpx.Response:
+    headers = [(k, v) for k, v in response.headers.multi_items()
+               if k.lower() not in _STALE_HEADERS]
+    return httpx.Response(response.status_code, headers=headers, content=body,
+                          request=response.request)
+
+
+def _too_big(response: httpx.Response) -> MalformedResponseError:
+    return MalformedResponseError(
+        f"the relay's answer is larger than {MAX_ANSWER_BYTES // 1024} KiB; it was not read",
+        status_code=response.status_code)
 
 
 def _error_fields(response: httpx.Response) -> tuple[str, str | None]:
@@ -136,12 +173,18 @@ def parse_task(response: httpx.Response, key: APIKey | None) -> TaskSnapshot:
             f"the relay answered {response.status_code} with a body that is not JSON",
             status_code=response.status_code) from exc
     snapshot = TaskSnapshot.parse(payload)
-    if snapshot.error is not None and key is not None:
-        # A relay that quotes the key in a failure message must not put it in job.error.
-        snapshot = replace(snapshot, error=TaskError(
-            _scrub(snapshot.error.message, key),
-            _scrub(snapshot.error.code, key) if snapshot.error.code else None))
-    return snapshot
+    # A relay that echoes the key (in a failure message, a status word or a video link)
+    # must not put it in the journal, a trait or a log. The raw link stays usable: the
+    # engine keeps it in memory only (``fetch_url``).
+    return replace(
+        snapshot,
+        id=_scrub(snapshot.id),
+        status=_scrub(snapshot.status) if snapshot.status else None,
+        video_url=_scrub(snapshot.video_url) if snapshot.video_url else None,
+        error=TaskError(_scrub(snapshot.error.message),
+                        _scrub(snapshot.error.code) if snapshot.error.code else None)
+        if snapshot.error is not None else None,
+        extra={"fetch_url": snapshot.video_url} if snapshot.video_url else {})
 
 
 def poll_hint_seconds(response_headers: httpx.Headers) -> float | None:
@@ -163,8 +206,11 @@ def retry_after_of(exc: BaseException | None) -> float | None:
     return getattr(exc, "retry_after", None)
 
 
-def transport_error(exc: httpx.RequestError) -> APIConnectionError:
-    """Any failure of the exchange itself (refused, reset, timeout, undecodable body)."""
+def transport_error(exc: BaseException) -> APIConnectionError:
+    """Any failure of the exchange itself (refused, reset, timeout, undecodable body).
+
+    Raise it with ``from None`` (or outside the ``except``): httpcore's frames and h11's
+    events in the chain would print the request headers in a verbose traceback."""
     kind = type(exc).__name__
     if isinstance(exc, httpx.TimeoutException):
         return APITimeoutError(f"the relay did not answer in time ({kind})")
@@ -192,6 +238,8 @@ class _Base:
         max_get_attempts: int = 6,
         max_connect_attempts: int = 3,
         warn_cleartext: bool = True,
+        download_timeout: float | None = None,
+        max_video_bytes: int | None = None,
     ) -> None:
         current = settings()
         if isinstance(api_key, APIKey):
@@ -207,39 +255,54 @@ class _Base:
         self.backoff = backoff or Backoff()
         self.max_get_attempts = max_get_attempts
         self.max_connect_attempts = max_connect_attempts
+        self.download_timeout = download_timeout or current.download_timeout
+        self.max_video_bytes = max_video_bytes or current.max_video_bytes
+        self._auth = BearerAuth(self._key) if self._key is not None else None
+        install_log_filter()
 
     def __repr__(self) -> str:
         key = "set" if self._key else "none"
         return f"{type(self).__name__}(base_url={self.base_url!r}, api_key={key})"
 
-    def _headers(self) -> dict[str, str]:
-        headers = {"User-Agent": f"sora-widgets/{__version__}", "Accept": "application/json"}
-        if self._key is not None:
-            headers["Authorization"] = f"Bearer {self._key.reveal()}"
-        return headers
-
     def _task_url(self, task_id: str) -> str:
         return f"{self.base_url}/v1/videos/{quote(task_id, safe='')}"
 
-    def _download_headers(self, url: str) -> dict[str, str]:
-        # Video links usually live on a CDN: send the key only to the relay itself.
-        if url.startswith(self.base_url + "/"):
-            return self._headers()
-        return {"User-Agent": f"sora-widgets/{__version__}"}
+    def _auth_for(self, url: str) -> httpx.Auth | None:
+        """The key goes to the relay's own origin only: video links usually live on a CDN."""
+        if self._auth is not None and (url == self.base_url or
+                                       url.startswith(self.base_url + "/")):
+            return self._auth
+        return None
+
+    def _build(self, http: httpx.Client | httpx.AsyncClient, method: str, url: str,
+               **kwargs: Any) -> httpx.Request:
+        """Build the request before anything is sent: a failure here charged nothing."""
+        try:
+            return http.build_request(method, url, headers=dict(_HEADERS), **kwargs)
+        except Exception as exc:
+            kind = type(exc).__name__
+        raise ValidationError(f"the request could not be encoded ({kind}); nothing was sent")
 
     def _after_post_error(self, exc: httpx.RequestError, attempt: int) -> float:
         """The money rule, in one place: the wait before retrying a POST whose connection
         failed before anything was sent; otherwise raise (a sent POST may have been charged)."""
         if not isinstance(exc, NOT_SENT):
-            raise self._lost_answer(exc) from exc
+            raise self._lost_answer(exc) from None
         if attempt + 1 >= self.max_connect_attempts:
-            raise transport_error(exc) from exc
+            raise transport_error(exc) from None
         log.info("submit: connection failed before sending (%s); retrying", type(exc).__name__)
         return self.backoff.delay(attempt)
 
     def _lost_answer(self, exc: BaseException) -> SubmissionUnknown:
         detail = type(exc).__name__ if not isinstance(exc, APIError) else str(exc)
         return SubmissionUnknown(f"{MAY_BE_CHARGED} (cause: {detail})")
+
+    def _check_size(self, response: httpx.Response) -> None:
+        length = _content_length(response)
+        if length is not None and length > self.max_video_bytes:
+            raise APIError(f"the video is {length // (1024 * 1024)} MB, more than the "
+                           f"{self.max_video_bytes // (1024 * 1024)} MB cap "
+                           "(SORA_MAX_VIDEO_MB); it was not downloaded", status_code=0)
 
 
 def _post_outcome(client: _Base, response: httpx.Response) -> TaskSnapshot:
@@ -252,7 +315,7 @@ def _post_outcome(client: _Base, response: httpx.Response) -> TaskSnapshot:
     try:
         return parse_task(response, client._key)
     except MalformedResponseError as exc:
-        raise client._lost_answer(exc) from exc
+        raise client._lost_answer(exc) from None
 
 
 class SoraClient(_Base):
@@ -271,15 +334,31 @@ class SoraClient(_Base):
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def _exchange(self, request: httpx.Request) -> httpx.Response:
+        """Send, and read the answer up to MAX_ANSWER_BYTES."""
+        response = self._http.send(request, stream=True, auth=self._auth_for(str(request.url)))
+        try:
+            body = bytearray()
+            for chunk in response.iter_bytes():
+                body += chunk
+                if len(body) > MAX_ANSWER_BYTES:
+                    raise _too_big(response)
+            return _buffered(response, bytes(body))
+        finally:
+            response.close()
+
     def submit(self, request: VideoRequest) -> TaskSnapshot:
         """POST once. Retried only if the connection failed before anything was sent."""
+        built = self._build(self._http, "POST", f"{self.base_url}/v1/videos",
+                            json=request.to_json())
         for attempt in range(self.max_connect_attempts):
             try:
-                response = self._http.post(f"{self.base_url}/v1/videos",
-                                           json=request.to_json(), headers=self._headers())
+                response = self._exchange(built)
             except httpx.RequestError as exc:
                 time.sleep(self._after_post_error(exc, attempt))
                 continue
+            except MalformedResponseError as exc:   # an endless answer: the POST arrived
+                raise self._lost_answer(exc) from None
             return _post_outcome(self, response)
         raise AssertionError("unreachable")
 
@@ -298,26 +377,38 @@ class SoraClient(_Base):
                 time.sleep(wait)
 
     def retrieve_once(self, task_id: str) -> TaskSnapshot:
+        built = self._build(self._http, "GET", self._task_url(task_id))
+        failure: APIConnectionError | None = None
         try:
-            response = self._http.get(self._task_url(task_id), headers=self._headers())
+            response = self._exchange(built)
         except httpx.RequestError as exc:
-            raise transport_error(exc) from exc
+            failure = transport_error(exc)
+        if failure is not None:
+            raise failure
         return parse_task(response, self._key)
 
     def download(self, url: str, path: str | os.PathLike[str],
                  on_progress: ProgressCallback | None = None) -> Path:
-        """Stream ``url`` to ``path`` in constant memory; the file appears only when complete."""
-        with _Sink(Path(path), on_progress) as sink:
+        """Stream ``url`` to ``path`` in constant memory; the file appears only when complete.
+
+        Gives up after ``download_timeout`` seconds overall and at ``max_video_bytes``."""
+        deadline = time.monotonic() + self.download_timeout
+        failure: APIConnectionError | None = None
+        with _Sink(Path(path), on_progress, self.max_video_bytes, deadline) as sink:
             try:
-                with self._http.stream("GET", url, headers=self._download_headers(url)) as r:
+                with self._http.stream("GET", url, headers=_AGENT,
+                                       auth=self._auth_for(url)) as r:
                     if r.status_code >= 400:
                         r.read()
                         raise error_for_response(r, self._key)
+                    self._check_size(r)
                     sink.start(r)
                     for chunk in r.iter_bytes(CHUNK):
                         sink.write(chunk)
             except httpx.RequestError as exc:
-                raise transport_error(exc) from exc
+                failure = transport_error(exc)
+            if failure is not None:
+                raise failure
         return sink.target
 
 
@@ -326,11 +417,15 @@ CHUNK = 256 * 1024
 
 class _Sink:
     """A download's file: a temp file beside the target, fsynced and renamed when complete,
-    removed on any failure, so a half-written video can never pass for a finished one."""
+    removed on any failure, so a half-written video can never pass for a finished one.
+    It enforces the size cap and the overall deadline as bytes arrive."""
 
-    def __init__(self, target: Path, on_progress: ProgressCallback | None) -> None:
+    def __init__(self, target: Path, on_progress: ProgressCallback | None,
+                 max_bytes: int, deadline: float) -> None:
         self.target = target
         self.on_progress = on_progress
+        self.max_bytes = max_bytes
+        self.deadline = deadline
         self.total: int | None = None
         self.done = 0
 
@@ -345,10 +440,19 @@ class _Sink:
         self.total = _content_length(response)
 
     def write(self, chunk: bytes) -> None:
-        self.out.write(chunk)
         self.done += len(chunk)
+        if self.done > self.max_bytes:
+            raise APIError(f"the video passed the {self.max_bytes // (1024 * 1024)} MB cap "
+                           "(SORA_MAX_VIDEO_MB); the download was stopped", status_code=0)
+        self.check_deadline()
+        self.out.write(chunk)
         if self.on_progress is not None:
             self.on_progress(self.done, self.total)
+
+    def check_deadline(self) -> None:
+        if time.monotonic() > self.deadline:
+            raise APITimeoutError("the video download took longer than SORA_DOWNLOAD_TIMEOUT;"
+                                  " it was stopped (job.download() tries again)")
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
         try:
@@ -389,37 +493,74 @@ class AsyncSoraClient(_Base):
     async def aclose(self) -> None:
         await self._http.aclose()
 
+    async def _exchange(self, request: httpx.Request) -> httpx.Response:
+        response = await self._http.send(request, stream=True,
+                                         auth=self._auth_for(str(request.url)))
+        try:
+            body = bytearray()
+            async for chunk in response.aiter_bytes():
+                body += chunk
+                if len(body) > MAX_ANSWER_BYTES:
+                    raise _too_big(response)
+            return _buffered(response, bytes(body))
+        finally:
+            await response.aclose()
+
     async def submit(self, request: VideoRequest) -> TaskSnapshot:
+        built = self._build(self._http, "POST", f"{self.base_url}/v1/videos",
+                            json=request.to_json())
         for attempt in range(self.max_connect_attempts):
             try:
-                response = await self._http.post(f"{self.base_url}/v1/videos",
-                                                 json=request.to_json(), headers=self._headers())
+                response = await self._exchange(built)
             except httpx.RequestError as exc:
                 await asyncio.sleep(self._after_post_error(exc, attempt))
                 continue
+            except MalformedResponseError as exc:
+                raise self._lost_answer(exc) from None
             return _post_outcome(self, response)
         raise AssertionError("unreachable")
 
     async def retrieve_once(self, task_id: str) -> tuple[TaskSnapshot, float | None]:
         """One GET, no retry (the poller schedules retries); returns the server's poll hint."""
+        built = self._build(self._http, "GET", self._task_url(task_id))
+        failure: APIConnectionError | None = None
         try:
-            response = await self._http.get(self._task_url(task_id), headers=self._headers())
+            response = await self._exchange(built)
         except httpx.RequestError as exc:
-            raise transport_error(exc) from exc
+            failure = transport_error(exc)
+        if failure is not None:
+            raise failure
         return parse_task(response, self._key), poll_hint_seconds(response.headers)
 
     async def download(self, url: str, path: Path,
                        on_progress: ProgressCallback | None = None) -> Path:
-        """Stream to a temp file beside ``path``, fsync, then rename: never a half file."""
-        with _Sink(path, on_progress) as sink:
+        """Stream to a temp file beside ``path``, fsync, then rename: never a half file.
+
+        The overall deadline holds even against a link that sends one byte a second."""
+        deadline = time.monotonic() + self.download_timeout
+        try:
+            return await asyncio.wait_for(self._download(url, path, on_progress, deadline),
+                                          timeout=self.download_timeout)
+        except asyncio.TimeoutError:
+            raise APITimeoutError("the video download took longer than SORA_DOWNLOAD_TIMEOUT;"
+                                  " it was stopped (job.download() tries again)") from None
+
+    async def _download(self, url: str, path: Path, on_progress: ProgressCallback | None,
+                        deadline: float) -> Path:
+        failure: APIConnectionError | None = None
+        with _Sink(path, on_progress, self.max_video_bytes, deadline) as sink:
             try:
-                async with self._http.stream("GET", url, headers=self._download_headers(url)) as r:
+                async with self._http.stream("GET", url, headers=_AGENT,
+                                       auth=self._auth_for(url)) as r:
                     if r.status_code >= 400:
                         await r.aread()
                         raise error_for_response(r, self._key)
+                    self._check_size(r)
                     sink.start(r)
                     async for chunk in r.aiter_bytes(CHUNK):
                         sink.write(chunk)
             except httpx.RequestError as exc:
-                raise transport_error(exc) from exc
+                failure = transport_error(exc)
+            if failure is not None:
+                raise failure
         return sink.target

@@ -6,8 +6,11 @@ expects the very next call to use it, so nothing here is cached.
 
 from __future__ import annotations
 
+import getpass
 import ipaddress
+import math
 import os
+import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -17,8 +20,10 @@ __all__ = [
     "DEFAULT_MODEL",
     "PRICES_USD",
     "APIKey",
+    "Preferences",
     "Settings",
     "is_loopback_url",
+    "preferences",
     "price_of",
     "settings",
 ]
@@ -33,6 +38,27 @@ DEFAULT_EMULATOR_TIME_SCALE = 0.1
 _session_key: APIKey | None = None
 
 
+def _check_key(value: str) -> None:
+    """A key must be sendable in an HTTP header: printable ASCII, no spaces or controls.
+
+    Checked before anything is sent (a key with a newline or a NBSP used to fail inside
+    httpcore, after the journal had marked the job "maybe charged"). The message never
+    quotes the key.
+    """
+    if not value:
+        raise ValueError("empty API key")
+    bad = next((i for i, c in enumerate(value) if not 0x21 <= ord(c) <= 0x7E), None)
+    if bad is not None or len(value) > 1024:
+        from .errors import ValidationError
+
+        what = (f"a character that cannot be sent in an HTTP header at position {bad + 1} "
+                "(a newline, space, non-ASCII or control character)" if bad is not None
+                else "more than 1024 characters")
+        raise ValidationError(f"SORA_API_KEY: the key has {what}; nothing was sent. "
+                              "Copy the key again without extra characters.",
+                              field="api_key")
+
+
 class APIKey:
     """An API key that cannot leak by accident: its repr and str are masked."""
 
@@ -40,9 +66,11 @@ class APIKey:
 
     def __init__(self, value: str) -> None:
         value = value.strip()
-        if not value:
-            raise ValueError("empty API key")
+        _check_key(value)
         self._value = value
+        from .redact import register
+
+        register(value)
 
     def reveal(self) -> str:
         """The key itself: only for the Authorization header."""
@@ -83,6 +111,16 @@ class Settings:
     #: Seconds to wait for the relay's answer (SORA_HTTP_TIMEOUT).
     http_timeout: float = 30.0
     prices: dict[str, float] = field(default_factory=dict)
+    #: One call whose new charges pass this asks for confirmation (SORA_CONFIRM_USD).
+    confirm_usd: float | None = 5.0
+    daily_budget_usd: float | None = None
+    team_budget_usd: float | None = None
+    #: Who and where, recorded with each job (SORA_USER, default the OS login).
+    user: str = ""
+    host: str = ""
+    #: Overall seconds one video download may take, and its size cap (a 12 s clip is MBs).
+    download_timeout: float = 600.0
+    max_video_bytes: int = 256 * 1024 * 1024
 
     @property
     def uses_emulator(self) -> bool:
@@ -99,15 +137,27 @@ class Settings:
 
 
 def _float_env(name: str) -> float | None:
+    """A finite, non-negative number (``nan``/``inf`` would silently disable a cap)."""
     raw = os.environ.get(name, "").strip()
     if not raw:
         return None
     try:
-        return float(raw)
+        value = float(raw)
     except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value < 0:
         from .errors import ValidationError
 
-        raise ValidationError(f"{name} must be a number, not {raw!r}", field=name) from None
+        raise ValidationError(f"{name} must be a finite number ≥ 0, not {raw[:40]!r}",
+                              field=name) from None
+    return value
+
+
+def _login() -> str:
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError, ImportError):
+        return "unknown"
 
 
 def default_home() -> Path:
@@ -129,6 +179,9 @@ def settings() -> Settings:
     scale = _float_env("SORA_EMULATOR_TIME_SCALE")
     poll_scale = _float_env("SORA_POLL_SCALE")
     timeout = _float_env("SORA_HTTP_TIMEOUT")
+    confirm = os.environ.get("SORA_CONFIRM_USD", "").strip()
+    download_timeout = _float_env("SORA_DOWNLOAD_TIMEOUT")
+    max_video_mb = _float_env("SORA_MAX_VIDEO_MB")
     return Settings(
         api_key=key,
         base_url=(os.environ.get("SORA_BASE_URL", "").strip() or DEFAULT_BASE_URL).rstrip("/"),
@@ -139,6 +192,13 @@ def settings() -> Settings:
         poll_scale=poll_scale if poll_scale and poll_scale > 0 else 1.0,
         http_timeout=timeout if timeout and timeout > 0 else 30.0,
         prices=prices,
+        confirm_usd=_float_env("SORA_CONFIRM_USD") if confirm else 5.0,
+        daily_budget_usd=_float_env("SORA_DAILY_BUDGET_USD"),
+        team_budget_usd=_float_env("SORA_TEAM_BUDGET_USD"),
+        user=os.environ.get("SORA_USER", "").strip()[:64] or _login(),
+        host=socket.gethostname()[:128],
+        download_timeout=download_timeout if download_timeout else 600.0,
+        max_video_bytes=int(max_video_mb * 1024 * 1024) if max_video_mb else 256 * 1024 * 1024,
     )
 
 
@@ -167,3 +227,22 @@ def is_loopback_url(url: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+@dataclass
+class Preferences:
+    """How the magic and the panel behave, shared by both (``%config SoraMagics.*`` writes
+    here). Process-wide and in memory; the environment still wins for model and relay."""
+
+    model: str = ""                 # empty: SORA_MODEL, else sora-2
+    default_ratio: str = "16:9"
+    base_url: str = ""              # empty: SORA_BASE_URL
+    embed: bool = False
+    autodownload: bool = True
+    media_dir: str = "sora_videos"
+
+    def model_or(self, current: Settings) -> str:
+        return self.model or current.model
+
+
+preferences = Preferences()

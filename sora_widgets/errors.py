@@ -5,7 +5,9 @@ Errors are converted once, at the client boundary (``client.py``), and raised
 
     SoraError
      ├── ValidationError            bad input, caught before anything is sent or charged
-     │    └── BudgetExceededError   the submit would pass SORA_BUDGET_USD
+     │    ├── BudgetExceededError   the submit would pass a budget (session, day, team)
+     │    └── ConfirmationRequired  one call's new charges pass SORA_CONFIRM_USD
+     ├── JournalError               the journal cannot be read or written (says what to do)
      ├── APIError(status_code)      the relay answered with an error
      │    ├── BadRequestError       400 (also a ValidationError: the server's words)
      │    ├── AuthenticationError   401 missing or wrong key
@@ -32,7 +34,9 @@ __all__ = [
     "AuthenticationError",
     "BadRequestError",
     "BudgetExceededError",
+    "ConfirmationRequired",
     "JobFailed",
+    "JournalError",
     "MalformedResponseError",
     "NotFoundError",
     "PermissionDeniedError",
@@ -59,11 +63,28 @@ class ValidationError(SoraError, ValueError):
 class BudgetExceededError(ValidationError):
     """Submitting would take spend past the configured budget (``SORA_BUDGET_USD``)."""
 
-    def __init__(self, message: str, *, spent_usd: float, price_usd: float, budget_usd: float):
+    def __init__(self, message: str, *, spent_usd: float, price_usd: float, budget_usd: float,
+                 scope: str = "session") -> None:
         super().__init__(message, field="budget")
         self.spent_usd = spent_usd
         self.price_usd = price_usd
         self.budget_usd = budget_usd
+        self.scope = scope
+
+
+class ConfirmationRequired(ValidationError):
+    """The new charges of one call pass ``SORA_CONFIRM_USD``: nothing was sent.
+
+    ``quote`` says what the call would pay; call again with ``confirm=True`` (``--yes``).
+    """
+
+    def __init__(self, message: str, *, quote: object) -> None:
+        super().__init__(message, field="confirm")
+        self.quote = quote
+
+
+class JournalError(SoraError):
+    """The journal (sqlite file or database) cannot be used; the message says what to do."""
 
 
 class APIError(SoraError):

@@ -15,14 +15,12 @@ from __future__ import annotations
 
 import base64
 import os
-import re
 import shutil
 from pathlib import Path
 
-__all__ = ["DEFAULT_MEDIA_DIR", "check_media_dir", "data_uri", "publish_video"]
+__all__ = ["DEFAULT_MEDIA_DIR", "check_media_dir", "data_uri", "publish_video", "published"]
 
 DEFAULT_MEDIA_DIR = "sora_videos"
-_SAFE = re.compile(r"[^A-Za-z0-9_.-]")
 
 
 def check_media_dir(media_dir: str) -> str:
@@ -35,14 +33,29 @@ def check_media_dir(media_dir: str) -> str:
     return "/".join(parts)
 
 
-def publish_video(local_path: Path, name: str, media_dir: str = DEFAULT_MEDIA_DIR,
+def published(local_path: Path, media_dir: str = DEFAULT_MEDIA_DIR,
+              root: Path | None = None) -> str | None:
+    """The relative URL of a video already published next to the notebook (writes nothing:
+    reprs and history views only look)."""
+    media_dir = check_media_dir(media_dir)
+    target = (root or Path.cwd()) / media_dir / local_path.name
+    try:
+        if target.is_file() and target.stat().st_size == local_path.stat().st_size:
+            return f"{media_dir}/{target.name}"
+    except OSError:
+        pass
+    return None
+
+
+def publish_video(local_path: Path, media_dir: str = DEFAULT_MEDIA_DIR,
                   root: Path | None = None) -> str:
-    """Place the video under ``root/media_dir`` and return its relative URL path."""
+    """Place the video under ``root/media_dir`` and return its relative URL path (the UI
+    layer calls this; the saved file's name is already unique per task id)."""
     media_dir = check_media_dir(media_dir)
     root = root or Path.cwd()
     folder = root / media_dir
     folder.mkdir(parents=True, exist_ok=True)
-    target = folder / f"{_SAFE.sub('_', name)}.mp4"
+    target = folder / local_path.name
     if not (target.exists() and target.stat().st_size == local_path.stat().st_size):
         tmp = target.with_name(f".{target.name}.tmp{os.getpid()}")
         tmp.unlink(missing_ok=True)

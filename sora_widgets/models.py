@@ -19,12 +19,12 @@ from urllib.parse import urlsplit
 
 from .config import DEFAULT_MODEL
 from .errors import MalformedResponseError, ValidationError
+from .lifecycle import RelayStatus, relay_status_of
 
 __all__ = [
     "ASPECT_RATIOS",
     "DURATION_SECONDS",
-    "FINAL_STATUSES",
-    "KNOWN_STATUSES",
+    "Quote",
     "TaskError",
     "TaskSnapshot",
     "VideoRequest",
@@ -32,10 +32,48 @@ __all__ = [
 
 ASPECT_RATIOS = ("16:9", "9:16")
 DURATION_SECONDS = 12
-KNOWN_STATUSES = ("queued", "in_progress", "completed", "failed")
-FINAL_STATUSES = frozenset({"completed", "failed"})
 MAX_PROMPT_CHARS = 10_000
 MAX_LOCAL_IMAGE_BYTES = 10 * 1024 * 1024
+#: What an image file starts with, by the type its data URI will claim.
+_IMAGE_MAGIC = {
+    "image/png": (b"\x89PNG\r\n\x1a\n",),
+    "image/jpeg": (b"\xff\xd8\xff",),
+    "image/gif": (b"GIF87a", b"GIF89a"),
+    "image/webp": (b"RIFF",),
+}
+
+
+def _check_text(text: str, what: str) -> None:
+    """Text that can be sent as JSON/UTF-8 and means what it shows: no NUL or control
+    characters (newline and tab are fine), no lone surrogates (they cannot be encoded)."""
+    bad = next((c for c in text if (ord(c) < 32 and c not in "\n\r\t") or ord(c) == 127
+                or 0xD800 <= ord(c) <= 0xDFFF), None)
+    if bad is not None:
+        raise ValidationError(f"{what}: contains a character that cannot be sent "
+                              f"(U+{ord(bad):04X}); nothing was sent", field=what)
+
+
+def _local_image(path: Path) -> str:
+    """A local image file as a data URI: its size checked before reading, its bytes checked
+    to be the image its name claims (a text file named .png is refused)."""
+    mime = mimetypes.guess_type(path.name)[0] or ""
+    if mime not in _IMAGE_MAGIC:
+        raise ValidationError(f"image: {path.name!r} is not an image file (PNG, JPEG, GIF or WebP)",
+                              field="image")
+    try:
+        if path.stat().st_size > MAX_LOCAL_IMAGE_BYTES:
+            raise ValidationError("image: local file is larger than 10 MB", field="image")
+        with path.open("rb") as handle:
+            data = handle.read(MAX_LOCAL_IMAGE_BYTES + 1)
+    except OSError as exc:
+        raise ValidationError(f"image: cannot read {path.name!r} ({type(exc).__name__})",
+                              field="image") from None
+    if len(data) > MAX_LOCAL_IMAGE_BYTES:
+        raise ValidationError("image: local file is larger than 10 MB", field="image")
+    if not data.startswith(_IMAGE_MAGIC[mime]) or (mime == "image/webp" and data[8:12] != b"WEBP"):
+        raise ValidationError(f"image: {path.name!r} is not really a {mime} file",
+                              field="image")
+    return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
 
 
 def _image_to_url(image: object) -> str:
@@ -45,18 +83,13 @@ def _image_to_url(image: object) -> str:
         and Path(image).expanduser().is_file()
     ):
         path = Path(image).expanduser()
-        mime = mimetypes.guess_type(path.name)[0] or ""
-        if not mime.startswith("image/"):
-            raise ValidationError(f"image: {path.name!r} is not an image file", field="image")
         if not path.is_file():
             raise ValidationError(f"image: no such file {path.name!r}", field="image")
-        data = path.read_bytes()
-        if len(data) > MAX_LOCAL_IMAGE_BYTES:
-            raise ValidationError("image: local file is larger than 10 MB", field="image")
-        return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
+        return _local_image(path)
     if not isinstance(image, str):
         raise ValidationError("image: must be a URL string or a local file path", field="image")
     url = image.strip()
+    _check_text(url, "image")
     if url.startswith("data:"):
         if not url.startswith("data:image/") or ";base64," not in url:
             raise ValidationError("image: a data URI must be data:image/...;base64,...",
@@ -95,6 +128,8 @@ class VideoRequest:
         if prompt is not None and not isinstance(prompt, str):
             raise ValidationError("prompt: must be text", field="prompt")
         text = (prompt or "").strip() or None
+        if text is not None:
+            _check_text(text, "prompt")
         if text is not None and len(text) > MAX_PROMPT_CHARS:
             raise ValidationError(f"prompt: longer than {MAX_PROMPT_CHARS} characters",
                                   field="prompt")
@@ -120,6 +155,7 @@ class VideoRequest:
         model_name = (model if model is not None else DEFAULT_MODEL)
         if not isinstance(model_name, str) or not model_name.strip():
             raise ValidationError("model: must not be blank", field="model")
+        _check_text(model_name, "model")
         return cls(text, ratio, images, model_name.strip(), duration)
 
     def to_json(self) -> dict[str, Any]:
@@ -199,10 +235,14 @@ def _as_error(value: object) -> TaskError | None:
 
 @dataclass(frozen=True)
 class TaskSnapshot:
-    """One answer of the relay about a task, parsed leniently."""
+    """One answer of the relay about a task, parsed leniently.
+
+    ``status`` is the relay's raw word (or None when it sent none); ``relay_status`` what it
+    means, or None for a word never seen before: that is surfaced, never guessed.
+    """
 
     id: str
-    status: str
+    status: str | None
     progress: int | None = None
     video_url: str | None = None
     error: TaskError | None = None
@@ -210,12 +250,12 @@ class TaskSnapshot:
     extra: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
-    def is_final(self) -> bool:
-        return self.status in FINAL_STATUSES
+    def relay_status(self) -> RelayStatus | None:
+        return relay_status_of(self.status)
 
     @property
-    def is_known_status(self) -> bool:
-        return self.status in KNOWN_STATUSES
+    def is_final(self) -> bool:
+        return self.relay_status in (RelayStatus.COMPLETED, RelayStatus.FAILED)
 
     @classmethod
     def parse(cls, payload: object) -> TaskSnapshot:
@@ -226,10 +266,10 @@ class TaskSnapshot:
         task_id = _as_str(payload.get("id")) or _as_str(payload.get("task_id"))
         if task_id is None:
             raise MalformedResponseError("the answer has no task id", status_code=200)
-        raw_status = payload.get("status")
-        status = (_as_str(raw_status) or "unknown")[:64]
+        raw_status = _as_str(payload.get("status"))
+        status = raw_status[:64] if raw_status else None
         progress = _as_progress(payload.get("progress"))
-        if status == "completed":
+        if relay_status_of(status) is RelayStatus.COMPLETED:
             progress = 100
         video_url = _as_str(payload.get("video_url"))
         extra = {k: v for k, v in payload.items() if k not in {
@@ -243,3 +283,30 @@ class TaskSnapshot:
             completed_at=_as_timestamp(payload.get("completed_at")),
             extra=extra,
         )
+
+
+@dataclass(frozen=True)
+class Quote:
+    """What one call will pay, said before anything is sent."""
+
+    new: int
+    reused: int
+    price_usd: float
+    emulator: bool = False
+    #: Why the call would be refused now (a budget, a confirmation), or None.
+    blocked: str | None = None
+
+    @property
+    def new_usd(self) -> float:
+        return 0.0 if self.emulator else round(self.new * self.price_usd, 2)
+
+    @property
+    def text(self) -> str:
+        """'6 new × $0.90 = $5.40 · 2 reused free' (the emulator: 'free')."""
+        if self.emulator:
+            paid = f"{self.new} new · local emulator — no charge"
+        elif self.new:
+            paid = f"{self.new} new × ${self.price_usd:.2f} = ${self.new_usd:.2f}"
+        else:
+            paid = "nothing new to pay"
+        return paid + (f" · {self.reused} reused free" if self.reused else "")

@@ -18,14 +18,16 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from . import media
+from .lifecycle import TERMINAL_ERROR_STATUSES, Charge, Status
 
 if TYPE_CHECKING:
-    from .job import Job
-    from .store import Spend
+    from .engine import Job
+    from .journal import Spend
 
 __all__ = [
     "EMULATOR_BADGE",
     "VIP_WORDS",
+    "bar_style",
     "batch_cost_text",
     "error_html",
     "escape",
@@ -91,11 +93,11 @@ def size_text(n_bytes: int) -> str:
 def money_line(job: Job) -> str:
     if job.emulator:
         return EMULATOR_BADGE
-    if job.charge == "maybe":
+    if job.charge == Charge.MAYBE:
         return f"may have been charged ${job.price_usd:.2f}"
-    if job.charge == "charged":
+    if job.charge == Charge.CHARGED:
         return f"${job.cost_usd:.2f}" + (" (cached: no new charge)" if job.cached else "")
-    if job.status == "submitting":
+    if job.status == Status.SUBMITTING:
         return f"${job.price_usd:.2f} at submit"
     return "not charged"
 
@@ -114,6 +116,13 @@ def batch_cost_text(new: int, reused: int, price: float, *, emulator: bool) -> s
     return ": ".join(parts[:1]) + (" — " + "; ".join(parts[1:]))
 
 
+def bar_style(job: Job) -> str:
+    """The progress bar's colour: success when completed, danger when failed or unknown."""
+    if job.status == Status.COMPLETED:
+        return "success"
+    return "danger" if job.status in TERMINAL_ERROR_STATUSES else ""
+
+
 def status_html(job: Job, *, now: float | None = None, bar: bool = True) -> str:
     """One line of status (and a progress bar unless a widget draws one), for running jobs."""
     trouble = (f"<div style='color:#a15c00'>reconnecting: {escape(job.poll_error)}</div>"
@@ -129,7 +138,7 @@ def status_html(job: Job, *, now: float | None = None, bar: bool = True) -> str:
 
 
 def _error_words(job: Job) -> tuple[str, str]:
-    if job.status == "unknown":
+    if job.status == Status.UNKNOWN:
         return UNKNOWN_WORDS, (
             "The answer to the submit was lost, so it was not retried (a retry could "
             "pay twice). Re-running the same request shows this notice again; pass "
@@ -177,12 +186,13 @@ def video_html(job: Job, src: str, *, note: str | None = None) -> str:
 
 def local_src(job: Job, media_dir: str = media.DEFAULT_MEDIA_DIR,
               root: Path | None = None) -> str | None:
-    """The relative URL of the job's saved video, published next to the notebook (or None)."""
+    """The relative URL of the job's saved video if it is already published next to the
+    notebook (or None). Looks only: publishing is the UI layer's act."""
     if job.local_path is None or not job.local_path.is_file():
         return None
     try:
-        return media.publish_video(job.local_path, job.id or job.local_id, media_dir, root)
-    except OSError:
+        return media.published(job.local_path, media_dir, root)
+    except (OSError, ValueError):
         return None
 
 
@@ -190,12 +200,13 @@ def job_html(job: Job, src: str | None = None, *, note: str | None = None,
              media_dir: str = media.DEFAULT_MEDIA_DIR, root: Path | None = None) -> str:
     """Whatever the job's state calls for; ``src`` overrides the player's source.
 
-    Without ``src``, a saved video is published under ``root/media_dir`` (root: the
-    working directory, which is the notebook's in a kernel) and played from there.
+    Without ``src``, a saved video already published under ``root/media_dir`` (root: the
+    working directory, which is the notebook's in a kernel) is played from there; this
+    function writes nothing.
     """
-    if job.status in ("failed", "unknown"):
+    if job.status in TERMINAL_ERROR_STATUSES:
         return error_html(job)
-    if job.status == "completed":
+    if job.status == Status.COMPLETED:
         source = src or local_src(job, media_dir, root)
         if source and safe_url(source):
             return video_html(job, source, note=note)
@@ -212,10 +223,10 @@ def job_text(job: Job, src: str | None = None) -> str:
     """The same news as plain text (terminals, text/plain fallbacks); never any HTML."""
     ident = f"task {job.id}" if job.id else f"local job {job.local_id[:8]}"
     prompt = (job.prompt or "(image only)")[:60]
-    if job.status in ("failed", "unknown"):
+    if job.status in TERMINAL_ERROR_STATUSES:
         title, _ = _error_words(job)
         return f"Sora: {title}: {job.error or 'no message'} · {ident} · {money_line(job)}"
-    if job.status == "completed":
+    if job.status == Status.COMPLETED:
         where = src if src and not src.startswith("data:") else (
             "embedded in the notebook" if src else job.video_url or "")
         return f"Sora: completed · {ident} · {job.aspect_ratio} · {money_line(job)} · {where}"
@@ -348,15 +359,15 @@ def card_header_html(job: Job) -> str:
 
 def _phase(job: Job, now: float | None) -> str:
     elapsed = _fmt_seconds((job.completed_at or now or time.time()) - job.created_at)
-    if job.status == "completed":
+    if job.status == Status.COMPLETED:
         return f"completed in {elapsed}" + ("" if job.local_path else " · saving the video…")
-    if job.status == "failed":
+    if job.status == Status.FAILED:
         return f"failed after {elapsed}"
-    if job.status == "unknown":
+    if job.status == Status.UNKNOWN:
         return "submit outcome unknown"
-    if job.status == "submitting":
+    if job.status == Status.SUBMITTING:
         return f"submitting… · {elapsed}"
-    words = "generating" if job.status == "in_progress" else job.status.replace("_", " ")
+    words = "generating" if job.status == Status.IN_PROGRESS else job.status.replace("_", " ")
     left = f" · about {_fmt_seconds(job.eta_seconds)} left" if job.eta_seconds else ""
     return f"{words} {int(job.progress)}% · {elapsed}{left}"
 
@@ -366,7 +377,7 @@ def card_status_html(job: Job, now: float | None = None) -> str:
     trouble = job.poll_error or (f"saving the video: {job.download_error}"
                                  if job.download_error and not job.local_path else None)
     line = (f"<div style='color: {_TONES['warning']}'>{escape(trouble)}</div>"
-            if trouble and job.status not in ("failed", "unknown") else "")
+            if trouble and job.status not in TERMINAL_ERROR_STATUSES else "")
     return (f"<div class='sora-card-status' style='{_CARD_FONT}'>"
             f"<span class='sora-phase'>{escape(_phase(job, now))}</span>{line}</div>")
 
@@ -400,7 +411,7 @@ def card_details_html(job: Job, cached: bool = False) -> str:
     line = (f"<div class='sora-card-id' style='{_CARD_FONT}; {_MUTED}; word-break: break-all'>"
             f"{escape(ident)} · <span class='sora-money'>{escape(money_line(job))}</span>"
             f"{escape(note)}</div>")
-    if job.status in ("failed", "unknown"):
+    if job.status in TERMINAL_ERROR_STATUSES:
         return error_html(job)
     return line
 

@@ -1,15 +1,20 @@
-"""The facade every UI uses: ``generate()``, ``jobs()``, ``resume()``, spend, the cache.
+"""The facade every UI uses, and the owner of every money rule.
 
-Settings are read at each call. With no API key, the embedded emulator answers
-(nothing is charged, and every job says so). The no-double-pay rule lives here:
-an identical request returns the earlier job (finished, in flight, failed or of
-unknown outcome) unless ``force=True``; only submits that were rejected before
-any charge are simply sent again.
+``quote`` says what a call will pay; ``submit`` pays it, through one atomic journal step
+(cache check, budgets, confirmation, intents); ``generate`` is ``submit`` of one. The UIs
+(magic, panel, CLI) never decide a money question themselves: they call these and render
+what comes back.
+
+Settings are read at each call. With no API key the embedded emulator answers (nothing is
+charged, and every job says so). A job is always polled with the key of its own relay:
+after the user switches ``SORA_BASE_URL`` / ``SORA_API_KEY``, an old job of another relay
+is not sent the new key; it waits, with a notice, until that relay's key is set again.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import uuid
 from collections.abc import Iterable
@@ -17,18 +22,19 @@ from pathlib import Path
 from typing import Any
 
 from .client import warn_if_cleartext
-from .config import APIKey, Settings, missing_key_problem, price_of, settings
-from .errors import BudgetExceededError, SoraError, ValidationError
-from .job import Backend, Job, poller
-from .models import VideoRequest
-from .store import JobRecord, Journal, Spend
+from .config import APIKey, Settings, missing_key_problem, preferences, price_of, settings
+from .engine import Backend, Job, poller
+from .errors import SoraError, ValidationError
+from .journal import JobRecord, Journal, Limits, Spend, open_journal
+from .models import Quote, VideoRequest
 
-__all__ = ["Studio", "default_studio"]
+__all__ = ["EMULATOR_KEY", "Studio", "default_studio"]
 
 log = logging.getLogger("sora_widgets.studio")
 
 #: The embedded emulator wants a VIP key like the relay; this one is public and worthless.
 EMULATOR_KEY = APIKey("sk-local-emulator")
+EMULATOR_BACKEND = "emulator"
 
 
 class Studio:
@@ -37,22 +43,37 @@ class Studio:
     def __init__(self) -> None:
         self.session = uuid.uuid4().hex
         self._lock = threading.RLock()
-        self._journals: dict[Path, Journal] = {}
+        self._journals: dict[str, Journal] = {}
         self._live: dict[str, Job] = {}
         self._emulator: Any = None
-        self._recovered: set[Path] = set()
+        self._recovered: set[str] = set()
+        #: Keys used with each relay in this process (memory only): an old job is polled
+        #: with the key of its own relay, never with the key of the relay in use now.
+        self._keys: dict[str, APIKey] = {}
+        self._pid = os.getpid()
 
     # -- plumbing -------------------------------------------------------------------------
 
+    def _check_fork(self) -> None:
+        """A forked child keeps none of its parent's handles: the parent's submits in
+        flight are the parent's (adopting one would POST it again)."""
+        if os.getpid() != self._pid:
+            self._pid = os.getpid()
+            self.session = uuid.uuid4().hex
+            self._live = {}
+            self._journals = {}
+            self._lock = threading.RLock()
+
     def journal(self, current: Settings | None = None) -> Journal:
         current = current or settings()
-        path = current.journal_path
+        location = os.environ.get("SORA_JOURNAL_URL", "").strip() or str(current.journal_path)
         with self._lock:
-            journal = self._journals.get(path)
+            self._check_fork()
+            journal = self._journals.get(location)
             if journal is None:
-                journal = self._journals[path] = Journal(path)
-            if path not in self._recovered:
-                self._recovered.add(path)
+                journal = self._journals[location] = open_journal(location)
+            if location not in self._recovered:
+                self._recovered.add(location)
                 journal.recover_interrupted_submits()
             return journal
 
@@ -71,34 +92,114 @@ class Studio:
                 self._emulator.config.time_scale = current.emulator_time_scale
             return str(self._emulator.base_url)
 
-    def backend(self, current: Settings | None = None, *, emulator: bool | None = None,
-                base_url: str | None = None) -> Backend:
+    def backend(self, current: Settings | None = None, *, base_url: str | None = None) -> Backend:
+        """The backend new jobs go to now (the emulator when no key is set)."""
         current = current or settings()
-        use_emulator = current.uses_emulator if emulator is None else emulator
-        problem = missing_key_problem(current, base_url) if emulator is None else None
+        problem = missing_key_problem(current, base_url)
         if problem:
             raise ValidationError(problem, field="api_key")
-        if use_emulator:
-            return Backend(self.emulator_url(current), EMULATOR_KEY, emulator=True,
-                           time_scale=current.emulator_time_scale)
-        url = base_url or current.base_url
+        if current.uses_emulator:
+            return self._emulator_backend(current)
+        url = (base_url or preferences.base_url or current.base_url).rstrip("/")
         warn_if_cleartext(url)   # here, on the caller's thread, before anything is sent
-        return Backend(url, current.api_key, emulator=False, time_scale=current.poll_scale,
-                       timeout=current.http_timeout)
+        assert current.api_key is not None
+        with self._lock:
+            self._keys[url] = current.api_key
+        return self._relay_backend(url, current.api_key, current)
+
+    def _emulator_backend(self, current: Settings) -> Backend:
+        return Backend(self.emulator_url(current), EMULATOR_KEY, emulator=True,
+                       time_scale=current.emulator_time_scale,
+                       download_timeout=current.download_timeout,
+                       max_video_bytes=current.max_video_bytes)
+
+    @staticmethod
+    def _relay_backend(url: str, key: APIKey | None, current: Settings) -> Backend:
+        return Backend(url, key, emulator=False, time_scale=current.poll_scale,
+                       timeout=current.http_timeout, download_timeout=current.download_timeout,
+                       max_video_bytes=current.max_video_bytes)
+
+    def _backend_of(self, record: JobRecord, current: Settings) -> tuple[Backend, str | None]:
+        """The backend of an existing job, with the key of *its* relay, or a reason why
+        this process cannot poll it now."""
+        if record.emulator:
+            return self._emulator_backend(current), None
+        url = record.backend
+        key = current.api_key if (current.api_key is not None and
+                                  current.base_url.rstrip("/") == url) else None
+        with self._lock:
+            key = key or self._keys.get(url)
+        if key is None:
+            return self._relay_backend(url, None, current), (
+                f"this job belongs to the relay {url}, whose key is not set now: it is not "
+                "polled (another relay's key is never sent to it). Set SORA_BASE_URL to "
+                "that relay and its SORA_API_KEY, then sw.resume()")
+        return self._relay_backend(url, key, current), None
 
     def _handle(self, record: JobRecord, current: Settings) -> Job:
         """The live handle for a journal row (one handle per job in this process)."""
         with self._lock:
+            self._check_fork()
             job = self._live.get(record.local_id)
             if job is None:
-                backend = self.backend(current, emulator=record.emulator,
-                                       base_url=None if record.emulator else record.backend)
+                backend, problem = self._backend_of(record, current)
                 job = Job.from_record(record, backend, self.journal(current),
                                       current.videos_dir)
+                if problem:
+                    job.notice = problem
                 self._live[record.local_id] = job
             return job
 
-    # -- public operations ------------------------------------------------------------------
+    def _limits(self, current: Settings, confirm: bool) -> Limits:
+        return Limits(session_usd=current.budget_usd, daily_usd=current.daily_budget_usd,
+                      team_usd=current.team_budget_usd,
+                      confirm_usd=None if confirm else current.confirm_usd)
+
+    # -- money ------------------------------------------------------------------------------
+
+    def quote(self, request: VideoRequest, n: int = 1, *, force: bool = False,
+              confirm: bool = False, base_url: str | None = None) -> Quote:
+        """What ``submit(request, n)`` would pay now (new jobs × price, reused ones free),
+        and ``blocked``: why it would be refused (a budget, a confirmation), if it would."""
+        current = settings()
+        backend = self.backend(current, base_url=base_url)
+        return self.journal(current).quote(
+            request=request, backend=backend.journal_name, emulator=backend.emulator,
+            price_usd=price_of(request.model, current.prices), session=self.session, n=n,
+            force=force, limits=self._limits(current, confirm))
+
+    def submit(self, request: VideoRequest, n: int = 1, *, force: bool = False,
+               confirm: bool = False, base_url: str | None = None,
+               parent_id: str | None = None) -> list[Job]:
+        """``n`` jobs of ``request``: earlier identical ones reused (free) unless ``force``,
+        the rest paid — all decided in one journal transaction, before any POST.
+
+        Raises ``BudgetExceededError`` (a cap would be passed) or ``ConfirmationRequired``
+        (new charges pass SORA_CONFIRM_USD and ``confirm`` is false); nothing is sent then.
+        """
+        if not 1 <= n <= 100:
+            raise ValidationError(f"n: between 1 and 100, not {n}", field="n")
+        current = settings()
+        backend = self.backend(current, base_url=base_url)
+        journal = self.journal(current)
+        price = price_of(request.model, current.prices)
+        claim = journal.claim(
+            request=request, backend=backend.journal_name, emulator=backend.emulator,
+            price_usd=price, session=self.session, n=n, force=force,
+            limits=self._limits(current, confirm), parent_id=parent_id, user=current.user,
+            host=current.host, new_ids=[uuid.uuid4().hex for _ in range(n)])
+        jobs = []
+        for record in claim.reused:
+            job = self._handle(record, current)
+            job.cached = True
+            jobs.append(self.track(job))
+        with self._lock:
+            for record in claim.created:
+                job = Job.from_record(record, backend, journal, current.videos_dir)
+                self._live[record.local_id] = job
+                poller().submit(job)
+                jobs.append(job)
+        return jobs
 
     def generate(
         self,
@@ -113,83 +214,35 @@ class Studio:
         timeout: float | None = None,
         base_url: str | None = None,
     ) -> Job:
-        """Submit a video job and return its handle at once (the POST runs in the background).
-
-        An identical earlier request returns the earlier job: no POST, no charge,
-        unless ``force=True``. ``base_url`` overrides SORA_BASE_URL (with a key set).
-        """
+        """Submit one video job and return its handle at once (the POST runs in the
+        background). An identical earlier request returns the earlier job: no POST, no
+        charge, unless ``force=True``."""
         current = settings()
         request = VideoRequest.create(prompt, aspect_ratio=aspect_ratio, image=image,
-                                      model=model or current.model, duration=duration)
-        journal = self.journal(current)
-        backend = self.backend(current, base_url=base_url.rstrip("/") if base_url else None)
-        with self._lock:
-            job = None if force else self._reuse(request, backend, current)
-            if job is None:
-                job = self._submit(request, backend, journal, current)
+                                      model=model or preferences.model_or(current),
+                                      duration=duration)
+        job = self.submit(request, 1, force=force,
+                          base_url=base_url.rstrip("/") if base_url else None)[0]
         if wait:
             job.wait(timeout)
         return job
 
-    def _reuse(self, request: VideoRequest, backend: Backend, current: Settings) -> Job | None:
-        earlier = self.earlier_jobs(request, backend, limit=1, current=current)
-        return earlier[0] if earlier else None
-
-    def earlier_jobs(self, request: VideoRequest, backend: Backend, *, limit: int = 1,
-                     current: Settings | None = None) -> list[Job]:
-        """Up to ``limit`` earlier jobs of this request, newest first: the cache's one rule.
-
-        Each is marked ``cached`` and made live again if it still needs the relay.
-        """
-        current = current or settings()
-        records = self.journal(current).reusable(request.fingerprint(), backend.journal_name,
-                                                 limit)
-        jobs = []
-        for record in records:
-            job = self._handle(record, current)
-            job.cached = True
-            jobs.append(self.track(job))
-        return jobs
-
     def track(self, job: Job) -> Job:
-        """Poll a job again if it still needs the relay (running, or finished but unsaved)."""
-        if not job.tracking and job.id is not None and job.needs_relay:
+        """Follow a job again if it still needs the relay (or another process's submit)."""
+        if not job.tracking and job._backend.key is not None and not job.settled:
             poller().track(job)
         return job
 
-    def check_budget(self, amount_usd: float, current: Settings | None = None, *,
-                     what: str = "this submit at ") -> None:
-        """Refuse, before anything is sent, a spend that would pass SORA_BUDGET_USD."""
-        current = current or settings()
-        if current.budget_usd is None:
-            return
-        spent = self.journal(current).spend(self.session).worst_case_usd
-        if spent + amount_usd > current.budget_usd + 1e-9:
-            raise BudgetExceededError(
-                f"budget: {what}${amount_usd:.2f} would pass the cap: this session has spent "
-                f"${spent:.2f} of its SORA_BUDGET_USD=${current.budget_usd:.2f}; "
-                "nothing was sent. Raise SORA_BUDGET_USD to continue.",
-                spent_usd=spent, price_usd=amount_usd, budget_usd=current.budget_usd)
+    # -- history ----------------------------------------------------------------------------
 
-    def _submit(self, request: VideoRequest, backend: Backend, journal: Journal,
-                current: Settings) -> Job:
-        price = price_of(request.model, current.prices)
-        if not backend.emulator:
-            self.check_budget(price, current)
-        local_id = uuid.uuid4().hex
-        record = journal.record_intent(local_id=local_id, request=request,
-                                       backend=backend.journal_name, emulator=backend.emulator,
-                                       price_usd=price, session=self.session)
-        job = Job(request, backend, journal, current.videos_dir, local_id=local_id,
-                  status="submitting", price_usd=price, created_at=record.created_at)
-        self._live[local_id] = job
-        poller().submit(job)
-        return job
-
-    def jobs(self, limit: int | None = None) -> list[Job]:
-        """History from the journal, newest first (live handles where this process has them)."""
+    def jobs(self, limit: int | None = None, *, starred: bool | None = None,
+             search: str | None = None, status: str | None = None,
+             offset: int = 0) -> list[Job]:
+        """History from the journal, newest first (no server started, no file written)."""
         current = settings()
-        return [self._handle(r, current) for r in self.journal(current).history(limit)]
+        records = self.journal(current).history(limit, starred=starred, search=search,
+                                                status=status, offset=offset)
+        return [self._handle(r, current) for r in records]
 
     def get(self, ref: str) -> Job:
         """A past job by task id or local id (or a unique prefix)."""
@@ -200,12 +253,15 @@ class Studio:
         return self._handle(record, current)
 
     def resume(self) -> list[Job]:
-        """Re-attach every journal job not yet final (and fetch unsaved videos); no resubmits."""
+        """Re-attach every journal job that still needs the relay; never resubmits."""
         current = settings()
-        resumed = []
-        for record in self.journal(current).unfinished():
-            resumed.append(self.track(self._handle(record, current)))
-        return resumed
+        journal = self.journal(current)
+        journal.recover_interrupted_submits()
+        return [self.track(self._handle(r, current)) for r in journal.unfinished()]
+
+    def unfinished(self) -> list[Job]:
+        current = settings()
+        return [self._handle(r, current) for r in self.journal(current).unfinished()]
 
     def spend(self) -> dict[str, Spend]:
         journal = self.journal()
@@ -235,4 +291,3 @@ def default_studio() -> Studio:
         if _default is None:
             _default = Studio()
         return _default
-

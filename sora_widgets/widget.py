@@ -26,13 +26,15 @@ from typing import Any
 import ipywidgets as widgets
 from traitlets import All
 
-from .config import Settings, missing_key_problem, price_of, settings
+from .config import Settings, missing_key_problem, preferences, price_of, settings
+from .engine import Job
 from .errors import SoraError
-from .job import Job
+from .lifecycle import TERMINAL_ERROR_STATUSES, Status
 from .media import publish_video
 from .models import ASPECT_RATIOS, VideoRequest
 from .render import (
     _http_url,
+    bar_style,
     card_details_html,
     card_header_html,
     card_placeholder_html,
@@ -52,7 +54,6 @@ log = logging.getLogger("sora_widgets.widget")
 CARD_WIDTH = "344px"
 #: How often the elapsed time of running jobs is refreshed (a daemon thread, traits only).
 TICK_SECONDS = 1.0
-_BAR_STYLES = {"completed": "success", "failed": "danger", "unknown": "danger"}
 _RATIO_OPTIONS = [("16:9 landscape", "16:9"), ("9:16 portrait", "9:16")]
 
 
@@ -129,8 +130,8 @@ class JobCard(widgets.VBox):  # type: ignore[misc]
 
     def _update(self) -> None:
         job = self.job
-        self.bar.value = 100 if job.status == "completed" else int(job.progress)
-        self.bar.bar_style = _BAR_STYLES.get(job.status, "")
+        self.bar.value = int(job.progress)
+        self.bar.bar_style = bar_style(job)
         self.status.value = card_status_html(job)
         self.player.outputs = self._player_outputs()
         self.details.value = card_details_html(job, cached=self.cached)
@@ -139,10 +140,10 @@ class JobCard(widgets.VBox):  # type: ignore[misc]
 
     def _player_outputs(self) -> tuple[dict[str, Any], ...]:
         job = self.job
-        if job.status in ("failed", "unknown"):
+        if job.status in TERMINAL_ERROR_STATUSES:
             return ()
-        if self._src is None and job.status == "completed" and job.local_path is not None:
-            self._src = publish_video(job.local_path, job.id or job.local_id, root=self._root)
+        if self._src is None and job.status == Status.COMPLETED and job.local_path is not None:
+            self._src = publish_video(job.local_path, preferences.media_dir, root=self._root)
         html = (card_video_html(self._src, job.aspect_ratio) if self._src
                 else card_placeholder_html(job.aspect_ratio))
         return (_display_data(html),)
@@ -173,7 +174,6 @@ class SoraWidget(widgets.VBox):  # type: ignore[misc]
         self._notice_job: Job | None = None
         self._lock = threading.RLock()
         self._ticker: threading.Thread | None = None
-        self._session_worst = 0.0
         self._build_form(prompt or "", aspect_ratio, image or "")
         self.gallery = widgets.GridBox(layout=widgets.Layout(
             grid_template_columns=f"repeat(auto-fill, {CARD_WIDTH})", grid_gap="12px",
@@ -262,23 +262,28 @@ class SoraWidget(widgets.VBox):  # type: ignore[misc]
         """The form as a validated request; raises ``ValidationError`` naming the field."""
         image = self.image_input.value.strip() or None
         return VideoRequest.create(self.prompt_input.value, aspect_ratio=self.ratio_input.value,
-                                   image=image, model=current.model)
+                                   image=image, model=preferences.model_or(current))
 
-    def _problem(self, current: Settings) -> str | None:
-        """Why Generate cannot be pressed now, or None."""
+    def _empty(self) -> bool:
+        return not self.prompt_input.value.strip() and not self.image_input.value.strip()
+
+    def _problem(self, current: Settings) -> tuple[str | None, str]:
+        """Why Generate cannot be pressed now (or None), and the button's label: the
+        studio's quote decides both (price, reuse, budget), never a rule of the panel's."""
+        label = _price_label("Generate", current)
+        if self._empty():
+            return "", label     # guidance (the placeholder), not an error, until the user acts
         try:
-            self._request(current)
+            request = self._request(current)
+            problem = missing_key_problem(current)
+            if problem:
+                return problem, label
+            quote = self.studio.quote(request)
         except SoraError as exc:
-            return str(exc)
-        problem = missing_key_problem(current)
-        if problem:
-            return problem
-        if not current.uses_emulator and current.budget_usd is not None:
-            price = price_of(current.model, current.prices)
-            if self._session_worst + price > current.budget_usd + 1e-9:
-                return (f"budget: ${self._session_worst:.2f} of SORA_BUDGET_USD="
-                        f"${current.budget_usd:.2f} spent; the next video costs ${price:.2f}")
-        return None
+            return str(exc), label
+        if quote.reused:
+            label = "Show the earlier result (no charge)"
+        return quote.blocked, label
 
     def _refresh_form(self, message: str | None = None, tone: str = "error") -> None:
         """Label with the price, enabled state and the reason; re-reads settings each time."""
@@ -288,10 +293,11 @@ class SoraWidget(widgets.VBox):  # type: ignore[misc]
             self.generate_button.disabled = True
             self.notice.value = notice_html(str(exc))
             return
-        problem = self._problem(current)
-        self.generate_button.description = _price_label("Generate", current)
+        problem, label = self._problem(current)
+        self.generate_button.description = label
         self.generate_button.disabled = self._busy or problem is not None
-        self.generate_button.tooltip = problem or "Submit this request"
+        self.generate_button.tooltip = problem or (
+            "Describe the video first" if self._empty() else "Submit this request")
         self.notice.value = notice_html(message or problem, tone if message else "error")
         self.image_preview.value = image_preview_html(self.image_input.value)
 
@@ -306,39 +312,24 @@ class SoraWidget(widgets.VBox):  # type: ignore[misc]
         except SoraError as exc:
             self._refresh_form(str(exc))
             return
-        running = self._running_card(request, current)
-        if running is not None:
-            self._bring_to_front(running)
-            self._refresh_form("this request is already running: see its card (no new charge)",
-                               tone="info")
-            self._notice_job = running.job   # the notice goes once that job settles
-            return
         self._submit(request, force=False)
-
-    def _running_card(self, request: VideoRequest, current: Settings) -> JobCard | None:
-        """The card of an identical job still in flight (a double click joins it)."""
-        fingerprint = request.fingerprint()
-        for card in self.cards:
-            job = card.job
-            if (not job.done and job.emulator == current.uses_emulator
-                    and job.request.fingerprint() == fingerprint):
-                return card
-        return None
 
     def _submit(self, request: VideoRequest, *, force: bool) -> None:
         self._busy = True
         self.generate_button.disabled = True
         message, tone = None, "error"
         try:
-            job = self.studio.generate(request.prompt, aspect_ratio=request.aspect_ratio,
-                                       image=list(request.images) or None, model=request.model,
-                                       duration=request.duration, force=force)
+            job = self.studio.submit(request, 1, force=force)[0]
         except SoraError as exc:
             message = str(exc)
         else:
             cached = job.cached and not force
             self._show(job, cached=cached)
-            if cached:
+            if cached and not job.done:
+                message, tone = ("this request is already running: see its card "
+                                 "(no new charge)", "info")
+                self._notice_job = job   # the notice goes once that job settles
+            elif cached:
                 message, tone = ("same request as before: its result is shown first "
                                  "(no new charge)", "info")
         finally:
@@ -397,7 +388,6 @@ class SoraWidget(widgets.VBox):  # type: ignore[misc]
             if not current.uses_emulator:
                 spend = self.studio.spend()
                 session, all_time = spend["session"], spend["all_time"]
-                self._session_worst = session.worst_case_usd
             self.spend_line.value = panel_spend_html(session, all_time, current.budget_usd,
                                                      current.uses_emulator, price)
         except Exception:  # the spend line must never break a poll or a click

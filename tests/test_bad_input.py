@@ -26,7 +26,7 @@ import sora_widgets as sw
 from sora_widgets import cli
 from sora_widgets import studio as studio_module
 from sora_widgets.emulator import RunningEmulator
-from sora_widgets.store import Journal
+from sora_widgets.journal import SqliteJournal as Journal
 from sora_widgets.widget import SoraWidget
 
 from .conftest import VIP_KEY

@@ -38,8 +38,8 @@ import pytest
 
 from sora_widgets import studio as studio_module
 from sora_widgets.emulator import EmulatorConfig, RunningEmulator, start_emulator
-from sora_widgets.job import Job
-from sora_widgets.store import Journal
+from sora_widgets.engine import Job
+from sora_widgets.journal import SqliteJournal as Journal
 
 from .conftest import TEST_TIME_SCALE, VIP_KEY
 from .scripts.doubles import ThrottlingProxy

@@ -30,8 +30,8 @@ from sora_widgets import studio as studio_module
 from sora_widgets.client import AsyncSoraClient, SoraClient
 from sora_widgets.emulator import EmulatorConfig, RunningEmulator, start_emulator
 from sora_widgets.emulator.handler import Handler
-from sora_widgets.job import poller
-from sora_widgets.store import Journal
+from sora_widgets.engine import poller
+from sora_widgets.journal import SqliteJournal as Journal
 
 from .conftest import TEST_TIME_SCALE, VIP_KEY
 

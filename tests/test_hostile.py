@@ -38,9 +38,9 @@ from sora_widgets import studio as studio_module
 from sora_widgets.client import SoraClient, error_for_response, parse_task
 from sora_widgets.config import APIKey
 from sora_widgets.errors import SoraError
-from sora_widgets.job import Backend, Job
+from sora_widgets.engine import Backend, Job
 from sora_widgets.models import TaskSnapshot, VideoRequest
-from sora_widgets.store import Journal
+from sora_widgets.journal import SqliteJournal as Journal
 from sora_widgets.widget import SoraWidget
 
 from .conftest import VIP_KEY
@@ -312,7 +312,7 @@ def hostile(studio: studio_module.Studio, monkeypatch: pytest.MonkeyPatch
 def settle(job: Job, timeout: float = 20.0) -> Job:
     """Wait until final and saved (or given up on), or a status nobody knows."""
     deadline = time.monotonic() + timeout
-    while not (job._settled.is_set() or (job.status.startswith("<") and job.id)):
+    while not (job.finished or (job.status.startswith("<") and job.id)):
         assert time.monotonic() < deadline, job
         time.sleep(0.01)
     return job
@@ -561,7 +561,7 @@ def test_a_broken_poll_answer_does_not_orphan_the_job(
         monkeypatch.setenv("SORA_POLL_SCALE", "0.001")
         job = sw.generate(f"survive {breaker}")
         deadline = time.monotonic() + 20
-        while not job._settled.is_set():
+        while not job.finished:
             assert not (job.poll_error or "").startswith("internal error"), (
                 f"the poller stopped tracking the job: {job.poll_error}")
             assert time.monotonic() < deadline
@@ -582,7 +582,7 @@ def test_a_broken_submit_answer_is_unknown_not_stuck(
         monkeypatch.setenv("SORA_POLL_SCALE", "0.001")
         job = sw.generate(f"submit {breaker}")
         deadline = time.monotonic() + 20
-        while not job._settled.is_set():
+        while not job.finished:
             assert not (job.poll_error or "").startswith("internal error"), (
                 f"the submit is stuck in {job.status!r}: {job.poll_error}")
             assert time.monotonic() < deadline

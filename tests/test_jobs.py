@@ -16,9 +16,9 @@ import pytest
 import sora_widgets as sw
 from sora_widgets import studio as studio_module
 from sora_widgets.emulator import RunningEmulator
-from sora_widgets.job import poller
+from sora_widgets.engine import poller
 from sora_widgets.models import VideoRequest
-from sora_widgets.store import Journal
+from sora_widgets.journal import SqliteJournal as Journal
 
 from .conftest import TEST_TIME_SCALE, VIP_KEY
 

@@ -28,7 +28,7 @@ from sora_widgets import studio as studio_module
 from sora_widgets._magic import SoraMagics
 from sora_widgets.emulator import RunningEmulator
 from sora_widgets.errors import JobFailed
-from sora_widgets.job import Job
+from sora_widgets.engine import Job
 
 from .conftest import VIP_KEY
 

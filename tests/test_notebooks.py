@@ -65,7 +65,7 @@ def _cell(nb: Any, start: str) -> Any:
 
 
 def _journal_size(home: Path) -> int:
-    from sora_widgets.store import Journal
+    from sora_widgets.journal import SqliteJournal as Journal
 
     journal = Journal(home / "journal.sqlite3")
     try:

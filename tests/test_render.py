@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 
 from sora_widgets import media, render
-from sora_widgets.job import Backend, Job
+from sora_widgets.engine import Backend, Job
 from sora_widgets.models import VideoRequest
-from sora_widgets.store import Journal, Spend
+from sora_widgets.journal import SqliteJournal as Journal, Spend
 
 EVIL = "<script>alert('x')</script> & \"quotes\""
 SRC = re.compile(r"<video[^>]* src='([^']*)'")

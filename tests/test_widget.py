@@ -20,7 +20,7 @@ import pytest
 import sora_widgets as sw
 from sora_widgets import studio as studio_module
 from sora_widgets.emulator import RunningEmulator
-from sora_widgets.job import Job, poller
+from sora_widgets.engine import Job, poller
 from sora_widgets.widget import JobCard, SoraWidget
 
 MakePanel = Callable[..., SoraWidget]

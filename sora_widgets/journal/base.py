@@ -1,0 +1,402 @@
+"""The journal's logic, shared by its backends; a backend supplies connections and locking.
+
+SQL here is written with ``?`` placeholders; a backend whose driver wants another style
+translates them. Lifecycle predicates come from :mod:`sora_widgets.lifecycle`.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field, fields, replace
+from datetime import datetime, timezone
+from typing import Any, Protocol
+
+from ..errors import BudgetExceededError, ConfirmationRequired
+from ..lifecycle import (
+    SQL_NEEDS_RELAY,
+    SQL_NOT_REJECTED,
+    SQL_PENDING,
+    UNKNOWN_OUTCOME,
+    Charge,
+    JobState,
+    Phase,
+    Status,
+)
+from ..models import Quote, VideoRequest
+from ..owner import current_owner, owner_alive
+
+__all__ = ["Claim", "Cursor", "JobRecord", "Journal", "Limits", "Spend"]
+
+SCHEMA_VERSION = 2
+#: Every column of ``jobs`` in schema 2 (a backend's DDL must create exactly these).
+COLUMNS = (
+    "local_id", "task_id", "fingerprint", "request", "backend", "emulator", "status",
+    "phase", "relay_status", "relay_word", "progress", "video_url", "error_message",
+    "error_code", "error_type", "price_usd", "charge", "local_path", "session", "owner",
+    "pid", "heartbeat_at", "created_at", "updated_at", "completed_at", "parent_id",
+    "starred", "note", "user_name", "host",
+)
+_ORDER = " ORDER BY created_at DESC, local_id DESC"
+INTERRUPTED = ("the session ended while this job was being submitted: it may have been "
+               "charged, but its task id was never received")
+
+
+class Cursor(Protocol):
+    def execute(self, sql: str, params: Sequence[Any] = ...) -> Any: ...
+
+
+@dataclass(frozen=True)
+class JobRecord:
+    """One journal row."""
+
+    local_id: str
+    task_id: str | None
+    fingerprint: str
+    request: str
+    backend: str
+    emulator: bool
+    status: str
+    phase: str
+    relay_status: str | None
+    relay_word: str | None
+    progress: int
+    video_url: str | None
+    error_message: str | None
+    error_code: str | None
+    error_type: str | None
+    price_usd: float
+    charge: str
+    local_path: str | None
+    session: str
+    owner: str
+    pid: int
+    heartbeat_at: float | None
+    created_at: float
+    updated_at: float
+    completed_at: float | None
+    parent_id: str | None
+    starred: bool
+    note: str | None
+    user_name: str | None
+    host: str | None
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> JobRecord:
+        values = {name: row[name] for name in COLUMNS}
+        values["emulator"] = bool(values["emulator"])
+        values["starred"] = bool(values["starred"])
+        values["price_usd"] = float(values["price_usd"])
+        return cls(**values)
+
+    @property
+    def state(self) -> JobState:
+        return JobState.from_columns(self.__dict__)
+
+    @property
+    def video_request(self) -> VideoRequest:
+        return VideoRequest.from_json(json.loads(self.request))
+
+    @property
+    def cost_usd(self) -> float:
+        return self.state.cost(self.price_usd)
+
+
+@dataclass(frozen=True)
+class Spend:
+    """Money: charged (accepted by the relay), maybe (outcome unknown), pending (submitting)."""
+
+    charged_usd: float
+    maybe_usd: float
+    pending_usd: float
+    jobs: int
+
+    @property
+    def worst_case_usd(self) -> float:
+        return round(self.charged_usd + self.maybe_usd + self.pending_usd, 2)
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The caps one claim is checked against (None: no such cap)."""
+
+    session_usd: float | None = None
+    daily_usd: float | None = None
+    team_usd: float | None = None
+    confirm_usd: float | None = None
+
+
+@dataclass(frozen=True)
+class Claim:
+    """What :meth:`Journal.claim` decided, atomically: reuse these, submit those."""
+
+    reused: list[JobRecord] = field(default_factory=list)
+    created: list[JobRecord] = field(default_factory=list)
+
+
+def _utc_day_start(now: float) -> float:
+    day = datetime.fromtimestamp(now, timezone.utc).replace(hour=0, minute=0, second=0,
+                                                             microsecond=0)
+    return day.timestamp()
+
+
+def _utc_month_start(now: float) -> float:
+    month = datetime.fromtimestamp(now, timezone.utc).replace(day=1, hour=0, minute=0,
+                                                               second=0, microsecond=0)
+    return month.timestamp()
+
+
+_SPEND_SQL = (
+    f"SELECT COALESCE(SUM(CASE WHEN charge = '{Charge.CHARGED.value}' THEN price_usd END), 0)"
+    f" AS charged, COALESCE(SUM(CASE WHEN charge = '{Charge.MAYBE.value}' THEN price_usd END),"
+    f" 0) AS maybe, COALESCE(SUM(CASE WHEN {SQL_PENDING} THEN price_usd END), 0) AS pending,"
+    " COUNT(*) AS n FROM jobs WHERE emulator = 0")
+
+
+class Journal(ABC):
+    """Thread-safe journal access. Backends implement ``_tx``, ``_read`` and ``close``."""
+
+    location: str
+
+    # -- backend hooks --------------------------------------------------------------------
+
+    @abstractmethod
+    def _tx(self, *, exclusive: bool = False) -> AbstractContextManager[Cursor]:
+        """A transaction; ``exclusive`` serialises it against every other claim."""
+
+    @abstractmethod
+    def _read(self) -> AbstractContextManager[Cursor]:
+        """A cursor for reads (a consistent snapshot is not required)."""
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[JobRecord]:
+        with self._read() as cur:
+            return [JobRecord.from_row(r) for r in cur.execute(sql, params).fetchall()]
+
+    # -- the atomic money step ------------------------------------------------------------
+
+    def claim(self, *, request: VideoRequest, backend: str, emulator: bool, price_usd: float,
+              session: str, n: int = 1, force: bool = False, limits: Limits = Limits(),
+              parent_id: str | None = None, user: str = "", host: str = "",
+              new_ids: Sequence[str]) -> Claim:
+        """Reuse up to ``n`` earlier identical jobs, check every cap for the rest and write
+        their intents: one exclusive transaction, so it holds across processes."""
+        fingerprint = request.fingerprint()
+        now = time.time()
+        owner = current_owner()
+        with self._tx(exclusive=True) as cur:
+            reused = [] if force else self._reusable(cur, fingerprint, backend, n)
+            new = n - len(reused)
+            quote = Quote(new=new, reused=len(reused), price_usd=price_usd, emulator=emulator)
+            if new and not emulator:
+                self._check_limits(cur, quote, limits, session, now)
+            created = []
+            body = json.dumps(request.to_json())
+            state = JobState()
+            for local_id in new_ids[:new]:
+                row = {
+                    **state.as_columns(), "local_id": local_id, "fingerprint": fingerprint,
+                    "request": body, "backend": backend, "emulator": int(emulator),
+                    "status": state.status.value, "price_usd": price_usd,
+                    "session": session, "owner": str(owner), "pid": owner.pid,
+                    "heartbeat_at": now, "created_at": now, "updated_at": now,
+                    "parent_id": parent_id, "starred": 0, "note": None,
+                    "user_name": user or None, "host": host or None,
+                }
+                names = ", ".join(row)
+                marks = ", ".join("?" for _ in row)
+                cur.execute(f"INSERT INTO jobs ({names}) VALUES ({marks})",
+                            tuple(row.values()))
+                created.append(self._get(cur, local_id))
+        return Claim(reused=reused, created=[r for r in created if r is not None])
+
+    def quote(self, *, request: VideoRequest, backend: str, emulator: bool, price_usd: float,
+              session: str, n: int = 1, force: bool = False,
+              limits: Limits = Limits()) -> Quote:
+        """What :meth:`claim` would do now, and why it would refuse (read only: the claim
+        itself decides, atomically)."""
+        with self._read() as cur:
+            reused = 0 if force else len(self._reusable(cur, request.fingerprint(), backend, n))
+            quote = Quote(new=n - reused, reused=reused, price_usd=price_usd, emulator=emulator)
+            if quote.new and not emulator:
+                try:
+                    self._check_limits(cur, quote, limits, session, time.time())
+                except (BudgetExceededError, ConfirmationRequired) as exc:
+                    return replace(quote, blocked=str(exc))
+        return quote
+
+    def _reusable(self, cur: Cursor, fingerprint: str, backend: str,
+                  limit: int) -> list[JobRecord]:
+        rows = cur.execute(
+            f"SELECT * FROM jobs WHERE fingerprint = ? AND backend = ? AND {SQL_NOT_REJECTED}"
+            f"{_ORDER} LIMIT ?", (fingerprint, backend, limit)).fetchall()
+        return [JobRecord.from_row(r) for r in rows]
+
+    def _check_limits(self, cur: Cursor, quote: Quote, limits: Limits, session: str,
+                      now: float) -> None:
+        if (limits.confirm_usd is not None and quote.new > 1
+                and quote.new_usd > limits.confirm_usd + 1e-9):
+            raise ConfirmationRequired(
+                f"confirm: {quote.text} is more than SORA_CONFIRM_USD="
+                f"${limits.confirm_usd:.2f} for one call; nothing was sent. Pass confirm=True "
+                "(or --yes) to pay it.", quote=quote)
+        scopes = (
+            ("session", limits.session_usd, " AND session = ?", (session,),
+             "this session", "SORA_BUDGET_USD"),
+            ("day", limits.daily_usd, " AND created_at >= ?", (_utc_day_start(now),),
+             "today (UTC), everyone on this journal", "SORA_DAILY_BUDGET_USD"),
+            ("team", limits.team_usd, " AND created_at >= ?", (_utc_month_start(now),),
+             "this month (UTC), everyone on this journal", "SORA_TEAM_BUDGET_USD"),
+        )
+        for scope, cap, where, params, who, name in scopes:
+            if cap is None:
+                continue
+            spent = self._spend(cur, where, params).worst_case_usd
+            if spent + quote.new_usd > cap + 1e-9:
+                left = max(0.0, cap - spent)
+                by = self._spenders(cur, where, params) if scope != "session" else ""
+                raise BudgetExceededError(
+                    f"budget: {quote.text} would pass the cap {name}=${cap:.2f}: "
+                    f"${spent:.2f} spent {who} (charges of unknown outcome count), "
+                    f"${left:.2f} left{by}; nothing was sent.",
+                    spent_usd=spent, price_usd=quote.new_usd, budget_usd=cap, scope=scope)
+
+    def _spenders(self, cur: Cursor, where: str, params: Sequence[Any]) -> str:
+        rows = cur.execute(
+            "SELECT COALESCE(user_name, '?') AS who, SUM(price_usd) AS usd FROM jobs"
+            f" WHERE emulator = 0 AND charge != '{Charge.NONE.value}'{where}"
+            " GROUP BY COALESCE(user_name, '?') ORDER BY usd DESC LIMIT 5",
+            tuple(params)).fetchall()
+        parts = [f"{row['who']} ${float(row['usd']):.2f}" for row in rows]
+        return f" (spent by {', '.join(parts)})" if parts else ""
+
+    def _spend(self, cur: Cursor, where: str = "", params: Sequence[Any] = ()) -> Spend:
+        row = cur.execute(_SPEND_SQL + where, tuple(params)).fetchone()
+        return Spend(round(float(row["charged"]), 2), round(float(row["maybe"]), 2),
+                     round(float(row["pending"]), 2), int(row["n"]))
+
+    # -- state changes ----------------------------------------------------------------------
+
+    def save_state(self, local_id: str, state: JobState, before: JobState | None = None) -> None:
+        """Write a lifecycle transition (only what changed, and the derived status)."""
+        changes = state.changes_from(before) if before is not None else state.as_columns()
+        if not changes:
+            return
+        changes["status"] = state.status.value
+        self.update(local_id, **changes)
+
+    def record_submitted(self, local_id: str, state: JobState, before: JobState) -> None:
+        """The POST was answered: the task id (and the charge) right away, before the handle
+        shows it. A failure here must not lose the id: the engine keeps and retries it."""
+        self.save_state(local_id, state, before)
+
+    def update(self, local_id: str, **changes: Any) -> None:
+        unknown = set(changes) - set(COLUMNS)
+        if unknown:
+            raise ValueError(f"unknown journal columns: {sorted(unknown)}")
+        changes["updated_at"] = time.time()
+        assignments = ", ".join(f"{name} = ?" for name in changes)
+        with self._tx() as cur:
+            cur.execute(f"UPDATE jobs SET {assignments} WHERE local_id = ?",
+                        (*changes.values(), local_id))
+
+    def heartbeat(self, local_ids: Sequence[str]) -> None:
+        """Renew this process's lease on the rows it works on (other hosts judge by it)."""
+        if not local_ids:
+            return
+        now = time.time()
+        with self._tx() as cur:
+            for start in range(0, len(local_ids), 500):
+                chunk = local_ids[start:start + 500]
+                marks = ", ".join("?" for _ in chunk)
+                cur.execute(f"UPDATE jobs SET heartbeat_at = ? WHERE local_id IN ({marks})",
+                            (now, *chunk))
+
+    def adopt(self, local_id: str) -> None:
+        """This process takes over a row's lease (resume)."""
+        owner = current_owner()
+        self.update(local_id, owner=str(owner), pid=owner.pid, heartbeat_at=time.time())
+
+    def recover_interrupted_submits(self) -> list[JobRecord]:
+        """Rows left 'submitting' by a process that is gone become 'unknown': maybe charged."""
+        now = time.time()
+        recovered = []
+        with self._tx(exclusive=True) as cur:
+            rows = cur.execute(f"SELECT * FROM jobs WHERE {SQL_PENDING}").fetchall()
+            for row in rows:
+                record = JobRecord.from_row(row)
+                if owner_alive(record.owner, heartbeat_at=record.heartbeat_at, now=now):
+                    continue
+                state = record.state.evolve(
+                    phase=Phase.SETTLED, error_type=UNKNOWN_OUTCOME, error_message=INTERRUPTED,
+                    charge=Charge.NONE if record.emulator else Charge.MAYBE)
+                cur.execute(
+                    "UPDATE jobs SET phase = ?, status = ?, error_type = ?, error_message = ?,"
+                    " charge = ?, updated_at = ? WHERE local_id = ?",
+                    (state.phase.value, state.status.value, state.error_type,
+                     state.error_message, state.charge.value, now, record.local_id))
+                recovered.append(record.local_id)
+        return [r for r in map(self.get, recovered) if r is not None]
+
+    # -- reads ------------------------------------------------------------------------------
+
+    def _get(self, cur: Cursor, local_id: str) -> JobRecord | None:
+        row = cur.execute("SELECT * FROM jobs WHERE local_id = ?", (local_id,)).fetchone()
+        return JobRecord.from_row(row) if row is not None else None
+
+    def get(self, local_id: str) -> JobRecord | None:
+        with self._read() as cur:
+            return self._get(cur, local_id)
+
+    def find(self, ref: str) -> JobRecord | None:
+        """A job by task id, local id, or a unique prefix of either."""
+        rows = self._rows(f"SELECT * FROM jobs WHERE task_id = ? OR local_id = ?{_ORDER} LIMIT 1",
+                          (ref, ref))
+        if rows:
+            return rows[0]
+        prefix = ref.replace("%", "").replace("_", "") + "%"
+        rows = self._rows("SELECT * FROM jobs WHERE task_id LIKE ? OR local_id LIKE ? LIMIT 2",
+                          (prefix, prefix))
+        return rows[0] if len(rows) == 1 else None
+
+    def history(self, limit: int | None = None, *, starred: bool | None = None,
+                search: str | None = None, status: str | None = None,
+                offset: int = 0) -> list[JobRecord]:
+        sql, params = "SELECT * FROM jobs WHERE 1 = 1", list[Any]()
+        if starred is not None:
+            sql += " AND starred = ?"
+            params.append(int(starred))
+        if search:
+            for word in search.lower().split():
+                sql += " AND LOWER(request) LIKE ?"
+                params.append("%" + word.replace("%", "").replace("_", "") + "%")
+        if status is not None:
+            sql += " AND status = ?"
+            params.append(Status(status).value)
+        sql += _ORDER
+        if limit is not None or offset:
+            sql += " LIMIT ? OFFSET ?"
+            params += [limit if limit is not None else 2**62, offset]
+        return self._rows(sql, params)
+
+    def unfinished(self) -> list[JobRecord]:
+        """Jobs that still need the relay: polling, or completed but not saved."""
+        return self._rows(f"SELECT * FROM jobs WHERE {SQL_NEEDS_RELAY} ORDER BY created_at")
+
+    def spend(self, session: str | None = None) -> Spend:
+        with self._read() as cur:
+            if session is None:
+                return self._spend(cur)
+            return self._spend(cur, " AND session = ?", (session,))
+
+    def iter_all(self) -> Iterator[JobRecord]:
+        yield from self._rows("SELECT * FROM jobs ORDER BY created_at")
+
+
+_FIELDS = tuple(f.name for f in fields(JobRecord))
+assert _FIELDS == COLUMNS, "JobRecord and COLUMNS must list the same columns in order"

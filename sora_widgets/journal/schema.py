@@ -1,0 +1,136 @@
+"""The journal's schema and its migrations, the same for every backend.
+
+``schema_version`` holds the version; a journal of 0.1 (a ``jobs`` table without that
+table) is version 1 and is migrated in place: its status strings become the lifecycle's
+phase / relay status / error type, so nothing it knew about a paid job is lost.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..lifecycle import (
+    RELAY_FAILED,
+    UNKNOWN_OUTCOME,
+    Phase,
+    RelayStatus,
+    Status,
+)
+from .base import SCHEMA_VERSION, Cursor
+
+__all__ = ["migrate"]
+
+_TYPES = {
+    "sqlite": {"real": "REAL", "int": "INTEGER", "text": "TEXT"},
+    "postgres": {"real": "DOUBLE PRECISION", "int": "BIGINT", "text": "TEXT"},
+}
+
+#: (column, type, constraint) of schema 2.
+_JOBS = (
+    ("local_id", "text", "PRIMARY KEY"),
+    ("task_id", "text", ""),
+    ("fingerprint", "text", "NOT NULL"),
+    ("request", "text", "NOT NULL"),
+    ("backend", "text", "NOT NULL"),
+    ("emulator", "int", "NOT NULL DEFAULT 0"),
+    ("status", "text", "NOT NULL"),
+    ("phase", "text", f"NOT NULL DEFAULT '{Phase.SUBMITTING.value}'"),
+    ("relay_status", "text", ""),
+    ("relay_word", "text", ""),
+    ("progress", "int", "NOT NULL DEFAULT 0"),
+    ("video_url", "text", ""),
+    ("error_message", "text", ""),
+    ("error_code", "text", ""),
+    ("error_type", "text", ""),
+    ("price_usd", "real", "NOT NULL DEFAULT 0"),
+    ("charge", "text", "NOT NULL DEFAULT 'none'"),
+    ("local_path", "text", ""),
+    ("session", "text", "NOT NULL"),
+    ("owner", "text", "NOT NULL DEFAULT ''"),
+    ("pid", "int", "NOT NULL"),
+    ("heartbeat_at", "real", ""),
+    ("created_at", "real", "NOT NULL"),
+    ("updated_at", "real", "NOT NULL"),
+    ("completed_at", "real", ""),
+    ("parent_id", "text", ""),
+    ("starred", "int", "NOT NULL DEFAULT 0"),
+    ("note", "text", ""),
+    ("user_name", "text", ""),
+    ("host", "text", ""),
+)
+#: Columns schema 2 added to 0.1's table.
+_ADDED_IN_2 = ("phase", "relay_status", "relay_word", "error_type", "owner", "heartbeat_at",
+               "parent_id", "starred", "note", "user_name", "host")
+_INDEXES = (
+    "CREATE INDEX IF NOT EXISTS jobs_fingerprint ON jobs (fingerprint, backend)",
+    "CREATE INDEX IF NOT EXISTS jobs_task ON jobs (task_id)",
+    "CREATE INDEX IF NOT EXISTS jobs_created ON jobs (created_at)",
+    "CREATE INDEX IF NOT EXISTS jobs_phase ON jobs (phase)",
+)
+#: 0.1's error codes of a rejected submit, and the exception each one raises now.
+_REJECTED = {"400": "BadRequestError", "401": "AuthenticationError",
+             "403": "PermissionDeniedError", "404": "NotFoundError", "429": "RateLimitError"}
+
+
+def _column(name: str, kind: str, constraint: str, dialect: str) -> str:
+    return f"{name} {_TYPES[dialect][kind]} {constraint}".strip()
+
+
+def _has_table(cur: Cursor, name: str, dialect: str) -> bool:
+    if dialect == "sqlite":
+        sql = "SELECT COUNT(*) AS n FROM sqlite_master WHERE type = 'table' AND name = ?"
+    else:
+        sql = ("SELECT COUNT(*) AS n FROM information_schema.tables WHERE table_name = ?"
+               " AND table_schema = current_schema()")
+    return int(cur.execute(sql, (name,)).fetchone()["n"]) > 0
+
+
+def migrate(cur: Cursor, *, dialect: str) -> int:
+    """Bring the schema to :data:`SCHEMA_VERSION` inside the caller's transaction."""
+    if not _has_table(cur, "schema_version", dialect):
+        cur.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+        version = 1 if _has_table(cur, "jobs", dialect) else 0
+        cur.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
+    version = int(cur.execute("SELECT MAX(version) AS v FROM schema_version").fetchone()["v"])
+    if version == 0:
+        columns = ", ".join(_column(*c, dialect) for c in _JOBS)
+        cur.execute(f"CREATE TABLE jobs ({columns})")
+    elif version == 1:
+        _from_1(cur, dialect)
+    if version < SCHEMA_VERSION:
+        for sql in _INDEXES:
+            cur.execute(sql)
+        cur.execute("UPDATE schema_version SET version = ?", (SCHEMA_VERSION,))
+    return SCHEMA_VERSION
+
+
+def _from_1(cur: Cursor, dialect: str) -> None:
+    """0.1 kept one status string; derive phase, relay status and error type from it."""
+    spec = {name: (kind, constraint) for name, kind, constraint in _JOBS}
+    for name in _ADDED_IN_2:
+        kind, constraint = spec[name]
+        cur.execute(f"ALTER TABLE jobs ADD COLUMN {_column(name, kind, constraint, dialect)}")
+    rows = cur.execute("SELECT local_id, task_id, status, local_path, error_code FROM jobs"
+                       ).fetchall()
+    for row in rows:
+        phase, relay, error_type = _v1_meaning(row)
+        cur.execute("UPDATE jobs SET phase = ?, relay_status = ?, relay_word = ?,"
+                    " error_type = ? WHERE local_id = ?",
+                    (phase.value, relay.value if relay else None, row["status"], error_type,
+                     row["local_id"]))
+
+
+def _v1_meaning(row: Any) -> tuple[Phase, RelayStatus | None, str | None]:
+    status = row["status"]
+    if status == Status.SUBMITTING.value:
+        return Phase.SUBMITTING, None, None
+    if status == Status.UNKNOWN.value:
+        return Phase.SETTLED, None, UNKNOWN_OUTCOME
+    if status == Status.FAILED.value and row["task_id"] is None:
+        return Phase.SETTLED, None, _REJECTED.get(str(row["error_code"]), "APIError")
+    if status == Status.FAILED.value:
+        return Phase.SETTLED, RelayStatus.FAILED, RELAY_FAILED
+    if status == Status.COMPLETED.value:
+        return (Phase.SETTLED if row["local_path"] else Phase.SAVING), RelayStatus.COMPLETED, None
+    relay = {s.value: s for s in RelayStatus}.get(status)
+    return Phase.POLLING, relay, None
