@@ -229,6 +229,19 @@ def test_bad_field_is_400_naming_it(emu: RunningEmulator, client: httpx.Client,
     assert emu.stats()["tasks_created"] == 0
 
 
+@pytest.mark.parametrize("name", ["size", "seconds", "input_reference"])
+def test_openai_only_fields_are_400(emu: RunningEmulator, client: httpx.Client,
+                                    name: str) -> None:
+    """Strict, as real gateways are: a client speaking the other style finds out for free."""
+    response = client.post("/v1/videos", json={**BODY, name: "8"})
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert set(error) == {"message", "code", "param"}  # the artifex error shape
+    assert (error["param"], error["code"]) == (name, "unknown_parameter")
+    assert error["message"].startswith(f"Unknown parameter: '{name}'.")
+    assert emu.stats()["tasks_created"] == 0
+
+
 @pytest.mark.parametrize("raw", [b"{not json", b"[1, 2]", b"", b"\xff\xfe"])
 def test_body_that_is_not_a_json_object_is_400(client: httpx.Client, raw: bytes) -> None:
     response = client.post("/v1/videos", content=raw,
@@ -280,6 +293,17 @@ def test_video_is_a_browser_ready_h264_mp4(client: httpx.Client, ratio: str,
         assert container.duration is not None
         assert container.duration / av.time_base == pytest.approx(12.0, abs=0.2)
         assert 11 <= stream.average_rate <= 13
+
+
+def test_last_frame_is_a_picture_not_black(client: httpx.Client) -> None:
+    """Clients take the last frame to continue a story: it must show something."""
+    _, data = completed_video(client)
+    with av.open(io.BytesIO(data)) as container:
+        last = list(container.decode(video=0))[-1].to_image().convert("L")
+    histogram = last.histogram()
+    mean = sum(i * n for i, n in enumerate(histogram)) / sum(histogram)
+    spread = sum(n for i, n in enumerate(histogram) if abs(i - mean) > 20) / sum(histogram)
+    assert mean > 30 and spread > 0.05
 
 
 def test_videos_differ_per_job_and_render_once(emu: RunningEmulator,
