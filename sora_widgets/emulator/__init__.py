@@ -1,8 +1,19 @@
 """A local Sora 2 relay: the relay's HTTP API, for free, over real loopback HTTP.
 
-It speaks ``relay-api.md`` exactly: ``POST /v1/videos`` answers a queued task, and
-``GET /v1/videos/{id}`` shows it go queued -> in_progress (progress rising) -> completed
-with a link to a real, playable 12 s H.264 mp4 (or failed with an error). Used by the
+Two wire styles (``EmulatorConfig.style``, ``--style``):
+
+* ``"artifex"`` (default) speaks ``relay-api.md`` exactly: ``POST /v1/videos`` (JSON:
+  model, prompt, aspect_ratio, duration, image) answers a queued task, and
+  ``GET /v1/videos/{id}`` shows it go queued -> in_progress (progress rising) -> completed
+  with a ``video_url`` link to a real, playable 12 s H.264 mp4 (or failed with an error).
+* ``"openai"`` speaks the OpenAI SDK's ``videos`` resource, as new-api gateways do:
+  ``POST /v1/videos`` (JSON or multipart: model, prompt, size, seconds as a string,
+  input_reference), ``GET /v1/videos/{id}`` without a link, the mp4 at
+  ``GET /v1/videos/{id}/content`` (Bearer key, Range, until ``expires_at``), and an
+  ``openai-poll-after-ms`` header on every answer.
+
+Each style rejects the other's fields with 400. A first-frame image (data: URI, upload,
+or loopback URL; other hosts are never contacted) is the video's first frame. Used by the
 package when no API key is set, by the test suite, and by the benchmarks.
 
 Keys: any non-blank Bearer key is a VIP key, except keys starting with ``nonvip`` (and

@@ -34,9 +34,9 @@ def build_parser(prog: str = "python -m sora_widgets.emulator") -> argparse.Argu
     parser.add_argument("--status-synonyms", action="store_true",
                         help="answer gateway status words (pending, running, succeeded, error...) "
                         "instead of queued/in_progress/completed/failed")
-    parser.add_argument("--content-ttl", type=float, default=3600.0, metavar="S",
-                        help="openai style: video content expires S seconds after completion "
-                        "(default 3600; 0 = at once)")
+    parser.add_argument("--content-ttl", type=_ttl, default=3600.0, metavar="S",
+                        help="openai style: video content expires S seconds after completion, "
+                        "rounded up to a whole second (default 3600; 'never' = no expiry)")
     parser.add_argument("--video-scale", type=float, default=1.0, metavar="X",
                         help="video size multiplier: 1 = 640x360 / 360x640 (default), 0.5 = "
                         "320x180, 2 = 1280x720 (slower renders)")
@@ -44,6 +44,12 @@ def build_parser(prog: str = "python -m sora_widgets.emulator") -> argparse.Argu
                         help="persist tasks in DIR so they survive a restart")
     parser.add_argument("-v", "--verbose", action="store_true", help="log every request")
     return parser
+
+
+def _ttl(text: str) -> float | None:
+    if text.strip().lower() in ("never", "none"):
+        return None
+    return float(text)
 
 
 def main(argv: list[str] | None = None) -> int:
