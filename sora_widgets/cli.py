@@ -1,98 +1,551 @@
-"""``sora-widgets``: the terminal face of the same engine (generate, jobs, resume, emulator)."""
+"""``sora-widgets``: the terminal face of the same engine (generate, jobs, resume, emulator).
+
+Drawing is done by `rich`: a live progress line while a job runs (redrawn in place,
+erased when the job settles, then one final line), plain lines when stderr is not a
+terminal, and a table for ``jobs``. Every string the relay controls (task ids, error
+messages) or that comes back from the journal (prompts, paths) goes through
+:func:`printable` and is handed to rich as :class:`rich.text.Text`, never as markup.
+
+This module only uses the public job API (``Studio.generate/jobs/resume/spend`` and
+``Job`` attributes, ``wait``, ``download``), so the engine below may change freely.
+"""
 
 from __future__ import annotations
 
 import argparse
-import shutil
+import os
+import re
 import sys
-import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Iterable, Sequence
+from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from rich import box
+from rich.cells import cell_len
+from rich.console import Console, Group, RenderableType
+from rich.live import Live
+from rich.progress_bar import ProgressBar
+from rich.spinner import Spinner
+from rich.table import Table
+from rich.text import Text
 
 from .errors import SoraError, ValidationError
-from .job import Job
 
-__all__ = ["main"]
+if TYPE_CHECKING:
+    from . import Job
+
+__all__ = [
+    "EMULATOR_WORDS",
+    "build_parser",
+    "final_line",
+    "jobs_table",
+    "main",
+    "printable",
+    "progress_line",
+    "reuse_line",
+    "spend_line",
+]
+
+EMULATOR_WORDS = "local emulator — no charge"
+UNKNOWN_WORDS = "submit outcome unknown"
+
+# -- safe text ------------------------------------------------------------------------------
+
+#: Terminal escape sequences, 7-bit (ESC ...) and 8-bit (C1) forms. String-type sequences
+#: (OSC, DCS, SOS, PM, APC) run to their terminator (BEL or ST) or, unterminated, to the end:
+#: a terminal would swallow that text too, or worse, act on it.
+_ESCAPE_SEQUENCE = re.compile(
+    r"(?:\x1b\[|\x9b)[\x30-\x3f]*[\x20-\x2f]*[\x40-\x7e]?"            # CSI ... final byte
+    r"|(?:\x1b[\]PX^_]|[\x90\x98\x9d\x9e\x9f]).*?(?:\x07|\x1b\\|\x9c|\Z)"  # OSC/DCS/SOS/PM/APC
+    r"|\x1b[\x20-\x2f]*[\x30-\x7e]?",                                 # any other ESC sequence
+    re.DOTALL,
+)
+#: Line and tab characters: a run of them (with the spaces around) becomes one space, so a
+#: multi-line prompt stays on its row and a relay message cannot fake a line of its own.
+_LINE_BREAKS = re.compile(r"[ ]*[\t\n\v\f\r\x1c-\x1e\x85\u2028\u2029]+[ \t\n\v\f\r\x85]*")
+#: What is left to drop: C0 and C1 controls, DEL, and the bidirectional controls that
+#: make text display in an order other than the one it is read in (Trojan Source).
+_CONTROLS = re.compile(
+    r"[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]"
+)
 
 
-def _bar(job: Job, width: int = 30) -> str:
-    filled = int(width * job.progress / 100)
-    money = "emulator, free" if job.emulator else f"${job.price_usd:.2f}"
-    eta = f" ~{int(job.eta_seconds)}s left" if job.eta_seconds else ""
-    return (f"\r[{'#' * filled}{'.' * (width - filled)}] {job.progress:3d}% "
-            f"{job.status:<12} {int(job.elapsed)}s{eta} ({money})  ")
+def printable(text: object) -> str:
+    """``text`` made safe to print on a terminal, on one line.
+
+    Escape sequences (CSI, OSC, DCS, ...) are removed whole, line breaks and tabs become
+    one space, and the remaining C0/C1 controls and bidi overrides are dropped. The result
+    is plain text: hand it to rich as ``Text(...)`` (not as markup) so ``[bold]`` stays
+    literal. ``None`` gives ``""``.
+    """
+    if text is None:
+        return ""
+    value = text if isinstance(text, str) else str(text)
+    value = _ESCAPE_SEQUENCE.sub("", value)
+    value = _LINE_BREAKS.sub(" ", value)
+    return _CONTROLS.sub("", value)
 
 
-def _follow(job: Job, out: Path | None, quiet: bool) -> int:
-    """Draw a progress bar until the job settles; copy the video to ``out``."""
-    changed = threading.Event()
-    job.on_change(lambda _change: changed.set())
-    while not job._settled.is_set():
-        if not quiet:
-            sys.stderr.write(_bar(job))
-            sys.stderr.flush()
-        changed.wait(1.0)
-        changed.clear()
-    if not quiet:
-        sys.stderr.write(_bar(job) + "\n")
+def _short(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: max(0, limit - 1)] + "…"
+
+
+# -- words ----------------------------------------------------------------------------------
+
+def _seconds(value: float | None) -> str:
+    if value is None:
+        return "?"
+    whole = max(0, int(value))
+    return f"{whole // 60}m{whole % 60:02d}s" if whole >= 60 else f"{whole}s"
+
+
+def _status_words(status: str) -> str:
+    return {"in_progress": "generating", "unknown": UNKNOWN_WORDS}.get(
+        status, status.replace("_", " "))
+
+
+def _job_ref(job: Job) -> str:
+    """The task id, or the local id for a submit the relay never answered."""
+    return printable(job.id) if job.id else f"local:{job.local_id[:8]}"
+
+
+def _saved(job: Job) -> bool:
+    return job.local_path is not None
+
+
+class Countdown:
+    """Time left that keeps ticking between polls: ``eta_seconds`` minus the time since it
+    was last seen to change (the engine updates it only when a poll lands)."""
+
+    def __init__(self) -> None:
+        self._seen: dict[str, tuple[float, float]] = {}
+
+    def __call__(self, job: Job) -> float | None:
+        eta = job.eta_seconds
+        if eta is None:
+            self._seen.pop(job.local_id, None)
+            return None
+        now = time.monotonic()
+        seen = self._seen.get(job.local_id)
+        if seen is None or seen[0] != eta:
+            self._seen[job.local_id] = (eta, now)
+            return eta
+        return max(0.0, eta - (now - seen[1]))
+
+
+def _phase(job: Job, eta: float | None) -> str:
+    """What the job is doing now, with elapsed time and what is left."""
+    elapsed = _seconds(job.elapsed)
+    if job.status == "submitting":
+        return f"submitting… · {elapsed}"
+    if job.status == "completed":
+        return f"completed · {elapsed}" if _saved(job) else f"saving the video… · {elapsed}"
+    if job.status in ("failed", "unknown"):
+        return f"{_status_words(job.status)} · {elapsed}"
+    if eta is None:
+        left = "estimating…"
+    elif eta < 1:
+        left = "almost done"
+    else:
+        left = f"about {_seconds(eta)} left"
+    if job.status == "queued":
+        return f"queued · {elapsed} · {left}"
+    return f"{_status_words(job.status)} {int(job.progress)}% · {elapsed} · {left}"
+
+
+def progress_line(job: Job, *, label: str | None = None, bar: bool = True,
+                  width: int = 30, countdown: Countdown | None = None) -> RenderableType:
+    """The live line of a running job: spinner, bar, percent, elapsed, time left.
+
+    Time left reads "estimating…" until the engine has an estimate (``eta_seconds``).
+    """
+    words = Text(no_wrap=True, overflow="ellipsis")
+    if label:
+        words.append(printable(label), style="bold")
+        words.append(" ")
+    words.append(_phase(job, countdown(job) if countdown else job.eta_seconds))
+    trouble = getattr(job, "poll_error", None)
+    saving = getattr(job, "download_error", None) if job.status == "completed" else None
+    if trouble:
+        words.append(f" · reconnecting: {printable(trouble)}", style="yellow")
+    elif saving and not _saved(job):
+        words.append(f" · retrying: {printable(saving)}", style="yellow")
+    if not bar:
+        return words
+    grid = Table.grid(padding=(0, 1))
+    grid.add_column(no_wrap=True)
+    grid.add_column(no_wrap=True, width=width)
+    grid.add_column(no_wrap=True, overflow="ellipsis")
+    done = 100.0 if job.status == "completed" else float(job.progress)
+    grid.add_row(Spinner("dots", style="cyan"),
+                 ProgressBar(total=100.0, completed=done, width=width), words)
+    return grid
+
+
+def final_line(job: Job, error: BaseException | None = None) -> Text:
+    """One line saying how a job ended (after the live line is erased)."""
+    ref = _job_ref(job)
+    line = Text()
+    if job.status == "completed" and error is None:
+        line.append("✔ completed", style="bold green")
+        line.append(f" in {_seconds(job.elapsed)} · task {ref}")
+        if not job.emulator and not job.cached and job.charge == "charged":
+            line.append(f" · ${job.cost_usd or job.price_usd:.2f} charged")
+        return line
+    if job.status == "unknown":
+        line.append(f"? {UNKNOWN_WORDS}", style="bold yellow")
+        line.append(f" · {ref}")
+        if job.emulator:
+            line.append(f" · {EMULATOR_WORDS}")
+        else:
+            line.append(f" · it may have been charged ${job.price_usd:.2f}: the answer to the "
+                        "submit was lost, so it was not retried (a retry could pay twice)")
+        return line
+    if job.status == "failed":
+        line.append("✘ failed", style="bold red")
+        line.append(f" after {_seconds(job.elapsed)} · task {ref}")
+        message = printable(job.error or (error and str(error)) or "")
+        if message:
+            line.append(f": {message}")
+        return line
+    line.append("✘ error", style="bold red")
+    line.append(f" · task {ref} ({_status_words(job.status)})")
+    if error is not None:
+        line.append(f": {printable(error)}")
+    return line
+
+
+def reuse_line(job: Job) -> Text:
+    """Said when ``generate`` hands back an earlier identical job instead of paying again."""
+    return Text(f"reused job {_job_ref(job)} ({_status_words(job.status)}) — no new charge; "
+                "--force pays again")
+
+
+# -- following jobs -------------------------------------------------------------------------
+
+def _stderr_console() -> Console:
+    return Console(stderr=True, highlight=False, emoji=False, markup=False)
+
+
+def _interactive(console: Console) -> bool:
+    return console.is_terminal and not console.is_dumb_terminal
+
+
+def _settle(job: Job, timeout: float) -> tuple[bool, BaseException | None]:
+    """Wait up to ``timeout`` s: (settled, the error wait() raised, if any)."""
     try:
-        job.wait(0)
+        job.wait(timeout)
+    except TimeoutError:
+        return False, None
     except SoraError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        return True, exc
+    return True, None
+
+
+def follow(jobs: Sequence[Job], console: Console, *, quiet: bool = False,
+           tick: float = 0.25) -> dict[str, BaseException | None]:
+    """Show jobs until each settles; one final line each. Returns local id -> error or None.
+
+    On a terminal a live region (one line per running job) is redrawn in place and erased
+    when the last job settles; elsewhere a plain line is printed when a job's state moves.
+    """
+    results: dict[str, BaseException | None] = {}
+    running = list(jobs)
+    labels = len(jobs) > 1
+    countdown = Countdown()
+
+    def label(job: Job) -> str | None:
+        return _job_ref(job) if labels else None
+
+    def step() -> list[tuple[Job, BaseException | None]]:
+        settled = []
+        for job in list(running):
+            # A short wait per job keeps the loop responsive for many jobs.
+            done, error = _settle(job, tick if len(running) == 1 else 0.02)
+            if done:
+                running.remove(job)
+                results[job.local_id] = error
+                settled.append((job, error))
+        return settled
+
+    if quiet:
+        while running:
+            for job, error in step():
+                if error is not None:
+                    console.print(final_line(job, error), soft_wrap=True)
+            if len(running) > 1:
+                time.sleep(tick)
+        return results
+
+    if _interactive(console):
+        def view() -> RenderableType:
+            return Group(*(progress_line(job, label=label(job), countdown=countdown)
+                           for job in running))
+
+        last: list[tuple[Job, BaseException | None]] = []
+        with Live(console=console, get_renderable=view, refresh_per_second=4,
+                  transient=True, redirect_stdout=False, redirect_stderr=False) as live:
+            while running:
+                settled = step()
+                if not running:     # the last ones: said after the live line is erased
+                    last = settled
+                    break
+                for job, error in settled:   # above the lines of the jobs still running
+                    live.console.print(final_line(job, error), soft_wrap=True)
+                if len(running) > 1:
+                    time.sleep(tick)
+        for job, error in last:
+            console.print(final_line(job, error), soft_wrap=True)
+        return results
+
+    # Not a terminal (a log, a pipe): a plain line whenever a job's state moves on.
+    seen: dict[str, tuple[Any, ...]] = {}
+    while running:
+        for job, error in step():
+            console.print(final_line(job, error), soft_wrap=True)
+        for job in running:
+            state = (job.status, int(job.progress) // 10, job.eta_seconds is None,
+                     _saved(job), getattr(job, "poll_error", None),
+                     getattr(job, "download_error", None))
+            if seen.get(job.local_id) != state:
+                seen[job.local_id] = state
+                console.print(progress_line(job, label=label(job), bar=False), soft_wrap=True)
+        if len(running) > 1:
+            time.sleep(tick)
+    return results
+
+
+def _finish(job: Job, error: BaseException | None, out: Path | None) -> int:
+    if error is not None or job.status != "completed":
         return 1
     path = job.download(out) if out else job.download()
-    print(path)
+    print(printable(path), flush=True)
     return 0
 
+
+# -- commands -------------------------------------------------------------------------------
 
 def _cmd_generate(args: argparse.Namespace) -> int:
     from .studio import default_studio
 
+    console = _stderr_console()
     studio = default_studio()
     try:
         job = studio.generate(args.prompt, aspect_ratio=args.ratio, image=args.image or None,
                               model=args.model, force=args.force)
     except ValidationError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        console.print(Text(f"error: {printable(exc)}"), soft_wrap=True)
         return 2
     if job.cached:
-        print(f"reusing job {job.id or job.local_id[:8]} ({job.status}): same request, no new "
-              "charge; --force pays again", file=sys.stderr)
+        console.print(reuse_line(job), soft_wrap=True)
     elif job.emulator:
-        print("no SORA_API_KEY: running on the local emulator — no charge", file=sys.stderr)
-    return _follow(job, Path(args.out) if args.out else None, args.quiet)
+        if not args.quiet:
+            console.print(Text(f"no SORA_API_KEY: running on the {EMULATOR_WORDS}"),
+                          soft_wrap=True)
+    else:
+        console.print(Text(f"submitting: ${job.price_usd:.2f} is charged when the relay "
+                           "accepts the job"), soft_wrap=True)
+    try:
+        results = follow([job], console, quiet=args.quiet)
+    except KeyboardInterrupt:
+        return _interrupted(console, [job])
+    return _finish(job, results.get(job.local_id), Path(args.out) if args.out else None)
+
+
+def _interrupted(console: Console, jobs: Sequence[Job]) -> int:
+    where = "the local emulator" if all(job.emulator for job in jobs) else "the relay"
+    refs = ", ".join(_job_ref(job) for job in jobs)
+    verb = "keeps" if len(jobs) == 1 else "keep"
+    console.print(Text(f"interrupted: {refs} {verb} running at {where}; "
+                       "`sora-widgets resume` picks it up"), soft_wrap=True)
+    return 130
+
+
+def _created(job: Job) -> str:
+    if not job.created_at:
+        return "—"
+    return datetime.fromtimestamp(job.created_at).strftime("%Y-%m-%d %H:%M")
+
+
+def _cost(job: Job) -> str:
+    if job.emulator:
+        return "free"
+    if job.charge == "charged":
+        return f"${job.cost_usd or job.price_usd:.2f}"
+    if job.charge == "maybe":
+        return f"maybe ${job.price_usd:.2f}"
+    if job.status == "submitting":
+        return f"${job.price_usd:.2f}?"
+    return "none"
+
+
+_STATUS_STYLE = {"completed": "green", "failed": "red", "unknown": "yellow"}
+
+
+def _videos_dir(jobs: Sequence[Job]) -> Path | None:
+    """The one directory every saved video is in, if there is one (shown once)."""
+    parents = {job.local_path.parent for job in jobs if job.local_path is not None}
+    return parents.pop() if len(parents) == 1 else None
+
+
+def _tilde(path: Path) -> str:
+    text = str(path)
+    home = os.path.expanduser("~")
+    if home not in ("", "/") and (text == home or text.startswith(home + os.sep)):
+        text = "~" + text[len(home):]
+    return printable(text)
+
+
+#: Below this width the file column is left out (the folder is named under the table).
+NARROW = 110
+#: The prompt keeps at least this many cells before the file column gives up its head.
+PROMPT_MIN = 30
+_GAP = 2     # between columns (collapsed padding + the blank column rule)
+
+
+def _left_cut(text: str, width: int) -> str:
+    """``…`` + the end of ``text``: a file's name and extension are at its end."""
+    if cell_len(text) <= width:
+        return text
+    tail = text[-max(1, width - 1):]
+    while cell_len(tail) > width - 1 and len(tail) > 1:
+        tail = tail[1:]
+    return "…" + tail
+
+
+def jobs_table(jobs: Sequence[Job], *, width: int | None = None,
+               prompt_width: int = 60) -> Table:
+    """History as a table: one row per job (prompts collapsed to one line, truncated).
+
+    ``width`` is the console's: below :data:`NARROW` the file column is left out; above, the
+    prompt keeps :data:`PROMPT_MIN` cells and long file names are cut at the front. When
+    every saved video is in one folder the file column names the file only (the folder is
+    printed once under the table by :func:`print_jobs`).
+    """
+    common = _videos_dir(jobs)
+    files = width is None or width >= NARROW
+    rows: list[list[Text]] = []
+    for job in jobs:
+        prompt = printable(job.prompt) if job.prompt else "(image only)"
+        cells = [
+            Text(_created(job)),
+            Text(_job_ref(job)),
+            Text(_status_words(job.status), style=_STATUS_STYLE.get(job.status, "")),
+            Text(job.aspect_ratio),
+            Text(_cost(job)),
+            Text(_short(prompt, prompt_width), no_wrap=True, overflow="ellipsis"),
+        ]
+        if files:
+            if job.local_path is None:
+                file = "—"
+            elif common is not None:
+                file = printable(job.local_path.name)
+            else:
+                file = _tilde(job.local_path)
+            cells.append(Text(file, no_wrap=True, overflow="ellipsis"))
+        rows.append(cells)
+    headers = ["created", "task id", "status", "ratio", "cost", "prompt", "file"][
+        : 7 if files else 6]
+    if files and width is not None and rows:
+        fixed = sum(max(cell_len(h), *(row[i].cell_len for row in rows)) + _GAP
+                    for i, h in enumerate(headers[:5]))
+        prompt_cells = min(PROMPT_MIN, max(row[5].cell_len for row in rows))
+        room = max(12, width - fixed - max(cell_len("prompt"), prompt_cells) - _GAP)
+        for row in rows:
+            row[6] = Text(_left_cut(row[6].plain, room), no_wrap=True)
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, collapse_padding=True,
+                  header_style="bold")
+    for name in headers:
+        # Only the prompt may shrink on a narrow terminal (its cells never wrap: one row each).
+        table.add_column(name, no_wrap=name != "prompt", min_width=10 if name == "prompt"
+                         else None, justify="right" if name == "cost" else "left")
+    for row in rows:
+        table.add_row(*row)
+    return table
+
+
+def _money(value: float) -> str:
+    return f"${value:.2f}"
+
+
+def spend_line(session: Any, all_time: Any) -> Text:
+    """Money in plain words: charged this session and all time, and what may have been.
+
+    ``session``/``all_time`` are the studio's spend records (``charged_usd``, ``maybe_usd``,
+    ``pending_usd``). A CLI command is a session of its own, so "this session" is only said
+    when it spent something.
+    """
+    parts = [f"Spent: {_money(all_time.charged_usd)} all time"]
+    if session.charged_usd > 0:
+        parts[0] = (f"Spent: {_money(session.charged_usd)} this session, "
+                    f"{_money(all_time.charged_usd)} all time")
+    text = parts[0]
+    if all_time.maybe_usd > 0:
+        text += (f"; {_money(all_time.maybe_usd)} more may have been charged "
+                 "(submits whose answer was lost)")
+    pending = getattr(all_time, "pending_usd", 0.0) or 0.0
+    if pending > 0:
+        text += f"; {_money(pending)} being submitted now"
+    return Text(text + ".")
+
+
+def print_jobs(console: Console, jobs: Sequence[Job], spend: dict[str, Any] | None) -> None:
+    """The ``jobs`` command's output: the table, the videos folder, the money sentence."""
+    if not jobs:
+        console.print(Text('no jobs yet — try: sora-widgets generate "a prompt"'))
+    else:
+        files = console.width >= NARROW
+        console.print(jobs_table(jobs, width=console.width))
+        common = _videos_dir(jobs)
+        if common is not None:
+            console.print(Text(f"files are in {_tilde(common)}"), soft_wrap=True)
+        elif not files and any(job.local_path for job in jobs):
+            console.print(Text(f"(a terminal {NARROW} columns wide shows each video's file)"))
+        if any(job.emulator for job in jobs):
+            console.print(Text(f"free: {EMULATOR_WORDS}"))
+    if spend is not None:
+        console.print(spend_line(spend["session"], spend["all_time"]), soft_wrap=True)
+
+
+def _stdout_console() -> Console:
+    """Tables go to stdout; piped, they are not cut to 80 columns."""
+    console = Console(highlight=False, emoji=False, markup=False)
+    if not console.is_terminal and "COLUMNS" not in os.environ:
+        console = Console(highlight=False, emoji=False, markup=False, width=200)
+    return console
 
 
 def _cmd_jobs(args: argparse.Namespace) -> int:
     from .studio import default_studio
 
     studio = default_studio()
-    rows = studio.jobs(args.limit)
-    width = shutil.get_terminal_size((100, 20)).columns
-    for job in rows:
-        money = "emulator" if job.emulator else f"${job.cost_usd:.2f}"
-        if job.charge == "maybe":
-            money = "maybe $" + f"{job.price_usd:.2f}"
-        line = (f"{(job.id or job.local_id[:12]):<28} {job.status:<12} {job.aspect_ratio:<5} "
-                f"{money:<10} {(job.prompt or '(image)')}")
-        print(line[:width])
-    spend = studio.spend()
-    print(f"session ${spend['session'].charged_usd:.2f}, all time "
-          f"${spend['all_time'].charged_usd:.2f} (+${spend['all_time'].maybe_usd:.2f} maybe)")
+    print_jobs(_stdout_console(), studio.jobs(args.limit), studio.spend())
     return 0
 
 
 def _cmd_resume(args: argparse.Namespace) -> int:
     from .studio import default_studio
 
+    console = _stderr_console()
     resumed = default_studio().resume()
     if not resumed:
-        print("nothing to resume")
+        console.print(Text("nothing to resume"))
         return 0
+    count = len(resumed)
+    console.print(Text(f"resuming {count} job{'s' if count != 1 else ''}: "
+                       + ", ".join(f"{_job_ref(job)} ({_status_words(job.status)})"
+                                   for job in resumed)), soft_wrap=True)
+    if any(job.emulator for job in resumed):
+        console.print(Text(EMULATOR_WORDS))
+    try:
+        results = follow(resumed, console, quiet=args.quiet)
+    except KeyboardInterrupt:
+        return _interrupted(console, resumed)
     status = 0
     for job in resumed:
-        print(f"resuming {job.id} ({job.status})", file=sys.stderr)
-        status |= _follow(job, None, args.quiet)
+        status |= _finish(job, results.get(job.local_id), None)
     return status
 
 
@@ -119,21 +572,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Iterable[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     if args_list[:1] == ["emulator"]:
         from .emulator.cli import main as emulator_main
 
         return emulator_main(args_list[1:])
     args = build_parser().parse_args(args_list)
+    console = _stderr_console()
     try:
         return int(args.func(args))
     except KeyboardInterrupt:
-        print("\ninterrupted: the job keeps running at the relay; "
-              "`sora-widgets resume` picks it up", file=sys.stderr)
+        console.print(Text("interrupted: the job keeps running at the relay; "
+                           "`sora-widgets resume` picks it up"), soft_wrap=True)
         return 130
     except SoraError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        console.print(Text(f"error: {printable(exc)}"), soft_wrap=True)
         return 1
 
 
