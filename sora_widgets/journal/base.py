@@ -269,7 +269,7 @@ class Journal(ABC):
     def _spenders(self, cur: Cursor, where: str, params: Sequence[Any]) -> str:
         rows = cur.execute(
             "SELECT COALESCE(user_name, '?') AS who, SUM(price_usd) AS usd FROM jobs"
-            f" WHERE emulator = 0 AND charge != '{Charge.NONE.value}'{where}"
+            f" WHERE emulator = 0 AND (charge != '{Charge.NONE.value}' OR {SQL_PENDING}){where}"
             " GROUP BY COALESCE(user_name, '?') ORDER BY usd DESC LIMIT 5",
             tuple(params)).fetchall()
         parts = [f"{row['who']} ${float(row['usd']):.2f}" for row in rows]

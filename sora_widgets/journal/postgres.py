@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from functools import lru_cache
@@ -44,6 +45,9 @@ CLAIM_LOCK = 0x534F_5241_4A01       # "SORA" "J" 1
 MIGRATE_LOCK = 0x534F_5241_4A02
 #: How long a transaction waits for a lock before the journal reports itself busy.
 LOCK_TIMEOUT_MS = 60_000
+#: A connection idle this long is checked before use: a kernel left open overnight must
+#: not fail its next submit because the server restarted meanwhile.
+IDLE_PING_SECONDS = 10.0
 
 #: Connections of the parent process, kept (never closed or used) in a forked child: closing
 #: one would end the parent's session on the socket they share.
@@ -125,20 +129,22 @@ class PostgresJournal(Journal):
             self._pid = os.getpid()
         db: psycopg.Connection[DictRow] | None = getattr(self._local, "db", None)
         if db is not None and not db.closed and not db.broken:
-            return db
-        try:
-            import psycopg
-            from psycopg.rows import dict_row
-        except ImportError as exc:
-            raise JournalError(
-                f"journal {self.location}: a PostgreSQL journal needs psycopg 3 — "
-                'pip install "sora-widgets[team]" (or "psycopg[binary]"), or unset '
-                "SORA_JOURNAL_URL to use the local journal file") from exc
+            now = time.monotonic()
+            if now - self._local.used > IDLE_PING_SECONDS and not self._alive(db):
+                self._forget()                  # the server restarted, or dropped us
+            else:
+                self._local.used = now
+                return db
+        _require_psycopg(self.location)
+        import psycopg
+        from psycopg.rows import dict_row
+
         db = psycopg.connect(self._url, autocommit=True, row_factory=dict_row,
                              connect_timeout=self._connect_timeout,
                              application_name="sora-widgets")
         db.execute(f"SET lock_timeout = {int(LOCK_TIMEOUT_MS)}")
         self._local.db = db
+        self._local.used = time.monotonic()
         with self._lock:
             for thread, old in list(self._connections.items()):
                 if not thread.is_alive() or old.closed:      # a finished thread's connection
@@ -146,6 +152,17 @@ class PostgresJournal(Journal):
                     old.close()
             self._connections[threading.current_thread()] = db
         return db
+
+    @staticmethod
+    def _alive(db: psycopg.Connection[DictRow]) -> bool:
+        """Whether an idle connection still reaches the server (one round trip)."""
+        import psycopg
+
+        try:
+            db.execute("SELECT 1")
+        except psycopg.Error:
+            return False
+        return True
 
     def _forget(self) -> None:
         """Drop this thread's connection after it broke (the next call reconnects)."""
@@ -159,6 +176,7 @@ class PostgresJournal(Journal):
     @contextmanager
     def _errors(self) -> Iterator[None]:
         """The driver's errors, turned into what the user should do about them."""
+        _require_psycopg(self.location)
         import psycopg
         from psycopg import errors as pg
 
@@ -209,6 +227,17 @@ class _PgCursor:
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> psycopg.Cursor[DictRow]:
         return self._db.execute(to_pyformat(sql), tuple(_param(p) for p in params))
+
+
+def _require_psycopg(location: str) -> None:
+    """The driver is an optional dependency: say how to install it when it is missing."""
+    try:
+        import psycopg  # noqa: F401
+    except ImportError as exc:
+        raise JournalError(
+            f"journal {location}: a PostgreSQL journal needs psycopg 3 — pip install "
+            '"sora-widgets[team]" (or "psycopg[binary]"), or unset SORA_JOURNAL_URL to use '
+            "the local journal file") from exc
 
 
 def _first_line(exc: BaseException) -> str:

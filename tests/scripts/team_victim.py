@@ -1,0 +1,35 @@
+"""A teammate's kernel that is about to be SIGKILLed: submit one prompt, say so, hang.
+
+    python team_victim.py PROMPT MOMENT
+
+MOMENT ``answered``: prints ``ready <task id>`` once the task id is in the journal (the
+handle shows it only after the journal has it). MOMENT ``posting``: prints ``ready`` right
+after ``sw.generate`` returned (the POST runs on the poller thread; the parent watches the
+relay for it). Then sleeps until killed.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import sora_widgets as sw
+
+
+def main() -> None:
+    prompt, moment = sys.argv[1], sys.argv[2]
+    job = sw.generate(prompt, aspect_ratio="16:9")
+    if moment == "answered":
+        deadline = time.monotonic() + 60
+        while job.id is None:
+            if time.monotonic() > deadline:
+                raise SystemExit("no task id after 60 s")
+            time.sleep(0.005)
+        print(f"ready {job.id}", flush=True)
+    else:
+        print("ready", flush=True)
+    time.sleep(3600)
+
+
+if __name__ == "__main__":
+    main()
