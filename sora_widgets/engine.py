@@ -62,6 +62,7 @@ from .lifecycle import (
     Phase,
     RelayStatus,
     Status,
+    state_for_status,
 )
 from .models import TaskSnapshot, VideoRequest
 from .owner import owner_alive
@@ -78,6 +79,11 @@ TRANSIENT_CAP = 2.0
 #: A definite refusal (401/403/404) of a paid job: keep asking, slowly.
 REFUSED_CAP = 30.0
 HEARTBEAT_SECONDS = 30.0
+
+
+def poster_of(video: Path) -> Path:
+    """Where a saved video's poster still lives (``frames.poster`` writes it there)."""
+    return video.with_name(video.stem + ".poster.jpg")
 
 
 def video_file_name(task_id: str) -> str:
@@ -178,9 +184,12 @@ class Job(HasTraits):
         self._unsaved_from = JobState()           # ... and what the journal holds meanwhile
         self._post_started = False
         self._detached = False
+        self._studio: Any = None       # set by the Studio that made the handle
         self._owner_pid = os.getpid()
         self._loading = True
         self.emulator = backend.emulator
+        if state is None and "status" in traits:     # a handle built for display
+            state = _state_from_traits(traits)
         self._show(state or JobState())
         self._loading = False
 
@@ -305,6 +314,15 @@ class Job(HasTraits):
     def _video_target(self) -> Path:
         return self._videos_dir / video_file_name(self.id or self.local_id)
 
+    def continue_with(self, prompt: str, **kwargs: Any) -> Job:
+        """A new job whose first frame is this clip's last frame (a story, shot by shot).
+
+        The parent is recorded (``parent_id``); see ``Studio.continue_from`` for options."""
+        if self._studio is None:
+            raise SoraError("this job handle has no studio: get it from sw.jobs() or sw.generate()")
+        job: Job = self._studio.continue_from(self, prompt, **kwargs)
+        return job
+
     def cancel(self) -> None:
         """Stop tracking locally (the relay cannot cancel; a paid job keeps running there).
 
@@ -345,6 +363,8 @@ class Job(HasTraits):
             self.cost_usd = state.cost(self.price_usd)
             self.local_path = Path(state.local_path) if state.local_path and Path(
                 state.local_path).is_file() else None
+            poster = poster_of(self.local_path) if self.local_path else None
+            self.poster_path = poster if poster is not None and poster.is_file() else None
             self.completed_at = state.completed_at
             for name, value in extra.items():
                 setattr(self, name, value)
@@ -374,6 +394,21 @@ class Job(HasTraits):
             if reason:
                 self.notice = reason
         self._settled.set()
+
+
+_STATE_TRAITS = {"id": "task_id", "progress": "progress", "video_url": "video_url",
+                 "error": "error_message", "error_code": "error_code",
+                 "completed_at": "completed_at"}
+
+
+def _state_from_traits(traits: dict[str, Any]) -> JobState:
+    """The state that a handle's status traits describe (``Job(..., status="failed")``)."""
+    fields = {name: traits[trait] for trait, name in _STATE_TRAITS.items() if trait in traits}
+    state = state_for_status(str(traits["status"]), task_id=fields.pop("task_id", None),
+                             error_code=fields.pop("error_code", None),
+                             local_path=str(traits["local_path"]) if traits.get(
+                                 "local_path") else None, **fields)
+    return state.evolve(charge=Charge(traits.get("charge", Charge.NONE)))
 
 
 def _rejection(state: JobState) -> SoraError:
@@ -491,12 +526,15 @@ class Poller:
         self._add(job, mode)
 
     def untrack(self, job: Job) -> None:
-        """Stop following a job; a POST in flight is still answered and recorded first."""
+        """Stop following a job at once; a POST in flight is still answered and its task id
+        recorded first (it is paid for), then tracking stops."""
         loop = self._loop
         with self._lock:
             known = self._tracked.pop(job.local_id, None) is not None
+        submitting = job.state.phase is Phase.SUBMITTING
+        if not submitting or loop is None or not known:
+            job._detach("tracking was cancelled")
         if loop is None or not known:
-            job._detach()
             return
 
         def stop() -> None:
@@ -505,7 +543,8 @@ class Poller:
                 entry.detach_after_submit = True       # its answer is paid for: record it
                 return
             self._entries.pop(job.local_id, None)
-            self._emit(job, None, detach="tracking was cancelled")
+            if submitting:
+                self._emit(job, None, detach="tracking was cancelled")
 
         with contextlib.suppress(RuntimeError):
             loop.call_soon_threadsafe(stop)
@@ -853,6 +892,8 @@ class Poller:
             if urlsplit(url).scheme.lower() not in ("http", "https"):
                 raise APIError("the relay's video link is not an http(s) URL", status_code=0)
             await client.download(url, target)
+            assert self._loop is not None
+            await self._loop.run_in_executor(self._events, _make_poster, target)
         except Exception as exc:
             entry.refusals = 0 if is_transient(exc) else entry.refusals + 1
             if entry.refusals >= 8 or entry.save_attempts >= 30:
@@ -887,6 +928,17 @@ class Poller:
             return
         entry.mode = "save" if record.state.phase is Phase.SAVING else "poll"
         self._push(entry, 0.0)
+
+
+def _make_poster(video: Path) -> None:
+    """A still beside the saved video (history shows it instead of a player); a poster
+    that cannot be made is not a reason to fetch the video again."""
+    try:
+        from .frames import poster
+
+        poster(video, poster_of(video))
+    except Exception as exc:
+        log.warning("no poster for %s: %s", video.name, exc)
 
 
 def _recover_one(journal: Journal, local_id: str) -> Any:

@@ -200,6 +200,36 @@ def status_of(phase: Phase, relay_status: RelayStatus | None, error_type: str | 
     return Status.QUEUED            # accepted; the relay has not said a word we know yet
 
 
+#: The error codes of a rejected submit, and the exception each one raises.
+REJECTED_BY_CODE = {"400": "BadRequestError", "401": "AuthenticationError",
+                    "403": "PermissionDeniedError", "404": "NotFoundError",
+                    "429": "RateLimitError"}
+
+
+def state_for_status(status: str, *, task_id: str | None = None,
+                     local_path: str | None = None, error_code: str | None = None,
+                     **fields: Any) -> JobState:
+    """The state a public status word stands for (a journal of 0.1, which kept only that
+    word, and handles built for display). The inverse of :func:`status_of`."""
+    phase, relay, error_type = Phase.POLLING, None, None
+    if status == Status.SUBMITTING:
+        phase = Phase.SUBMITTING
+    elif status == Status.UNKNOWN:
+        phase, error_type = Phase.SETTLED, UNKNOWN_OUTCOME
+    elif status == Status.FAILED and task_id is None:
+        phase, error_type = Phase.SETTLED, REJECTED_BY_CODE.get(str(error_code), "APIError")
+    elif status == Status.FAILED:
+        phase, relay, error_type = Phase.SETTLED, RelayStatus.FAILED, RELAY_FAILED
+    elif status == Status.COMPLETED:
+        phase = Phase.SETTLED if local_path else Phase.SAVING
+        relay = RelayStatus.COMPLETED
+    else:
+        relay = {s.value: s for s in RelayStatus}.get(status)
+    return JobState(phase=phase, task_id=task_id, relay_status=relay, relay_word=status,
+                    error_type=error_type, local_path=local_path, error_code=error_code,
+                    **fields)
+
+
 def sql_in(column: str, values: tuple[Enum, ...]) -> str:
     """``column IN ('a', 'b')`` from enum members (constants only: no user input)."""
     return f"{column} IN ({', '.join(repr(str(v.value)) for v in values)})"

@@ -295,16 +295,23 @@ class Quote:
     emulator: bool = False
     #: Why the call would be refused now (a budget, a confirmation), or None.
     blocked: str | None = None
+    #: The new charges when prices differ within the call (None: new × price_usd).
+    amount_usd: float | None = None
 
     @property
     def new_usd(self) -> float:
-        return 0.0 if self.emulator else round(self.new * self.price_usd, 2)
+        if self.emulator:
+            return 0.0
+        return self.amount_usd if self.amount_usd is not None else round(
+            self.new * self.price_usd, 2)
 
     @property
     def text(self) -> str:
         """'6 new × $0.90 = $5.40 · 2 reused free' (the emulator: 'free')."""
         if self.emulator:
             paid = f"{self.new} new · local emulator — no charge"
+        elif self.new and abs(self.new_usd - self.new * self.price_usd) > 0.005:
+            paid = f"{self.new} new = ${self.new_usd:.2f}"
         elif self.new:
             paid = f"{self.new} new × ${self.price_usd:.2f} = ${self.new_usd:.2f}"
         else:

@@ -126,7 +126,9 @@ def bar_style(job: Job) -> str:
 def status_html(job: Job, *, now: float | None = None, bar: bool = True) -> str:
     """One line of status (and a progress bar unless a widget draws one), for running jobs."""
     trouble = (f"<div style='color:#a15c00'>reconnecting: {escape(job.poll_error)}</div>"
-               if job.poll_error else "")
+               if job.poll_error else "") + (
+        f"<div class='sora-notice' style='color:#a15c00'>{escape(job.notice)}</div>"
+        if job.notice else "")
     meter = (f"<br><progress value='{int(job.progress)}' max='100' style='width: 320px'>"
              "</progress>" if bar else "")
     return (
@@ -374,8 +376,9 @@ def _phase(job: Job, now: float | None) -> str:
 
 def card_status_html(job: Job, now: float | None = None) -> str:
     """Status, elapsed time and time left; transient trouble (reconnecting) in amber."""
-    trouble = job.poll_error or (f"saving the video: {job.download_error}"
-                                 if job.download_error and not job.local_path else None)
+    trouble = job.poll_error or job.notice or (
+        f"saving the video: {job.download_error}"
+        if job.download_error and not job.local_path else None)
     line = (f"<div style='color: {_TONES['warning']}'>{escape(trouble)}</div>"
             if trouble and job.status not in TERMINAL_ERROR_STATUSES else "")
     return (f"<div class='sora-card-status' style='{_CARD_FONT}'>"

@@ -13,11 +13,12 @@ is not sent the new key; it waits, with a notice, until that relay's key is set 
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import threading
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from .config import APIKey, Settings, missing_key_problem, preferences, price_of
 from .engine import Backend, Job, poller
 from .errors import SoraError, ValidationError
 from .journal import JobRecord, Journal, Limits, Spend, open_journal
+from .lifecycle import Status
 from .models import Quote, VideoRequest
 
 __all__ = ["EMULATOR_KEY", "Studio", "default_studio"]
@@ -107,8 +109,11 @@ class Studio:
             self._keys[url] = current.api_key
         return self._relay_backend(url, current.api_key, current)
 
-    def _emulator_backend(self, current: Settings) -> Backend:
-        return Backend(self.emulator_url(current), EMULATOR_KEY, emulator=True,
+    def _emulator_backend(self, current: Settings, *, start: bool = True) -> Backend:
+        """The embedded emulator's backend; ``start=False`` (history, reprs) starts no
+        server: its URL is filled in when the job is tracked."""
+        url = self.emulator_url(current) if start else ""
+        return Backend(url, EMULATOR_KEY, emulator=True,
                        time_scale=current.emulator_time_scale,
                        download_timeout=current.download_timeout,
                        max_video_bytes=current.max_video_bytes)
@@ -123,7 +128,7 @@ class Studio:
         """The backend of an existing job, with the key of *its* relay, or a reason why
         this process cannot poll it now."""
         if record.emulator:
-            return self._emulator_backend(current), None
+            return self._emulator_backend(current, start=False), None
         url = record.backend
         key = current.api_key if (current.api_key is not None and
                                   current.base_url.rstrip("/") == url) else None
@@ -145,6 +150,7 @@ class Studio:
                 backend, problem = self._backend_of(record, current)
                 job = Job.from_record(record, backend, self.journal(current),
                                       current.videos_dir)
+                job._studio = self
                 if problem:
                     job.notice = problem
                 self._live[record.local_id] = job
@@ -168,6 +174,16 @@ class Studio:
             price_usd=price_of(request.model, current.prices), session=self.session, n=n,
             force=force, limits=self._limits(current, confirm))
 
+    def quote_many(self, requests: Sequence[VideoRequest], *, force: bool = False,
+                   confirm: bool = False, base_url: str | None = None) -> Quote:
+        """The quote of one call that submits several requests (a sweep, a storyboard)."""
+        current = settings()
+        backend = self.backend(current, base_url=base_url)
+        return self.journal(current).quote_many(
+            items=self._items(requests, current), backend=backend.journal_name,
+            emulator=backend.emulator, session=self.session, force=force,
+            limits=self._limits(current, confirm))
+
     def submit(self, request: VideoRequest, n: int = 1, *, force: bool = False,
                confirm: bool = False, base_url: str | None = None,
                parent_id: str | None = None) -> list[Job]:
@@ -175,31 +191,56 @@ class Studio:
         the rest paid — all decided in one journal transaction, before any POST.
 
         Raises ``BudgetExceededError`` (a cap would be passed) or ``ConfirmationRequired``
-        (new charges pass SORA_CONFIRM_USD and ``confirm`` is false); nothing is sent then.
+        (new charges of more than one job pass SORA_CONFIRM_USD and ``confirm`` is false);
+        nothing is sent then.
         """
         if not 1 <= n <= 100:
             raise ValidationError(f"n: between 1 and 100, not {n}", field="n")
+        return self.submit_many([request] * n, force=force, confirm=confirm,
+                                base_url=base_url, parent_id=parent_id)
+
+    def submit_many(self, requests: Sequence[VideoRequest], *, force: bool = False,
+                    confirm: bool = False, base_url: str | None = None,
+                    parent_id: str | None = None) -> list[Job]:
+        """One job per request, in order, through one atomic journal step (identical
+        requests in the list are counted together: ``[r, r]`` is ``submit(r, 2)``)."""
+        if not requests:
+            return []
         current = settings()
         backend = self.backend(current, base_url=base_url)
         journal = self.journal(current)
-        price = price_of(request.model, current.prices)
-        claim = journal.claim(
-            request=request, backend=backend.journal_name, emulator=backend.emulator,
-            price_usd=price, session=self.session, n=n, force=force,
-            limits=self._limits(current, confirm), parent_id=parent_id, user=current.user,
-            host=current.host, new_ids=[uuid.uuid4().hex for _ in range(n)])
-        jobs = []
-        for record in claim.reused:
-            job = self._handle(record, current)
-            job.cached = True
-            jobs.append(self.track(job))
-        with self._lock:
-            for record in claim.created:
-                job = Job.from_record(record, backend, journal, current.videos_dir)
-                self._live[record.local_id] = job
-                poller().submit(job)
-                jobs.append(job)
-        return jobs
+        items = self._items(requests, current)
+        claims = journal.claim_many(
+            items=items, backend=backend.journal_name, emulator=backend.emulator,
+            session=self.session, force=force, limits=self._limits(current, confirm),
+            parent_id=parent_id, user=current.user, host=current.host,
+            new_ids=[uuid.uuid4().hex for _ in requests])
+        by_fingerprint: dict[str, list[Job]] = {}
+        for (request, _, _), claim in zip(items, claims, strict=True):
+            jobs = by_fingerprint.setdefault(request.fingerprint(), [])
+            for record in claim.reused:
+                job = self._handle(record, current)
+                job.cached = True
+                jobs.append(self.track(job))
+            with self._lock:
+                for record in claim.created:
+                    job = Job.from_record(record, backend, journal, current.videos_dir)
+                    job._studio = self
+                    self._live[record.local_id] = job
+                    poller().submit(job)
+                    jobs.append(job)
+        return [by_fingerprint[r.fingerprint()].pop(0) for r in requests]
+
+    @staticmethod
+    def _items(requests: Sequence[VideoRequest],
+               current: Settings) -> list[tuple[VideoRequest, int, float]]:
+        """Identical requests counted together, first appearance first."""
+        counts: dict[str, tuple[VideoRequest, int]] = {}
+        for request in requests:
+            known = counts.get(request.fingerprint())
+            counts[request.fingerprint()] = (request, known[1] + 1 if known else 1)
+        return [(request, n, price_of(request.model, current.prices))
+                for request, n in counts.values()]
 
     def generate(
         self,
@@ -227,9 +268,33 @@ class Studio:
             job.wait(timeout)
         return job
 
+    def continue_from(self, parent: Job, prompt: str, *, model: str | None = None,
+                      force: bool = False, confirm: bool = False, wait: bool = False,
+                      timeout: float | None = None) -> Job:
+        """A job whose first-frame image is the last frame of ``parent`` (saved first if
+        needed), in the parent's aspect ratio, its parent recorded for lineage.
+
+        The frame goes inline as a ``data:image/jpeg`` URI; relays that take only http(s)
+        links get it through ``SORA_IMAGE_UPLOADER=module:function`` (called with the JPEG's
+        path, returning its URL)."""
+        if parent.status != Status.COMPLETED:
+            raise SoraError(f"job {parent.id or parent.local_id} is {parent.status}: only a "
+                            "completed clip can be continued")
+        video = parent.download()
+        request = VideoRequest.create(prompt, aspect_ratio=parent.aspect_ratio,
+                                      image=_first_frame_image(video),
+                                      model=model or parent.request.model)
+        job = self.submit(request, 1, force=force, confirm=confirm,
+                          parent_id=parent.local_id)[0]
+        if wait:
+            job.wait(timeout)
+        return job
+
     def track(self, job: Job) -> Job:
         """Follow a job again if it still needs the relay (or another process's submit)."""
         if not job.tracking and job._backend.key is not None and not job.settled:
+            if job.emulator and not job._backend.base_url:
+                job._backend = self._emulator_backend(settings())
             poller().track(job)
         return job
 
@@ -279,6 +344,27 @@ class Studio:
             self._journals.clear()
             self._live.clear()
             self._recovered.clear()
+
+
+def _first_frame_image(video: Path) -> str:
+    """The clip's last frame as the next job's image: a data URI, or an uploaded URL."""
+    from .frames import last_frame, last_frame_data_uri
+
+    spec = os.environ.get("SORA_IMAGE_UPLOADER", "").strip()
+    if not spec:
+        return last_frame_data_uri(video)
+    module_name, _, function_name = spec.partition(":")
+    if not module_name or not function_name:
+        raise ValidationError("SORA_IMAGE_UPLOADER must be 'module:function'",
+                              field="SORA_IMAGE_UPLOADER")
+    upload = getattr(importlib.import_module(module_name), function_name)
+    still = video.with_name(video.stem + ".last.jpg")
+    last_frame(video).save(still, "JPEG", quality=90)
+    url = upload(still)
+    if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+        raise ValidationError("SORA_IMAGE_UPLOADER returned no http(s) URL",
+                              field="SORA_IMAGE_UPLOADER")
+    return url
 
 
 _default: Studio | None = None

@@ -157,8 +157,9 @@ def test_magic_refuses_bad_input_before_sending(
 # -- the widget ------------------------------------------------------------------------------
 
 WIDGET_CASES: list[tuple[str, dict[str, str], dict[str, str], tuple[str, ...]]] = [
-    ("empty form", {}, {}, ("prompt", "image")),
-    ("blank prompt", {"prompt": "  \n "}, {}, ("prompt",)),
+    # An empty form is guidance, not an error (issue 12): no red text, the tooltip says what to do.
+    ("empty form", {}, {}, ()),
+    ("blank prompt", {"prompt": "  \n "}, {}, ()),
     ("prompt too long", {"prompt": "x" * 10_001}, {}, ("prompt", "10000")),
     ("image words", {"prompt": "a cat", "image": "not a url"}, {}, ("image", "http")),
     ("image javascript", {"prompt": "a cat", "image": "javascript:alert(1)"}, {}, ("image",)),
@@ -183,6 +184,9 @@ def test_widget_disables_generate_and_says_why(
         panel.image_input.value = form.get("image", "")
         assert panel.generate_button.disabled
         notice = panel.notice.value
+        if not words:
+            assert notice == "", notice
+            assert "Describe" in panel.generate_button.tooltip
         assert all(word.replace("<", "&lt;") in notice for word in words), notice
         panel.generate_button.click()              # a click that slips through anyway
         panel._on_generate(panel.generate_button)  # or a queued one

@@ -185,8 +185,10 @@ def journal(tmp_path: Path) -> Journal:
 
 
 def hostile_job(payload: str, status: str, journal: Journal, tmp_path: Path) -> Job:
-    request = VideoRequest.create(payload[:10_000] if payload.strip() else "x",
-                                  image="https://ok.test/a.png")
+    # Built directly: the journal may hold text that create() refuses today (rows of 0.1,
+    # another tool); rendering must be safe for anything.
+    request = VideoRequest(payload[:10_000] if payload.strip() else "x", "16:9",
+                           ("https://ok.test/a.png",))
     local = None
     if status == "completed":
         local = tmp_path / "videos" / "saved.mp4"
@@ -312,7 +314,7 @@ def hostile(studio: studio_module.Studio, monkeypatch: pytest.MonkeyPatch
 def settle(job: Job, timeout: float = 20.0) -> Job:
     """Wait until final and saved (or given up on), or a status nobody knows."""
     deadline = time.monotonic() + timeout
-    while not (job.finished or (job.status.startswith("<") and job.id)):
+    while not (job.finished or ((job.relay_status or "").startswith("<") and job.id)):
         assert time.monotonic() < deadline, job
         time.sleep(0.01)
     return job
@@ -328,7 +330,9 @@ def test_hostile_answers_are_escaped_through_generate(hostile: HostileRelay,
         checks += check_html(render.jobs_table_html([job]), f"table {job.id!r}")
     assert jobs[0].local_path is not None and jobs[0].local_path.parent == home / "videos"
     assert [j.status for j in jobs[:5]] == ["completed"] * 3 + ["failed", "completed"]
-    assert jobs[5].status == "<b>moderating</b>"           # surfaced, not guessed
+    # A relay word nobody knows is surfaced (kept raw, with a notice), never guessed.
+    assert jobs[5].relay_status == "<b>moderating</b>" and jobs[5].status == "queued"
+    assert "not a status" in (jobs[5].notice or "") and jobs[5].tracking
     assert all(p.parent == home / "videos" for p in (home / "videos").iterdir())
     assert checks == 2 * len(CASES)
 
@@ -452,7 +456,8 @@ FUZZ = {"cases": 0, "snapshots": 0, "errors": 0}
 def check_snapshot(snapshot: TaskSnapshot) -> None:
     assert isinstance(snapshot, TaskSnapshot)
     assert isinstance(snapshot.id, str) and 0 < len(snapshot.id) <= 200
-    assert isinstance(snapshot.status, str) and 0 < len(snapshot.status) <= 64
+    assert snapshot.status is None or (isinstance(snapshot.status, str)
+                                       and 0 < len(snapshot.status) <= 64)
     assert snapshot.progress is None or (isinstance(snapshot.progress, int)
                                          and 0 <= snapshot.progress <= 100)
     assert snapshot.video_url is None or isinstance(snapshot.video_url, str)

@@ -9,7 +9,8 @@ import sys
 def test_core_does_not_import_ipython_or_ipywidgets() -> None:
     code = (
         "import sys, sora_widgets as sw\n"
-        "from sora_widgets import studio, job, client, store, models, config, cli, render\n"
+        "from sora_widgets import studio, engine, client, journal, models, config, cli, render\n"
+        "from sora_widgets import lifecycle, owner, redact, text, frames, media\n"
         "sw.SoraClient; sw.Job; sw.VideoRequest\n"
         "bad = [m for m in ('IPython', 'ipywidgets', 'ipykernel') if m in sys.modules]\n"
         "assert not bad, bad\n"

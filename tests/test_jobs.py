@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+from traitlets import All
 
 import sora_widgets as sw
 from sora_widgets import studio as studio_module
@@ -19,6 +20,7 @@ from sora_widgets.emulator import RunningEmulator
 from sora_widgets.engine import poller
 from sora_widgets.models import VideoRequest
 from sora_widgets.journal import SqliteJournal as Journal
+from sora_widgets.lifecycle import Charge, Phase, RelayStatus
 
 from .conftest import TEST_TIME_SCALE, VIP_KEY
 
@@ -37,7 +39,9 @@ def test_fifty_concurrent_jobs_share_one_background_thread(relay: RunningEmulato
     assert len(poller_threads()) == 1
     ours = [t.name for t in set(threading.enumerate()) - before
             if "process_request" not in t.name and "emulator" not in t.name.lower()]
-    assert ours == ["sora-widgets-poller"]  # the emulator's handler threads aside
+    # The emulator's handler threads aside: the poller and the events thread, whatever the
+    # number of jobs.
+    assert sorted(ours) == ["sora-widgets-events_0", "sora-widgets-poller"]
     assert all(j.status == "completed" and j.local_path and j.local_path.is_file()
                for j in jobs)
     stats = relay.stats()
@@ -91,7 +95,7 @@ def test_rejected_submit_costs_nothing_and_is_sent_again(relay: RunningEmulator,
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SORA_API_KEY", "nonvip-ordinary-key-123456")
     job = sw.generate("not vip")
-    with pytest.raises(sw.JobFailed) as info:
+    with pytest.raises(sw.PermissionDeniedError) as info:   # its own class (issue 11)
         job.wait(timeout=20)
     assert "VIP group" in str(info.value) and job.error_code == "403"
     assert job.charge == "none" and job.cost_usd == 0
@@ -151,9 +155,13 @@ def test_cancel_stops_polling(relay: RunningEmulator) -> None:
 
 def test_trait_observers_fire_on_every_change(relay: RunningEmulator) -> None:
     seen: list[tuple[str, object]] = []
+    transitions: list[object] = []
     job = sw.generate("observe me")
-    job.on_change(lambda change: seen.append((change["name"], change["new"])))
+    job.observe(lambda change: seen.append((change["name"], change["new"])), names=All)
+    job.on_change(lambda change: transitions.append(change["new"]))
     job.wait(timeout=20)
+    # One change event per transition, each a state the journal already holds.
+    assert transitions and transitions[-1] == job.state and job.state.settled
     names = {name for name, _ in seen}
     assert {"id", "status", "progress", "local_path"} <= names
     statuses = [v for n, v in seen if n == "status"]
@@ -244,15 +252,15 @@ def test_kill_9_right_after_submit_then_resume(relay: RunningEmulator, home: Pat
 
 def test_two_journals_on_one_file_lose_nothing(tmp_path: Path) -> None:
     path = tmp_path / "j.sqlite3"
-    request = VideoRequest.create("x")
-
     def writer(tag: str) -> None:
         journal = Journal(path)
         for i in range(100):
-            journal.record_intent(local_id=f"{tag}{i}", request=request, backend="b",
-                                  emulator=False, price_usd=0.9, session=tag)
-            journal.update(f"{tag}{i}", task_id=f"v_{tag}{i}", status="queued",
-                           charge="charged")
+            (record,) = journal.claim(request=VideoRequest.create(f"x {tag} {i}"), backend="b",
+                                      emulator=False, price_usd=0.9, session=tag,
+                                      new_ids=[f"{tag}{i}"]).created
+            state = record.state.evolve(task_id=f"v_{tag}{i}", phase=Phase.POLLING,
+                                        relay_status=RelayStatus.QUEUED, charge=Charge.CHARGED)
+            journal.record_submitted(record.local_id, state, record.state)
 
     threads = [threading.Thread(target=writer, args=(t,)) for t in "ab"]
     for t in threads:

@@ -27,6 +27,7 @@ from sora_widgets import config as config_module
 from sora_widgets import studio as studio_module
 from sora_widgets._magic import SoraMagics
 from sora_widgets.emulator import RunningEmulator
+from sora_widgets.engine import video_file_name
 from sora_widgets.errors import JobFailed
 from sora_widgets.engine import Job
 
@@ -207,7 +208,7 @@ def test_line_magic_returns_at_once_then_plays_the_local_copy(ip: Session, home:
     slot = next(iter(ip.slots().values()))
     assert slot[-1]["update"] is True and len(ip.slots()) == 1  # same slot, replaced
     (src,) = video_srcs(final["text/html"])
-    assert src == f"sora_videos/{job.id}.mp4"
+    assert src == f"sora_videos/{video_file_name(job.id)}"
     assert (Path.cwd() / src).read_bytes() == job.local_path.read_bytes()
     assert "local emulator — no charge" in final["text/html"]
     assert "download mp4" in final["text/html"] and job.id in final["text/plain"]
@@ -272,7 +273,7 @@ def test_variations_state_the_cost_first_and_show_a_grid(ip: Session,
     assert isinstance(jobs, list) and len(jobs) == 3
     assert len({j.id for j in jobs}) == 3 and paid.stats()["posts"] == 3
     cost = ip.outputs[0]["data"]["text/plain"]
-    assert "3 × $0.90 = $2.70" in cost
+    assert "3 new × $0.90 = $2.70" in cost
     assert not (ip.outputs[0].get("transient") or {}).get("display_id")  # stated first
     final = ip.final()["text/html"]
     assert "sora-grid" in final and len(video_srcs(final)) == 3
@@ -284,11 +285,11 @@ def test_variations_state_the_cost_first_and_show_a_grid(ip: Session,
     assert paid.stats()["posts"] == 3
     assert "nothing new to pay" in ip.all_text()
     ip.run("%sora -n 4 -o jobs three otters")
-    assert "3 reused" in ip.all_text() and "1 × $0.90 = $0.90" in ip.all_text()
+    assert "1 new × $0.90 = $0.90 · 3 reused free" in ip.all_text()
     for job in ip.shell.user_ns["jobs"]:
         job.wait(timeout=20)
     ip.run("%sora -n 2 --force --wait three otters")
-    assert "2 × $0.90 = $1.80" in ip.all_text() and paid.stats()["posts"] == 6
+    assert "2 new × $0.90 = $1.80" in ip.all_text() and paid.stats()["posts"] == 6
 
 
 def test_variations_on_the_emulator_say_no_charge(ip: Session) -> None:
@@ -345,7 +346,8 @@ def test_live_widgets_update_from_the_poller_then_give_way(ip: Session) -> None:
     job.wait(timeout=20)
     final = ip.settled_slot()
     assert _is_final(final) and "application/vnd.jupyter.widget-view+json" not in final
-    assert seen and {name for name, _ in seen} == {"sora-widgets-poller"}
+    # Traits are set from the engine's events thread (never the poller's loop, never two).
+    assert seen and {name for name, _ in seen} == {"sora-widgets-events_0"}
     assert bar.value == 100 and bar.bar_style == "success"
     assert "<i>" not in status.value and "&lt;i&gt;heron" in status.value
     wait_for(lambda: model_id not in _instances)  # closed: nothing left in saved state
@@ -466,7 +468,7 @@ def test_budget_is_checked_before_sending(ip: Session, paid: RunningEmulator,
     assert "budget" in ip.fails("%sora a costly whale")
     monkeypatch.setenv("SORA_BUDGET_USD", "2.00")
     message = ip.fails("%sora -n 3 three costly whales")
-    assert "3 × $0.90 = $2.70" in message and "nothing was sent" in message
+    assert "3 new × $0.90 = $2.70" in message and "nothing was sent" in message
     assert paid.stats()["posts"] == 0
     monkeypatch.setenv("SORA_BUDGET_USD", "oops")
     assert "SORA_BUDGET_USD" in ip.fails("%sora a whale")
@@ -481,11 +483,11 @@ def test_jobs_show_and_cost(ip: Session, paid: RunningEmulator) -> None:
     ip.run("%sora jobs")
     table = ip.outputs[-1]["data"]["text/html"]
     assert "sora-jobs" in table and job.id in table and "&lt;b&gt;bold" in table
-    assert f"sora_videos/{job.id}.mp4" in table and "$0.90" in table
+    assert f"sora_videos/{video_file_name(job.id)}" in table and "$0.90" in table
     ip.run("%sora jobs -n 1")
     assert ip.outputs[-1]["data"]["text/html"].count("<tr>") == 2  # head + one row
     ip.run(f"%sora show {job.id[:10]}")
-    assert video_srcs(ip.final()["text/html"]) == [f"sora_videos/{job.id}.mp4"]
+    assert video_srcs(ip.final()["text/html"]) == [f"sora_videos/{video_file_name(job.id)}"]
     ip.run(f"%sora show {job.id} --embed")
     assert video_srcs(ip.final()["text/html"])[0].startswith("data:video/mp4")
     ip.run("%sora cost")
@@ -520,7 +522,7 @@ def test_resume_after_a_restart(ip: Session, paid: RunningEmulator,
         assert resumed.id == job.id and resumed is not job
         resumed.wait(timeout=20)
         final = ip.settled_slot()
-        assert video_srcs(final["text/html"]) == [f"sora_videos/{job.id}.mp4"]
+        assert video_srcs(final["text/html"]) == [f"sora_videos/{video_file_name(job.id)}"]
         assert paid.stats()["posts"] == 1  # re-attached, never resubmitted
     finally:
         fresh.close()

@@ -76,7 +76,8 @@ def test_local_image_becomes_a_data_uri(tmp_path: Path) -> None:
         ({"id": "v_4", "status": "in_progress"}, ("v_4", "in_progress", None)),
         ({"id": "v_5", "status": "rendering", "progress": 3.7}, ("v_5", "rendering", 3)),
         ({"id": "v_6", "status": "in_progress", "progress": 250}, ("v_6", "in_progress", 100)),
-        ({"id": "v_7", "status": None, "progress": [1]}, ("v_7", "unknown", None)),
+        # No status word: None (never our "unknown", which means a lost submit answer).
+        ({"id": "v_7", "status": None, "progress": [1]}, ("v_7", None, None)),
         ({"id": 123, "status": "completed"}, ("123", "completed", 100)),
     ],
 )
@@ -88,7 +89,10 @@ def test_snapshot_parsing_is_lenient(payload: dict[str, object],
 
 def test_unknown_status_is_kept_not_guessed() -> None:
     snap = TaskSnapshot.parse({"id": "v", "status": "moderating"})
-    assert snap.status == "moderating" and not snap.is_final and not snap.is_known_status
+    assert snap.status == "moderating" and not snap.is_final and snap.relay_status is None
+    for word in ("unknown", "UNKNOWN", "mystery", ""):
+        assert TaskSnapshot.parse({"id": "v", "status": word}).relay_status is None
+    assert TaskSnapshot.parse({"id": "v", "status": "succeeded"}).is_final
 
 
 def test_error_object_and_failed_status() -> None:

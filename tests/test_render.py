@@ -113,14 +113,21 @@ def test_money_lines(make_job: Any) -> None:
     assert render.EMULATOR_BADGE in render.batch_cost_text(2, 0, 0.90, emulator=True)
 
 
-def test_repr_html_publishes_the_local_copy_next_to_the_notebook(
+def test_repr_html_writes_nothing_and_plays_a_published_copy(
         make_job: Any, saved_video: Path, tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rendering is pure (issue 11): a repr never writes next to the notebook; once a UI
+    has published the copy there, the repr plays it."""
     notebook_dir = tmp_path / "nb"
     notebook_dir.mkdir()
     monkeypatch.chdir(notebook_dir)
     job = make_job(status="completed", id="v_1", local_path=saved_video, ratio="9:16",
                    video_url="https://relay.example/expiring.mp4")
+    html = job._repr_html_()
+    assert SRC.findall(html) == ["https://relay.example/expiring.mp4"]
+    assert "may expire" in html
+    assert list(notebook_dir.iterdir()) == []          # nothing written
+    assert media.publish_video(saved_video) == "sora_videos/v_1.mp4"
     html = job._repr_html_()
     (src,) = SRC.findall(html)
     assert src == "sora_videos/v_1.mp4"
@@ -159,12 +166,13 @@ def test_grid_table_spend_and_sizes(make_job: Any) -> None:
 def test_publish_video_links_once_and_refuses_odd_folders(saved_video: Path,
                                                           tmp_path: Path) -> None:
     root = tmp_path / "nb"
-    first = media.publish_video(saved_video, "v_1/../x", "clips/sora", root)
-    assert first == "clips/sora/v_1_.._x.mp4"
+    first = media.publish_video(saved_video, "clips/sora", root)
+    assert first == "clips/sora/v_1.mp4"
+    assert media.published(saved_video, "clips/sora", root) == first
     target = root / first
     assert target.read_bytes() == saved_video.read_bytes()
     inode = target.stat().st_ino
-    assert media.publish_video(saved_video, "v_1/../x", "clips/sora", root) == first
+    assert media.publish_video(saved_video, "clips/sora", root) == first
     assert target.stat().st_ino == inode  # already there: not copied again
     assert os.listdir(target.parent) == [target.name]  # no temp files left
     for bad in ("/abs", "../up", "a/../b", "", "c:/x", "./x"):

@@ -117,7 +117,7 @@ def test_the_core_never_shows_the_key(relay: RunningEmulator, home: Path, echo: 
         lost.wait(timeout=30)
     monkeypatch.setenv("SORA_API_KEY", NONVIP_KEY)
     refused = sw.generate("a forbidden fruit")
-    with pytest.raises(sw.JobFailed) as forbidden:
+    with pytest.raises(sw.PermissionDeniedError) as forbidden:
         refused.wait(timeout=30)
     monkeypatch.setenv("SORA_API_KEY", KEY)
     assert refused.error_code == "403"
@@ -334,6 +334,9 @@ def test_a_plain_key_argument_is_masked_at_once() -> None:
     for client in (SoraClient(KEY, "https://relay.example.com"),
                    AsyncSoraClient(KEY, "https://relay.example.com")):
         assert leaks(repr(client) + str(client) + repr(vars(client)), "client") == []
-    request = httpx.Request("GET", "https://relay.example.com",
-                            headers=SoraClient(KEY, "https://relay.example.com")._headers())
+    client = SoraClient(KEY, "https://relay.example.com")
+    auth = client._auth_for("https://relay.example.com/v1/videos")
+    assert auth is not None and client._auth_for("https://cdn.example.com/v.mp4") is None
+    request = next(auth.auth_flow(httpx.Request("GET", "https://relay.example.com")))
     assert request.headers["Authorization"] == f"Bearer {KEY}"   # the one place it goes
+    assert KEY not in repr(request.headers) and KEY not in repr(auth)

@@ -98,7 +98,7 @@ def test_generate_shows_a_card_that_completes_with_a_playable_video(
     assert "local emulator — no charge" in card.details.value
     assert "local emulator — no charge" in panel.spend_line.value
     assert panel.jobs == [card.job]
-    assert setters and setters[-1] == "sora-widgets-poller"     # traits set from the poller
+    assert setters and setters[-1] == "sora-widgets-events_0"   # the engine's events thread
     assert card.regenerate_button.layout.display == "none"
 
 
@@ -117,7 +117,8 @@ def test_several_jobs_run_at_once_newest_first(make_panel: MakePanel) -> None:
 def test_invalid_inputs_disable_generate_with_the_reason(make_panel: MakePanel) -> None:
     panel = make_panel()
     assert panel.generate_button.disabled
-    assert "give a prompt or an image" in panel.notice.value
+    assert panel.notice.value == ""          # guidance, not a red error, before any input
+    assert "Describe" in panel.generate_button.tooltip
 
     panel.image_input.value = "not a url"
     assert panel.generate_button.disabled
@@ -229,7 +230,7 @@ def test_non_vip_key_shows_the_vip_message(relay: RunningEmulator, make_panel: M
     panel = make_panel(prompt="a dragon")
     panel.generate_button.click()
     card = panel.cards[0]
-    with pytest.raises(sw.JobFailed):
+    with pytest.raises(sw.PermissionDeniedError):
         card.job.wait(timeout=30)
     wait_for(lambda: card.bar.bar_style == "danger")
     assert "VIP group" in card.details.value

@@ -7,7 +7,8 @@ link signer and the video cache. The request handler reads from it; the Python A
 Both wire styles answer from the same task: ``config.style`` (read per request) picks the
 shape. artifex: ``{id, task_id, object, status, progress, video_url, model, aspect_ratio,
 duration, created_at[, completed_at][, error]}``; openai: ``{id, object, model, status,
-progress, created_at, completed_at, expires_at, size, seconds, error}`` with no link (the
+progress, created_at, completed_at, expires_at, size, seconds, remixed_from_video_id, error}``
+(the SDK's ``Video``) with no link (the
 mp4 is at ``GET /v1/videos/{id}/content``). ``status_synonyms`` and ``mystery_status``
 change only the status word, in either style.
 """
@@ -140,6 +141,7 @@ class Engine:
             "expires_at": None if expires is None else int(expires),
             "size": task.size or ("1280x720" if task.aspect_ratio == "16:9" else "720x1280"),
             "seconds": str(task.duration),
+            "remixed_from_video_id": None,
             "error": error,
         }
         return self._apply_progress_mode(data, final=state.final)

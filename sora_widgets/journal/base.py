@@ -156,6 +156,21 @@ _SPEND_SQL = (
     " COUNT(*) AS n FROM jobs WHERE emulator = 0")
 
 
+def _like_prefix(text: str) -> str:
+    """A LIKE pattern matching ``text`` literally as a prefix (``_`` is in real task ids)."""
+    return "".join("!" + c if c in "!%_" else c for c in text) + "%"
+
+
+def _total(items: Sequence[tuple[VideoRequest, int, float]],
+           reused: Sequence[Sequence[JobRecord]], emulator: bool) -> Quote:
+    """The quote of a whole call: new jobs and their amount (prices may differ by model)."""
+    new = [n - len(earlier) for (_, n, _), earlier in zip(items, reused, strict=True)]
+    amount = round(sum(count * price for count, (_, _, price) in zip(new, items, strict=True)), 2)
+    price = items[0][2] if items else 0.0
+    return Quote(new=sum(new), reused=sum(len(e) for e in reused), price_usd=price,
+                 emulator=emulator, amount_usd=amount)
+
+
 class Journal(ABC):
     """Thread-safe journal access. Backends implement ``_tx``, ``_read`` and ``close``."""
 
@@ -186,43 +201,72 @@ class Journal(ABC):
               new_ids: Sequence[str]) -> Claim:
         """Reuse up to ``n`` earlier identical jobs, check every cap for the rest and write
         their intents: one exclusive transaction, so it holds across processes."""
-        fingerprint = request.fingerprint()
+        (claim,) = self.claim_many(items=[(request, n, price_usd)], backend=backend,
+                                   emulator=emulator, session=session, force=force,
+                                   limits=limits, parent_id=parent_id, user=user, host=host,
+                                   new_ids=new_ids)
+        return claim
+
+    def claim_many(self, *, items: Sequence[tuple[VideoRequest, int, float]], backend: str,
+                   emulator: bool, session: str, force: bool = False,
+                   limits: Limits = Limits(), parent_id: str | None = None, user: str = "",
+                   host: str = "", new_ids: Sequence[str]) -> list[Claim]:
+        """:meth:`claim` for several requests (a sweep, a storyboard) in one transaction:
+        the caps and the confirmation hold for the whole call."""
         now = time.time()
         owner = current_owner()
+        ids = iter(new_ids)
         with self._tx(exclusive=True) as cur:
-            reused = [] if force else self._reusable(cur, fingerprint, backend, n)
-            new = n - len(reused)
-            quote = Quote(new=new, reused=len(reused), price_usd=price_usd, emulator=emulator)
-            if new and not emulator:
+            reused = [[] if force else self._reusable(cur, request.fingerprint(), backend, n)
+                      for request, n, _ in items]
+            quote = _total(items, reused, emulator)
+            if quote.new and not emulator:
                 self._check_limits(cur, quote, limits, session, now)
-            created = []
-            body = json.dumps(request.to_json())
-            state = JobState()
-            for local_id in new_ids[:new]:
-                row = {
-                    **state.as_columns(), "local_id": local_id, "fingerprint": fingerprint,
-                    "request": body, "backend": backend, "emulator": int(emulator),
-                    "status": state.status.value, "price_usd": price_usd,
-                    "session": session, "owner": str(owner), "pid": owner.pid,
-                    "heartbeat_at": now, "created_at": now, "updated_at": now,
-                    "parent_id": parent_id, "starred": 0, "note": None,
-                    "user_name": user or None, "host": host or None,
-                }
-                names = ", ".join(row)
-                marks = ", ".join("?" for _ in row)
-                cur.execute(f"INSERT INTO jobs ({names}) VALUES ({marks})",
-                            tuple(row.values()))
-                created.append(self._get(cur, local_id))
-        return Claim(reused=reused, created=[r for r in created if r is not None])
+            claims = []
+            for (request, n, price), earlier in zip(items, reused, strict=True):
+                created = []
+                for _ in range(n - len(earlier)):
+                    local_id = next(ids)
+                    self._insert(cur, local_id=local_id, request=request, backend=backend,
+                                 emulator=emulator, price_usd=price, session=session,
+                                 owner=str(owner), pid=owner.pid, now=now,
+                                 parent_id=parent_id, user=user, host=host)
+                    created.append(self._get(cur, local_id))
+                claims.append(Claim(reused=earlier,
+                                    created=[r for r in created if r is not None]))
+        return claims
+
+    def _insert(self, cur: Cursor, *, local_id: str, request: VideoRequest, backend: str,
+                emulator: bool, price_usd: float, session: str, owner: str, pid: int,
+                now: float, parent_id: str | None, user: str, host: str) -> None:
+        state = JobState()
+        row = {
+            **state.as_columns(), "local_id": local_id, "fingerprint": request.fingerprint(),
+            "request": json.dumps(request.to_json()), "backend": backend,
+            "emulator": int(emulator), "status": state.status.value, "price_usd": price_usd,
+            "session": session, "owner": owner, "pid": pid, "heartbeat_at": now,
+            "created_at": now, "updated_at": now, "parent_id": parent_id, "starred": 0,
+            "note": None, "user_name": user or None, "host": host or None,
+        }
+        names = ", ".join(row)
+        marks = ", ".join("?" for _ in row)
+        cur.execute(f"INSERT INTO jobs ({names}) VALUES ({marks})", tuple(row.values()))
 
     def quote(self, *, request: VideoRequest, backend: str, emulator: bool, price_usd: float,
               session: str, n: int = 1, force: bool = False,
               limits: Limits = Limits()) -> Quote:
         """What :meth:`claim` would do now, and why it would refuse (read only: the claim
         itself decides, atomically)."""
+        return self.quote_many(items=[(request, n, price_usd)], backend=backend,
+                               emulator=emulator, session=session, force=force, limits=limits)
+
+    def quote_many(self, *, items: Sequence[tuple[VideoRequest, int, float]], backend: str,
+                   emulator: bool, session: str, force: bool = False,
+                   limits: Limits = Limits()) -> Quote:
         with self._read() as cur:
-            reused = 0 if force else len(self._reusable(cur, request.fingerprint(), backend, n))
-            quote = Quote(new=n - reused, reused=reused, price_usd=price_usd, emulator=emulator)
+            reused = [[] if force else self._reusable(cur, request.fingerprint(), backend, n)
+                      for request, n, _ in items]
+            quote = _total(items, reused, emulator)
             if quote.new and not emulator:
                 try:
                     self._check_limits(cur, quote, limits, session, time.time())
@@ -343,6 +387,32 @@ class Journal(ABC):
                 recovered.append(record.local_id)
         return [r for r in map(self.get, recovered) if r is not None]
 
+    # -- plans (storyboards: the shots still to submit survive a crash) --------------------
+
+    def save_plan(self, plan_id: str, kind: str, body: Mapping[str, Any], *, session: str,
+                  done: bool = False) -> None:
+        """Create or replace a plan (its body is JSON: no key, ever)."""
+        now = time.time()
+        text = json.dumps(dict(body))
+        with self._tx() as cur:
+            updated = cur.execute(
+                "UPDATE plans SET body = ?, done = ?, updated_at = ? WHERE plan_id = ?",
+                (text, int(done), now, plan_id)).rowcount
+            if not updated:
+                cur.execute("INSERT INTO plans (plan_id, kind, body, session, done, created_at,"
+                            " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                            (plan_id, kind, text, session, int(done), now, now))
+
+    def plans(self, kind: str, *, done: bool | None = False) -> list[tuple[str, dict[str, Any]]]:
+        """``(plan_id, body)`` of the plans of a kind, oldest first (unfinished by default)."""
+        sql, params = "SELECT plan_id, body FROM plans WHERE kind = ?", list[Any]([kind])
+        if done is not None:
+            sql += " AND done = ?"
+            params.append(int(done))
+        with self._read() as cur:
+            rows = cur.execute(sql + " ORDER BY created_at", params).fetchall()
+        return [(str(row["plan_id"]), json.loads(row["body"])) for row in rows]
+
     # -- reads ------------------------------------------------------------------------------
 
     def _get(self, cur: Cursor, local_id: str) -> JobRecord | None:
@@ -359,9 +429,9 @@ class Journal(ABC):
                           (ref, ref))
         if rows:
             return rows[0]
-        prefix = ref.replace("%", "").replace("_", "") + "%"
-        rows = self._rows("SELECT * FROM jobs WHERE task_id LIKE ? OR local_id LIKE ? LIMIT 2",
-                          (prefix, prefix))
+        prefix = _like_prefix(ref)
+        rows = self._rows("SELECT * FROM jobs WHERE task_id LIKE ? ESCAPE '!'"
+                          " OR local_id LIKE ? ESCAPE '!' LIMIT 2", (prefix, prefix))
         return rows[0] if len(rows) == 1 else None
 
     def history(self, limit: int | None = None, *, starred: bool | None = None,
@@ -373,8 +443,8 @@ class Journal(ABC):
             params.append(int(starred))
         if search:
             for word in search.lower().split():
-                sql += " AND LOWER(request) LIKE ?"
-                params.append("%" + word.replace("%", "").replace("_", "") + "%")
+                sql += " AND LOWER(request) LIKE ? ESCAPE '!'"
+                params.append("%" + _like_prefix(word))
         if status is not None:
             sql += " AND status = ?"
             params.append(Status(status).value)

@@ -9,13 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..lifecycle import (
-    RELAY_FAILED,
-    UNKNOWN_OUTCOME,
-    Phase,
-    RelayStatus,
-    Status,
-)
+from ..lifecycle import Phase, RelayStatus, state_for_status
 from .base import SCHEMA_VERSION, Cursor
 
 __all__ = ["migrate"]
@@ -58,6 +52,16 @@ _JOBS = (
     ("user_name", "text", ""),
     ("host", "text", ""),
 )
+#: Multi-job plans (storyboards): what is still to submit survives a crash.
+_PLANS = (
+    ("plan_id", "text", "PRIMARY KEY"),
+    ("kind", "text", "NOT NULL"),
+    ("body", "text", "NOT NULL"),
+    ("session", "text", "NOT NULL"),
+    ("done", "int", "NOT NULL DEFAULT 0"),
+    ("created_at", "real", "NOT NULL"),
+    ("updated_at", "real", "NOT NULL"),
+)
 #: Columns schema 2 added to 0.1's table.
 _ADDED_IN_2 = ("phase", "relay_status", "relay_word", "error_type", "owner", "heartbeat_at",
                "parent_id", "starred", "note", "user_name", "host")
@@ -67,11 +71,6 @@ _INDEXES = (
     "CREATE INDEX IF NOT EXISTS jobs_created ON jobs (created_at)",
     "CREATE INDEX IF NOT EXISTS jobs_phase ON jobs (phase)",
 )
-#: 0.1's error codes of a rejected submit, and the exception each one raises now.
-_REJECTED = {"400": "BadRequestError", "401": "AuthenticationError",
-             "403": "PermissionDeniedError", "404": "NotFoundError", "429": "RateLimitError"}
-
-
 def _column(name: str, kind: str, constraint: str, dialect: str) -> str:
     return f"{name} {_TYPES[dialect][kind]} {constraint}".strip()
 
@@ -97,6 +96,9 @@ def migrate(cur: Cursor, *, dialect: str) -> int:
         cur.execute(f"CREATE TABLE jobs ({columns})")
     elif version == 1:
         _from_1(cur, dialect)
+    if version < 2:
+        columns = ", ".join(_column(*c, dialect) for c in _PLANS)
+        cur.execute(f"CREATE TABLE IF NOT EXISTS plans ({columns})")
     if version < SCHEMA_VERSION:
         for sql in _INDEXES:
             cur.execute(sql)
@@ -121,16 +123,6 @@ def _from_1(cur: Cursor, dialect: str) -> None:
 
 
 def _v1_meaning(row: Any) -> tuple[Phase, RelayStatus | None, str | None]:
-    status = row["status"]
-    if status == Status.SUBMITTING.value:
-        return Phase.SUBMITTING, None, None
-    if status == Status.UNKNOWN.value:
-        return Phase.SETTLED, None, UNKNOWN_OUTCOME
-    if status == Status.FAILED.value and row["task_id"] is None:
-        return Phase.SETTLED, None, _REJECTED.get(str(row["error_code"]), "APIError")
-    if status == Status.FAILED.value:
-        return Phase.SETTLED, RelayStatus.FAILED, RELAY_FAILED
-    if status == Status.COMPLETED.value:
-        return (Phase.SETTLED if row["local_path"] else Phase.SAVING), RelayStatus.COMPLETED, None
-    relay = {s.value: s for s in RelayStatus}.get(status)
-    return Phase.POLLING, relay, None
+    state = state_for_status(row["status"], task_id=row["task_id"],
+                             local_path=row["local_path"], error_code=row["error_code"])
+    return state.phase, state.relay_status, state.error_type
