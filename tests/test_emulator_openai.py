@@ -32,7 +32,7 @@ BODY = {"model": "sora-2", "prompt": "a lighthouse in a storm", "size": "1280x72
         "seconds": "8"}
 ID_RE = re.compile(r"video_[0-9a-f]{40}")
 OPENAI_KEYS = {"id", "object", "model", "status", "progress", "created_at", "completed_at",
-               "expires_at", "size", "seconds", "error"}
+               "expires_at", "size", "seconds", "remixed_from_video_id", "error"}
 FINAL = ("completed", "failed")
 #: Mean absolute difference (0-255, all channels) under which a decoded frame "is" an image.
 SAME_IMAGE = 12.0
