@@ -381,8 +381,12 @@ def test_content_expires_at_expires_at(emu: RunningEmulator, client: httpx.Clien
     done = wait_final(client, task_id)
     task = emu.task(task_id)
     assert task is not None and done["expires_at"] == math.ceil(task.completed_at + 0.2)
-    if time.time() < done["expires_at"]:
-        assert client.get(f"/v1/videos/{task_id}/content").status_code == 200
+    before = time.time()
+    early = client.get(f"/v1/videos/{task_id}/content")
+    if early.status_code == 200:
+        assert before < done["expires_at"]
+    else:  # slow machine: it expired while we asked
+        assert early.status_code == status and time.time() >= done["expires_at"]
     wait_until(lambda: time.time() >= done["expires_at"], timeout=3)
     error = error_of(client.get(f"/v1/videos/{task_id}/content"), status)
     assert error["code"] == "video_expired" and str(done["expires_at"]) in error["message"]
@@ -478,7 +482,9 @@ def test_status_synonyms_true_uses_gateway_words_stable_per_task(emu: RunningEmu
     emu.config.status_synonyms = True
     emu.config.queue_seconds = (10.0, 10.0)
     words: dict[str, set[str]] = {status: set() for status in STATUS_SYNONYMS}
-    for _ in range(12):
+    tasks = 0
+    while tasks < 6 or ((len(words["queued"]) < 2 or len(words["completed"]) < 2) and tasks < 40):
+        tasks += 1
         first = submit(client)
         seen = _statuses(client, first["id"], first["status"])
         queued = [w for w in seen if w in STATUS_SYNONYMS["queued"]]
