@@ -67,15 +67,13 @@ from .lifecycle import (
 from .models import TaskSnapshot, VideoRequest
 from .owner import owner_alive
 from .retry import Backoff
-from .schedule import PollPolicy, PollSchedule
+from .schedule import PollPolicy, PollSchedule, RelayPrior
 
 __all__ = ["Backend", "Job", "Poller", "poller", "video_file_name"]
 
 log = logging.getLogger("sora_widgets.engine")
 
 _SAFE = re.compile(r"[^A-Za-z0-9_.-]")
-#: A transient fault on a poll costs at most this (real seconds) once the relay answers.
-TRANSIENT_CAP = 2.0
 #: A definite refusal (401/403/404) of a paid job: keep asking, slowly.
 REFUSED_CAP = 30.0
 HEARTBEAT_SECONDS = 30.0
@@ -498,6 +496,8 @@ class Poller:
         self._seq = 0
         self._timer: asyncio.TimerHandle | None = None
         self._clients: dict[Backend, AsyncSoraClient] = {}
+        #: What each relay's jobs taught the schedule (loop thread; kept across restarts).
+        self._priors: dict[str, RelayPrior] = {}
         self._limit: asyncio.Semaphore | None = None
         self._heartbeat_due = 0.0
 
@@ -813,23 +813,32 @@ class Poller:
         if new != entry.state or extra:
             self._emit(entry.job, new, **extra)
             entry.state = new
+        if new.relay_status is RelayStatus.COMPLETED and entry.schedule is not None \
+                and self._loop is not None:
+            entry.schedule.observe(self._loop.time(), Status.COMPLETED.value, 100)
         if new.settled or new.task_id is None:
             self._finish(entry)
             return
         entry.mode = "poll" if polling else "save"
         self._push(entry, delay)
 
+    def _schedule(self, entry: _Entry) -> PollSchedule:
+        if entry.schedule is None:
+            backend = entry.job._backend
+            prior = self._priors.setdefault(backend.journal_name, RelayPrior())
+            entry.schedule = PollSchedule(PollPolicy(scale=backend.time_scale), prior)
+        return entry.schedule
+
     def _next_delay(self, entry: _Entry, state: JobState) -> tuple[float, float | None]:
         """When to poll next, and the predicted seconds left (None without evidence)."""
         assert self._loop is not None
-        if entry.schedule is None:
-            entry.schedule = PollSchedule(PollPolicy(scale=entry.job._backend.time_scale))
+        schedule = self._schedule(entry)
         status = state.relay_status.value if state.relay_status else Status.QUEUED.value
         now = self._loop.time()
-        entry.schedule.observe(now, status, entry.last_progress)
-        end = entry.schedule.predicted_end()
+        schedule.observe(now, status, entry.last_progress)
+        end = schedule.predicted_end()
         eta = max(0.0, end - now) if end is not None else None
-        return entry.schedule.next_delay(now, status, entry.last_progress, entry.hint), eta
+        return schedule.next_delay(now, status, entry.last_progress, entry.hint), eta
 
     async def _poll(self, entry: _Entry) -> None:
         job = entry.job
@@ -858,14 +867,18 @@ class Poller:
         self._advance(entry, new, **extra)
 
     def _retry_later(self, entry: _Entry, exc: BaseException) -> None:
-        """A failed GET: retry soon for transient faults (a few seconds at most once the
-        relay answers again), slowly for refusals; a paid job is never given up."""
+        """A failed GET: for a transient fault, the plan as if the GET had not happened,
+        with a short backoff (a few seconds at most once the relay answers again); slowly
+        for refusals (401/403/404). A paid job is never given up."""
+        assert self._loop is not None
         entry.failures += 1
         scale = entry.job._backend.time_scale
-        transient = is_transient(exc)
-        cap = (TRANSIENT_CAP if transient else REFUSED_CAP) * scale
-        backoff = Backoff(base=0.25 * scale, cap=cap)
-        delay = backoff.delay(entry.failures, retry_after_of(exc))
+        if is_transient(exc):
+            delay = self._schedule(entry).retry_delay(self._loop.time(), entry.failures,
+                                                      retry_after_of(exc))
+        else:
+            delay = Backoff(base=0.25 * scale, cap=REFUSED_CAP * scale).delay(
+                entry.failures, retry_after_of(exc))
         self._emit(entry.job, None, persist=False, poll_error=f"{exc} (retrying)")
         self._push(entry, delay)
 

@@ -106,7 +106,9 @@ def test_background_result_lands_in_the_cell_that_shows_it(notebook_dir: Path,
         _until_idle(kc, kc.execute("%load_ext sora_widgets"), seen)
         cell_a = kc.execute("%sora -o job a heron at dawn")
         _until_idle(kc, cell_a, seen)
-        cell_b = kc.execute("%sora show {job.local_id}")
+        # {name} only: the magic never evaluates an expression such as {job.local_id}.
+        _until_idle(kc, kc.execute("jid = job.local_id"), seen)
+        cell_b = kc.execute("%sora show {jid}")
         _until_idle(kc, cell_b, seen)
         slots = {_slot(seen, cell_a): cell_a, _slot(seen, cell_b): cell_b}
         cell_c = kc.execute("job.wait(60); print('waited')")
