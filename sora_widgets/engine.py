@@ -102,6 +102,8 @@ class Backend:
     timeout: float = 30.0
     download_timeout: float = 600.0
     max_video_bytes: int = 256 * 1024 * 1024
+    #: The relay's wire style ("artifex" | "openai"): its clients speak it.
+    style: str = "artifex"
 
     @property
     def journal_name(self) -> str:
@@ -112,7 +114,7 @@ class Backend:
         return {"timeout": httpx.Timeout(self.timeout, connect=min(10.0, self.timeout)),
                 "warn_cleartext": False,       # Studio warned on the caller's thread
                 "download_timeout": self.download_timeout,
-                "max_video_bytes": self.max_video_bytes}
+                "max_video_bytes": self.max_video_bytes, "style": self.style}
 
     def async_client(self) -> AsyncSoraClient:
         return AsyncSoraClient(self.key, self.base_url, **self._client_args(),
@@ -183,6 +185,8 @@ class Job(HasTraits):
         self._post_started = False
         self._detached = False
         self._studio: Any = None       # set by the Studio that made the handle
+        #: The poller's key: per handle, since two Studios may hold handles of one job.
+        self._key = f"{self.local_id}#{id(self):x}"
         self._owner_pid = os.getpid()
         self._loading = True
         self.emulator = backend.emulator
@@ -477,6 +481,7 @@ class _Entry:
     hint: float | None = None
     detach_after_submit: bool = False
     fetch_url: str | None = None
+    expires_at: float | None = None     # when fetch_url stops working (relay's expires_at)
     last_progress: int | None = None    # as the relay sent it (None: it sent none)
     save_attempts: int = 0
     refusals: int = 0
@@ -490,8 +495,8 @@ class Poller:
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._events: concurrent.futures.ThreadPoolExecutor | None = None
-        self._tracked: dict[str, Job] = {}          # under _lock: what this process polls
-        self._entries: dict[str, _Entry] = {}        # loop thread only
+        self._tracked: dict[str, Job] = {}          # under _lock, by handle key (Job._key)
+        self._entries: dict[str, _Entry] = {}        # loop thread only, by handle key
         self._heap: list[tuple[float, int, str]] = []
         self._seq = 0
         self._timer: asyncio.TimerHandle | None = None
@@ -530,7 +535,7 @@ class Poller:
         recorded first (it is paid for), then tracking stops."""
         loop = self._loop
         with self._lock:
-            known = self._tracked.pop(job.local_id, None) is not None
+            known = self._tracked.pop(job._key, None) is not None
         submitting = job.state.phase is Phase.SUBMITTING
         if not submitting or loop is None or not known:
             job._detach("tracking was cancelled")
@@ -538,11 +543,11 @@ class Poller:
             return
 
         def stop() -> None:
-            entry = self._entries.get(job.local_id)
+            entry = self._entries.get(job._key)
             if entry is not None and entry.busy and entry.mode == "submit":
                 entry.detach_after_submit = True       # its answer is paid for: record it
                 return
-            self._entries.pop(job.local_id, None)
+            self._entries.pop(job._key, None)
             if submitting:
                 self._emit(job, None, detach="tracking was cancelled")
 
@@ -635,7 +640,7 @@ class Poller:
                 charge=Charge.NONE if job.emulator else Charge.MAYBE)
             self._emit(job, state)
             with self._lock:
-                self._tracked.pop(job.local_id, None)
+                self._tracked.pop(job._key, None)
             return
         self._add(job, "submit" if job.state.phase is Phase.SUBMITTING else "poll",
                   readopt=True)
@@ -646,9 +651,9 @@ class Poller:
                             "use sw.jobs() or sw.resume() in this process")
         loop = self._ensure_running()
         with self._lock:
-            if job.local_id in self._tracked and not readopt:
+            if job._key in self._tracked and not readopt:
                 return
-            self._tracked[job.local_id] = job
+            self._tracked[job._key] = job
         with job._lock:
             job.tracking = True
             job._detached = False
@@ -659,10 +664,10 @@ class Poller:
             mode = "save" if job.state.phase is Phase.SAVING else mode
 
         def start() -> None:
-            if job.local_id in self._entries:
+            if job._key in self._entries:
                 return
             entry = _Entry(job, job.state, mode)
-            self._entries[job.local_id] = entry
+            self._entries[job._key] = entry
             self._push(entry, 0.0)
 
         loop.call_soon_threadsafe(start)
@@ -673,7 +678,7 @@ class Poller:
         self._seq += 1
         entry.seq = self._seq
         due = self._loop.time() + max(0.0, delay)
-        heapq.heappush(self._heap, (due, self._seq, entry.job.local_id))
+        heapq.heappush(self._heap, (due, self._seq, entry.job._key))
         if self._timer is None or due < self._timer.when():
             if self._timer is not None:
                 self._timer.cancel()
@@ -686,8 +691,8 @@ class Poller:
         now = self._loop.time()
         heap = self._heap
         while heap and heap[0][0] <= now:
-            _, seq, local_id = heapq.heappop(heap)
-            entry = self._entries.get(local_id)
+            _, seq, key = heapq.heappop(heap)
+            entry = self._entries.get(key)
             if entry is None or entry.seq != seq or entry.busy:
                 continue
             entry.busy = True
@@ -731,9 +736,9 @@ class Poller:
         return client
 
     def _finish(self, entry: _Entry, detach: str | None = None) -> None:
-        self._entries.pop(entry.job.local_id, None)
+        self._entries.pop(entry.job._key, None)
         with self._lock:
-            self._tracked.pop(entry.job.local_id, None)
+            self._tracked.pop(entry.job._key, None)
         self._emit(entry.job, None, detach=detach or "")
 
     # -- steps (loop thread) ----------------------------------------------------------------
@@ -789,12 +794,13 @@ class Poller:
             new = apply_snapshot(state.evolve(task_id=snapshot.id, charge=charge,
                                               phase=Phase.POLLING), snapshot)
             entry.fetch_url = snapshot.extra.get("fetch_url")
+            entry.hint, entry.expires_at = snapshot.poll_after, snapshot.expires_at
             entry.last_progress = snapshot.progress
             notice = _unrecognised(snapshot)
             log.info("submitted job %s: task id %s", job.local_id, snapshot.id)
         self._advance(entry, new, notice=notice)
-        if entry.detach_after_submit and job.local_id in self._entries:
-            self._entries.pop(job.local_id, None)
+        if entry.detach_after_submit and job._key in self._entries:
+            self._entries.pop(job._key, None)
             self._emit(job, None, detach="tracking was cancelled after the submit; "
                                           "sw.resume() picks it up")
 
@@ -855,6 +861,7 @@ class Poller:
         entry.last_progress = snapshot.progress
         if snapshot.extra.get("fetch_url"):
             entry.fetch_url = snapshot.extra["fetch_url"]
+            entry.expires_at = snapshot.expires_at
         new = apply_snapshot(entry.state, snapshot)
         extra: dict[str, Any] = {}
         if job.poll_error is not None:
@@ -897,7 +904,8 @@ class Poller:
         entry.save_attempts += 1
         try:
             url = entry.fetch_url
-            if entry.save_attempts > 1 or not url:
+            stale = entry.expires_at is not None and time.time() >= entry.expires_at
+            if entry.save_attempts > 1 or not url or stale:   # expires_at: refresh first
                 fresh, _ = await client.retrieve_once(entry.state.task_id)
                 url = fresh.extra.get("fetch_url") or url
             if not url:
@@ -912,9 +920,9 @@ class Poller:
             if entry.refusals >= 8 or entry.save_attempts >= 30:
                 log.warning("could not save the video of job %s: %s; job.download() retries",
                             entry.state.task_id, exc)
-                self._entries.pop(job.local_id, None)
+                self._entries.pop(job._key, None)
                 with self._lock:
-                    self._tracked.pop(job.local_id, None)
+                    self._tracked.pop(job._key, None)
                 self._emit(job, None, persist=False, download_error=str(exc),
                            detach=f"the video could not be saved: {exc}")
                 return
