@@ -33,9 +33,12 @@ from .errors import (
 
 if TYPE_CHECKING:
     from .client import SoraClient
+    from .compare_view import Compare
     from .engine import Job
+    from .history import History
     from .models import Quote, TaskSnapshot, VideoRequest
     from .studio import Studio
+    from .sweeps import Sweep
     from .widget import SoraWidget
 
 __all__ = [
@@ -45,7 +48,9 @@ __all__ = [
     "AuthenticationError",
     "BadRequestError",
     "BudgetExceededError",
+    "Compare",
     "ConfirmationRequired",
+    "History",
     "Job",
     "JobFailed",
     "JournalError",
@@ -60,15 +65,18 @@ __all__ = [
     "SoraWidget",
     "Studio",
     "SubmissionUnknown",
+    "Sweep",
     "TaskSnapshot",
     "ValidationError",
     "VideoRequest",
     "__version__",
+    "compare",
     "generate",
     "jobs",
     "load_ipython_extension",
     "resume",
     "spend",
+    "sweep",
 ]
 
 _LAZY = {
@@ -79,6 +87,9 @@ _LAZY = {
     "TaskSnapshot": "models",
     "VideoRequest": "models",
     "SoraWidget": "widget",
+    "Sweep": "sweeps",
+    "Compare": "compare_view",
+    "History": "history",
 }
 
 
@@ -118,6 +129,21 @@ def spend() -> dict[str, Any]:
     from .studio import default_studio
 
     return dict(default_studio().spend())
+
+
+def sweep(prompt: str | None, **kwargs: Any) -> Sweep:
+    """Every combination of ``{a|b}`` alternatives (× each ratio of a list) in one call:
+    quoted, budgeted and confirmed as a whole. See ``sora_widgets.sweeps.sweep``."""
+    from .sweeps import sweep as make
+
+    return make(prompt, **kwargs)
+
+
+def compare(*jobs: Any, **kwargs: Any) -> Compare:
+    """Completed jobs side by side, playing, pausing and seeking together (a widget)."""
+    from .compare_view import compare as make
+
+    return make(*jobs, **kwargs)
 
 
 def load_ipython_extension(ipython: Any) -> None:

@@ -161,6 +161,12 @@ def _like_prefix(text: str) -> str:
     return "".join("!" + c if c in "!%_" else c for c in text) + "%"
 
 
+def _prompt_has(record: JobRecord, words: Sequence[str]) -> bool:
+    """Every word (lower case) is in the record's prompt ("2" is not found in "duration")."""
+    prompt = str(json.loads(record.request).get("prompt") or "").lower()
+    return all(word in prompt for word in words)
+
+
 def _total(items: Sequence[tuple[VideoRequest, int, float]],
            reused: Sequence[Sequence[JobRecord]], emulator: bool) -> Quote:
     """The quote of a whole call: new jobs and their amount (prices may differ by model)."""
@@ -441,14 +447,20 @@ class Journal(ABC):
         if starred is not None:
             sql += " AND starred = ?"
             params.append(int(starred))
-        if search:
-            for word in search.lower().split():
+        words = search.lower().split() if search else []
+        for word in words:
+            # A first cut on the request's JSON (keys and other fields too, non-ASCII
+            # escaped): a superset, narrowed to the prompt's words below.
+            if word.isascii() and not set(word) & set('"\\'):
                 sql += " AND LOWER(request) LIKE ? ESCAPE '!'"
                 params.append("%" + _like_prefix(word))
         if status is not None:
             sql += " AND status = ?"
             params.append(Status(status).value)
         sql += _ORDER
+        if words:
+            rows = [r for r in self._rows(sql, params) if _prompt_has(r, words)]
+            return rows[offset:None if limit is None else offset + limit]
         if limit is not None or offset:
             sql += " LIMIT ? OFFSET ?"
             params += [limit if limit is not None else 2**62, offset]

@@ -1,0 +1,133 @@
+"""``sw.compare(*jobs)``: takes side by side, in equal-size players that play, pause and
+seek together, each captioned with its prompt (a word diff against the first), ratio,
+cost and star. (The module is ``compare_view``: ``sw.compare`` is the function.)
+
+Why anywidget (a dependency for this): stock ipywidgets has no way to keep two
+``<video>`` elements' ``currentTime`` together — ``ipywidgets.Video`` exposes no time
+and a kernel round trip per frame would be too slow anyway. The sync runs in the
+browser, in a small ES module (``static/compare.js``); the kernel only sends the items.
+
+What reaches the browser: relative paths of the videos and posters published next to the
+notebook (``sora_videos/...``), prompt words, ratio, cost and star — never the key. The
+front end resolves a relative path with the widget manager's ``resolveUrl`` (in
+JupyterLab and Notebook 7: ``<base url>/files/<notebook dir>/...``) and puts every string
+in the DOM as text.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import anywidget
+import traitlets
+
+from . import media, render
+from .config import preferences
+from .engine import Job
+from .errors import SoraError
+from .lifecycle import Status
+from .lineage import word_diff
+
+__all__ = ["Compare", "compare", "job_sources"]
+
+log = logging.getLogger("sora_widgets.compare")
+
+STATIC = Path(__file__).with_name("static")
+#: The width of each player; the height follows the ratio (square when ratios differ).
+PLAYER_WIDTH = 360
+
+
+def front_end(name: str) -> str:
+    """The ES module of one widget: the shared helpers, then its own code."""
+    return (STATIC / "common.js").read_text("utf-8") + "\n" + (STATIC / name).read_text("utf-8")
+
+
+def _publish(path: Path | None, media_dir: str, root: Path) -> str:
+    """Copy a file next to the notebook (the UI's act) and return its relative src."""
+    if path is None or not path.is_file():
+        return ""
+    try:
+        return render.safe_url(media.publish_video(path, media_dir, root)) or ""
+    except (OSError, ValueError) as exc:
+        log.warning("could not publish %s next to the notebook: %s", path.name, exc)
+        return ""
+
+
+def job_sources(job: Job, *, media_dir: str | None = None, root: Path | None = None,
+                video: bool = True) -> tuple[str, str]:
+    """(video src, poster src) of a saved job, published next to the notebook."""
+    media_dir = media_dir or preferences.media_dir
+    root = root or Path.cwd()
+    poster = _publish(job.poster_path, media_dir, root)
+    return (_publish(job.local_path, media_dir, root) if video else ""), poster
+
+
+def _box(jobs: Iterable[Job], width: int) -> dict[str, int]:
+    ratios = {job.aspect_ratio for job in jobs}
+    if ratios == {"16:9"}:
+        return {"width": width, "height": round(width * 9 / 16)}
+    if ratios == {"9:16"}:
+        return {"width": round(width * 9 / 16), "height": width}
+    return {"width": width, "height": width}
+
+
+class Compare(anywidget.AnyWidget):
+    """Synchronised players for a few jobs (see the module docstring)."""
+
+    _esm = front_end("compare.js")
+    _css = (STATIC / "compare.css").read_text("utf-8")
+
+    #: One entry per job: id, src, poster, caption (word-diff runs), label, ratio, cost.
+    items = traitlets.List(traitlets.Dict()).tag(sync=True)
+    #: Local id → starred (kept apart so a star does not reload the players).
+    starred = traitlets.Dict().tag(sync=True)
+    #: Every player's size in CSS pixels (equal for all).
+    box = traitlets.Dict().tag(sync=True)
+
+    def __init__(self, jobs: Iterable[Job], *, media_dir: str | None = None,
+                 root: Path | None = None, width: int = PLAYER_WIDTH, **kwargs: Any) -> None:
+        self.jobs = list(jobs)
+        if not self.jobs:
+            raise ValueError("compare: give at least one job")
+        for job in self.jobs:
+            if job.status != Status.COMPLETED:
+                raise SoraError(f"compare: job {job.id or job.local_id[:8]} is {job.status}; "
+                                "only completed takes can be compared")
+        super().__init__(**kwargs)
+        first = self.jobs[0].prompt or ""
+        items = []
+        for index, job in enumerate(self.jobs):
+            if job.local_path is None:
+                job.download()      # the saved copy is what plays (relay links expire)
+            src, poster = job_sources(job, media_dir=media_dir, root=root)
+            runs = word_diff(first, job.prompt or "") if index else [("same", first)]
+            items.append({
+                "id": job.local_id, "src": src, "poster": poster,
+                "caption": [[op, text] for op, text in runs] or [["same", "(image only)"]],
+                "label": f"#{index + 1} {job.id or job.local_id[:8]}",
+                "ratio": job.aspect_ratio, "cost": render.money_line(job),
+            })
+        self.items = items
+        self.box = _box(self.jobs, width)
+        self.starred = {job.local_id: bool(job.starred) for job in self.jobs}
+        self.on_msg(self._on_msg)
+
+    def _on_msg(self, _widget: Any, content: Any, _buffers: Any) -> None:
+        if not isinstance(content, dict) or content.get("action") != "star":
+            return
+        job = next((j for j in self.jobs if j.local_id == content.get("id")), None)
+        if job is None:
+            return
+        job.star(bool(content.get("on")))
+        self.starred = {j.local_id: bool(j.starred) for j in self.jobs}
+
+
+def compare(*jobs: Job | str, media_dir: str | None = None, width: int = PLAYER_WIDTH) -> Compare:
+    """Side-by-side synchronised players of completed jobs (``Job`` handles or ids)."""
+    from .studio import default_studio
+
+    handles = [job if isinstance(job, Job) else default_studio().get(job) for job in jobs]
+    return Compare(handles, media_dir=media_dir, width=width)

@@ -1,0 +1,41 @@
+// Shared by the sora-widgets front ends (put before each widget's own code).
+
+/** An element with a class; every text later goes in with textContent. */
+function h(tag, className) {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  return node;
+}
+
+/** A relative path (published next to the notebook) or an http(s) URL, else null. */
+function safeSrc(url) {
+  if (typeof url !== "string" || !url) return null;
+  if (/[\u0000-\u001f]/.test(url)) return null;
+  if (/^https?:\/\//i.test(url)) return url;
+  if (/^[a-z][a-z0-9+.-]*:/i.test(url) || url.startsWith("/") || url.startsWith("\\")) {
+    return null;
+  }
+  if (url.split("/").includes("..")) return null;
+  return url;
+}
+
+/**
+ * The URL the browser can load for ``url``. A relative path means "next to the notebook":
+ * JupyterLab and Notebook 7 resolve it with the widget manager's resolveUrl (the
+ * notebook's URL resolver: <base url>/files/<notebook dir>/...); other front ends get it
+ * as it is (relative to their page).
+ */
+async function resolveSrc(model, url) {
+  const safe = safeSrc(url);
+  if (!safe || /^https?:/i.test(safe)) return safe;
+  const manager = model.widget_manager;
+  if (manager && typeof manager.resolveUrl === "function") {
+    try {
+      const resolved = await manager.resolveUrl(safe);
+      if (typeof resolved === "string" && resolved) return resolved;
+    } catch (err) {
+      console.warn("sora-widgets: could not resolve", safe, err);
+    }
+  }
+  return safe;
+}

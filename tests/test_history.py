@@ -1,0 +1,199 @@
+"""History: every journal job, searchable, paginated, posters not players; stars and notes
+kept in the journal (a new process sees them); lineage; posters of the right shape."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PIL import Image
+
+import sora_widgets as sw
+from sora_widgets.compare_view import Compare
+from sora_widgets.emulator import RunningEmulator
+from sora_widgets.frames import probe
+from sora_widgets.history import History
+from sora_widgets.lifecycle import Status
+from sora_widgets.studio import Studio
+
+from .conftest import VIP_KEY
+from .history_seed import seed_history
+
+ANIMALS = ("fox", "owl", "cat")
+
+
+def seeded(home: Path, count: int = 30, **kwargs: Any) -> list[str]:
+    """Jobs 0..count-1, oldest first; every third a fox, portrait when i % 4 == 0."""
+    return seed_history(home, count, prompt=lambda i: f"a {ANIMALS[i % 3]} number {i}",
+                        ratio=lambda i: "9:16" if i % 4 == 0 else "16:9", **kwargs)
+
+
+def send(history: History, **content: Any) -> None:
+    """What the front end sends (``model.send``), through the widget's own handler."""
+    history.view._handle_custom_msg(content, [])
+
+
+def test_history_shows_every_journal_job_newest_first_a_page_at_a_time(
+        home: Path, studio: Studio) -> None:
+    ids = seeded(home, 30)
+    history = History(page_size=12)
+    view = history.view
+    assert [c["id"] for c in view.cards] == ids[::-1][:12], "not newest first"
+    assert view.has_next and view.summary.startswith("1–12")
+    # Posters, not players: each card has a published still, no card has a video yet.
+    assert view.players == {}
+    for card in view.cards:
+        assert card["poster"].startswith("sora_videos/") and card["poster"].endswith(".jpg")
+        assert (Path.cwd() / card["poster"]).is_file()
+        assert card["openable"] and card["status"] == Status.COMPLETED
+    assert not list(Path.cwd().glob("sora_videos/*.mp4")), "opening history published videos"
+
+    history.next_page()
+    assert [c["id"] for c in view.cards] == ids[::-1][12:24]
+    view.page = 2                                    # as the front end's "older" does
+    assert [c["id"] for c in view.cards] == ids[::-1][24:]
+    assert not view.has_next
+    history.previous_page()
+    assert [c["id"] for c in view.cards] == ids[::-1][12:24]
+
+
+def test_search_and_filters_narrow_it_and_go_back_to_the_first_page(
+        home: Path, studio: Studio) -> None:
+    ids = seeded(home, 30, starred={3, 7})
+    history = History(page_size=12)
+    history.next_page()
+    history.view.query = "FOX"                       # typed in the search box
+    foxes = [ids[i] for i in range(30) if i % 3 == 0][::-1]
+    assert history.view.page == 0
+    assert [c["id"] for c in history.view.cards] == foxes[:12]
+    assert all("fox" in c["prompt"] for c in history.view.cards)
+    history.search("fox number 2")       # every word, in the prompt only (not "duration": 12)
+    assert {c["prompt"] for c in history.view.cards} == {
+        f"a fox number {i}" for i in (12, 21, 24, 27)}
+    history.search("")
+    history.filter(starred=True)
+    assert [c["id"] for c in history.view.cards] == [ids[7], ids[3]]
+    history.filter(starred=False, status=Status.FAILED)
+    assert history.view.cards == [] and not history.view.has_next
+
+    # sw.jobs filters the same way (the public API over the same query)
+    assert [j.local_id for j in sw.jobs(search="owl number 1")] == [
+        ids[i] for i in (19, 16, 13, 10, 1)]
+    assert [j.local_id for j in sw.jobs(starred=True)] == [ids[7], ids[3]]
+    assert [j.local_id for j in sw.jobs(3, search="cat")] == [ids[29], ids[26], ids[23]]
+    assert sw.jobs(search="sora") == [] and sw.jobs(search="ratio") == [], (
+        "words of the request's other fields matched")
+    (cafe,) = seed_history(home, 1, prompt=lambda i: 'un "café" à l\'aube')
+    assert [j.local_id for j in sw.jobs(search='CAFÉ")')] == []
+    assert [j.local_id for j in sw.jobs(search='"café"')] == [cafe]
+    assert [j.local_id for j in sw.jobs(search="à")] == [cafe]
+
+
+def test_stars_and_notes_from_the_view_survive_a_new_process(home: Path,
+                                                             studio: Studio) -> None:
+    ids = seeded(home, 5)
+    history = History()
+    send(history, action="star", id=ids[1], on=True)
+    send(history, action="note", id=ids[1], text="keeper: the <b>best</b> light")
+    send(history, action="star", id=ids[2], on=True)
+    send(history, action="star", id=ids[2], on=False)
+    card = next(c for c in history.view.cards if c["id"] == ids[1])
+    assert card["starred"] and card["note"] == "keeper: the <b>best</b> light"
+    assert history.view.message == ""
+
+    code = ("import json, sora_widgets as sw; "
+            "print(json.dumps([[j.local_id, j.starred, j.note] for j in sw.jobs()]))")
+    env = {**os.environ, "SORA_WIDGETS_HOME": str(home)}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                         text=True, timeout=60, check=True).stdout
+    marks = {local_id: (starred, note) for local_id, starred, note in json.loads(out)}
+    assert marks[ids[1]] == (True, "keeper: the <b>best</b> light")
+    assert marks[ids[2]] == (False, "")
+    assert marks[ids[0]] == (False, "")
+
+
+def test_opening_a_card_publishes_its_video_and_shows_one_player(home: Path,
+                                                                 studio: Studio) -> None:
+    ids = seeded(home, 3)
+    history = History()
+    send(history, action="open", id=ids[0])
+    src = history.view.players[ids[0]]
+    assert src.startswith("sora_videos/") and src.endswith(".mp4")
+    assert (Path.cwd() / src).stat().st_size == studio.get(ids[0]).local_path.stat().st_size
+    assert list(history.view.players) == [ids[0]]
+    send(history, action="open", id="no-such-job")
+    assert "no longer on this page" in history.view.message
+
+
+def test_load_and_vary_call_the_form_and_compare_shows_the_checked_takes(
+        home: Path, studio: Studio) -> None:
+    ids = seeded(home, 4)
+    loaded: list[tuple[str, bool]] = []
+    history = History(on_load=lambda job, vary: loaded.append((job.local_id, vary)))
+    assert history.view.can_load
+    send(history, action="load", id=ids[3])
+    send(history, action="vary", id=ids[2])
+    assert loaded == [(ids[3], False), (ids[2], True)]
+
+    send(history, action="select", id=ids[0], on=True)
+    send(history, action="compare")
+    assert "two or more" in history.view.message and history.compare_view is None
+    send(history, action="select", id=ids[1], on=True)
+    assert history.view.selected == [ids[0], ids[1]]
+    send(history, action="compare")
+    compare = history.compare_view
+    assert isinstance(compare, Compare) and compare in history.compare_box.children
+    assert [item["id"] for item in compare.items] == [ids[0], ids[1]]
+
+    alone = History()
+    assert not alone.view.can_load
+    send(alone, action="load", id=ids[3])
+    assert "not attached to a form" in alone.view.message
+
+
+def test_a_varied_job_shows_its_prompt_as_a_word_diff_against_its_parent(
+        relay: RunningEmulator, studio: Studio) -> None:
+    parent = sw.generate("a red fox <running> in snow", wait=True)
+    request = parent.request
+    child = studio.submit(type(request).create("a blue fox <running> in deep snow"),
+                          parent_id=parent.local_id)[0]
+    child.wait(30)
+    history = History()
+    card = next(c for c in history.view.cards if c["id"] == child.local_id)
+    assert card["parent"] == "a red fox <running> in snow"
+    assert card["diff"] == [["same", "a "], ["del", "red "], ["add", "blue "],
+                            ["same", "fox <running> in "], ["add", "deep "], ["same", "snow"]]
+    state = json.dumps(history.view.get_state(), default=str)
+    assert VIP_KEY not in state
+
+
+def test_posters_exist_beside_saved_videos_with_the_videos_aspect_ratio(
+        studio: Studio) -> None:
+    wide = sw.generate("a wide meadow at noon", aspect_ratio="16:9", wait=True)
+    tall = sw.generate("a tall tower at noon", aspect_ratio="9:16", wait=True)
+    for job in (wide, tall):
+        assert job.local_path is not None and job.poster_path is not None
+        assert job.poster_path.is_file()
+        assert job.poster_path.parent == job.local_path.parent
+        info = probe(job.local_path)
+        with Image.open(job.poster_path) as still:
+            assert still.format == "JPEG"
+            assert abs(still.width / still.height - info.width / info.height) < 0.02, (
+                job.aspect_ratio, still.size, (info.width, info.height))
+    with Image.open(wide.poster_path) as a, Image.open(tall.poster_path) as b:
+        assert a.width > a.height and b.height > b.width
+
+
+@pytest.mark.parametrize("count", [200])
+def test_two_hundred_jobs_make_one_page_of_posters(home: Path, studio: Studio,
+                                                   count: int) -> None:
+    seeded(home, count)
+    history = History()
+    assert len(history.view.cards) == 12 and history.view.players == {}
+    published = list(Path.cwd().glob("sora_videos/*"))
+    assert len(published) == 12 and all(p.suffix == ".jpg" for p in published)
