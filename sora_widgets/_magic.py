@@ -61,7 +61,8 @@ log = logging.getLogger("sora_widgets.magic")
 
 SUBCOMMANDS = ("jobs", "show", "resume", "cost", "key")
 #: SoraMagics settings shared with the panel through ``config.preferences``.
-_SHARED_NAMES = ("default_ratio", "model", "base_url", "autodownload", "embed", "media_dir")
+_SHARED_NAMES = ("default_ratio", "model", "base_url", "autodownload", "embed", "media_dir",
+                 "api_style")
 MAX_VARIATIONS = 10
 Bundle = dict[str, str]
 
@@ -293,6 +294,9 @@ class SoraMagics(Magics, Configurable):
                         "the relay's link, which expires.").tag(config=True)
     embed = Bool(False, help="Inline finished videos as base64 (a self-contained notebook, "
                  "several MB per video).").tag(config=True)
+    api_style = Enum(["", "artifex", "openai"], "", help="The relay's wire style (empty: "
+                     "SORA_API_STYLE, else artifex): 'artifex' (aspect_ratio, 12 s) or 'openai' "
+                     "(size, seconds, /content).").tag(config=True)
     media_dir = Unicode(media.DEFAULT_MEDIA_DIR, help="Folder, relative to the notebook, "
                         "that finished videos are copied to.").tag(config=True)
 
@@ -332,6 +336,10 @@ class SoraMagics(Magics, Configurable):
     @argument("-i", "--image", action="append", metavar="URL_OR_FILE",
               help="First-frame reference image: http(s) URL or local file (repeatable).")
     @argument("--model", help="Model name (default: SoraMagics.model or SORA_MODEL).")
+    @argument("--seconds", metavar="S", help="Video length where the relay's style allows "
+              "a choice (openai: 4, 8 or 12; the seed's relay: 12 only).")
+    @argument("--size", metavar="WxH", help="Video size where the style has sizes (openai: "
+              "1280x720, 720x1280; sora-2-pro also 1792x1024, 1024x1792).")
     @argument("--force", action="store_true",
               help="Submit (and pay) again even if an identical request was made before.")
     @argument("-n", type=int, default=1, metavar="N", dest="n",
@@ -406,13 +414,15 @@ class SoraMagics(Magics, Configurable):
         if name is not None and (not name.isidentifier() or keyword.iskeyword(name)):
             raise UsageError(f"%sora: -o needs a Python variable name, not {name[:40]!r}")
         prompt = self._prompt(args.prompt, cell)
-        ratio = _unquote(args.ratio) if args.ratio else self.default_ratio
+        size = _unquote(args.size) if args.size else None
+        ratio = _unquote(args.ratio) if args.ratio else (None if size else self.default_ratio)
         images = [_unquote(i) for i in args.image] if args.image else None
         try:
             current = settings()
             model = _unquote(args.model) if args.model else preferences.model_or(current)
             request = VideoRequest.create(prompt, aspect_ratio=ratio, image=images,
-                                          model=model)
+                                          model=model, size=size,
+                                          seconds=_unquote(args.seconds) if args.seconds else None)
         except SoraError as exc:
             raise UsageError(f"%sora: {exc}") from None
         look = self._look(embed=bool(args.embed))

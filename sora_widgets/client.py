@@ -15,6 +15,11 @@ that came from the relay is scrubbed of the key before it is returned.
 Resources: answers are read up to :data:`MAX_ANSWER_BYTES`; a download has an
 overall deadline and a size cap, so a hostile or broken relay cannot hang a
 caller or fill the disk.
+
+Styles: what goes on the wire (the body, where the video is, the poll hint) is the job of
+the style's adapter (``wire/``); this module keeps the transport and the rules above for
+every style. The key goes only to the relay's own origin (its ``/content`` endpoint), never
+to a CDN link, and httpx drops it on a redirect to another origin.
 """
 
 from __future__ import annotations
@@ -35,7 +40,7 @@ from urllib.parse import quote, urlsplit
 import httpx
 
 from . import __version__
-from .config import APIKey, is_loopback_url, settings
+from .config import APIKey, api_style, is_loopback_url, settings
 from .errors import (
     APIConnectionError,
     APIError,
@@ -54,6 +59,8 @@ from .errors import (
 from .models import TaskError, TaskSnapshot, VideoRequest
 from .redact import install_log_filter, scrub
 from .retry import Backoff, parse_retry_after
+from .wire import WireAdapter, adapter_for
+from .wire.base import poll_hint_seconds as _poll_hint
 
 __all__ = ["AsyncSoraClient", "SoraClient", "poll_hint_seconds"]
 
@@ -154,6 +161,8 @@ def error_for_response(response: httpx.Response, key: APIKey | None) -> APIError
                                      status_code=status, code=code)
     if status == 404:
         return NotFoundError(f"not found (404): {message}", status_code=status, code=code)
+    if status == 410:
+        return NotFoundError(f"gone (410): {message}", status_code=status, code=code)
     if status == 429:
         return RateLimitError(f"rate limited (429): {message}", code=code,
                               retry_after=retry_after)
@@ -163,7 +172,10 @@ def error_for_response(response: httpx.Response, key: APIKey | None) -> APIError
     return APIError(f"unexpected answer ({status}): {message}", status_code=status, code=code)
 
 
-def parse_task(response: httpx.Response, key: APIKey | None) -> TaskSnapshot:
+def parse_task(response: httpx.Response, key: APIKey | None,
+               wire: WireAdapter | None = None, base_url: str = "") -> TaskSnapshot:
+    """An answer as a snapshot, through the style's adapter (the seed's by default)."""
+    wire = wire or adapter_for("artifex")
     if response.status_code >= 400:
         raise error_for_response(response, key)
     try:
@@ -172,10 +184,15 @@ def parse_task(response: httpx.Response, key: APIKey | None) -> TaskSnapshot:
         raise MalformedResponseError(
             f"the relay answered {response.status_code} with a body that is not JSON",
             status_code=response.status_code) from exc
-    snapshot = TaskSnapshot.parse(payload)
+    snapshot = wire.snapshot(payload, base_url=base_url)
     # A relay that echoes the key (in a failure message, a status word or a video link)
     # must not put it in the journal, a trait or a log. The raw link stays usable: the
     # engine keeps it in memory only (``fetch_url``).
+    extra: dict[str, Any] = {name: snapshot.extra[name] for name in ("fetch_url", "expires_at")
+                             if snapshot.extra.get(name) is not None}
+    hint = wire.poll_hint(response.headers)
+    if hint is not None:
+        extra["poll_after"] = hint
     return replace(
         snapshot,
         id=_scrub(snapshot.id),
@@ -184,16 +201,12 @@ def parse_task(response: httpx.Response, key: APIKey | None) -> TaskSnapshot:
         error=TaskError(_scrub(snapshot.error.message),
                         _scrub(snapshot.error.code) if snapshot.error.code else None)
         if snapshot.error is not None else None,
-        extra={"fetch_url": snapshot.video_url} if snapshot.video_url else {})
+        extra=extra)
 
 
 def poll_hint_seconds(response_headers: httpx.Headers) -> float | None:
     """A server's own polling hint (``openai-poll-after-ms``), if any."""
-    raw = response_headers.get("openai-poll-after-ms")
-    try:
-        return max(0.0, float(raw) / 1000.0) if raw else None
-    except ValueError:
-        return None
+    return _poll_hint(response_headers)
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -240,8 +253,11 @@ class _Base:
         warn_cleartext: bool = True,
         download_timeout: float | None = None,
         max_video_bytes: int | None = None,
+        style: str | None = None,
     ) -> None:
         current = settings()
+        #: The relay's wire style (default: the style in force, SORA_API_STYLE).
+        self.wire: WireAdapter = adapter_for(style if style is not None else api_style(current))
         if isinstance(api_key, APIKey):
             self._key: APIKey | None = api_key
         elif api_key is not None and api_key.strip():
@@ -262,7 +278,26 @@ class _Base:
 
     def __repr__(self) -> str:
         key = "set" if self._key else "none"
-        return f"{type(self).__name__}(base_url={self.base_url!r}, api_key={key})"
+        return (f"{type(self).__name__}(base_url={self.base_url!r}, style={self.style!r}, "
+                f"api_key={key})")
+
+    @property
+    def style(self) -> str:
+        return self.wire.style
+
+    def _submit_request(self, http: httpx.Client | httpx.AsyncClient,
+                        request: VideoRequest) -> httpx.Request:
+        """The POST, built by the style's adapter before anything is sent."""
+        if request.style != self.wire.style:
+            raise ValidationError(
+                f"style: this request was checked for the {request.style} style but the relay "
+                f"at {self.base_url} speaks {self.wire.style}; build it again (VideoRequest."
+                f"create(..., style={self.wire.style!r})); nothing was sent", field="style")
+        return self._build(http, "POST", f"{self.base_url}/v1/videos",
+                           **self.wire.submit_body(request))
+
+    def _parse(self, response: httpx.Response) -> TaskSnapshot:
+        return parse_task(response, self._key, self.wire, self.base_url)
 
     def _task_url(self, task_id: str) -> str:
         return f"{self.base_url}/v1/videos/{quote(task_id, safe='')}"
@@ -313,7 +348,7 @@ def _post_outcome(client: _Base, response: httpx.Response) -> TaskSnapshot:
     if status >= 400:
         raise error_for_response(response, client._key)
     try:
-        return parse_task(response, client._key)
+        return client._parse(response)
     except MalformedResponseError as exc:
         raise client._lost_answer(exc) from None
 
@@ -349,8 +384,7 @@ class SoraClient(_Base):
 
     def submit(self, request: VideoRequest) -> TaskSnapshot:
         """POST once. Retried only if the connection failed before anything was sent."""
-        built = self._build(self._http, "POST", f"{self.base_url}/v1/videos",
-                            json=request.to_json())
+        built = self._submit_request(self._http, request)
         for attempt in range(self.max_connect_attempts):
             try:
                 response = self._exchange(built)
@@ -385,7 +419,7 @@ class SoraClient(_Base):
             failure = transport_error(exc)
         if failure is not None:
             raise failure
-        return parse_task(response, self._key)
+        return self._parse(response)
 
     def download(self, url: str, path: str | os.PathLike[str],
                  on_progress: ProgressCallback | None = None) -> Path:
@@ -507,8 +541,7 @@ class AsyncSoraClient(_Base):
             await response.aclose()
 
     async def submit(self, request: VideoRequest) -> TaskSnapshot:
-        built = self._build(self._http, "POST", f"{self.base_url}/v1/videos",
-                            json=request.to_json())
+        built = self._submit_request(self._http, request)
         for attempt in range(self.max_connect_attempts):
             try:
                 response = await self._exchange(built)
@@ -530,7 +563,8 @@ class AsyncSoraClient(_Base):
             failure = transport_error(exc)
         if failure is not None:
             raise failure
-        return parse_task(response, self._key), poll_hint_seconds(response.headers)
+        snapshot = self._parse(response)
+        return snapshot, snapshot.poll_after
 
     async def download(self, url: str, path: Path,
                        on_progress: ProgressCallback | None = None) -> Path:

@@ -16,12 +16,14 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 __all__ = [
+    "API_STYLES",
     "DEFAULT_BASE_URL",
     "DEFAULT_MODEL",
     "PRICES_USD",
     "APIKey",
     "Preferences",
     "Settings",
+    "api_style",
     "is_loopback_url",
     "preferences",
     "price_of",
@@ -30,7 +32,9 @@ __all__ = [
 
 DEFAULT_BASE_URL = "https://artifex.help"
 DEFAULT_MODEL = "sora-2"
-#: Price per submission, charged at submit time. Override one with SORA_PRICE_USD.
+#: Relay wire styles (SORA_API_STYLE): the seed's relay, and OpenAI-shaped gateways.
+API_STYLES = ("artifex", "openai")
+#: 0.1's price table (kept for callers; prices now come from ``catalog.py``).
 PRICES_USD: dict[str, float] = {"sora-2": 0.90}
 #: The embedded emulator runs jobs this much faster than the real relay (demo pace).
 DEFAULT_EMULATOR_TIME_SCALE = 0.1
@@ -121,6 +125,10 @@ class Settings:
     #: Overall seconds one video download may take, and its size cap (a 12 s clip is MBs).
     download_timeout: float = 600.0
     max_video_bytes: int = 256 * 1024 * 1024
+    #: The relay's wire style (SORA_API_STYLE): "artifex" (default) or "openai".
+    api_style: str = "artifex"
+    #: SORA_PRICE_USD: a flat price per clip replacing the catalogue's rule (None: the rule).
+    price_usd: float | None = None
 
     @property
     def uses_emulator(self) -> bool:
@@ -182,6 +190,12 @@ def settings() -> Settings:
     confirm = os.environ.get("SORA_CONFIRM_USD", "").strip()
     download_timeout = _float_env("SORA_DOWNLOAD_TIMEOUT")
     max_video_mb = _float_env("SORA_MAX_VIDEO_MB")
+    style = os.environ.get("SORA_API_STYLE", "").strip().lower() or API_STYLES[0]
+    if style not in API_STYLES:
+        from .errors import ValidationError
+
+        raise ValidationError(f"SORA_API_STYLE must be one of {', '.join(API_STYLES)}, "
+                              f"not {style[:40]!r}", field="SORA_API_STYLE")
     return Settings(
         api_key=key,
         base_url=(os.environ.get("SORA_BASE_URL", "").strip() or DEFAULT_BASE_URL).rstrip("/"),
@@ -199,6 +213,8 @@ def settings() -> Settings:
         host=socket.gethostname()[:128],
         download_timeout=download_timeout if download_timeout else 600.0,
         max_video_bytes=int(max_video_mb * 1024 * 1024) if max_video_mb else 256 * 1024 * 1024,
+        api_style=style,
+        price_usd=override,
     )
 
 
@@ -214,9 +230,13 @@ def missing_key_problem(current: Settings, base_url: str | None = None) -> str |
 
 
 def price_of(model: str, prices: dict[str, float] | None = None) -> float:
-    """Price of one submission of ``model``; unknown models are priced like sora-2."""
-    table = prices if prices is not None else PRICES_USD
-    return table.get(model, table.get(DEFAULT_MODEL, PRICES_USD[DEFAULT_MODEL]))
+    """The price of one default clip of ``model`` in the style in force (kept for 0.1
+    callers; ``prices`` is ignored). The one rule is :func:`sora_widgets.catalog.price_of`,
+    which prices a whole request (style, model, size, seconds)."""
+    from .catalog import price_of as rule
+    from .models import VideoRequest
+
+    return rule(VideoRequest.create("price", model=model))
 
 
 def is_loopback_url(url: str) -> bool:
@@ -240,9 +260,16 @@ class Preferences:
     embed: bool = False
     autodownload: bool = True
     media_dir: str = "sora_videos"
+    api_style: str = ""             # empty: SORA_API_STYLE, else artifex
 
     def model_or(self, current: Settings) -> str:
         return self.model or current.model
 
 
 preferences = Preferences()
+
+
+def api_style(current: Settings | None = None) -> str:
+    """The wire style in force now: ``%config SoraMagics.api_style``, else SORA_API_STYLE,
+    else "artifex". Requests, clients and the studio all ask here."""
+    return preferences.api_style or (current or settings()).api_style

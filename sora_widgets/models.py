@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from .config import DEFAULT_MODEL
+from .config import DEFAULT_MODEL, api_style
 from .errors import MalformedResponseError, ValidationError
 from .lifecycle import RelayStatus, relay_status_of
 
@@ -104,27 +104,66 @@ def _image_to_url(image: object) -> str:
     return url
 
 
+def _whole_seconds(value: object, name: str, *, text_ok: bool) -> int | None:
+    """A length in whole seconds: an int (or, for ``seconds``, a string of digits as the
+    OpenAI SDK sends it); None when not given."""
+    if value is None:
+        return None
+    if text_ok and isinstance(value, str) and value.strip().isdigit():
+        return int(value.strip())
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValidationError(f"{name}: a whole number of seconds, not {str(value)[:20]!r}",
+                              field=name)
+    return value
+
+
 @dataclass(frozen=True)
 class VideoRequest:
-    """A submit request that has passed validation (build it with :meth:`create`)."""
+    """A submit request that has passed validation (build it with :meth:`create`).
+
+    ``style`` is the relay wire style it was checked for (the catalogue of that style);
+    ``duration`` is its length in seconds (``seconds`` is the same), ``size`` the
+    ``WxH`` of a style with sizes (None on the seed's relay, where the shape is
+    ``aspect_ratio``). The wire body is built by the style's adapter (``wire/``);
+    :meth:`to_json` is the journal's form and the cache identity.
+    """
 
     prompt: str | None
     aspect_ratio: str = "16:9"
     images: tuple[str, ...] = ()
     model: str = DEFAULT_MODEL
     duration: int = DURATION_SECONDS
+    size: str | None = None
+    style: str = "artifex"
+
+    @property
+    def seconds(self) -> int:
+        return self.duration
 
     @classmethod
     def create(
         cls,
         prompt: str | None = None,
         *,
-        aspect_ratio: str | None = "16:9",
+        aspect_ratio: str | None = None,
         image: str | Path | Iterable[str | Path] | None = None,
         model: str | None = DEFAULT_MODEL,
-        duration: int | None = DURATION_SECONDS,
+        duration: int | None = None,
+        seconds: int | str | None = None,
+        size: str | None = None,
+        style: str | None = None,
+        check: bool = True,
     ) -> VideoRequest:
-        """Validate every field; raise :class:`ValidationError` naming the first bad one."""
+        """Validate every field; raise :class:`ValidationError` naming the first bad one.
+
+        ``style`` defaults to the style in force (``SORA_API_STYLE``); the request is
+        checked against that style's catalogue (model, ratio or size, seconds) and the
+        allowed values are named when it is outside. ``aspect_ratio`` picks the style's
+        size for it when no ``size`` is given. ``check=False`` (a journal row) skips the
+        catalogue: the request was checked when it was made.
+        """
+        from .catalog import catalogue, style_rules
+
         if prompt is not None and not isinstance(prompt, str):
             raise ValidationError("prompt: must be text", field="prompt")
         text = (prompt or "").strip() or None
@@ -141,29 +180,61 @@ class VideoRequest:
             images = tuple(_image_to_url(i) for i in image)
         if text is None and not images:
             raise ValidationError("prompt: give a prompt or an image (or both)", field="prompt")
-        ratio = "16:9" if aspect_ratio is None else str(aspect_ratio).strip()
-        if ratio not in ASPECT_RATIOS:
+        wire_style = str(style).strip().lower() if style is not None else api_style()
+        rules = style_rules(wire_style)
+        if rules.needs_prompt and text is None:
+            raise ValidationError(f"prompt: the {wire_style} style needs a prompt (an image "
+                                  "alone is not enough)", field="prompt")
+        if rules.max_images is not None and len(images) > rules.max_images:
+            raise ValidationError(f"image: the {wire_style} style takes {rules.max_images} "
+                                  f"first-frame image, not {len(images)}", field="image")
+        ratio = None if aspect_ratio is None else str(aspect_ratio).strip()
+        if ratio is not None and ratio not in ASPECT_RATIOS:
             raise ValidationError(
                 f"aspect_ratio: must be 16:9 or 9:16, not {str(aspect_ratio)[:20]!r}",
                 field="aspect_ratio",
             )
-        if duration is None:
-            duration = DURATION_SECONDS
-        if isinstance(duration, bool) or not isinstance(duration, int) or duration != 12:
-            raise ValidationError("duration: Sora 2 videos are always 12 seconds",
-                                  field="duration")
+        length = _whole_seconds(duration, "duration", text_ok=False)
+        given = _whole_seconds(seconds, "seconds", text_ok=True)
+        if length is not None and given is not None and length != given:
+            raise ValidationError(f"seconds: {given} and duration: {length} disagree; give "
+                                  "one of them", field="seconds")
+        length = given if given is not None else length
+        shape = None if size is None else str(size).strip().lower()
+        if shape is not None:
+            _check_text(shape, "size")
         model_name = (model if model is not None else DEFAULT_MODEL)
         if not isinstance(model_name, str) or not model_name.strip():
             raise ValidationError("model: must not be blank", field="model")
         _check_text(model_name, "model")
-        return cls(text, ratio, images, model_name.strip(), duration)
+        model_name = model_name.strip()
+        if check:
+            resolved = catalogue().resolve(
+                wire_style, model_name, aspect_ratio=ratio, size=shape, seconds=length,
+                seconds_name="duration" if given is None and duration is not None
+                else "seconds")
+            ratio, shape, length = resolved.aspect_ratio, resolved.size, resolved.seconds
+        elif length is not None and length <= 0:
+            raise ValidationError("seconds: must be positive", field="seconds")
+        return cls(text, ratio or "16:9", images, model_name,
+                   length if length is not None else DURATION_SECONDS,
+                   shape if rules.sizes else None, wire_style)
 
     def to_json(self) -> dict[str, Any]:
+        """The journal's form of the request (and the cache identity). The seed's relay
+        keeps exactly the shape of 0.1 (old journals still match); other styles add their
+        name, ``seconds`` and ``size``."""
         body: dict[str, Any] = {"model": self.model}
+        if self.style != "artifex":
+            body["style"] = self.style
         if self.prompt is not None:
             body["prompt"] = self.prompt
         body["aspect_ratio"] = self.aspect_ratio
-        body["duration"] = self.duration
+        if self.style != "artifex":
+            body["seconds"] = self.duration
+            body["size"] = self.size
+        else:
+            body["duration"] = self.duration
         if len(self.images) == 1:
             body["image"] = self.images[0]
         elif self.images:
@@ -172,12 +243,17 @@ class VideoRequest:
 
     @classmethod
     def from_json(cls, body: Mapping[str, Any]) -> VideoRequest:
+        """A request from :meth:`to_json` (a journal row): not checked against today's
+        catalogue, which may have changed since it was sent."""
         return cls.create(body.get("prompt"), aspect_ratio=body.get("aspect_ratio"),
                           image=body.get("image"), model=body.get("model"),
-                          duration=body.get("duration"))
+                          duration=body.get("duration"), seconds=body.get("seconds"),
+                          size=body.get("size"), style=body.get("style") or "artifex",
+                          check=False)
 
     def fingerprint(self) -> str:
-        """Identity for the no-double-pay cache: the same request gives the same video."""
+        """Identity for the no-double-pay cache: the same request gives the same video
+        (style, model, shape, length, prompt and images all count)."""
         canonical = json.dumps(self.to_json(), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()
 
@@ -252,6 +328,26 @@ class TaskSnapshot:
     @property
     def relay_status(self) -> RelayStatus | None:
         return relay_status_of(self.status)
+
+    @property
+    def fetch_url(self) -> str | None:
+        """Where the video is fetched from (set by the wire adapter; memory only: a CDN
+        link is kept raw, unscrubbed)."""
+        url = self.extra.get("fetch_url")
+        return url if isinstance(url, str) else None
+
+    @property
+    def expires_at(self) -> float | None:
+        """When the video stops being downloadable (unix seconds), if the relay says."""
+        value = self.extra.get("expires_at")
+        return value if isinstance(value, float) else None
+
+    @property
+    def poll_after(self) -> float | None:
+        """The relay's own polling hint from the answer's headers: no GET before this
+        many seconds (``openai-poll-after-ms``)."""
+        value = self.extra.get("poll_after")
+        return value if isinstance(value, float) else None
 
     @property
     def is_final(self) -> bool:

@@ -20,10 +20,11 @@ import threading
 import uuid
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
+from .catalog import price_of
 from .client import warn_if_cleartext
-from .config import APIKey, Settings, missing_key_problem, preferences, price_of, settings
+from .config import APIKey, Settings, api_style, missing_key_problem, preferences, settings
 from .engine import Backend, Job, poller
 from .errors import SoraError, ValidationError
 from .journal import JobRecord, Journal, Limits, Spend, open_journal
@@ -47,7 +48,8 @@ class Studio:
         self._lock = threading.RLock()
         self._journals: dict[str, Journal] = {}
         self._live: dict[str, Job] = {}
-        self._emulator: Any = None
+        #: The embedded emulator of each wire style (started on first use).
+        self._emulators: dict[str, Any] = {}
         self._recovered: set[str] = set()
         #: Keys used with each relay in this process (memory only): an old job is polled
         #: with the key of its own relay, never with the key of the relay in use now.
@@ -79,20 +81,26 @@ class Studio:
                 journal.recover_interrupted_submits()
             return journal
 
-    def emulator_url(self, current: Settings | None = None) -> str:
-        """Start the embedded emulator once (its tasks persist under SORA_WIDGETS_HOME)."""
+    def emulator_url(self, current: Settings | None = None, style: str | None = None) -> str:
+        """Start the embedded emulator of a wire style once (its tasks persist under
+        SORA_WIDGETS_HOME: ``emulator/`` for the seed's style, ``emulator-<style>/``)."""
         current = current or settings()
+        style = style or api_style(current)
         with self._lock:
-            if self._emulator is None:
+            emulator = self._emulators.get(style)
+            if emulator is None:
                 from .emulator import EmulatorConfig, start_emulator
 
+                folder = "emulator" if style == "artifex" else f"emulator-{style}"
                 config = EmulatorConfig(time_scale=current.emulator_time_scale,
-                                        state_dir=current.home / "emulator")
-                self._emulator = start_emulator(config, host="127.0.0.1", port=0)
-                log.info("local emulator started at %s", self._emulator.base_url)
+                                        state_dir=current.home / folder,
+                                        style=cast(Any, style))
+                emulator = self._emulators[style] = start_emulator(config, host="127.0.0.1",
+                                                                   port=0)
+                log.info("local emulator (%s style) started at %s", style, emulator.base_url)
             else:
-                self._emulator.config.time_scale = current.emulator_time_scale
-            return str(self._emulator.base_url)
+                emulator.config.time_scale = current.emulator_time_scale
+            return str(emulator.base_url)
 
     def backend(self, current: Settings | None = None, *, base_url: str | None = None) -> Backend:
         """The backend new jobs go to now (the emulator when no key is set)."""
@@ -100,46 +108,50 @@ class Studio:
         problem = missing_key_problem(current, base_url)
         if problem:
             raise ValidationError(problem, field="api_key")
+        style = api_style(current)
         if current.uses_emulator:
-            return self._emulator_backend(current)
+            return self._emulator_backend(current, style=style)
         url = (base_url or preferences.base_url or current.base_url).rstrip("/")
         warn_if_cleartext(url)   # here, on the caller's thread, before anything is sent
         assert current.api_key is not None
         with self._lock:
             self._keys[url] = current.api_key
-        return self._relay_backend(url, current.api_key, current)
+        return self._relay_backend(url, current.api_key, current, style)
 
-    def _emulator_backend(self, current: Settings, *, start: bool = True) -> Backend:
+    def _emulator_backend(self, current: Settings, *, start: bool = True,
+                          style: str = "artifex") -> Backend:
         """The embedded emulator's backend; ``start=False`` (history, reprs) starts no
         server: its URL is filled in when the job is tracked."""
-        url = self.emulator_url(current) if start else ""
+        url = self.emulator_url(current, style) if start else ""
         return Backend(url, EMULATOR_KEY, emulator=True,
                        time_scale=current.emulator_time_scale,
                        download_timeout=current.download_timeout,
-                       max_video_bytes=current.max_video_bytes)
+                       max_video_bytes=current.max_video_bytes, style=style)
 
     @staticmethod
-    def _relay_backend(url: str, key: APIKey | None, current: Settings) -> Backend:
+    def _relay_backend(url: str, key: APIKey | None, current: Settings,
+                       style: str = "artifex") -> Backend:
         return Backend(url, key, emulator=False, time_scale=current.poll_scale,
                        timeout=current.http_timeout, download_timeout=current.download_timeout,
-                       max_video_bytes=current.max_video_bytes)
+                       max_video_bytes=current.max_video_bytes, style=style)
 
     def _backend_of(self, record: JobRecord, current: Settings) -> tuple[Backend, str | None]:
         """The backend of an existing job, with the key of *its* relay, or a reason why
-        this process cannot poll it now."""
+        this process cannot poll it now. The job's wire style is its request's."""
+        style = record.video_request.style
         if record.emulator:
-            return self._emulator_backend(current, start=False), None
+            return self._emulator_backend(current, start=False, style=style), None
         url = record.backend
         key = current.api_key if (current.api_key is not None and
                                   current.base_url.rstrip("/") == url) else None
         with self._lock:
             key = key or self._keys.get(url)
         if key is None:
-            return self._relay_backend(url, None, current), (
+            return self._relay_backend(url, None, current, style), (
                 f"this job belongs to the relay {url}, whose key is not set now: it is not "
                 "polled (another relay's key is never sent to it). Set SORA_BASE_URL to "
                 "that relay and its SORA_API_KEY, then sw.resume()")
-        return self._relay_backend(url, key, current), None
+        return self._relay_backend(url, key, current, style), None
 
     def _handle(self, record: JobRecord, current: Settings) -> Job:
         """The live handle for a journal row (one handle per job in this process)."""
@@ -169,9 +181,10 @@ class Studio:
         and ``blocked``: why it would be refused (a budget, a confirmation), if it would."""
         current = settings()
         backend = self.backend(current, base_url=base_url)
+        _check_style(request, backend)
         return self.journal(current).quote(
             request=request, backend=backend.journal_name, emulator=backend.emulator,
-            price_usd=price_of(request.model, current.prices), session=self.session, n=n,
+            price_usd=price_of(request, current), session=self.session, n=n,
             force=force, limits=self._limits(current, confirm))
 
     def quote_many(self, requests: Sequence[VideoRequest], *, force: bool = False,
@@ -179,6 +192,8 @@ class Studio:
         """The quote of one call that submits several requests (a sweep, a storyboard)."""
         current = settings()
         backend = self.backend(current, base_url=base_url)
+        for request in requests:
+            _check_style(request, backend)
         return self.journal(current).quote_many(
             items=self._items(requests, current), backend=backend.journal_name,
             emulator=backend.emulator, session=self.session, force=force,
@@ -208,6 +223,8 @@ class Studio:
             return []
         current = settings()
         backend = self.backend(current, base_url=base_url)
+        for request in requests:
+            _check_style(request, backend)
         journal = self.journal(current)
         items = self._items(requests, current)
         claims = journal.claim_many(
@@ -239,17 +256,18 @@ class Studio:
         for request in requests:
             known = counts.get(request.fingerprint())
             counts[request.fingerprint()] = (request, known[1] + 1 if known else 1)
-        return [(request, n, price_of(request.model, current.prices))
-                for request, n in counts.values()]
+        return [(request, n, price_of(request, current)) for request, n in counts.values()]
 
     def generate(
         self,
         prompt: str | None = None,
         *,
-        aspect_ratio: str | None = "16:9",
+        aspect_ratio: str | None = None,
         image: str | Path | Iterable[str | Path] | None = None,
         model: str | None = None,
-        duration: int | None = 12,
+        duration: int | None = None,
+        seconds: int | str | None = None,
+        size: str | None = None,
         wait: bool = False,
         force: bool = False,
         timeout: float | None = None,
@@ -257,11 +275,15 @@ class Studio:
     ) -> Job:
         """Submit one video job and return its handle at once (the POST runs in the
         background). An identical earlier request returns the earlier job: no POST, no
-        charge, unless ``force=True``."""
+        charge, unless ``force=True``.
+
+        ``seconds`` and ``size`` where the relay's style allows them (the catalogue says
+        which; a request outside it is refused before anything is sent); ``aspect_ratio``
+        picks the style's size when no ``size`` is given; ``duration`` is ``seconds``."""
         current = settings()
         request = VideoRequest.create(prompt, aspect_ratio=aspect_ratio, image=image,
                                       model=model or preferences.model_or(current),
-                                      duration=duration)
+                                      duration=duration, seconds=seconds, size=size)
         job = self.submit(request, 1, force=force,
                           base_url=base_url.rstrip("/") if base_url else None)[0]
         if wait:
@@ -281,9 +303,11 @@ class Studio:
             raise SoraError(f"job {parent.id or parent.local_id} is {parent.status}: only a "
                             "completed clip can be continued")
         video = parent.download()
+        same_style = parent.request.style == api_style()
         request = VideoRequest.create(prompt, aspect_ratio=parent.aspect_ratio,
                                       image=_first_frame_image(video),
-                                      model=model or parent.request.model)
+                                      model=model or parent.request.model,
+                                      size=parent.request.size if same_style else None)
         job = self.submit(request, 1, force=force, confirm=confirm,
                           parent_id=parent.local_id)[0]
         if wait:
@@ -294,7 +318,7 @@ class Studio:
         """Follow a job again if it still needs the relay (or another process's submit)."""
         if not job.tracking and job._backend.key is not None and not job.settled:
             if job.emulator and not job._backend.base_url:
-                job._backend = self._emulator_backend(settings())
+                job._backend = self._emulator_backend(settings(), style=job._backend.style)
             poller().track(job)
         return job
 
@@ -336,14 +360,24 @@ class Studio:
         """Stop the poller and the embedded emulator (tests; interpreter exit does it too)."""
         poller().stop()
         with self._lock:
-            if self._emulator is not None:
-                self._emulator.stop()
-                self._emulator = None
+            for emulator in self._emulators.values():
+                emulator.stop()
+            self._emulators.clear()
             for journal in self._journals.values():
                 journal.close()
             self._journals.clear()
             self._live.clear()
             self._recovered.clear()
+
+
+def _check_style(request: VideoRequest, backend: Backend) -> None:
+    """A request is checked against one style's catalogue: it goes only to that style."""
+    if request.style != backend.style:
+        where = "the local emulator" if backend.emulator else backend.base_url
+        raise ValidationError(
+            f"style: this request was made for the {request.style} style, but {where} speaks "
+            f"{backend.style} now (SORA_API_STYLE / %config SoraMagics.api_style); make it "
+            "again; nothing was sent", field="style")
 
 
 def _first_frame_image(video: Path) -> str:

@@ -26,7 +26,8 @@ from typing import Any
 import ipywidgets as widgets
 from traitlets import All
 
-from .config import Settings, missing_key_problem, preferences, price_of, settings
+from .catalog import catalogue, price_of
+from .config import Settings, api_style, missing_key_problem, preferences, settings
 from .engine import Job
 from .errors import SoraError
 from .lifecycle import TERMINAL_ERROR_STATUSES, Status
@@ -57,11 +58,21 @@ TICK_SECONDS = 1.0
 _RATIO_OPTIONS = [("16:9 landscape", "16:9"), ("9:16 portrait", "9:16")]
 
 
-def _price_label(verb: str, current: Settings) -> str:
+def _price(current: Settings, request: VideoRequest | None = None) -> float | None:
+    """The catalogue's price of ``request`` (default: the model's default clip)."""
+    try:
+        return price_of(request or VideoRequest.create(
+            "price", model=preferences.model_or(current)), current)
+    except SoraError:
+        return None
+
+
+def _price_label(verb: str, current: Settings, request: VideoRequest | None = None) -> str:
     """'Generate ($0.90)' with a key, 'Generate (emulator, free)' without."""
     if current.uses_emulator:
         return f"{verb} (emulator, free)"
-    return f"{verb} (${price_of(current.model, current.prices):.2f})"
+    price = _price(current, request)
+    return verb if price is None else f"{verb} (${price:.2f})"
 
 
 def _display_data(html: str) -> dict[str, Any]:
@@ -135,7 +146,8 @@ class JobCard(widgets.VBox):  # type: ignore[misc]
         self.status.value = card_status_html(job)
         self.player.outputs = self._player_outputs()
         self.details.value = card_details_html(job, cached=self.cached)
-        self.regenerate_button.description = _price_label("regenerate anyway", settings())
+        self.regenerate_button.description = _price_label("regenerate anyway", settings(),
+                                                          self.job.request)
         self.regenerate_button.layout.display = None if self.cached else "none"
 
     def _player_outputs(self) -> tuple[dict[str, Any], ...]:
@@ -181,7 +193,8 @@ class SoraWidget(widgets.VBox):  # type: ignore[misc]
         self.gallery.add_class("sora-gallery")
         form = widgets.VBox(
             [widgets.HTML(panel_title_html()), self.prompt_input, widgets.HBox(
-                [self.ratio_input, self.image_input, self.image_preview],
+                [self.ratio_input, self.size_input, self.seconds_input, self.image_input,
+                 self.image_preview],
                 layout=widgets.Layout(align_items="center", flex_flow="row wrap")),
              widgets.HBox([self.generate_button, self.notice],
                           layout=widgets.Layout(align_items="center")),
@@ -190,7 +203,8 @@ class SoraWidget(widgets.VBox):  # type: ignore[misc]
         kwargs.setdefault("layout", widgets.Layout(width="100%", max_width="1100px"))
         super().__init__([form, self.gallery], **kwargs)
         self.add_class("sora-widget")
-        for control in (self.prompt_input, self.ratio_input, self.image_input):
+        for control in (self.prompt_input, self.ratio_input, self.image_input,
+                        self.size_input, self.seconds_input):
             control.observe(self._on_form_change, names="value")
         self.generate_button.on_click(self._on_generate)
         for job in self._resolve(jobs):
@@ -222,6 +236,11 @@ class SoraWidget(widgets.VBox):  # type: ignore[misc]
         self.prompt_input.value = job.prompt or ""
         self.ratio_input.value = job.aspect_ratio
         self.image_input.value = _first_http_image(job.request)
+        self._offer_choices(settings())
+        if job.request.size in [v for _, v in self.size_input.options]:
+            self.size_input.value = job.request.size
+        if job.request.duration in [v for _, v in self.seconds_input.options]:
+            self.seconds_input.value = job.request.duration
 
     def close(self) -> None:
         """Stop the ticker and the job observers, then close every child widget."""
@@ -247,6 +266,12 @@ class SoraWidget(widgets.VBox):  # type: ignore[misc]
             value=image, continuous_update=False, layout=widgets.Layout(flex="1 1 240px"),
             placeholder="image URL for the first frame (optional, https://…)")
         self.image_preview = widgets.HTML()
+        # The style's choices (the catalogue's): shown only where there is a choice, so a
+        # 12-s-only relay shows no length and a one-size-per-ratio model no size.
+        self.seconds_input = widgets.Dropdown(options=[], description="length",
+                                              layout=widgets.Layout(width="150px"))
+        self.size_input = widgets.Dropdown(options=[("auto", "")], value="", description="size",
+                                           layout=widgets.Layout(width="190px"))
         self.generate_button = widgets.Button(
             button_style="primary", icon="play", layout=widgets.Layout(width="auto"))
         self.notice = widgets.HTML()
@@ -258,11 +283,39 @@ class SoraWidget(widgets.VBox):  # type: ignore[misc]
     def _on_form_change(self, _change: Any) -> None:
         self._refresh_form()
 
+    def _offer_choices(self, current: Settings) -> None:
+        """Length and size choices of the current style and model (hidden when single)."""
+        try:
+            entry = catalogue(current).entry(api_style(current), preferences.model_or(current))
+        except SoraError:
+            seconds: tuple[int, ...] = ()
+            sizes: tuple[str, ...] = ()
+            default = 0
+        else:
+            seconds, sizes = entry.seconds, entry.sizes_for(self.ratio_input.value)
+            default = entry.default_seconds
+        length = [(f"{n} s", n) for n in seconds]
+        if list(self.seconds_input.options) != length:
+            keep = self.seconds_input.value
+            self.seconds_input.options = length
+            if length:
+                self.seconds_input.value = keep if keep in seconds else default
+        shapes = [("auto", ""), *((size, size) for size in sizes)]
+        if list(self.size_input.options) != shapes:
+            keep = self.size_input.value
+            self.size_input.options = shapes
+            self.size_input.value = keep if keep in sizes else ""
+        self.seconds_input.layout.display = None if len(seconds) > 1 else "none"
+        self.size_input.layout.display = None if len(sizes) > 1 else "none"
+
     def _request(self, current: Settings) -> VideoRequest:
         """The form as a validated request; raises ``ValidationError`` naming the field."""
         image = self.image_input.value.strip() or None
+        self._offer_choices(current)
+        seconds = self.seconds_input.value if self.seconds_input.layout.display is None else None
         return VideoRequest.create(self.prompt_input.value, aspect_ratio=self.ratio_input.value,
-                                   image=image, model=preferences.model_or(current))
+                                   image=image, model=preferences.model_or(current),
+                                   seconds=seconds, size=self.size_input.value or None)
 
     def _empty(self) -> bool:
         return not self.prompt_input.value.strip() and not self.image_input.value.strip()
@@ -270,11 +323,13 @@ class SoraWidget(widgets.VBox):  # type: ignore[misc]
     def _problem(self, current: Settings) -> tuple[str | None, str]:
         """Why Generate cannot be pressed now (or None), and the button's label: the
         studio's quote decides both (price, reuse, budget), never a rule of the panel's."""
+        self._offer_choices(current)
         label = _price_label("Generate", current)
         if self._empty():
             return "", label     # guidance (the placeholder), not an error, until the user acts
         try:
             request = self._request(current)
+            label = _price_label("Generate", current, request)
             problem = missing_key_problem(current)
             if problem:
                 return problem, label
@@ -383,7 +438,7 @@ class SoraWidget(widgets.VBox):  # type: ignore[misc]
         """Session spend and budget (journal totals); may run on the poller thread."""
         try:
             current = settings()
-            price = price_of(current.model, current.prices)
+            price = _price(current) or 0.0
             session = all_time = None
             if not current.uses_emulator:
                 spend = self.studio.spend()

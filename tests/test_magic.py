@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import getpass
 import json
+import os
 import re
 import threading
 import time
@@ -236,9 +237,15 @@ def test_quoted_prompt_images_and_model(ip: Session, paid: RunningEmulator) -> N
     assert job.request.images == ("https://example.com/a.jpg", "https://example.com/b.png")
     assert job.request.model == "sora-2" and job.aspect_ratio == "9:16"
     assert job.status == "completed"
+    # A model outside the catalogue is refused before sending; the user file adds it.
+    assert "catalogue" in ip.fails('%sora --model sora-2-custom --wait not listed yet')
+    catalog = {"artifex": {"sora-2-custom": {"ratios": ["16:9", "9:16"], "seconds": [12],
+                                             "price": {"per": "clip", "usd": 1.10}}}}
+    (Path(os.environ["SORA_WIDGETS_HOME"]) / "catalog.json").write_text(json.dumps(catalog))
     ip.run('%config SoraMagics.model = "sora-2-custom"')
     ip.run("%sora --wait -o job a second one")
     assert ip.shell.user_ns["job"].request.model == "sora-2-custom"
+    assert ip.shell.user_ns["job"].cost_usd == 1.10
 
 
 def test_base_url_trait_points_at_the_relay(ip: Session, paid: RunningEmulator,
