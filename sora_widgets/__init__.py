@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from .engine import Job
     from .history import History
     from .models import Quote, TaskSnapshot, VideoRequest
+    from .storyboard import Storyboard
     from .studio import Studio
     from .sweeps import Sweep
     from .widget import SoraWidget
@@ -63,6 +64,7 @@ __all__ = [
     "SoraClient",
     "SoraError",
     "SoraWidget",
+    "Storyboard",
     "Studio",
     "SubmissionUnknown",
     "Sweep",
@@ -76,6 +78,8 @@ __all__ = [
     "load_ipython_extension",
     "resume",
     "spend",
+    "stitch",
+    "storyboard",
     "sweep",
 ]
 
@@ -90,6 +94,8 @@ _LAZY = {
     "Sweep": "sweeps",
     "Compare": "compare_view",
     "History": "history",
+    "Storyboard": "storyboard",
+    "stitch": "storyboard",
 }
 
 
@@ -129,6 +135,14 @@ def spend() -> dict[str, Any]:
     from .studio import default_studio
 
     return dict(default_studio().spend())
+
+
+def storyboard(shots: Any, **kwargs: Any) -> Storyboard:
+    """A film made shot by shot, each continuing from the last frame of the one before;
+    returns a :class:`Storyboard` at once. See ``sora_widgets.storyboard.storyboard``."""
+    from .storyboard import storyboard as make
+
+    return make(shots, **kwargs)
 
 
 def sweep(prompt: str | None, **kwargs: Any) -> Sweep:

@@ -59,7 +59,7 @@ __all__ = ["SoraMagics", "load_ipython_extension"]
 
 log = logging.getLogger("sora_widgets.magic")
 
-SUBCOMMANDS = ("jobs", "show", "resume", "cost", "key")
+SUBCOMMANDS = ("jobs", "show", "resume", "cost", "key", "continue")
 #: SoraMagics settings shared with the panel through ``config.preferences``.
 _SHARED_NAMES = ("default_ratio", "model", "base_url", "autodownload", "embed", "media_dir",
                  "api_style")
@@ -352,6 +352,10 @@ class SoraMagics(Magics, Configurable):
               help="Inline the finished video as base64 (self-contained notebook).")
     @argument("--yes", action="store_true",
               help="Confirm a call whose new charges pass SORA_CONFIRM_USD (default $5).")
+    @argument("--storyboard", action="store_true",
+              help="%%%%sora only: each paragraph of the cell is a shot, each next shot "
+              "continues from the last frame of the one before; the whole storyboard is "
+              "quoted first, and the clips are stitched into one film.")
     @no_var_expand
     @line_cell_magic
     def sora(self, line: str, cell: str | None = None) -> None:
@@ -375,6 +379,8 @@ class SoraMagics(Magics, Configurable):
           %sora resume                 re-attach unfinished jobs (after a kernel restart)
           %sora cost                   spend this session and all time
           %sora key [--forget]         ask for an API key (getpass; memory only, never shown)
+          %sora continue ID "prompt"   a new clip that starts from the last frame of job ID
+        %%sora --storyboard: one shot per paragraph (blank lines between), then one film.
         A prompt that starts with one of these words must be quoted: %sora "show me a cat".
         ``{name}`` and ``$name`` take a notebook variable; nothing else is evaluated.
         """
@@ -386,6 +392,11 @@ class SoraMagics(Magics, Configurable):
             return
         parser = cast(MagicArgumentParser, SoraMagics.sora.parser)  # type: ignore[attr-defined]
         args = parser.parse_intermixed_args(tokens)
+        if args.storyboard:
+            from ._storyboard_view import run_storyboard
+
+            run_storyboard(self, args, cell)
+            return
         self._generate(args, cell)
 
     # -- generating -------------------------------------------------------------------------
@@ -495,16 +506,27 @@ class SoraMagics(Magics, Configurable):
                       wait=args.wait)
 
     def _cmd_resume(self, rest: list[str]) -> None:
+        from ._storyboard_view import show_storyboard
+        from .storyboard import resume_storyboards
         from .studio import default_studio
 
         self._parser("resume").parse_args(rest)
         jobs = default_studio().resume()
-        if not jobs:
+        boards = resume_storyboards(default_studio())   # unfinished storyboards go on
+        if not jobs and not boards:
             text = "Nothing to resume: every job in the journal is finished."
             display({"text/html": f"<div>{render.escape(text)}</div>", "text/plain": text},
                     raw=True)
             return
-        self._present(jobs, self._look(), wait=False)
+        if jobs:
+            self._present(jobs, self._look(), wait=False)
+        for board in boards:
+            show_storyboard(self, board)
+
+    def _cmd_continue(self, rest: list[str]) -> None:
+        from ._storyboard_view import continue_command
+
+        continue_command(self, rest)
 
     def _cmd_cost(self, rest: list[str]) -> None:
         from .studio import default_studio

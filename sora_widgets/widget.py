@@ -91,7 +91,8 @@ class JobCard(widgets.VBox):  # type: ignore[misc]
 
     def __init__(self, job: Job, *, root: Path,
                  on_reuse: Callable[[JobCard], None],
-                 on_regenerate: Callable[[JobCard], None]) -> None:
+                 on_regenerate: Callable[[JobCard], None],
+                 on_continue: Callable[[JobCard], None] | None = None) -> None:
         self.job = job
         self.cached = False
         self._root = root
@@ -110,7 +111,16 @@ class JobCard(widgets.VBox):  # type: ignore[misc]
             tooltip="Submit this request again: a new job, charged again")
         self.reuse_button.on_click(lambda _b: on_reuse(self))
         self.regenerate_button.on_click(lambda _b: on_regenerate(self))
-        buttons = widgets.HBox([self.reuse_button, self.regenerate_button],
+        self.continue_button = widgets.Button(
+            icon="forward", layout=widgets.Layout(width="auto"),
+            tooltip="A new clip that starts from this clip's last frame, with the prompt "
+                    "in the box above (a new job, charged)")
+        self.continue_button.add_class("sora-continue")
+        self._on_continue = on_continue
+        if on_continue is not None:
+            self.continue_button.on_click(lambda _b: on_continue(self))
+        buttons = widgets.HBox([self.reuse_button, self.regenerate_button,
+                                self.continue_button],
                                layout=widgets.Layout(flex_flow="row wrap"))
         super().__init__(
             [self.header, self.bar, self.status, self.player, self.details, buttons],
@@ -149,6 +159,10 @@ class JobCard(widgets.VBox):  # type: ignore[misc]
         self.regenerate_button.description = _price_label("regenerate anyway", settings(),
                                                           self.job.request)
         self.regenerate_button.layout.display = None if self.cached else "none"
+        self.continue_button.description = _price_label("continue", settings())
+        self.continue_button.layout.display = (
+            None if self._on_continue is not None and job.status == Status.COMPLETED
+            else "none")
 
     def _player_outputs(self) -> tuple[dict[str, Any], ...]:
         job = self.job
@@ -403,6 +417,33 @@ class SoraWidget(widgets.VBox):  # type: ignore[misc]
     def _on_reuse(self, card: JobCard) -> None:
         self.load(card.job)
 
+    def _on_continue(self, card: JobCard) -> None:
+        """'continue': a new clip from the card's last frame, with the form's prompt (the
+        studio quotes, checks the budget and records the parent)."""
+        if self._busy:
+            return
+        prompt = self.prompt_input.value.strip()
+        if not prompt:
+            self._refresh_form("write what happens next in the prompt box, then press "
+                               "'continue' on the card again", "info")
+            return
+        self._busy = True
+        self.generate_button.disabled = True
+        message, tone = None, "error"
+        try:
+            job = self.studio.continue_from(card.job, prompt)
+        except SoraError as exc:
+            message = str(exc)
+        else:
+            self._show(job, cached=job.cached)
+            if job.cached:
+                message, tone = ("same continuation as before: its result is shown first "
+                                 "(no new charge)", "info")
+        finally:
+            self._busy = False
+            self._refresh_spend()
+            self._refresh_form(message, tone)
+
     # -- the gallery ----------------------------------------------------------------------
 
     def _resolve(self, jobs: Iterable[Job | str]) -> list[Job]:
@@ -414,7 +455,7 @@ class SoraWidget(widgets.VBox):  # type: ignore[misc]
         card = next((c for c in self.cards if c.job is job), None)
         if card is None:
             card = JobCard(job, root=self._root, on_reuse=self._on_reuse,
-                           on_regenerate=self._on_regenerate)
+                           on_regenerate=self._on_regenerate, on_continue=self._on_continue)
             job.observe(self._on_money, names=["charge", "status"])
             self.studio.track(job)
         card.cached = card.cached or cached
