@@ -78,6 +78,28 @@ _SAFE = re.compile(r"[^A-Za-z0-9_.-]")
 REFUSED_CAP = 30.0
 HEARTBEAT_SECONDS = 30.0
 
+#: A UI may show progress while ``Job.wait()`` blocks its caller (the magic sets one in
+#: a notebook): called on the caller's thread with the job, it returns what to call when
+#: the wait ends, or None. The core never imports a UI; a failing hook never breaks a wait.
+wait_hook: Callable[[Job], Callable[[], None] | None] | None = None
+
+
+def _wait_with_hook(job: Job, timeout: float | None) -> bool:
+    hook, done = wait_hook, None
+    if hook is not None and not job._settled.is_set():
+        try:
+            done = hook(job)
+        except Exception:
+            log.exception("the wait() progress hook failed")
+    try:
+        return job._settled.wait(timeout)
+    finally:
+        if done is not None:
+            try:
+                done()
+            except Exception:
+                log.exception("the wait() progress hook failed")
+
 
 def poster_of(video: Path) -> Path:
     """Where a saved video's poster still lives (``frames.poster`` writes it there)."""
@@ -267,7 +289,7 @@ class Job(HasTraits):
 
         A rejected submit raises its own class (403: ``PermissionDeniedError``...), a job
         the relay failed ``JobFailed``, a lost submit answer ``SubmissionUnknown``."""
-        if not self._settled.wait(timeout):
+        if not _wait_with_hook(self, timeout):
             raise TimeoutError(
                 f"job {self.id or self.local_id} not finished after {timeout} s "
                 f"(status {self.status}); it keeps running: call wait() again")
@@ -349,28 +371,41 @@ class Job(HasTraits):
     # -- state (engine's events thread, or the caller under the lock) -----------------------
 
     def _show(self, state: JobState, **extra: Any) -> None:
-        """Mirror a state the journal already has on the traits, then tell observers once."""
-        with self._lock, self.hold_trait_notifications():
+        """Mirror a state the journal already has on the traits (only those that change),
+        then tell observers once."""
+        with self._lock:
+            before = self._state
             self._state = state
-            self.id = state.task_id
             unfinished = state.needs_relay or state.phase is Phase.SUBMITTING
-            self.phase = (Phase.DETACHED if self._detached and unfinished else state.phase).value
-            self.relay_status = state.relay_word or (
-                state.relay_status.value if state.relay_status else None)
-            self.progress = 100 if state.relay_status is RelayStatus.COMPLETED else state.progress
-            self.video_url = state.video_url
-            self.error = state.error_message
-            self.error_code = state.error_code
-            self.charge = state.charge.value
-            self.cost_usd = state.cost(self.price_usd)
-            self.local_path = Path(state.local_path) if state.local_path and Path(
-                state.local_path).is_file() else None
-            poster = poster_of(self.local_path) if self.local_path else None
-            self.poster_path = poster if poster is not None and poster.is_file() else None
-            self.completed_at = state.completed_at
-            for name, value in extra.items():
-                setattr(self, name, value)
-            self.status = state.status.value
+            values: dict[str, Any] = {
+                "id": state.task_id,
+                "phase": (Phase.DETACHED if self._detached and unfinished else state.phase).value,
+                "relay_status": state.relay_word or (
+                    state.relay_status.value if state.relay_status else None),
+                "progress": 100 if state.relay_status is RelayStatus.COMPLETED
+                else state.progress,
+                "video_url": state.video_url, "error": state.error_message,
+                "error_code": state.error_code, "charge": state.charge.value,
+                "cost_usd": state.cost(self.price_usd), "completed_at": state.completed_at,
+                **extra,
+            }
+            if (state.local_path != before.local_path or self._loading
+                    or (state.local_path is not None and self.local_path is None)):
+                path = Path(state.local_path) if state.local_path else None
+                saved = path if path is not None and path.is_file() else None
+                poster = poster_of(saved) if saved is not None else None
+                values["local_path"] = saved
+                values["poster_path"] = poster if poster and poster.is_file() else None
+            values["status"] = state.status.value       # last: observers see a whole state
+            changed = {name: value for name, value in values.items()
+                       if getattr(self, name) != value}
+            if len(changed) > 1:
+                with self.hold_trait_notifications():
+                    for name, value in changed.items():
+                        setattr(self, name, value)
+            else:
+                for name, value in changed.items():
+                    setattr(self, name, value)
         if state.settled:
             self._settled.set()
         if not self._loading:
@@ -548,7 +583,13 @@ class Poller:
                 entry.detach_after_submit = True       # its answer is paid for: record it
                 return
             self._entries.pop(job._key, None)
-            if submitting:
+            if entry is not None and entry.mode == "submit" and not job._post_started:
+                # Cancelled before its POST left: settled, nothing sent, nothing charged.
+                self._emit(job, entry.state.evolve(
+                    phase=Phase.SETTLED, error_type=SoraError.__name__,
+                    error_message="cancelled before it was sent; nothing was charged"),
+                    detach="")
+            elif submitting:
                 self._emit(job, None, detach="tracking was cancelled")
 
         with contextlib.suppress(RuntimeError):
@@ -674,21 +715,19 @@ class Poller:
 
     def _push(self, entry: _Entry, delay: float) -> None:
         """Schedule the entry's next step (loop thread)."""
-        assert self._loop is not None
         self._seq += 1
         entry.seq = self._seq
-        due = self._loop.time() + max(0.0, delay)
+        due = asyncio.get_running_loop().time() + max(0.0, delay)
         heapq.heappush(self._heap, (due, self._seq, entry.job._key))
         if self._timer is None or due < self._timer.when():
             if self._timer is not None:
                 self._timer.cancel()
-            self._timer = self._loop.call_at(due, self._fire)
+            self._timer = asyncio.get_running_loop().call_at(due, self._fire)
 
     def _fire(self) -> None:
         """Start every step that is due, then sleep until the next one (loop thread)."""
-        assert self._loop is not None
         self._timer = None
-        now = self._loop.time()
+        now = asyncio.get_running_loop().time()
         heap = self._heap
         while heap and heap[0][0] <= now:
             _, seq, key = heapq.heappop(heap)
@@ -696,12 +735,12 @@ class Poller:
             if entry is None or entry.seq != seq or entry.busy:
                 continue
             entry.busy = True
-            self._loop.create_task(self._step(entry))
+            asyncio.get_running_loop().create_task(self._step(entry))
         if now >= self._heartbeat_due:
             self._heartbeat_due = now + HEARTBEAT_SECONDS
             self._heartbeat()
         if heap:
-            self._timer = self._loop.call_at(heap[0][0], self._fire)
+            self._timer = asyncio.get_running_loop().call_at(heap[0][0], self._fire)
 
     def _heartbeat(self) -> None:
         """Renew the lease on tracked rows (another host judges our rows by it), and retry
@@ -819,9 +858,8 @@ class Poller:
         if new != entry.state or extra:
             self._emit(entry.job, new, **extra)
             entry.state = new
-        if new.relay_status is RelayStatus.COMPLETED and entry.schedule is not None \
-                and self._loop is not None:
-            entry.schedule.observe(self._loop.time(), Status.COMPLETED.value, 100)
+        if new.relay_status is RelayStatus.COMPLETED and entry.schedule is not None:
+            entry.schedule.observe(asyncio.get_running_loop().time(), Status.COMPLETED.value, 100)
         if new.settled or new.task_id is None:
             self._finish(entry)
             return
@@ -837,10 +875,9 @@ class Poller:
 
     def _next_delay(self, entry: _Entry, state: JobState) -> tuple[float, float | None]:
         """When to poll next, and the predicted seconds left (None without evidence)."""
-        assert self._loop is not None
         schedule = self._schedule(entry)
         status = state.relay_status.value if state.relay_status else Status.QUEUED.value
-        now = self._loop.time()
+        now = asyncio.get_running_loop().time()
         schedule.observe(now, status, entry.last_progress)
         end = schedule.predicted_end()
         eta = max(0.0, end - now) if end is not None else None
@@ -877,12 +914,11 @@ class Poller:
         """A failed GET: for a transient fault, the plan as if the GET had not happened,
         with a short backoff (a few seconds at most once the relay answers again); slowly
         for refusals (401/403/404). A paid job is never given up."""
-        assert self._loop is not None
         entry.failures += 1
         scale = entry.job._backend.time_scale
         if is_transient(exc):
-            delay = self._schedule(entry).retry_delay(self._loop.time(), entry.failures,
-                                                      retry_after_of(exc))
+            now = asyncio.get_running_loop().time()
+            delay = self._schedule(entry).retry_delay(now, entry.failures, retry_after_of(exc))
         else:
             delay = Backoff(base=0.25 * scale, cap=REFUSED_CAP * scale).delay(
                 entry.failures, retry_after_of(exc))
@@ -913,8 +949,7 @@ class Poller:
             if urlsplit(url).scheme.lower() not in ("http", "https"):
                 raise APIError("the relay's video link is not an http(s) URL", status_code=0)
             await client.download(url, target)
-            assert self._loop is not None
-            await self._loop.run_in_executor(self._events, _make_poster, target)
+            await asyncio.get_running_loop().run_in_executor(self._events, _make_poster, target)
         except Exception as exc:
             entry.refusals = 0 if is_transient(exc) else entry.refusals + 1
             if entry.refusals >= 8 or entry.save_attempts >= 30:
@@ -936,9 +971,8 @@ class Poller:
     async def _watch(self, entry: _Entry) -> None:
         """Another process's submit in flight: re-read the journal until it has an answer."""
         job = entry.job
-        assert self._loop is not None
-        record = await self._loop.run_in_executor(self._events, _recover_one, job._journal,
-                                                  job.local_id)
+        record = await asyncio.get_running_loop().run_in_executor(
+            self._events, _recover_one, job._journal, job.local_id)
         if record is None or record.state.phase is Phase.SUBMITTING:
             self._push(entry, max(0.05, 0.5 * job._backend.time_scale))
             return

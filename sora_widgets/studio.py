@@ -163,8 +163,8 @@ class Studio:
                 job = Job.from_record(record, backend, self.journal(current),
                                       current.videos_dir)
                 job._studio = self
-                if problem:
-                    job.notice = problem
+                if problem and not job.settled:
+                    job._detach(problem)      # not polled here: another relay's key is unknown
                 self._live[record.local_id] = job
             return job
 
