@@ -34,11 +34,12 @@ variable's text is data here, never sweep syntax.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Union, overload
+from typing import TYPE_CHECKING, Any, Union, overload
 
 from .errors import ValidationError
 from .models import Quote, VideoRequest
@@ -57,6 +58,7 @@ __all__ = [
     "expand",
     "plan",
     "sweep",
+    "variants",
 ]
 
 #: One call never makes more jobs than this (``Studio.submit`` has the same cap).
@@ -252,10 +254,20 @@ def _ratios(aspect_ratio: str | Sequence[str] | None) -> list[str]:
     return ratios
 
 
+def variants(request: VideoRequest) -> list[VideoRequest]:
+    """``request`` once per expansion of its prompt's ``{a|b}`` alternatives (a form that
+    validated the whole request: each expansion is made of the prompt's own characters)."""
+    if request.prompt is None or "{" not in request.prompt:
+        return [request]
+    _, combos = expand(request.prompt)
+    return [dataclasses.replace(request, prompt=text.strip()) for text, _ in combos]
+
+
 def plan(prompt: str | None, *, aspect_ratio: str | Sequence[str] | None = "16:9",
          image: str | Path | Iterable[str | Path] | None = None,
-         model: str | None = None) -> SweepPlan:
-    """Expand and validate every request of a sweep; nothing is sent."""
+         model: str | None = None, **fields: Any) -> SweepPlan:
+    """Expand and validate every request of a sweep; nothing is sent. ``fields`` go to
+    ``VideoRequest.create`` (``seconds``, ``size``...)."""
     from .config import preferences, settings
 
     model = model or preferences.model_or(settings())
@@ -277,7 +289,7 @@ def plan(prompt: str | None, *, aspect_ratio: str | Sequence[str] | None = "16:9
     for text, chosen in prompts:
         for ratio in ratios:
             requests.append(VideoRequest.create(text, aspect_ratio=ratio, image=images,
-                                                model=model))
+                                                model=model, **fields))
             values.append((*chosen, ratio) if len(ratios) > 1 else chosen)
     return SweepPlan(axes, tuple(requests), tuple(values))
 

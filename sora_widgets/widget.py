@@ -29,7 +29,8 @@ from traitlets import All
 from .catalog import catalogue, price_of
 from .config import Settings, api_style, missing_key_problem, preferences, settings
 from .engine import Job
-from .errors import SoraError
+from .errors import ConfirmationRequired, SoraError
+from .history import PanelHistory
 from .lifecycle import TERMINAL_ERROR_STATUSES, Status
 from .media import publish_video
 from .models import ASPECT_RATIOS, VideoRequest
@@ -47,6 +48,8 @@ from .render import (
     panel_title_html,
 )
 from .studio import Studio, default_studio
+from .sweeps import variants
+from .throttle import Throttle
 
 __all__ = ["JobCard", "SoraWidget"]
 
@@ -55,6 +58,9 @@ log = logging.getLogger("sora_widgets.widget")
 CARD_WIDTH = "344px"
 #: How often the elapsed time of running jobs is refreshed (a daemon thread, traits only).
 TICK_SECONDS = 1.0
+#: A card redraws for progress (and the ETA) at most this often; other changes at once.
+PROGRESS_SECONDS = 1.0
+_THROTTLED = frozenset({"progress", "eta_seconds"})
 _RATIO_OPTIONS = [("16:9 landscape", "16:9"), ("9:16 portrait", "9:16")]
 
 
@@ -127,11 +133,17 @@ class JobCard(widgets.VBox):  # type: ignore[misc]
             layout=widgets.Layout(width=CARD_WIDTH, padding="8px",
                                   border="1px solid var(--jp-border-color2, #ddd)"))
         self.add_class("sora-card")
+        self._throttle = Throttle(self.refresh, PROGRESS_SECONDS)
         job.observe(self._on_change, names=All)
         self.refresh()
 
-    def _on_change(self, _change: Any) -> None:
-        self.refresh()
+    def _on_change(self, change: Any) -> None:
+        # Progress moves many times a second: one redraw per second at most (the last
+        # value always lands); any other change redraws at once.
+        if change.get("name") in _THROTTLED:
+            self._throttle()
+        else:
+            self._throttle.run_now()
 
     def refresh(self) -> None:
         """Bring every trait up to date with the job; never raises (it runs on the poller)."""
@@ -176,6 +188,7 @@ class JobCard(widgets.VBox):  # type: ignore[misc]
 
     def detach(self) -> None:
         """Stop observing the job (the widget is being closed); safe to call twice."""
+        self._throttle.cancel()
         with contextlib.suppress(ValueError):
             self.job.unobserve(self._on_change, names=All)
 
@@ -210,17 +223,19 @@ class SoraWidget(widgets.VBox):  # type: ignore[misc]
                 [self.ratio_input, self.size_input, self.seconds_input, self.image_input,
                  self.image_preview],
                 layout=widgets.Layout(align_items="center", flex_flow="row wrap")),
-             widgets.HBox([self.generate_button, self.notice],
+             widgets.HBox([self.generate_button, self.confirm_button, self.notice],
                           layout=widgets.Layout(align_items="center")),
              self.spend_line],
             layout=widgets.Layout(max_width="760px"))
         kwargs.setdefault("layout", widgets.Layout(width="100%", max_width="1100px"))
         super().__init__([form, self.gallery], **kwargs)
         self.add_class("sora-widget")
+        self.history = PanelHistory(self)     # the "History" toggle, above the gallery
         for control in (self.prompt_input, self.ratio_input, self.image_input,
                         self.size_input, self.seconds_input):
             control.observe(self._on_form_change, names="value")
         self.generate_button.on_click(self._on_generate)
+        self.confirm_button.on_click(self._on_confirm)
         for job in self._resolve(jobs):
             self._show(job)
         self._refresh_spend()
@@ -293,8 +308,15 @@ class SoraWidget(widgets.VBox):  # type: ignore[misc]
         self.prompt_input.add_class("sora-prompt-input")
         self.image_input.add_class("sora-image-input")
         self.generate_button.add_class("sora-generate")
+        # Shown when the studio asks to confirm a call (new charges > SORA_CONFIRM_USD).
+        self.confirm_button = widgets.Button(
+            button_style="danger", icon="check",
+            layout=widgets.Layout(width="auto", display="none"))
+        self.confirm_button.add_class("sora-confirm")
+        self._pending: list[VideoRequest] | None = None
 
     def _on_form_change(self, _change: Any) -> None:
+        self._offer_confirm(None)      # what was to be confirmed is not the form any more
         self._refresh_form()
 
     def _offer_choices(self, current: Settings) -> None:
@@ -347,10 +369,15 @@ class SoraWidget(widgets.VBox):  # type: ignore[misc]
             problem = missing_key_problem(current)
             if problem:
                 return problem, label
-            quote = self.studio.quote(request)
+            requests = variants(request)      # a {a|b} sweep: one quote for the whole call
+            # (confirm=True: a budget disables the button; a confirmation is asked on click)
+            quote = (self.studio.quote(request) if len(requests) == 1
+                     else self.studio.quote_many(requests, confirm=True))
         except SoraError as exc:
             return str(exc), label
-        if quote.reused:
+        if len(requests) > 1:
+            label = f"Generate {len(requests)} · {quote.text}"
+        elif quote.reused:
             label = "Show the earlier result (no charge)"
         return quote.blocked, label
 
@@ -381,20 +408,41 @@ class SoraWidget(widgets.VBox):  # type: ignore[misc]
         except SoraError as exc:
             self._refresh_form(str(exc))
             return
-        self._submit(request, force=False)
+        try:
+            requests = variants(request)
+        except SoraError as exc:
+            self._refresh_form(str(exc))
+            return
+        self._submit(requests, force=False)
 
-    def _submit(self, request: VideoRequest, *, force: bool) -> None:
+    def _submit(self, request: VideoRequest | list[VideoRequest], *, force: bool,
+                confirm: bool = False) -> None:
         self._busy = True
         self.generate_button.disabled = True
         message, tone = None, "error"
+        requests = request if isinstance(request, list) else [request]
+        parent = self.history.parent_id      # "vary": the next submit records its parent
         try:
-            job = self.studio.submit(request, 1, force=force)[0]
+            jobs = (self.studio.submit(requests[0], 1, force=force, confirm=confirm,
+                                       parent_id=parent) if len(requests) == 1 else
+                    self.studio.submit_many(requests, force=force, confirm=confirm,
+                                            parent_id=parent))
+        except ConfirmationRequired as exc:
+            message, tone = self._offer_confirm(requests, exc), "warning"
         except SoraError as exc:
             message = str(exc)
         else:
+            self.history.submitted()
+            for other in reversed(jobs[1:]):    # a sweep: its first job ends up first
+                self._show(other, cached=other.cached and not force)
+            job = jobs[0]
             cached = job.cached and not force
             self._show(job, cached=cached)
-            if cached and not job.done:
+            if len(jobs) > 1:
+                reused = sum(1 for j in jobs if j.cached)
+                message, tone = (f"{len(jobs)} jobs: {len(jobs) - reused} new, {reused} "
+                                 "reused — no new charge for those", "info")
+            elif cached and not job.done:
                 message, tone = ("this request is already running: see its card "
                                  "(no new charge)", "info")
                 self._notice_job = job   # the notice goes once that job settles
@@ -405,6 +453,30 @@ class SoraWidget(widgets.VBox):  # type: ignore[misc]
             self._busy = False
             self._refresh_spend()
             self._refresh_form(message, tone)
+
+    def _offer_confirm(self, requests: list[VideoRequest] | None,
+                       asked: ConfirmationRequired | None = None) -> str | None:
+        """Show the Confirm button for a call the studio asked to confirm (None: hide it);
+        the line to show under the form."""
+        self._pending = requests if asked is not None else None
+        if asked is None:
+            self.confirm_button.layout.display = "none"
+            return None
+        quote = asked.quote
+        usd = getattr(quote, "new_usd", None)
+        self.confirm_button.description = (f"Confirm: pay ${usd:.2f}" if usd is not None
+                                           else "Confirm")
+        self.confirm_button.tooltip = getattr(quote, "text", "")
+        self.confirm_button.layout.display = None
+        return (f"{getattr(quote, 'text', 'this call')}: more than SORA_CONFIRM_USD for one "
+                "call, so nothing was sent. Press Confirm to pay it, or change the prompt.")
+
+    def _on_confirm(self, _button: Any) -> None:
+        pending = self._pending
+        if self._busy or not pending:
+            return
+        self._offer_confirm(None)
+        self._submit(pending, force=False, confirm=True)
 
     def _on_regenerate(self, card: JobCard) -> None:
         """'regenerate anyway': the user chose to pay again for an identical request."""

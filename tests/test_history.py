@@ -197,3 +197,112 @@ def test_two_hundred_jobs_make_one_page_of_posters(home: Path, studio: Studio,
     assert len(history.view.cards) == 12 and history.view.players == {}
     published = list(Path.cwd().glob("sora_videos/*"))
     assert len(published) == 12 and all(p.suffix == ".jpg" for p in published)
+
+
+# -- in the panel ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def panel(studio: Studio) -> Any:
+    from sora_widgets.widget import SoraWidget
+
+    made = SoraWidget()
+    yield made
+    made.close()
+
+
+def wait_for(condition: Any, timeout: float = 30.0) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met before the deadline"
+        time.sleep(0.02)
+
+
+def test_the_panels_history_loads_the_form_and_vary_records_the_parent(
+        home: Path, panel: Any, studio: Studio) -> None:
+    ids = seeded(home, 20)
+    assert panel.history.view is None, "the history was read before it was opened"
+    assert panel.history.bar in panel.children and panel.history.box in panel.children
+    panel.history.toggle.value = True                       # the "History" toggle
+    view = panel.history.view
+    assert view is not None and panel.history.box.layout.display is None
+    assert len(view.view.cards) == 12 and view.view.can_load
+
+    newest = studio.get(ids[-1])
+    send(view, action="load", id=ids[-1])
+    assert panel.prompt_input.value == newest.prompt
+    assert panel.ratio_input.value == newest.aspect_ratio
+    assert panel.history.parent_id is None
+
+    tall = studio.get(ids[-4])                              # i = 16: a portrait owl
+    send(view, action="vary", id=tall.local_id)
+    assert (panel.prompt_input.value, panel.ratio_input.value) == (tall.prompt, "9:16")
+    assert panel.history.parent_id == tall.local_id
+    assert "variation of" in panel.history.parent_line.value
+    panel.prompt_input.value = tall.prompt.replace("owl", "red owl")
+    panel.generate_button.click()
+    child = panel.cards[0].job
+    assert child.parent_id == tall.local_id
+    assert studio.journal().get(child.local_id).parent_id == tall.local_id
+    assert panel.history.parent_id is None, "one vary, one child"
+    card = view.view.cards[0]                               # refreshed after the submit
+    assert card["id"] == child.local_id
+    assert ["add", "red "] in card["diff"] and card["parent"] == tall.prompt
+
+
+def test_a_sweep_in_the_panel_quotes_first_and_asks_to_confirm_a_big_one(
+        relay: RunningEmulator, panel: Any) -> None:
+    panel.prompt_input.value = "a {red|blue} kite at dawn"
+    assert panel.generate_button.description == "Generate 2 · 2 new × $0.90 = $1.80"
+    assert not panel.generate_button.disabled
+    panel.generate_button.click()
+    assert [c.job.prompt for c in panel.cards] == ["a red kite at dawn", "a blue kite at dawn"]
+    wait_for(lambda: relay.stats()["posts"] == 2)
+
+    panel.prompt_input.value = "a {red|blue} kite at {dawn|dusk|noon|night}"
+    assert panel.generate_button.description == (
+        "Generate 8 · 6 new × $0.90 = $5.40 · 2 reused free")
+    panel.generate_button.click()
+    assert relay.stats()["posts"] == 2 and len(panel.cards) == 2, "sent before confirming"
+    assert panel.confirm_button.layout.display is None
+    assert panel.confirm_button.description == "Confirm: pay $5.40"
+    assert "SORA_CONFIRM_USD" in panel.notice.value and "nothing was sent" in panel.notice.value
+    panel.confirm_button.click()
+    assert panel.confirm_button.layout.display == "none"
+    assert len(panel.cards) == 8
+    wait_for(lambda: relay.stats()["posts"] == 8)
+    assert "6 new, 2 reused" in panel.notice.value
+
+    # A changed form drops a pending confirmation.
+    panel.prompt_input.value = "a {green|gold} kite {high|low} at {noon|night}"
+    panel.generate_button.click()
+    assert panel.confirm_button.layout.display is None
+    panel.prompt_input.value = "something else"
+    assert panel.confirm_button.layout.display == "none" and relay.stats()["posts"] == 8
+
+
+def test_a_card_redraws_progress_at_most_once_a_second_and_keeps_the_last_value(
+        studio: Studio) -> None:
+    """Progress set 200 times in a burst (as a fast relay would): the card's bar changes
+    once at once and once at the end of the second (the last value), not 200 times."""
+    from sora_widgets.engine import Job
+    from sora_widgets.widget import JobCard
+
+    job = Job(sw.VideoRequest.create("a burst"), studio.backend(), studio.journal(),
+              home_videos := Path.cwd(), status=Status.IN_PROGRESS, progress=1)
+    assert home_videos.exists()
+    card = JobCard(job, root=Path.cwd(), on_reuse=lambda c: None,
+                   on_regenerate=lambda c: None)
+    values: list[int] = []
+    card.bar.observe(lambda change: values.append(change["new"]), names="value")
+    for progress in range(2, 202):
+        job.progress = progress % 100
+    assert len(values) <= 1, f"{len(values)} bar updates in a burst"
+    wait_for(lambda: card.bar.value == 201 % 100, 5)
+    assert len(values) <= 2 and values[-1] == 1
+    job.status = Status.FAILED.value          # any other change redraws at once
+    assert card.bar.bar_style == "danger"
+    card.detach()
+    card.close()
