@@ -14,6 +14,7 @@ IPython and ipywidgets are imported inside the functions that need them: the cor
 from __future__ import annotations
 
 import contextlib
+import keyword
 import logging
 import threading
 from collections.abc import Callable, Sequence
@@ -81,7 +82,7 @@ def _shot_words(board: Storyboard, index: int) -> str:
             return "not made"
         return "waiting for shot " + str(index) if index else "waiting"
     if job.status == Status.COMPLETED:
-        words = "reused (no new charge)" if job.cached else "completed"
+        words = "reused (no new charge)" if job.cached else Status.COMPLETED.value
     elif job.status in TERMINAL_ERROR_STATUSES:
         words = f"{job.status}: {job.error or 'no message'}"
     else:
@@ -172,19 +173,21 @@ def storyboard_text(board: Storyboard, film_src: str | None = None) -> str:
     return "\n".join(lines)
 
 
-def _publish(path: Path | None, media_dir: str) -> str | None:
+def _publish(path: Path | None, media_dir: str, embed: bool = False) -> str | None:
     if path is None or not path.is_file():
         return None
     try:
-        return media.publish_video(path, media_dir)
+        return media.data_uri(path) if embed else media.publish_video(path, media_dir)
     except (OSError, ValueError):
         return None
 
 
-def final_bundle(board: Storyboard, media_dir: str = media.DEFAULT_MEDIA_DIR) -> Bundle:
-    """The finished board, its film and shots published next to the notebook."""
-    film = _publish(board.film_path, media_dir) if board.stage == Stage.READY else None
-    shots = [_publish(job.local_path, media_dir) if job is not None else None
+def final_bundle(board: Storyboard, media_dir: str = media.DEFAULT_MEDIA_DIR, *,
+                 embed: bool = False) -> Bundle:
+    """The finished board, its film and shots published next to the notebook (or inlined
+    as base64 with ``embed``: a self-contained notebook, several MB)."""
+    film = _publish(board.film_path, media_dir, embed) if board.stage == Stage.READY else None
+    shots = [_publish(job.local_path, media_dir, embed) if job is not None else None
              for job in board.jobs]
     return {"text/html": storyboard_html(board, film, shots),
             "text/plain": storyboard_text(board, film)}
@@ -197,10 +200,11 @@ class StoryboardView:
     """One display slot: a row per shot while the chain runs, then the film in its place."""
 
     def __init__(self, shell: Any, board: Storyboard, media_dir: str, *, widgets: bool,
-                 wait: bool) -> None:
+                 wait: bool, embed: bool = False) -> None:
         self.shell = shell
         self.board = board
         self.media_dir = media_dir
+        self.embed = embed
         self._use_widgets = widgets
         self._background = not wait
         self._lock = threading.RLock()
@@ -216,8 +220,8 @@ class StoryboardView:
     def show(self) -> None:
         if self.board.stage in ENDED:
             self._finished = True
-            self._handle = _display(final_bundle(self.board, self.media_dir), raw=True,
-                                   display_id=True)
+            bundle = final_bundle(self.board, self.media_dir, embed=self.embed)
+            self._handle = _display(bundle, raw=True, display_id=True)
             return
         if self._use_widgets:
             self._handle = _display(self._build(), display_id=True)
@@ -319,7 +323,7 @@ class StoryboardView:
             if job is not None:
                 with contextlib.suppress(ValueError):
                     job.unobserve(self._on_job, names=["progress", "status"])
-        bundle = final_bundle(self.board, self.media_dir)
+        bundle = final_bundle(self.board, self.media_dir, embed=self.embed)
         set_parent = getattr(self.shell, "set_thread_parent", None)
         reset_parent = getattr(self.shell, "reset_thread_parent", None)
         tokens = None
@@ -342,15 +346,41 @@ class StoryboardView:
 # -- the magic's parts --------------------------------------------------------------------------
 
 
-def show_storyboard(magics: SoraMagics, board: Storyboard, *, wait: bool = False) -> None:
+def display_board(board: Storyboard) -> None:
+    """``board`` as a cell's last expression: the same live slot as the magic's."""
+    from IPython import get_ipython
+
+    from .config import preferences
+
+    shell = get_ipython()
+    widgets = getattr(shell, "kernel", None) is not None
+    StoryboardView(shell, board, preferences.media_dir, widgets=widgets, wait=False,
+                   embed=preferences.embed).show()
+
+
+def show_storyboard(magics: SoraMagics, board: Storyboard, *, wait: bool = False,
+                    embed: bool = False) -> None:
     """The board's live slot in the current cell (then its film)."""
     widgets = magics.live_widgets
     if widgets is None:
         widgets = getattr(magics.shell, "kernel", None) is not None
-    view = StoryboardView(magics.shell, board, magics.media_dir, widgets=widgets, wait=wait)
+    view = StoryboardView(magics.shell, board, magics.media_dir, widgets=widgets, wait=wait,
+                          embed=embed or magics.embed)
     view.show()
     if wait and board.stage not in ENDED:
         view.wait()
+
+
+def _variable(output: str | None) -> str | None:
+    """The ``-o NAME`` to store the result in, checked to be a plain variable name."""
+    from IPython.core.error import UsageError
+
+    from ._magic import _unquote
+
+    name = _unquote(output) if output else None
+    if name is not None and (not name.isidentifier() or keyword.iskeyword(name)):
+        raise UsageError(f"%sora: -o needs a Python variable name, not {name[:40]!r}")
+    return name
 
 
 def run_storyboard(magics: SoraMagics, args: Any, cell: str | None) -> None:
@@ -369,9 +399,7 @@ def run_storyboard(magics: SoraMagics, args: Any, cell: str | None) -> None:
     if not shots:
         raise UsageError("%%sora --storyboard: write one shot per paragraph in the cell "
                          "body, with a blank line between shots")
-    name = _unquote(args.output) if args.output else None
-    if name is not None and not name.isidentifier():
-        raise UsageError(f"%sora: -o needs a Python variable name, not {name[:40]!r}")
+    name = _variable(args.output)
     try:
         board = storyboard(
             shots, aspect_ratio=_unquote(args.ratio) if args.ratio else magics.default_ratio,
@@ -386,7 +414,7 @@ def run_storyboard(magics: SoraMagics, args: Any, cell: str | None) -> None:
              "text/plain": text}, raw=True)
     if name is not None and magics.shell is not None:
         magics.shell.user_ns[name] = board
-    show_storyboard(magics, board, wait=bool(args.wait))
+    show_storyboard(magics, board, wait=bool(args.wait), embed=bool(args.embed))
 
 
 def continue_command(magics: SoraMagics, rest: list[str]) -> None:
@@ -404,6 +432,7 @@ def continue_command(magics: SoraMagics, rest: list[str]) -> None:
     parser.add_argument("--wait", action="store_true")
     parser.add_argument("-o", "--output", metavar="NAME")
     args = parser.parse_args(rest)
+    name = _variable(args.output)
     prompt = " ".join(_unquote(w) for w in args.prompt).strip()
     studio = default_studio()
     try:
@@ -413,6 +442,6 @@ def continue_command(magics: SoraMagics, rest: list[str]) -> None:
                                    force=bool(args.force))
     except SoraError as exc:
         raise UsageError(f"%sora continue: {exc}") from None
-    if args.output and magics.shell is not None:
-        magics.shell.user_ns[_unquote(args.output)] = job
+    if name is not None and magics.shell is not None:
+        magics.shell.user_ns[name] = job
     magics._present([job], magics._look(), wait=bool(args.wait))

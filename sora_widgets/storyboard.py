@@ -189,6 +189,12 @@ class Storyboard(HasTraits):
 
         return storyboard_html(self)
 
+    def _ipython_display_(self) -> None:
+        """In a notebook: live rows per shot, then the film playing (as the magic shows)."""
+        from ._storyboard_view import display_board
+
+        display_board(self)
+
     # -- the plan -----------------------------------------------------------------------------
 
     def _save_plan(self, *, done: bool = False, jobs: Sequence[Job | None] | None = None,

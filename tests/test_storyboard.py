@@ -394,11 +394,37 @@ def test_storyboard_cell_quotes_first_then_plays_the_film_with_the_shots_under_i
     assert "film: sora_videos/storyboard-" in slot[-1]["data"]["text/plain"]
 
 
+def test_storyboard_cell_wait_and_embed(ip: tuple[InteractiveShell, Any]) -> None:
+    """``--wait`` blocks the cell until the film is there; ``--embed`` inlines it."""
+    shell, pub = ip
+    result = shell.run_cell("%%sora --storyboard --wait --embed\na snail climbs a leaf\n")
+    assert result.error_in_exec is None, result.error_in_exec
+    (slot,) = _slots(pub).values()
+    final = slot[-1]["data"]["text/html"]           # already final when the cell returns
+    assert re.search(r"<video class='sora-video sora-film'[^>]* src='data:video/mp4;base64,",
+                     final)
+    assert not (Path.cwd() / "sora_videos").exists()
+
+
+def test_python_form_displays_live_then_the_film(ip: tuple[InteractiveShell, Any]) -> None:
+    shell, pub = ip
+    result = shell.run_cell("import sora_widgets as sw\n"
+                            "board = sw.storyboard(['a moth circles a lamp'])\nboard")
+    assert result.error_in_exec is None, result.error_in_exec
+    board = shell.user_ns["board"]
+    board.wait(DEADLINE)
+    (slot,) = _slots(pub).values()
+    wait_until(lambda: "sora-film" in slot[-1]["data"]["text/html"], 10, "the final update")
+    src = re.search(r"sora-film'[^>]* src='([^']+)'", slot[-1]["data"]["text/html"])
+    assert src is not None and (Path.cwd() / src.group(1)).is_file()
+
+
 @pytest.mark.parametrize(("cell", "words"), [
     ("%%sora --storyboard\n\n   \n", "one shot per paragraph"),
     ("%%sora --storyboard a prompt on the line\nshot one\n", "not on the magic line"),
     ("%%sora --storyboard -n 3\nshot one\n", "-n is not for storyboards"),
     ("%sora --storyboard", "one shot per paragraph"),
+    ("%%sora --storyboard -o class\nshot one\n", "Python variable name"),
 ])
 def test_storyboard_usage_errors_send_nothing(ip: tuple[InteractiveShell, Any], cell: str,
                                               words: str) -> None:

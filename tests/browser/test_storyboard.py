@@ -7,6 +7,8 @@ from typing import Any
 
 import pytest
 
+from sora_widgets.lifecycle import Status
+
 from ._harness import JOB_DEADLINE_MS, assert_served_by_jupyter, describe_video, shot
 
 pytestmark = pytest.mark.browser
@@ -70,7 +72,7 @@ def test_storyboard_cell_ends_with_the_film_playing_and_the_shots_under_it(
     for index, prompt in enumerate(SHOTS):
         text = shots.nth(index).inner_text()
         assert f"Shot {index + 1}" in text and prompt in text, text
-        assert "completed" in text, text
+        assert Status.COMPLETED.value in text, text
     assert out.locator("video.sora-shot-video").count() == 2
     below = film.evaluate(
         "(v, li) => !!(v.compareDocumentPosition(li) & Node.DOCUMENT_POSITION_FOLLOWING)",
