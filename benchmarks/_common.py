@@ -91,8 +91,10 @@ class EmulatorProcess:
                 "--time-scale", repr(time_scale)]
         if seed is not None:
             args += ["--seed", str(seed)]
+        # Today's emulator for every run, even when a baseline package is on PYTHONPATH.
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
         self.proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE,
-                                     stderr=subprocess.STDOUT, text=True)
+                                     stderr=subprocess.STDOUT, text=True, env=env)
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()  # "sora-widgets emulator listening on ..."
         if "listening" not in line:

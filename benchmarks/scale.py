@@ -12,13 +12,19 @@ under load (noticed − the emulator's exact ``completed_at``).
 Environment for the package: SORA_API_KEY, SORA_BASE_URL (the emulator), SORA_POLL_SCALE
 (= the emulator's time scale), SORA_WIDGETS_HOME (a temporary directory).
 
-    python benchmarks/scale.py                    # 1,000 jobs, time scale 0.5 (~2 min)
-    python benchmarks/scale.py --time-scale 1     # real timings (~4 min)
+    python benchmarks/scale.py                    # 1,000 jobs, time scale 0.5, then 0.1's
+    python benchmarks/scale.py -n 10000 --baseline none
+    python benchmarks/scale.py --time-scale 1     # real timings
+
+``--baseline REV`` (default: 0.1, commit 5665d5d) runs the same measurement on that
+revision's package (extracted with ``git archive``, first on ``PYTHONPATH``; the emulator
+is today's for both) right before the current one, and prints both columns side by side.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import resource
 import shutil
@@ -182,17 +188,45 @@ def cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+BASELINE_REV = "5665d5d"   # 0.1 on main
+
+
+def run_baseline(args: argparse.Namespace) -> dict[str, str]:
+    """The same measurement on another revision's package, in a child process."""
+    folder = Path(tempfile.mkdtemp(prefix="sw-bench-baseline-"))
+    try:
+        archive = subprocess.run(["git", "archive", args.baseline, "sora_widgets"],
+                                 cwd=Path(__file__).resolve().parents[1], check=True,
+                                 capture_output=True).stdout
+        subprocess.run(["tar", "-x", "-C", str(folder)], input=archive, check=True)
+        out = folder / "result.json"
+        env = {**os.environ, "PYTHONPATH": str(folder)}
+        subprocess.run([sys.executable, __file__, "-n", str(args.n), "--time-scale",
+                        repr(args.time_scale), "--seed", str(args.seed), "--no-write",
+                        "--json-out", str(out)], env=env, check=True)
+        result: dict[str, str] = json.loads(out.read_text())
+        return result
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("-n", "--n", type=int, default=1000)
     parser.add_argument("--time-scale", type=float, default=0.5)
     parser.add_argument("--seed", type=int, default=8)
     parser.add_argument("--no-write", action="store_true")
+    parser.add_argument("--baseline", default=BASELINE_REV,
+                        help="git revision measured first for comparison ('none': skip)")
+    parser.add_argument("--json-out", help=argparse.SUPPRESS)
     parser.add_argument("--control-probe", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.control_probe:
         control_probe()
         return 0
+    baseline: dict[str, str] | None = None
+    if args.baseline != "none" and not args.json_out:
+        baseline = run_baseline(args)
 
     import psutil
 
@@ -338,15 +372,24 @@ def main(argv: list[str] | None = None) -> int:
                f"attributable to the engine {'✅' if p['attributed_max_ms'] <= 20 else '❌'} "
                f"(max {p['attributed_max_ms']:.1f} ms; the sibling control probe shows what "
                f"the OS alone did meanwhile: max {c['max_ms']:.1f} ms)")
+    if args.json_out:
+        Path(args.json_out).write_text(json.dumps({str(k): str(v) for k, v in rows}))
+        return 0
+    if baseline is not None:
+        table = md_table(["measure", f"0.1 ({args.baseline})", "now"],
+                         [[k, baseline.get(str(k), "—"), v] for k, v in rows])
+    else:
+        table = md_table(["measure", "value"], rows)
     text = "\n".join([
         f"### scale · {args.n} concurrent jobs via sw.generate · emulator in its own process · "
         f"time scale {args.time_scale:g} · seed {args.seed}", "",
         f"_{header} · at end {load_avg()}_", "",
-        md_table(["measure", "value"], rows), "", verdict,
+        table, "", verdict,
     ])
     print(text)
     if not args.no_write:
-        name = "scale.md" if args.time_scale == 0.5 else f"scale-ts{args.time_scale:g}.md"
+        name = (f"scale-n{args.n}.md" if args.n != 1000 else "scale.md") \
+            if args.time_scale == 0.5 else f"scale-ts{args.time_scale:g}.md"
         write_result(name, text)
     return 0
 
