@@ -606,6 +606,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="what-if: override a PollPolicy default for the schedule "
                         "(virtual 'ours', live 'schedule'; nothing is written unless --write)")
     parser.add_argument("--no-write", action="store_true", help="print only")
+    parser.add_argument("--name", default="polling",
+                        help="results/NAME[-mode][-virtual].{md,json,png} (polling)")
     parser.add_argument("--write", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--child", choices=STRATEGIES, help=argparse.SUPPRESS)
     parser.add_argument("--base-url", help=argparse.SUPPRESS)
@@ -661,14 +663,14 @@ def main(argv: list[str] | None = None) -> int:
         suffix = "" if args.progress_mode == "normal" else f"-{args.progress_mode}"
         if args.virtual:
             suffix += "-virtual"
-        md = write_result(f"polling{suffix}.md", text)
-        png = RESULTS / f"polling{suffix}.png"
+        md = write_result(f"{args.name}{suffix}.md", text)
+        png = RESULTS / f"{args.name}{suffix}.png"
         plot(summary, png, title)
         for s in summary.values():   # milliseconds are plenty (and keep the file small)
             s["latencies"] = [round(v, 3) for v in s["latencies"]]
             if "warm" in s:
                 s["warm"]["latencies"] = []
-        (RESULTS / f"polling{suffix}.json").write_text(
+        (RESULTS / f"{args.name}{suffix}.json").write_text(
             json.dumps(summary, indent=None if args.virtual else 1))
         print(f"\nwrote {md.relative_to(Path.cwd()) if md.is_relative_to(Path.cwd()) else md}"
               f" and {png.name}", file=sys.stderr)

@@ -4,12 +4,14 @@ A relay job sits in a queue (0–20 s), then runs 60–180 s while ``progress`` 
 pausing near the end ("stalls"). Finding out it finished costs GETs; noticing late costs
 the user's time. Two levels of knowledge decide each delay:
 
-* **Within one job** (``PollSchedule``): the first observation of each progress value is
-  fitted with a rate (least squares, pooled over the stretches between pauses, so a stall
-  neither flattens nor tilts it). The fit gives ``E``, the moment progress would reach the
-  end. A value that holds far longer than the rate explains is a *pause*: until progress
-  moves again the job cannot finish sooner than the rest of the way at full speed, so the
-  schedule only needs to look that often (the *lead*).
+* **Within one job** (``PollSchedule``): the moments each progress value was crossed (the
+  middle of the window between the previous answer and the first one showing it) are
+  fitted with a rate: least squares, recent points weighing more (``fit_halflife``),
+  pooled over the stretches between pauses so a stall neither flattens nor tilts it. The
+  fit gives ``E``, the moment progress would reach the end. A value that holds far longer
+  than the rate explains is a *pause*: until progress moves again the job cannot finish
+  sooner than the rest of the way at full speed, so the schedule only needs to look that
+  often (the *lead*).
 * **Across the jobs of one relay** (``RelayPrior``, shared): how wrong ``E`` turned out to
   be, as an empirical distribution of ``T − E`` (``T`` = the real completion) for each
   kind of state (rate from the prior / fitted / paused) and each band of ``E − now``; the
@@ -18,10 +20,12 @@ the user's time. Two levels of knowledge decide each delay:
   the relay's own history rather than guessed.
 
 Each decision: the end ``T`` is distributed as ``E + residual`` given ``T > now``. The
-schedule sleeps until the earliest plausible end (its ``approach_quantile``, minus the
-lead when paused) — one GET instead of halving towards it —, then polls densely around
-the likely end with an interval from the local hazard (short where completions cluster,
-bounded by ``dense_max`` so the latency stays bounded). While queued it looks only when
+schedule sleeps until the earliest plausible end (minus the lead when paused) — one GET
+instead of halving towards it —, as far as an expected cost of ``overshoot_budget``
+unnoticed seconds allows, never past ``approach_quantile`` of the end nor more than
+``approach_share`` of the way to its median; then it polls densely around the likely end
+with an interval from the local hazard (short where completions cluster, bounded by
+``dense_max`` so the latency stays bounded). While queued it looks only when
 the queue has probably ended (the run that follows is at least ~60 s). Without usable
 progress (``None``, always 0, an unknown status) the delay is bounded by ``blind_max``
 whatever was learned: the learned run times only make the polls denser where completions
@@ -41,12 +45,16 @@ How the engine uses it (the poller's event-loop thread only; nothing here takes 
         ... GET ...
         schedule.observe(loop.time(), snapshot.status, snapshot.progress)   # every answer,
         # including the final one: observe(now, "completed", 100) teaches the prior.
-    # after a failed GET: schedule.retry_delay(loop.time(), failures, retry_after)
+    # instead of the GET's answer after a transient failure (5xx, drop, 429):
+    #     delay = schedule.retry_delay(loop.time(), failures_in_a_row, retry_after)
 
-``observe(now, "completed", …)`` calls ``prior.learn(self)`` by itself; calling
-``prior.learn(schedule)`` again (or instead, after that observation) is harmless: a
-schedule teaches its prior at most once. A failed job teaches nothing. ``prior=None``
-gives the job a private prior with the cold-start defaults (no cross-job learning).
+The completed observation is what teaches the prior: ``observe(now, "completed", …)``
+calls ``prior.learn(self)`` itself (the completion lies between the previous answer and
+this one). ``prior.learn(schedule)`` may be called again afterwards, harmlessly: a
+schedule teaches its prior at most once, and one that never saw "completed" (failed,
+cancelled, still running) teaches nothing. ``prior=None`` gives the job a private prior
+with the cold-start defaults (no cross-job learning). ``predicted_end()`` is the median
+completion time on the same clock (for an ETA), or None without evidence.
 
 Cost: ``observe`` and ``next_delay`` are O(1) (a few bisections in fixed-size tables);
 ``learn`` is O(observations of that job) with a bounded log per job; a prior holds a
@@ -58,7 +66,7 @@ the same order give the same prior (no randomness anywhere).
 from __future__ import annotations
 
 import math
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
 from typing import Any
 
@@ -81,20 +89,22 @@ class PollPolicy:
     approach_quantile: float = 0.005  # ... and never passes this quantile of the end
     approach_share: float = 0.7      # ... nor this share of the way to the median end
     poll_cost: float = 0.04          # latency-seconds one GET is worth (dense interval)
-    dense_min: float = 0.3
-    dense_max: float = 0.75          # the longest interval where the end is likely
+    dense_min: float = 0.3           # the shortest interval where the end is likely ...
+    dense_max: float = 0.75          # ... and the longest (the latency bound there)
     plateau_steps: float = 1.5       # a value held this many steps (1/rate) longer: a pause
     plateau_slack: float = 0.3       # ... plus this
     lead_share: float = 0.7          # paused: look every share of the fastest rest of the way
-    lead_max: float = 6.0
+    lead_max: float = 6.0            # ... at most this often
     late_growth: float = 0.1         # past everything learned: interval grows this per second
     blind_growth: float = 0.1        # no usable progress, start unknown: share of elapsed
-    blind_dense: float = 0.7
-    blind_cost: float = 0.2
+    blind_dense: float = 0.7         # blind, start known: shortest interval ...
+    blind_cost: float = 0.2          # ... and latency-seconds one GET is worth
     blind_max: float = 6.0           # ... bounded: worst-case delay for a blind job
-    retry_base: float = 0.5          # after a failed GET: base * 2**(failures-1) ...
-    retry_cap: float = 4.0           # ... up to this, unless the plan waits longer anyway
-    min_interval: float = 0.25
+    retry_base: float = 0.25         # after a failed GET: base * 2**(failures-1) ...
+    retry_cap: float = 1.0           # ... up to this while the job may have ended
+    retry_far: float = 30.0          # ... or this, far from the end (a relay that is down)
+    missed_share: float = 0.02       # "may have ended": this share of such jobs would have
+    min_interval: float = 0.25       # every delay is clamped to these (then the hint)
     max_interval: float = 60.0
 
     def s(self, seconds: float) -> float:
@@ -169,7 +179,7 @@ class _Hist:
     def quantile(self, u: float) -> float:
         cum = self._cum()
         target = min(max(u, 0.0), 1.0) * cum[-1]
-        i = min(max(bisect_right(cum, target) - 1, 0), _NBINS - 1)
+        i = min(max(bisect_left(cum, target) - 1, 0), _NBINS - 1)   # the bin reaching it
         while i < _NBINS - 1 and self.w[i] <= 0:
             i += 1
         w = self.w[i]
@@ -218,14 +228,20 @@ class _Hist:
             i += 1
         return _HIGH
 
+    def cond_prob(self, x0: float, x1: float) -> float | None:
+        """P(value ≤ x1 | value > x0) (None: no mass above ``x0``)."""
+        f0 = self.cdf(x0)
+        if f0 >= 1.0 - 1e-6:
+            return None
+        return (self.cdf(x1) - f0) / (1.0 - f0)
+
     def inspection(self, x0: float, window: float, cost: float) -> float | None:
         """√(2·cost/hazard): the interval that balances ``cost`` per look against the
         expected unnoticed time, for the mean hazard over (x0, x0 + window] given a
         value above ``x0`` (inf: no mass in the window; None: no mass above ``x0``)."""
-        f0 = self.cdf(x0)
-        if f0 >= 1.0 - 1e-6:
+        p = self.cond_prob(x0, x0 + window)
+        if p is None:
             return None
-        p = (self.cdf(x0 + window) - f0) / (1.0 - f0)
         hazard = -math.log(max(1.0 - p, 1e-9)) / window
         return math.sqrt(2 * cost / hazard) if hazard > 0 else math.inf
 
@@ -602,20 +618,39 @@ class PollSchedule:
     def retry_delay(self, now: float, failures: int, retry_after: float | None = None) -> float:
         """The delay after ``failures`` failed GETs in a row (transient faults).
 
-        The plan as it stands now (a failed GET taught nothing, so the next GET is due as
-        if it had not happened), but at least a short exponential backoff
-        (``retry_base``·2^(failures−1), up to ``retry_cap``) so a failing relay is not
-        hammered; ``retry_after`` (Retry-After) is a floor. Unlike a backoff alone, a
-        job near its end keeps being looked at every few seconds at most.
+        Exponential backoff, ``retry_base``·2^(failures−1): a failed GET taught nothing,
+        so the answer it was meant to fetch is still wanted soon. The backoff stops at
+        ``retry_cap`` while the job may have ended or may end within that long (at least
+        ``missed_share`` of the jobs in its state would), so a finished job is not left
+        unnoticed for long; otherwise at ``retry_far`` (a relay that is down is not
+        hammered by jobs far from their end). ``retry_after`` (Retry-After) is a floor.
         """
         pol = self.policy
+        near = self._missed(now + pol.s(pol.retry_cap)) >= pol.missed_share
+        cap = pol.retry_cap if near else pol.retry_far
+        backoff = min(cap, pol.retry_base * 2.0 ** min(max(failures - 1, 0), 30)) * pol.scale
+        return max(backoff, retry_after) if retry_after is not None else backoff
+
+    def _missed(self, now: float) -> float:
+        """How likely the job ended between the last answer and ``now`` (1: no idea)."""
         last = self._last
-        status, progress = (last[1], last[2]) if last is not None else ("in_progress", None)
-        plan = self.next_delay(now, status, progress)
-        backoff = min(pol.s(pol.retry_cap),
-                      pol.s(pol.retry_base) * 2.0 ** min(max(failures - 1, 0), 30))
-        delay = max(plan, backoff)
-        return max(delay, retry_after) if retry_after is not None else delay
+        if last is None:
+            return 1.0
+        sc = self.policy.scale
+        since = last[0]
+        estimate = self._estimate(since)
+        if estimate is not None:
+            key, end, _ = estimate
+            p = self._prior.residual(key).cond_prob((since - end) / sc, (now - end) / sc)
+            return 1.0 if p is None else p
+        if last[1] in _BLIND_STATUSES:   # queued: a whole run lies ahead at least
+            return self._prior.run.cdf((now - since) / sc)
+        start = self._start_range()
+        if start is None:
+            return 1.0
+        mid = (start[0] + start[1]) / 2
+        p = self._prior.run.cond_prob((since - mid) / sc, (now - mid) / sc)
+        return 1.0 if p is None else p
 
     def _queued_delay(self, now: float) -> float:
         pol = self.policy
@@ -649,13 +684,14 @@ class PollSchedule:
             reach = min(reach, x0 + pol.approach_share * (median - x0))
         approach = reach - x0 - lead_r
         val = self._val
-        if key < _NBANDS and val is not None:
+        if key // _NBANDS == _PRIOR and val is not None:
             # No rate of its own yet: not past the end at the fastest run this relay had.
             fastest = max(self._prior.run.quantile(pol.approach_quantile), 1.0)
             start = self._start_range()
             if start is not None and val[1] > 0:
-                # It started after the last queued answer: a run as long as the fastest
-                # learned could not show this much progress yet. The relay changed.
+                # It has run at most since the last queued answer: that much progress in
+                # that time means a run no longer than ``longest``. Shorter than the
+                # fastest learned: the relay changed, so look again at half of it.
                 longest = (val[0] - start[0]) / sc * pol.end_progress / val[1]
                 fastest = min(fastest, longest / 2)
             rest = max(pol.end_progress - val[1], 0.0) * fastest / pol.end_progress

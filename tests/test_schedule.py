@@ -323,16 +323,29 @@ def test_progress_going_back_restarts_the_fit() -> None:
 
 def test_retry_delay_keeps_near_the_end_short_and_honours_retry_after() -> None:
     prior = trained_prior(100)
-    sched = PollSchedule(PollPolicy(), prior)
+    pol = PollPolicy()
+    sched = PollSchedule(pol, prior)
     sched.observe(0.0, "queued", 0)
     for t, p in ((15.0, 10), (45.0, 40), (75.0, 70), (95.0, 90), (100.0, 95), (102.0, 97)):
         sched.observe(t, "in_progress", p)              # 1 point/s: the end is ~2 s away
+    delays = [sched.retry_delay(102.3, failures) for failures in (*range(1, 12), 5000)]
+    assert max(delays) <= pol.retry_cap + 1e-9          # 0.1's backoff reached 30 s here
+    assert delays == sorted(delays)                     # still a backoff
+    assert sched.retry_delay(102.3, 3, retry_after=2.5) == 2.5
+
+
+def test_retry_delay_backs_off_far_from_the_end() -> None:
+    """A relay that is down is not hammered by jobs that cannot have finished yet."""
     pol = PollPolicy()
-    for failures in (*range(1, 12), 5000):
-        delay = sched.retry_delay(102.3, failures)
-        assert delay <= pol.retry_cap + 1e-9            # a backoff alone would reach 30 s+
-    assert sched.retry_delay(102.3, 1) < 1.0
-    assert sched.retry_delay(102.3, 3, retry_after=2.5) >= 2.5
+    sched = PollSchedule(pol, trained_prior(100))
+    sched.observe(0.0, "queued", 0)
+    sched.observe(15.0, "in_progress", 5)               # more than a minute to go
+    delays = [sched.retry_delay(16.0, failures) for failures in range(1, 12)]
+    assert delays[0] <= pol.retry_cap
+    assert max(delays) == pytest.approx(pol.retry_far)
+    assert delays == sorted(delays)
+    # ... but once it may have ended (a long outage), back to short retries
+    assert sched.retry_delay(15.0 + 400.0, 11) <= pol.retry_cap + 1e-9
 
 
 def test_retry_after_both_forms_and_backoff_floor() -> None:
