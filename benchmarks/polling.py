@@ -417,7 +417,6 @@ def run_virtual(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
         latencies: list[float] = [0.0] * args.n
         gets: list[int] = [0] * args.n
         schedules: list[Any] = []
-        state: list[tuple[str, int | None]] = []
         heap: list[tuple[float, int]] = []
         for i in range(args.n):
             if name == "0.1":
@@ -427,7 +426,6 @@ def run_virtual(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
                                      prior if name == "ours" else RelayPrior())
             sched.observe(arrivals[i], "queued", 0)
             schedules.append(sched)
-            state.append(("queued", 0))
             heapq.heappush(heap, (arrivals[i] + _first_delay(name, sched, arrivals[i]), i))
         while heap:
             now, i = heapq.heappop(heap)
@@ -443,7 +441,6 @@ def run_virtual(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
             if snap.status == "in_progress":
                 progress = None if missing else 0 if stuck else snap.progress
             sched.observe(now, snap.status, progress)
-            state[i] = (snap.status, progress)
             if name == "provider-10s":
                 delay = 10.0
             elif name == "fixed-1s":
