@@ -815,13 +815,13 @@ class Poller:
         except SubmissionUnknown as exc:
             new = state.evolve(phase=Phase.SETTLED, error_type=UNKNOWN_OUTCOME,
                                error_message=str(exc), charge=self._maybe(job))
+        except APIError as exc:   # rejected with 4xx (a 400 too): nothing was charged
+            new = state.evolve(phase=Phase.SETTLED, error_type=type(exc).__name__,
+                               error_message=str(exc), error_code=str(exc.status_code))
         except (ValidationError, APIConnectionError) as exc:
             # Not sent (could not be encoded, or the connection was refused each time).
             new = state.evolve(phase=Phase.SETTLED, error_type=type(exc).__name__,
                                error_message=f"{exc}; nothing was charged")
-        except APIError as exc:   # rejected with 4xx: nothing was charged
-            new = state.evolve(phase=Phase.SETTLED, error_type=type(exc).__name__,
-                               error_message=str(exc), error_code=str(exc.status_code))
         except Exception as exc:  # a bug once the request may have left: it may be charged
             log.exception("unexpected error while submitting job %s", job.local_id)
             new = state.evolve(phase=Phase.SETTLED, error_type=UNKNOWN_OUTCOME,

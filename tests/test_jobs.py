@@ -277,4 +277,4 @@ def test_a_relay_url_without_a_key_is_an_error_not_the_emulator(
     monkeypatch.setenv("SORA_BASE_URL", "https://relay.example.com")
     with pytest.raises(sw.ValidationError, match="SORA_API_KEY"):
         sw.generate("no key")
-    assert studio._emulator is None  # nothing started, nothing sent
+    assert studio._emulators == {}  # nothing started, nothing sent

@@ -1,0 +1,397 @@
+"""The end-to-end path in both relay styles (issue 15): submit, poll, download, cache,
+budget, resume, magic and panel, against the emulator speaking ``artifex`` or ``openai``
+with SORA_API_STYLE set to match. Plus what only styles bring: status synonyms and a word
+never seen before through the engine, a relay of the other style (400, nothing charged),
+the poll hint as a floor, jobs resumed in their own style after the setting changed.
+
+Every wait has a deadline; nothing sleeps and hopes.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import av
+import pytest
+from IPython.core.displaypub import CapturingDisplayPublisher
+from IPython.core.error import UsageError
+from IPython.core.interactiveshell import InteractiveShell
+
+import sora_widgets as sw
+from sora_widgets import studio as studio_module
+from sora_widgets._magic import SoraMagics
+from sora_widgets.catalog import price_of
+from sora_widgets.emulator import EmulatorConfig, RunningEmulator, start_emulator
+from sora_widgets.engine import Job, poller
+from sora_widgets.errors import BadRequestError, BudgetExceededError, ValidationError
+from sora_widgets.lifecycle import Charge, RelayStatus
+from sora_widgets.models import VideoRequest
+from sora_widgets.widget import SoraWidget
+
+from .conftest import TEST_TIME_SCALE, VIP_KEY
+
+STYLES = ("artifex", "openai")
+#: What each style's default clip costs (the catalogue: $0.90 a clip; $0.10/s x 4 s).
+DEFAULT_PRICE = {"artifex": 0.90, "openai": 0.40}
+
+
+@dataclass
+class Styled:
+    style: str
+    emu: RunningEmulator
+
+    @property
+    def other(self) -> str:
+        return "openai" if self.style == "artifex" else "artifex"
+
+    def posts(self) -> int:
+        return int(self.emu.stats()["posts"])
+
+
+def config(style: str, **changes: Any) -> EmulatorConfig:
+    values: dict[str, Any] = {"time_scale": TEST_TIME_SCALE, "seed": 15}
+    values.update(changes)
+    made = EmulatorConfig(**values)
+    made.update({"style": style})
+    return made
+
+
+@pytest.fixture(params=STYLES)
+def styled(request: pytest.FixtureRequest, studio: studio_module.Studio,
+           monkeypatch: pytest.MonkeyPatch) -> Iterator[Styled]:
+    """A paid relay (key + base URL) speaking one style, and SORA_API_STYLE saying so."""
+    style = str(request.param)
+    with start_emulator(config(style)) as emu:
+        monkeypatch.setenv("SORA_API_KEY", VIP_KEY)
+        monkeypatch.setenv("SORA_BASE_URL", emu.base_url)
+        monkeypatch.setenv("SORA_POLL_SCALE", str(TEST_TIME_SCALE))
+        monkeypatch.setenv("SORA_API_STYLE", style)
+        yield Styled(style, emu)
+
+
+def wait_for(condition: Callable[[], object], timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met before the deadline")
+        time.sleep(0.01)
+
+
+def frame_size(path: Path) -> tuple[int, int]:
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        return stream.codec_context.width, stream.codec_context.height
+
+
+# -- submit, poll, download, cache, budget --------------------------------------------------
+
+
+def test_submit_poll_download_in_each_style(styled: Styled) -> None:
+    kwargs: dict[str, Any] = {"aspect_ratio": "9:16"}
+    if styled.style == "openai":
+        kwargs["seconds"] = 8
+    job = sw.generate("a heron in the reeds", **kwargs).wait(timeout=30)
+    assert job.status == "completed" and job.charge == Charge.CHARGED
+    assert job.local_path is not None and job.local_path.read_bytes()[4:8] == b"ftyp"
+    width, height = frame_size(job.local_path)
+    assert height > width                                     # the portrait asked for
+    task = styled.emu.task(str(job.id))
+    assert task is not None
+    if styled.style == "openai":
+        assert job.id is not None and job.id.startswith("video_")
+        assert (task.size, task.duration) == ("720x1280", 8)   # seconds went as "8"
+        assert job.video_url is None                            # no link: /content, with key
+        assert job.price_usd == job.cost_usd == 0.80
+    else:
+        assert (task.aspect_ratio, task.duration, task.size) == ("9:16", 12, None)
+        assert job.price_usd == job.cost_usd == 0.90
+    assert styled.emu.stats()["video_downloads"] == 1
+    assert sw.spend()["session"].charged_usd == job.price_usd
+
+
+def test_cache_reuses_and_force_pays_in_each_style(styled: Styled) -> None:
+    first = sw.generate("a lantern on the water").wait(timeout=30)
+    again = sw.generate("a lantern on the water ")
+    assert again is first and styled.posts() == 1
+    # The style's own fields are part of the identity: another length is another video.
+    if styled.style == "openai":
+        longer = sw.generate("a lantern on the water", seconds=12).wait(timeout=30)
+        assert longer is not first and longer.price_usd == 1.20 and styled.posts() == 2
+    forced = sw.generate("a lantern on the water", force=True).wait(timeout=30)
+    assert forced is not first and forced.status == "completed"
+    assert styled.posts() == (3 if styled.style == "openai" else 2)
+
+
+def test_budget_refuses_before_sending_in_each_style(styled: Styled,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    price = DEFAULT_PRICE[styled.style]
+    assert price_of(VideoRequest.create("x")) == price
+    monkeypatch.setenv("SORA_BUDGET_USD", f"{price - 0.01:.2f}")
+    with pytest.raises(BudgetExceededError) as info:
+        sw.generate("too dear")
+    assert f"${price:.2f}" in str(info.value)
+    monkeypatch.setenv("SORA_BUDGET_USD", f"{price:.2f}")
+    assert sw.generate("just affordable").wait(timeout=30).cost_usd == price
+    assert styled.posts() == 1
+
+
+def test_outside_the_catalogue_is_refused_with_zero_posts(styled: Styled) -> None:
+    bad: dict[str, list[dict[str, Any]]] = {
+        "artifex": [{"seconds": 8}, {"size": "1280x720"}, {"model": "sora-2-pro"}],
+        "openai": [{"seconds": 10}, {"size": "1792x1024"},
+                   {"model": "sora-2-pro", "size": "1920x1080"}]}
+    for kwargs in bad[styled.style]:
+        with pytest.raises(ValidationError) as info:
+            sw.generate("a kite", **kwargs)
+        assert "nothing was sent" in str(info.value)
+    assert styled.posts() == 0 and sw.jobs() == []
+
+
+def test_quote_for_sora_2_pro_8_s_at_1792x1024(styled: Styled,
+                                               studio: studio_module.Studio) -> None:
+    if styled.style == "artifex":
+        with pytest.raises(ValidationError, match="sora-2"):
+            VideoRequest.create("x", model="sora-2-pro", size="1792x1024", seconds=8)
+        return
+    request = VideoRequest.create("a dune sea", model="sora-2-pro", size="1792x1024",
+                                  seconds=8)
+    quote = studio.quote(request)
+    assert (quote.new, quote.price_usd, quote.new_usd) == (1, 4.00, 4.00)   # 8 s x $0.50
+    assert "$4.00" in quote.text
+    job = studio.submit(request)[0].wait(timeout=30)
+    assert job.cost_usd == 4.00 and sw.spend()["session"].charged_usd == 4.00
+    task = styled.emu.task(str(job.id))
+    assert task is not None and (task.model, task.size, task.duration) == (
+        "sora-2-pro", "1792x1024", 8)
+
+
+# -- resume ---------------------------------------------------------------------------------
+
+
+def test_resume_after_a_restart_polls_the_job_in_its_own_style(
+        styled: Styled, monkeypatch: pytest.MonkeyPatch) -> None:
+    styled.emu.config.run_seconds = (200.0, 200.0)
+    job = sw.generate("survive a restart")
+    wait_for(lambda: job.id is not None, 10)
+    poller().stop()                                         # the kernel goes away
+    fresh = studio_module.Studio()
+    monkeypatch.setattr(studio_module, "_default", fresh)
+    # The setting changed meanwhile: the job is still polled in the style it was sent in.
+    monkeypatch.setenv("SORA_API_STYLE", styled.other)
+    resumed = sw.resume()
+    assert [j.id for j in resumed] == [job.id]
+    done = resumed[0].wait(timeout=30)
+    assert done.status == "completed" and done.local_path is not None
+    assert done.request.style == styled.style and styled.posts() == 1
+    fresh.close()
+
+
+# -- the engine meets the style's words -----------------------------------------------------
+
+
+def test_synonyms_through_the_engine(styled: Styled) -> None:
+    """Every gateway word answered for a whole job's life, in each style."""
+    rounds = [{"queued": "pending", "in_progress": "processing", "completed": "succeeded",
+               "failed": "error"},
+              {"queued": "submitted", "in_progress": "running", "completed": "success",
+               "failed": "cancelled"},
+              {"completed": "finished", "failed": "expired"}]
+    seen: set[str] = set()
+    for number, words in enumerate(rounds):
+        styled.emu.config.status_synonyms = dict(words)
+        jobs = []
+        for rate in (0.0, 1.0):
+            styled.emu.config.failure_rate = rate      # read when the task is created
+            job = sw.generate(f"round {number}, failure rate {rate}")
+            job.observe(lambda change: seen.add(str(change["new"])), names="relay_status")
+            wait_for(lambda: job.id is not None, 10)   # noqa: B023 (waited for right here)
+            jobs.append(job)
+        good, bad = jobs
+        assert good.wait(timeout=30).status == "completed"
+        with pytest.raises(sw.JobFailed):
+            bad.wait(timeout=30)
+        assert bad.status == "failed" and bad.charge == Charge.CHARGED
+        assert good.relay_status == words["completed"] and bad.relay_status == words["failed"]
+    every = {w for r in rounds for w in r.values()}
+    assert every <= seen, every - seen
+
+
+def test_a_word_never_seen_is_surfaced_not_guessed(styled: Styled) -> None:
+    styled.emu.config.mystery_status = "moderating"
+    styled.emu.config.mystery_answers = 2
+    notices: list[str] = []
+    job = sw.generate("a fox at the edge of the wood")
+    job.observe(lambda change: notices.append(str(change["new"])), names="notice")
+    wait_for(lambda: job.relay_status == "moderating", 15)
+    assert job.status in ("queued", "submitting") and job.state.relay_status in (
+        None, RelayStatus.QUEUED)
+    assert job.wait(timeout=30).status == "completed"
+    assert any("moderating" in n and "not a status this package knows" in n for n in notices)
+
+
+def test_a_relay_of_the_other_style_refuses_and_nothing_is_charged(
+        styled: Styled, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SORA_API_STYLE", styled.other)       # misconfigured: wrong style
+    job = sw.generate("spoken in the wrong dialect")
+    with pytest.raises(BadRequestError) as info:
+        job.wait(timeout=30)
+    assert info.value.status_code == 400 and "Unknown parameter" in str(info.value)
+    assert job.charge == Charge.NONE and job.cost_usd == 0.0
+    assert styled.emu.stats()["tasks_created"] == 0
+    assert sw.spend()["all_time"].worst_case_usd == 0.0
+
+
+def test_the_poll_hint_is_a_floor(styled: Styled) -> None:
+    styled.emu.config.poll_hint_ms = 250        # far above the schedule's first steps here
+    job = sw.generate("a patient poller").wait(timeout=30)
+    stats = styled.emu.stats()["tasks"][job.id]
+    times = [stats["created_at"], *stats["get_times"]]
+    gaps = [b - a for a, b in itertools.pairwise(times)]
+    assert len(gaps) >= 2 and min(gaps) >= 0.25, gaps
+
+
+def test_a_request_of_another_style_is_not_sent(styled: Styled,
+                                                studio: studio_module.Studio) -> None:
+    foreign = VideoRequest.create("x", style=styled.other)
+    for call in (lambda: studio.submit(foreign), lambda: studio.quote(foreign)):
+        with pytest.raises(ValidationError, match="style"):
+            call()
+    assert styled.posts() == 0
+
+
+# -- no key: the embedded emulator speaks the style too -------------------------------------
+
+
+@pytest.mark.parametrize("style", STYLES)
+def test_embedded_emulator_in_each_style(studio: studio_module.Studio, style: str,
+                                         monkeypatch: pytest.MonkeyPatch, home: Path) -> None:
+    monkeypatch.setenv("SORA_API_STYLE", style)
+    job = sw.generate("free practice", aspect_ratio="9:16").wait(timeout=30)
+    assert job.emulator and job.cost_usd == 0.0 and job.local_path is not None
+    assert str(job.id).startswith("video_" if style == "openai" else "v_")
+    assert job.request.style == style
+    folder = "emulator" if style == "artifex" else "emulator-openai"
+    assert (home / folder / "tasks" / f"{job.id}.json").is_file()
+
+
+# -- the magic ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def shell(studio: studio_module.Studio, monkeypatch: pytest.MonkeyPatch
+          ) -> Iterator[InteractiveShell]:
+    ip = InteractiveShell.instance()
+    ip.run_line_magic("load_ext", "sora_widgets")
+    monkeypatch.setattr(ip, "display_pub",
+                        CapturingDisplayPublisher())  # type: ignore[no-untyped-call]
+    magics = ip.magics_manager.registry["SoraMagics"]
+    assert isinstance(magics, SoraMagics)
+    monkeypatch.setattr(magics, "live_widgets", False)
+    yield ip
+    magics.api_style = ""
+    ip.user_ns.pop("job", None)
+
+
+def run(shell: InteractiveShell, source: str) -> Any:
+    return shell.run_cell(source, store_history=False)  # type: ignore[no-untyped-call]
+
+
+def magic_job(shell: InteractiveShell, line: str) -> Job:
+    result = run(shell, f"%sora --wait -o job {line}")
+    assert result.error_in_exec is None, result.error_in_exec
+    job = shell.user_ns["job"]
+    assert isinstance(job, Job)
+    return job
+
+
+def magic_error(shell: InteractiveShell, line: str) -> str:
+    result = run(shell, f"%sora {line}")
+    assert isinstance(result.error_in_exec, UsageError), result.error_in_exec
+    return str(result.error_in_exec)
+
+
+def test_magic_in_each_style(styled: Styled, shell: InteractiveShell) -> None:
+    if styled.style == "openai":
+        job = magic_job(shell, '"a paper boat" --seconds 8 --size 720x1280')
+        assert (job.request.seconds, job.request.size, job.aspect_ratio) == (8, "720x1280",
+                                                                            "9:16")
+        assert job.cost_usd == 0.80
+        assert "4, 8, 12" in magic_error(shell, "a paper boat --seconds 5")
+        clash = magic_error(shell, "a boat --size 720x1280 --ratio 16:9")
+        assert "aspect_ratio" in clash and "720x1280" in clash
+    else:
+        job = magic_job(shell, '"a paper boat" --ratio 9:16')
+        assert (job.request.seconds, job.request.size, job.aspect_ratio) == (12, None, "9:16")
+        assert job.cost_usd == 0.90
+        assert "12" in magic_error(shell, "a paper boat --seconds 8")
+        assert "aspect_ratio" in magic_error(shell, "a paper boat --size 1280x720")
+    assert job.status == "completed" and job.local_path is not None
+    assert styled.posts() == 1
+
+
+def test_config_api_style_overrides_the_environment(styled: Styled,
+                                                    shell: InteractiveShell,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SORA_API_STYLE", styled.other)
+    run(shell, f'%config SoraMagics.api_style = "{styled.style}"')
+    job = magic_job(shell, "configured in the notebook")
+    assert job.request.style == styled.style and job.status == "completed"
+    run(shell, '%config SoraMagics.api_style = "grpc"')
+    assert shell.magics_manager.registry["SoraMagics"].api_style == styled.style  # refused
+
+
+# -- the panel ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def panel(styled: Styled) -> Iterator[SoraWidget]:
+    made = SoraWidget()
+    yield made
+    made.close()
+
+
+def test_panel_offers_the_style_choices(styled: Styled, panel: SoraWidget) -> None:
+    lengths = [value for _, value in panel.seconds_input.options]
+    if styled.style == "artifex":                # a 12-s-only relay shows no length choice
+        assert panel.seconds_input.layout.display == "none" and lengths == [12]
+        assert panel.size_input.layout.display == "none"
+        assert panel.generate_button.description == "Generate ($0.90)"
+    else:
+        assert panel.seconds_input.layout.display is None and lengths == [4, 8, 12]
+        assert panel.size_input.layout.display == "none"      # sora-2: one size per ratio
+        panel.seconds_input.value = 8
+    panel.prompt_input.value = "a kite above the cliffs"
+    if styled.style == "openai":
+        assert panel.generate_button.description == "Generate ($0.80)"
+    panel.generate_button.click()
+    job = panel.cards[0].job.wait(timeout=30)
+    assert job.status == "completed" and styled.posts() == 1
+    assert job.request.seconds == (8 if styled.style == "openai" else 12)
+    assert job.cost_usd == (0.80 if styled.style == "openai" else 0.90)
+
+
+def test_panel_offers_sizes_for_sora_2_pro(styled: Styled,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SORA_MODEL", "sora-2-pro")
+    made = SoraWidget(prompt="a glacier calving")
+    try:
+        sizes = [value for _, value in made.size_input.options]
+        if styled.style == "artifex":         # not in the seed's catalogue: said, not sent
+            assert made.generate_button.disabled and "sora-2-pro" in made.notice.value
+            return
+        assert made.size_input.layout.display is None and sizes == ["", "1280x720",
+                                                                   "1792x1024"]
+        made.size_input.value = "1792x1024"
+        assert made.generate_button.description == "Generate ($2.00)"     # 4 s x $0.50
+        made.ratio_input.value = "9:16"
+        assert [v for _, v in made.size_input.options] == ["", "720x1280", "1024x1792"]
+        assert made.size_input.value == ""                     # the wide size went away
+        assert made.generate_button.description == "Generate ($1.20)"     # 4 s x $0.30
+    finally:
+        made.close()
+    assert styled.posts() == 0
