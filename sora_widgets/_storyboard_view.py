@@ -85,8 +85,10 @@ def _shot_words(board: Storyboard, index: int) -> str:
         words = "reused (no new charge)" if job.cached else Status.COMPLETED.value
     elif job.status in TERMINAL_ERROR_STATUSES:
         words = f"{job.status}: {job.error or 'no message'}"
+    elif job.status == Status.IN_PROGRESS:
+        words = f"generating {int(job.progress)}%"      # the words the magic uses
     else:
-        words = f"{job.status} {int(job.progress)}%"
+        words = f"{job.status.replace('_', ' ')}…"
     ident = f"task {job.id}" if job.id else f"local job {job.local_id[:8]}"
     return f"{words} · {ident} · {render.money_line(job)}"
 

@@ -38,6 +38,11 @@ def test_storyboard_cell_ends_with_the_film_playing_and_the_shots_under_it(
     cost = out.locator(".sora-cost")
     cost.wait_for(timeout=JOB_DEADLINE_MS)
     assert cost.inner_text() == "Storyboard of 2 shots: 2 new · local emulator — no charge"
+    # While the shots are made: one row per shot with its progress.
+    live = out.locator(".sora-storyboard-live")
+    live.wait_for(timeout=JOB_DEADLINE_MS)
+    assert live.locator(".sora-shot-row").count() == 2
+    shot(page, "storyboard-progress", nb.output(1))
     # The film replaces the live rows once both shots are made and stitched.
     film = out.locator("video.sora-film")
     film.wait_for(timeout=2 * JOB_DEADLINE_MS)
