@@ -32,6 +32,9 @@ from .errors import (
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from ._magic import JobGrid
     from .client import SoraClient
     from .compare_view import Compare
     from .engine import Job
@@ -74,6 +77,7 @@ __all__ = [
     "__version__",
     "compare",
     "generate",
+    "grid",
     "jobs",
     "load_ipython_extension",
     "resume",
@@ -158,6 +162,14 @@ def compare(*jobs: Any, **kwargs: Any) -> Compare:
     from .compare_view import compare as make
 
     return make(*jobs, **kwargs)
+
+
+def grid(jobs: Iterable[Job], *, wait: bool = False) -> JobGrid:
+    """Jobs side by side in a notebook (live progress, then the players); display it.
+    ``wait=True`` blocks the cell until every job is finished. See ``_magic.grid``."""
+    from ._magic import grid as make
+
+    return make(jobs, wait=wait)
 
 
 def load_ipython_extension(ipython: Any) -> None:

@@ -30,8 +30,10 @@ import getpass
 import keyword
 import logging
 import os
+import sys
 import threading
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
@@ -45,6 +47,7 @@ from traitlets import All, Bool, Enum, TraitError, Unicode, observe, validate
 from traitlets.config import Configurable
 
 from . import media, render
+from ._display import Slot
 from .config import preferences, set_session_key, settings
 from .errors import SoraError
 from .lifecycle import Status
@@ -55,7 +58,7 @@ if TYPE_CHECKING:
 
     from .engine import Job
 
-__all__ = ["SoraMagics", "load_ipython_extension"]
+__all__ = ["JobGrid", "SoraMagics", "grid", "install_wait_hook", "load_ipython_extension"]
 
 log = logging.getLogger("sora_widgets.magic")
 
@@ -98,9 +101,28 @@ def _publish(job: Job, media_dir: str) -> str | None:
         return None
 
 
+def _poster(job: Job) -> str | None:
+    """The still shown before (or instead of) the video: inline, a few KB (Lab does not
+    resolve a relative ``poster``)."""
+    from .posters import poster_data_uri
+
+    return poster_data_uri(job.poster_path)
+
+
+def _publish_poster(job: Job, media_dir: str) -> str | None:
+    """A job's poster copied next to the notebook (a thumbnail's relative src)."""
+    if job.poster_path is None:
+        return None
+    try:
+        return media.publish_video(job.poster_path, media_dir)
+    except (OSError, ValueError):
+        return None
+
+
 def _settled(job: Job) -> bool:
-    """Nothing more will change here: settled, or no longer tracked by this process."""
-    return job.finished
+    """Nothing more will change here: settled (true already while the observers of that
+    transition run), or no longer tracked by this process."""
+    return job.settled or job.finished
 
 
 @dataclass(frozen=True)
@@ -111,10 +133,12 @@ class _Look:
     autodownload: bool = True
     media_dir: str = media.DEFAULT_MEDIA_DIR
 
-    def job(self, job: Job) -> tuple[str, str]:
+    def job(self, job: Job, *, badge: bool = True,
+            reused: bool | None = None) -> tuple[str, str]:
         """(html, text) of a settled job: the player of the local copy, or the red box."""
         if job.status != Status.COMPLETED:
-            return render.job_html(job), render.job_text(job)
+            return (render.job_html(job, badge=badge, reused=reused),
+                    render.job_text(job, reused=reused))
         path = job.local_path if job.local_path is not None and job.local_path.is_file() else None
         src: str | None = None
         note: str | None = None
@@ -134,42 +158,73 @@ class _Look:
         else:
             note = "SoraMagics.autodownload is off: this plays the relay's link, which expires"
             src = job.video_url
-        return (render.job_html(job, src, note=note, media_dir=self.media_dir),
-                render.job_text(job, src))
+        return (render.job_html(job, src, note=note, poster=_poster(job),
+                                media_dir=self.media_dir, badge=badge,
+                                reused=reused),
+                render.job_text(job, src, reused=reused))
 
-    def bundle(self, jobs: Sequence[Job]) -> Bundle:
-        parts = [self.job(j) for j in jobs]
+    def bundle(self, jobs: Sequence[Job], reused: Mapping[str, bool] | None = None) -> Bundle:
+        reused = reused or {}
+        once = _badge_once(jobs)
+        parts = [self.job(j, badge=not once, reused=reused.get(j.local_id)) for j in jobs]
         if len(parts) == 1:
             html, text = parts[0]
         else:
-            html = render.grid_html(p[0] for p in parts)
+            html = render.grid_html((p[0] for p in parts),
+                                    header=render.EMULATOR_BADGE if once else None)
             text = "\n".join(p[1] for p in parts)
         return {"text/html": html, "text/plain": text}
 
 
-def _status_bundle(jobs: Sequence[Job]) -> Bundle:
-    htmls = [render.status_html(j) for j in jobs]
-    html = htmls[0] if len(htmls) == 1 else render.grid_html(htmls)
-    return {"text/html": html, "text/plain": "\n".join(render.job_text(j) for j in jobs)}
+def _badge_once(jobs: Sequence[Job]) -> bool:
+    """Several emulator jobs in one output: "local emulator — no charge" is said once, above
+    them, not on every tile."""
+    return len(jobs) > 1 and all(j.emulator for j in jobs)
+
+
+def _status_bundle(jobs: Sequence[Job], reused: Mapping[str, bool] | None = None) -> Bundle:
+    reused = reused or {}
+    once = _badge_once(jobs)
+    htmls = [render.status_html(j, badge=not once, reused=reused.get(j.local_id))
+             for j in jobs]
+    html = htmls[0] if len(htmls) == 1 else render.grid_html(
+        htmls, header=render.EMULATOR_BADGE if once else None)
+    return {"text/html": html,
+            "text/plain": "\n".join(render.job_text(j, reused=reused.get(j.local_id))
+                                    for j in jobs)}
+
+
+#: How often a live view refreshes elapsed time and the ETA (a daemon thread, traits only).
+TICK_SECONDS = 1.0
+#: Set while the magic itself waits on its jobs (``--wait``): ``job.wait()``'s progress
+#: hook stays quiet then, the live view already shows it.
+_own_wait = threading.local()
 
 
 class _LiveView:
-    """One display slot: live progress while jobs run, then the final HTML in its place."""
+    """One display slot: live progress while jobs run, then the final HTML in its place.
+
+    The live part is ipywidgets (in a kernel): traits set from the engine's events thread
+    and from a one-second ticker (elapsed time, ETA). If the kernel restarts, JupyterLab
+    marks those views disconnected and CSS turns them into "kernel restarted — run
+    ``%sora resume``" (nothing of ours runs any more to say it)."""
 
     def __init__(self, shell: InteractiveShell, jobs: Sequence[Job], look: _Look, *,
-                 widgets: bool, wait: bool) -> None:
+                 widgets: bool, wait: bool, reused: Mapping[str, bool] | None = None) -> None:
         self.shell = shell
         self.jobs = list(jobs)
         self.look = look
         self._use_widgets = widgets
         self._background = not wait
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self._finished = False
-        self._handle: Any = None
+        self._slot: Slot | None = None
         self._bars: dict[str, tuple[Any, Any]] = {}
         self._widgets: list[Any] = []
-        get_parent = getattr(shell, "get_parent", None)
-        self._parent: Any = get_parent() if callable(get_parent) else None
+        self._stop = threading.Event()
+        #: Reused in *this* call (the handle's ``cached`` flag may change later).
+        self.reused = dict(reused) if reused is not None else {
+            j.local_id: bool(j.cached) for j in self.jobs}
 
     @property
     def finished(self) -> bool:
@@ -179,20 +234,24 @@ class _LiveView:
         """Display the slot (main thread); already settled jobs go straight to the result."""
         if all(_settled(j) for j in self.jobs):
             self._finished = True
-            self._handle = display(self.look.bundle(self.jobs), raw=True, display_id=True)
+            self._slot = Slot(self.shell, self.look.bundle(self.jobs, self.reused))
             return
         if self._use_widgets:
-            self._handle = display(self._build_widgets(), display_id=True)
+            self._slot = Slot(self.shell, self._widget_bundle(self._build_widgets()))
         else:
-            self._handle = display(_status_bundle(self.jobs), raw=True, display_id=True)
+            self._slot = Slot(self.shell, _status_bundle(self.jobs, self.reused))
         for job in self.jobs:  # observe after displaying: an update never precedes its slot
             job.observe(self._on_change, names=All)
             self._refresh(job)
+        if self._use_widgets:
+            threading.Thread(target=self._tick, daemon=True,
+                             name="sora-widgets-magic-ticker").start()
         if self._background and all(_settled(j) for j in self.jobs):
-            self._finish(in_thread=False)
+            self._finish()
 
     def wait(self) -> None:
         """``--wait``: block (Ctrl-C leaves the jobs running), then finish on the main thread."""
+        _own_wait.on = True
         try:
             for job in self.jobs:
                 with contextlib.suppress(SoraError):  # failures are shown, not raised
@@ -204,70 +263,119 @@ class _LiveView:
                   "will replace the progress above.")
             if not all(_settled(j) for j in self.jobs):
                 return
-        self._finish(in_thread=False)
+        finally:
+            _own_wait.on = False
+        self._finish()
+
+    def dismiss(self, bundle: Bundle) -> None:
+        """End the live view with ``bundle`` in its place (``job.wait()``'s progress)."""
+        with self._lock:
+            if self._finished:
+                return
+            self._finished = True
+        self._stop.set()
+        self._unobserve()
+        assert self._slot is not None
+        self._slot.update(bundle)
+        self._close_widgets()
 
     # -- widgets (created on the main thread, then only their traits change) -----------------
+
+    @staticmethod
+    def _widget_bundle(root: Any) -> Bundle:
+        bundle = dict(root._repr_mimebundle_())
+        bundle["text/plain"] = "Sora: live progress (needs the running kernel)"
+        return bundle
 
     def _build_widgets(self) -> Any:
         import ipywidgets as w
 
+        once = _badge_once(self.jobs)
         cells = []
         for job in self.jobs:
-            status = w.HTML(value=render.status_html(job, bar=False))
+            status = w.HTML(value=self._status(job, once))
             bar = w.IntProgress(value=int(job.progress), min=0, max=100, bar_style="",
-                                layout=w.Layout(width="320px"))
+                                layout=w.Layout(width="320px", max_width="100%"))
             self._bars[job.local_id] = (bar, status)
-            cell = w.VBox([status, bar])
+            cell = w.VBox([status, bar], layout=w.Layout(min_width="0"))
             cells.append(cell)
             self._widgets += [status, bar, cell]
+        restart = w.HTML(value=render.restart_html("magic"))
+        restart.add_class("sora-restart")
+        parts: list[Any] = []
         if len(cells) == 1:
-            return cells[0]
-        grid = w.GridBox(cells, layout=w.Layout(
-            grid_template_columns="repeat(auto-fill, minmax(320px, 1fr))", grid_gap="12px"))
-        self._widgets.append(grid)
-        return grid
+            body = cells[0]
+        else:
+            if once:
+                head = w.HTML(value=render.grid_html([], header=render.EMULATOR_BADGE))
+                parts.append(head)
+                self._widgets.append(head)
+            columns = render.grid_columns(len(cells))
+            body = w.GridBox(cells, layout=w.Layout(
+                grid_template_columns=f"repeat({columns}, minmax(0, 1fr))", grid_gap="12px"))
+        body.add_class("sora-running")
+        root = w.VBox([*parts, body, restart])
+        root.add_class("sora-live")
+        if len(cells) > 1:
+            self._widgets.append(body)
+        self._widgets += [restart, root]
+        return root
 
-    def _refresh(self, job: Job) -> None:
-        pair = self._bars.get(job.local_id)
-        if pair is None or self._finished:
-            return
-        bar, status = pair
-        bar.value = int(job.progress)
-        bar.bar_style = render.bar_style(job)
-        status.value = render.status_html(job, bar=False)
+    def _status(self, job: Job, once: bool | None = None) -> str:
+        once = _badge_once(self.jobs) if once is None else once
+        return render.status_html(job, bar=False, badge=not once,
+                                  reused=self.reused.get(job.local_id))
 
-    # -- the poller thread ------------------------------------------------------------------
+    def _refresh(self, job: Job, *, status_only: bool = False) -> None:
+        with self._lock:
+            pair = self._bars.get(job.local_id)
+            if pair is None or self._finished:
+                return
+            bar, status = pair
+            if not status_only:
+                bar.value = int(job.progress)
+                bar.bar_style = render.bar_style(job)
+            status.value = self._status(job)
+
+    def _tick(self) -> None:
+        """Elapsed time and the ETA move every second, not only when a poll lands."""
+        while not self._stop.wait(TICK_SECONDS):
+            if self._finished:
+                return
+            try:
+                for job in self.jobs:
+                    if not job.done:
+                        self._refresh(job, status_only=True)
+            except Exception:   # a widget closed under us: the view is over
+                log.debug("live view ticker stopped", exc_info=True)
+                return
+
+    # -- the engine's events thread ---------------------------------------------------------
 
     def _on_change(self, change: dict[str, Any]) -> None:
-        """Runs in the poller thread: traits only, and never raise (it serves every job)."""
+        """Runs on the engine's events thread: traits only, and never raise."""
         try:
             self._refresh(change["owner"])
             if self._background and all(_settled(j) for j in self.jobs):
-                self._finish(in_thread=True)
+                self._finish()
         except Exception:
             log.exception("could not update the %%sora output")
 
-    def _finish(self, *, in_thread: bool) -> None:
+    def _unobserve(self) -> None:
+        for job in self.jobs:
+            with contextlib.suppress(ValueError):
+                job.unobserve(self._on_change, names=All)
+
+    def _finish(self) -> None:
         """Replace the live slot by the final HTML, in the cell that started the jobs."""
         with self._lock:
             if self._finished:
                 return
             self._finished = True
-        for job in self.jobs:
-            with contextlib.suppress(ValueError):
-                job.unobserve(self._on_change, names=All)
-        bundle = self.look.bundle(self.jobs)
-        set_parent = getattr(self.shell, "set_thread_parent", None)
-        reset_parent = getattr(self.shell, "reset_thread_parent", None)
-        tokens = None
-        if in_thread and self._parent is not None and callable(set_parent) \
-                and callable(reset_parent):
-            tokens = set_parent(self._parent)
-        try:
-            self._handle.update(bundle, raw=True)
-        finally:
-            if tokens is not None and callable(reset_parent):
-                reset_parent(tokens)
+        self._stop.set()
+        self._unobserve()
+        assert self._slot is not None
+        self._slot.update(self.look.bundle(self.jobs, self.reused))
         self._close_widgets()
 
     def _close_widgets(self) -> None:
@@ -331,7 +439,8 @@ class SoraMagics(Magics, Configurable):
     @magic_arguments()
     @argument("prompt", nargs="*", help="The prompt ({var} and $var interpolate notebook "
               "variables). In %%%%sora, the cell body is the prompt.")
-    @argument("-r", "--ratio", metavar="RATIO", help="16:9 or 9:16 "
+    @argument("-r", "--ratio", metavar="RATIO", help="16:9 or 9:16, or both: 16:9,9:16 "
+              "(a sweep) "
               "(default: SoraMagics.default_ratio).")
     @argument("-i", "--image", action="append", metavar="URL_OR_FILE",
               help="First-frame reference image: http(s) URL or local file (repeatable).")
@@ -363,6 +472,7 @@ class SoraMagics(Magics, Configurable):
 
         %sora a golden retriever puppy running through sunflowers
         %sora "a portrait of a cat" --ratio 9:16 --image https://.../cat.jpg
+        %sora a {red|blue} fox {running|sleeping} --ratio 16:9,9:16   (a sweep: 8 jobs)
         %%sora --ratio 9:16 -n 3
         a multi-line prompt in the cell body
 
@@ -384,11 +494,16 @@ class SoraMagics(Magics, Configurable):
         A prompt that starts with one of these words must be quoted: %sora "show me a cat".
         ``{name}`` and ``$name`` take a notebook variable; nothing else is evaluated.
         """
-        tokens = [self._expand(t) for t in _split(line)]
+        install_wait_hook()
+        raw = _split(line)
+        tokens = [self._expand(t) for t in raw]
         if tokens and tokens[0] in SUBCOMMANDS:
             if cell is not None and cell.strip():
                 raise UsageError(f"%%sora {tokens[0]} takes no cell body")
-            getattr(self, f"_cmd_{tokens[0]}")(tokens[1:])
+            try:
+                getattr(self, f"_cmd_{tokens[0]}")(tokens[1:])
+            except UsageError as exc:
+                raise UsageError(_prompt_hint(str(exc), tokens)) from None
             return
         parser = cast(MagicArgumentParser, SoraMagics.sora.parser)  # type: ignore[attr-defined]
         args = parser.parse_intermixed_args(tokens)
@@ -397,7 +512,7 @@ class SoraMagics(Magics, Configurable):
 
             run_storyboard(self, args, cell)
             return
-        self._generate(args, cell)
+        self._generate(args, cell, raw)
 
     # -- generating -------------------------------------------------------------------------
 
@@ -414,7 +529,7 @@ class SoraMagics(Magics, Configurable):
         namespace = self.shell.user_ns if self.shell is not None else {}
         return substitute_names(text, namespace)
 
-    def _generate(self, args: Any, cell: str | None) -> None:
+    def _generate(self, args: Any, cell: str | None, raw: Sequence[str] = ()) -> None:
         from .models import VideoRequest
         from .studio import default_studio
 
@@ -425,6 +540,10 @@ class SoraMagics(Magics, Configurable):
         if name is not None and (not name.isidentifier() or keyword.iskeyword(name)):
             raise UsageError(f"%sora: -o needs a Python variable name, not {name[:40]!r}")
         prompt = self._prompt(args.prompt, cell)
+        from ._sweep_magic import run_sweep
+
+        if run_sweep(self, args, cell, raw):    # {a|b} alternatives, or a list of ratios
+            return
         size = _unquote(args.size) if args.size else None
         ratio = _unquote(args.ratio) if args.ratio else (None if size else self.default_ratio)
         images = [_unquote(i) for i in args.image] if args.image else None
@@ -453,16 +572,23 @@ class SoraMagics(Magics, Configurable):
             self.shell.user_ns[name] = jobs[0] if n == 1 else jobs  # type: ignore[union-attr]
         self._present(jobs, look, wait=bool(args.wait))
 
+    def _widgets_live(self) -> bool:
+        """Live progress as ipywidgets: in a kernel (where they render), unless set."""
+        if self.live_widgets is not None:
+            return self.live_widgets
+        return getattr(self.shell, "kernel", None) is not None
+
     def _look(self, *, embed: bool = False) -> _Look:
         return _Look(embed=embed or self.embed, autodownload=self.autodownload,
                      media_dir=self.media_dir)
 
-    def _present(self, jobs: Sequence[Job], look: _Look, *, wait: bool) -> None:
+    def _present(self, jobs: Sequence[Job], look: _Look, *, wait: bool,
+                 reused: Mapping[str, bool] | None = None) -> None:
+        """Show ``jobs`` in one slot; ``reused``: which came from the cache in this call
+        (default: the handles' ``cached`` flags)."""
         assert self.shell is not None
-        widgets = self.live_widgets
-        if widgets is None:
-            widgets = getattr(self.shell, "kernel", None) is not None
-        view = _LiveView(self.shell, jobs, look, widgets=widgets, wait=wait)
+        view = _LiveView(self.shell, jobs, look, widgets=self._widgets_live(), wait=wait,
+                         reused=reused)
         view.show()
         if wait and not view.finished:
             view.wait()
@@ -479,15 +605,21 @@ class SoraMagics(Magics, Configurable):
 
         parser = self._parser("jobs")
         parser.add_argument("-n", type=int, default=20, dest="limit", metavar="LIMIT")
+        parser.add_argument("--starred", action="store_true", help="starred jobs only")
         args = parser.parse_args(rest)
-        jobs = default_studio().jobs(max(1, args.limit))
+        jobs = default_studio().jobs(max(1, args.limit),
+                                     starred=True if args.starred else None)
         sources = {}
+        posters = {}
         for job in jobs:
             src = render.local_src(job, self.media_dir)
             if src is not None:
                 sources[job.local_id] = src
+            still = _publish_poster(job, self.media_dir)    # a thumbnail per row
+            if still is not None:
+                posters[job.local_id] = still
         text = "\n".join(render.job_text(j, sources.get(j.local_id)) for j in jobs)
-        display({"text/html": render.jobs_table_html(jobs, sources),
+        display({"text/html": render.jobs_table_html(jobs, sources, posters),
                  "text/plain": text or "No jobs yet."}, raw=True)
 
     def _cmd_show(self, rest: list[str]) -> None:
@@ -503,7 +635,7 @@ class SoraMagics(Magics, Configurable):
         except SoraError as exc:
             raise UsageError(f"%sora show: {exc}") from None
         self._present([default_studio().track(job)], self._look(embed=args.embed),
-                      wait=args.wait)
+                      wait=args.wait, reused={job.local_id: False})
 
     def _cmd_resume(self, rest: list[str]) -> None:
         from ._storyboard_view import show_storyboard
@@ -519,7 +651,8 @@ class SoraMagics(Magics, Configurable):
                     raw=True)
             return
         if jobs:
-            self._present(jobs, self._look(), wait=False)
+            self._present(jobs, self._look(), wait=False,
+                          reused=dict.fromkeys((j.local_id for j in jobs), False))
         for board in boards:
             show_storyboard(self, board)
 
@@ -576,3 +709,141 @@ def load_ipython_extension(ipython: InteractiveShell) -> None:
     if any(isinstance(c, SoraMagics) for c in getattr(ipython, "configurables", [])):
         return
     ipython.register_magics(SoraMagics(shell=ipython))
+    install_wait_hook()
+    events = getattr(ipython, "events", None)
+    if events is not None:
+        events.register("pre_run_cell", _before_cell)
+
+
+def _plain_help(doc: str | None) -> str:
+    """``%sora?`` as a person reads it: IPython's usage block starts with a Sphinx ``::``
+    and the docstring's literals are ``quoted``; say 'Usage:' and drop the quotes."""
+    text = doc or ""
+    if text.startswith("::\n\n"):
+        text = "Usage:\n" + text[4:]
+    return text.replace("``", "")
+
+
+SoraMagics.sora.__doc__ = _plain_help(SoraMagics.sora.__doc__)
+
+
+def _prompt_hint(message: str, tokens: Sequence[str]) -> str:
+    """A sub-command that failed on extra words: the user probably wrote a prompt that
+    starts with that word; say what to type instead (never for ``key``: its words may be
+    the key itself)."""
+    if tokens[0] == "key" or len(tokens) < 2:
+        return message
+    prompt = " ".join(tokens).replace('"', "'")
+    return (f"{message}\n'{tokens[0]}' is a %sora sub-command. If you meant a video of "
+            f"that prompt, quote it:\n    %sora \"{prompt}\"")
+
+
+# -- job.wait() in a notebook ---------------------------------------------------------------
+
+
+def _preferred_look() -> _Look:
+    """How finished jobs look outside a magic call (``%config SoraMagics.*`` settings)."""
+    return _Look(embed=preferences.embed, autodownload=preferences.autodownload,
+                 media_dir=preferences.media_dir)
+
+
+def _live_in(shell: Any) -> bool:
+    """Live ipywidgets views in this shell: the magics' setting, else only in a kernel."""
+    magics = next((c for c in getattr(shell, "configurables", ())
+                   if isinstance(c, SoraMagics)), None)
+    if magics is not None:
+        return magics._widgets_live()
+    return getattr(shell, "kernel", None) is not None
+
+
+def _wait_progress(job: Job) -> Callable[[], None] | None:
+    """``engine.wait_hook``: while ``job.wait()`` blocks a notebook cell, show the job's
+    live progress there; when the wait ends, leave one short line in its place (the
+    result itself is what the cell shows next, e.g. ``job``)."""
+    if threading.current_thread() is not threading.main_thread() or getattr(
+            _own_wait, "on", False):
+        return None
+    from IPython import get_ipython
+
+    shell = get_ipython()
+    if shell is None or not _live_in(shell):
+        return None
+    view = _LiveView(shell, [job], _preferred_look(), widgets=True, wait=True,
+                     reused={job.local_id: False})
+    view.show()
+    if view.finished:
+        return None
+    started = time.monotonic()
+
+    def done() -> None:
+        waited = render._fmt_seconds(time.monotonic() - started)
+        ident = job.id or job.local_id[:8]
+        if _settled(job) and job.done:
+            words = f"waited {waited} for job {ident}: {job.status.replace('_', ' ')}"
+        else:
+            words = (f"stopped waiting after {waited}: job {ident} keeps running "
+                     "(wait() again, or display it)")
+        view.dismiss({"text/html": f"<div class='sora-waited' style='color: #666; "
+                                   f"font-size: 12px'>{render.escape(words)}</div>",
+                      "text/plain": words})
+
+    return done
+
+
+def install_wait_hook() -> None:
+    """Let ``job.wait()`` show progress in this kernel (once the engine is imported: the
+    extension itself stays light to load)."""
+    engine = sys.modules.get("sora_widgets.engine")
+    if engine is not None and getattr(engine, "wait_hook", None) is not _wait_progress:
+        engine.__dict__["wait_hook"] = _wait_progress
+
+
+def _before_cell(*_args: Any) -> None:
+    install_wait_hook()
+
+
+# -- sw.grid --------------------------------------------------------------------------------
+
+
+class JobGrid:
+    """Jobs side by side, as ``%sora -n`` shows them: live progress, then the players
+    (playing the copies published next to the notebook, so saved notebooks and exports
+    keep them). Made by :func:`grid`; display it (the last line of a cell)."""
+
+    def __init__(self, jobs: Iterable[Job], *, wait: bool = False) -> None:
+        self.jobs = list(jobs)
+        self.wait = wait
+        if not self.jobs:
+            raise ValueError("sw.grid() needs at least one job")
+
+    def __repr__(self) -> str:
+        return f"<JobGrid of {len(self.jobs)} jobs>"
+
+    def __len__(self) -> int:
+        return len(self.jobs)
+
+    def _reused(self) -> dict[str, bool]:
+        return dict.fromkeys((j.local_id for j in self.jobs), False)
+
+    def _ipython_display_(self) -> None:
+        from IPython import get_ipython
+
+        shell = get_ipython()
+        if shell is None:   # pragma: no cover - IPython calls this only from a shell
+            return
+        install_wait_hook()
+        view = _LiveView(shell, self.jobs, _preferred_look(), widgets=_live_in(shell),
+                         wait=self.wait, reused=self._reused())
+        view.show()
+        if self.wait and not view.finished:
+            view.wait()
+
+    def _repr_html_(self) -> str:
+        """The grid as it is now (finished players published next to the notebook)."""
+        return _preferred_look().bundle(self.jobs, self._reused())["text/html"]
+
+
+def grid(jobs: Iterable[Job], *, wait: bool = False) -> JobGrid:
+    """``sw.grid(jobs)``: the jobs side by side (3 in a row, 4 as 2 × 2), live progress
+    first, then the players; ``wait=True`` blocks the cell until all are finished."""
+    return JobGrid(jobs, wait=wait)

@@ -11,11 +11,13 @@ the magic and the widget both wrap these strings.
 from __future__ import annotations
 
 import html
+import threading
 import time
-from collections.abc import Iterable, Mapping
+import weakref
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from . import media
 from .lifecycle import TERMINAL_ERROR_STATUSES, Charge, Status
@@ -26,17 +28,22 @@ if TYPE_CHECKING:
 
 __all__ = [
     "EMULATOR_BADGE",
+    "REUSED_WORDS",
     "VIP_WORDS",
     "bar_style",
     "batch_cost_text",
     "error_html",
     "escape",
+    "eta_left",
+    "grid_columns",
     "grid_html",
     "job_html",
     "job_text",
     "jobs_table_html",
     "local_src",
     "money_line",
+    "panel_snapshot_html",
+    "restart_html",
     "safe_url",
     "size_text",
     "spend_html",
@@ -45,6 +52,8 @@ __all__ = [
 ]
 
 EMULATOR_BADGE = "local emulator — no charge"
+#: How every UI says that a job came from the cache (the CLI says the same words).
+REUSED_WORDS = "reused — no new charge"
 _STYLE = ("font-family: var(--jp-ui-font-family, sans-serif); font-size: 13px; "
           "line-height: 1.4; max-width: 720px")
 VIP_WORDS = "this key is not in the VIP group"
@@ -76,6 +85,21 @@ def safe_url(url: str | None) -> str | None:
     return None
 
 
+_JPEG_URI = "data:image/jpeg;base64,"
+_BASE64 = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=")
+
+
+def _poster_attr(poster: str | None) -> str:
+    """`` poster='...'`` for a still shown before the video plays (and where it cannot):
+    an inline JPEG, or a URL that may be a ``src``; anything else adds nothing."""
+    if not poster or not isinstance(poster, str):
+        return ""
+    if poster.startswith(_JPEG_URI) and set(poster[len(_JPEG_URI):]) <= _BASE64:
+        return f" poster='{poster}'"
+    url = safe_url(poster)
+    return f" poster='{escape(url)}'" if url and not url.startswith("data:") else ""
+
+
 def _fmt_seconds(seconds: float | None) -> str:
     if seconds is None:
         return ""
@@ -90,16 +114,36 @@ def size_text(n_bytes: int) -> str:
     return f"{max(1, round(n_bytes / 1024))} KB"
 
 
-def money_line(job: Job) -> str:
+def money_line(job: Job, *, reused: bool | None = None, badge: bool = True) -> str:
+    """What the job cost, in words.
+
+    ``reused``: the job came from the cache in the call being shown (default: the handle's
+    ``cached`` flag) — every UI then says "reused — no new charge". ``badge=False``: the
+    output says "local emulator — no charge" once elsewhere, so an emulator job says
+    nothing here (the words once per output, not on every tile)."""
+    if job.cached if reused is None else reused:
+        if job.charge == Charge.MAYBE:
+            return f"{REUSED_WORDS} (its first submit may have been charged " \
+                   f"${job.price_usd:.2f})"
+        return REUSED_WORDS
     if job.emulator:
-        return EMULATOR_BADGE
+        return EMULATOR_BADGE if badge else ""
     if job.charge == Charge.MAYBE:
         return f"may have been charged ${job.price_usd:.2f}"
     if job.charge == Charge.CHARGED:
-        return f"${job.cost_usd:.2f}" + (" (cached: no new charge)" if job.cached else "")
+        return f"${job.cost_usd:.2f}"
     if job.status == Status.SUBMITTING:
         return f"${job.price_usd:.2f} at submit"
     return "not charged"
+
+
+def _money_span(job: Job, *, reused: bool | None, badge: bool, lead: str = " · ") -> str:
+    """The money words as a span (nothing at all when there is nothing to say)."""
+    words = money_line(job, reused=reused, badge=badge)
+    if not words:
+        return ""
+    kind = "sora-money sora-reused" if words.startswith(REUSED_WORDS) else "sora-money"
+    return f"{lead}<span class='{kind}'>{escape(words)}</span>"
 
 
 def batch_cost_text(new: int, reused: int, price: float, *, emulator: bool) -> str:
@@ -123,7 +167,8 @@ def bar_style(job: Job) -> str:
     return "danger" if job.status in TERMINAL_ERROR_STATUSES else ""
 
 
-def status_html(job: Job, *, now: float | None = None, bar: bool = True) -> str:
+def status_html(job: Job, *, now: float | None = None, bar: bool = True,
+                badge: bool = True, reused: bool | None = None) -> str:
     """One line of status (and a progress bar unless a widget draws one), for running jobs."""
     trouble = (f"<div style='color:#a15c00'>reconnecting: {escape(job.poll_error)}</div>"
                if job.poll_error else "") + (
@@ -133,8 +178,8 @@ def status_html(job: Job, *, now: float | None = None, bar: bool = True) -> str:
              "</progress>" if bar else "")
     return (
         f"<div class='sora-status' style='{_STYLE}'>"
-        f"<b>{escape(_phase(job, now))}</b>"
-        f" · <span class='sora-money'>{escape(money_line(job))}</span>{meter}"
+        f"<b class='sora-phase'>{escape(_phase(job, now))}</b>"
+        f"{_money_span(job, reused=reused, badge=badge)}{meter}"
         f"<div style='color:#666'>{escape(job.prompt or '(image only)')}</div>{trouble}</div>"
     )
 
@@ -151,7 +196,7 @@ def _error_words(job: Job) -> tuple[str, str]:
     return "Generation failed", ""
 
 
-def error_html(job: Job) -> str:
+def error_html(job: Job, *, badge: bool = True, reused: bool | None = None) -> str:
     """The relay's own words in a red box; 'unknown' explains the possible charge plainly."""
     title, advice = _error_words(job)
     return (
@@ -159,30 +204,35 @@ def error_html(job: Job) -> str:
         f"background:#fdecea; color:#611a15; padding:8px; border-radius:4px'>"
         f"<b>{escape(title)}</b><div>{escape(job.error or 'no message from the relay')}</div>"
         + (f"<div style='margin-top:4px'>{escape(advice)}</div>" if advice else "")
-        + f"<div style='color:#666; margin-top:4px'>{escape(_identity(job))}</div></div>"
+        + f"<div style='color:#666; margin-top:4px'>"
+          f"{_identity(job, badge=badge, reused=reused)}</div></div>"
     )
 
 
-def _identity(job: Job) -> str:
+def _identity(job: Job, *, badge: bool = True, reused: bool | None = None) -> str:
+    """'task v_1 · 16:9 · $0.90' as HTML (escaped), the money part left out when empty."""
     ident = f"task {job.id}" if job.id else f"local job {job.local_id[:8]}"
-    return f"{ident} · {job.aspect_ratio} · {money_line(job)}"
+    return (f"{escape(ident)} · {escape(job.aspect_ratio)}"
+            f"{_money_span(job, reused=reused, badge=badge)}")
 
 
-def video_html(job: Job, src: str, *, note: str | None = None) -> str:
+def video_html(job: Job, src: str, *, note: str | None = None, badge: bool = True,
+               reused: bool | None = None, poster: str | None = None) -> str:
     """The finished job: a ``<video controls>`` of the right shape, prompt, id, download link."""
     url = safe_url(src)
     portrait = job.aspect_ratio == "9:16"
     size = "width='270' height='480'" if portrait else "width='640' height='360'"
     player = (f"<video class='sora-video' controls loop muted playsinline preload='auto' "
               f"{size} style='max-width: 100%; height: auto; background: #000' "
-              f"src='{escape(url)}'></video>" if url else
+              f"src='{escape(url)}'{_poster_attr(poster)}></video>" if url else
               "<div>the video link is not a safe URL; it was not embedded</div>")
     link = f"<a href='{escape(url)}' download target='_blank'>download mp4</a>" if url else ""
     extra = f" · {escape(note)}" if note else ""
     return (
         f"<div class='sora-job' style='{_STYLE}'>{player}"
         f"<div><b>{escape(job.prompt or '(image only)')}</b></div>"
-        f"<div style='color:#666'>{escape(_identity(job))} · {link}{extra}</div></div>"
+        f"<div style='color:#666'>{_identity(job, badge=badge, reused=reused)} · {link}"
+        f"{extra}</div></div>"
     )
 
 
@@ -199,56 +249,73 @@ def local_src(job: Job, media_dir: str = media.DEFAULT_MEDIA_DIR,
 
 
 def job_html(job: Job, src: str | None = None, *, note: str | None = None,
-             media_dir: str = media.DEFAULT_MEDIA_DIR, root: Path | None = None) -> str:
+             poster: str | None = None,
+             media_dir: str = media.DEFAULT_MEDIA_DIR, root: Path | None = None,
+             badge: bool = True, reused: bool | None = None) -> str:
     """Whatever the job's state calls for; ``src`` overrides the player's source.
 
     Without ``src``, a saved video already published under ``root/media_dir`` (root: the
     working directory, which is the notebook's in a kernel) is played from there; this
-    function writes nothing.
+    function writes nothing. ``badge`` / ``reused``: see :func:`money_line`.
     """
     if job.status in TERMINAL_ERROR_STATUSES:
-        return error_html(job)
+        return error_html(job, badge=badge, reused=reused)
     if job.status == Status.COMPLETED:
         source = src or local_src(job, media_dir, root)
         if source and safe_url(source):
-            return video_html(job, source, note=note)
+            return video_html(job, source, poster=poster, note=note, badge=badge, reused=reused)
         fallback = job.video_url or ""
         if job.local_path is not None:
             note = note or f"saved to {job.local_path.name}; the relay's link may expire"
         else:
             note = note or "the video is not saved yet; the relay's link may expire"
-        return video_html(job, fallback, note=note)
-    return status_html(job)
+        return video_html(job, fallback, poster=poster, note=note, badge=badge, reused=reused)
+    return status_html(job, badge=badge, reused=reused)
 
 
-def job_text(job: Job, src: str | None = None) -> str:
+def job_text(job: Job, src: str | None = None, *, reused: bool | None = None) -> str:
     """The same news as plain text (terminals, text/plain fallbacks); never any HTML."""
     ident = f"task {job.id}" if job.id else f"local job {job.local_id[:8]}"
     prompt = (job.prompt or "(image only)")[:60]
+    money = money_line(job, reused=reused)
     if job.status in TERMINAL_ERROR_STATUSES:
         title, _ = _error_words(job)
-        return f"Sora: {title}: {job.error or 'no message'} · {ident} · {money_line(job)}"
+        return f"Sora: {title}: {job.error or 'no message'} · {ident} · {money}"
     if job.status == Status.COMPLETED:
         where = src if src and not src.startswith("data:") else (
             "embedded in the notebook" if src else job.video_url or "")
-        return f"Sora: completed · {ident} · {job.aspect_ratio} · {money_line(job)} · {where}"
-    return (f"Sora: {job.status} {int(job.progress)}% · {ident} · {money_line(job)} · "
-            f"{prompt!r}")
+        return f"Sora: completed · {ident} · {job.aspect_ratio} · {money} · {where}"
+    return f"Sora: {job.status} {int(job.progress)}% · {ident} · {money} · {prompt!r}"
 
 
-def grid_html(parts: Iterable[str]) -> str:
-    """Several jobs side by side (``-n N`` variations, ``%sora resume``)."""
-    cells = "".join(f"<div class='sora-cell' style='min-width: 0'>{p}</div>" for p in parts)
-    return ("<div class='sora-grid' style='display: grid; gap: 12px; "
-            f"grid-template-columns: repeat(auto-fill, minmax(300px, 1fr))'>{cells}</div>")
+def grid_columns(n: int) -> int:
+    """Columns for ``n`` tiles: up to 3 in one row, 4 as 2 × 2, then rows of 3 — so
+    3 variations never leave a hole (2 + 1)."""
+    if n <= 3:
+        return max(1, n)
+    return 2 if n == 4 else 3
+
+
+def grid_html(parts: Iterable[str], *, header: str | None = None) -> str:
+    """Several jobs side by side (``-n N`` variations, ``%sora resume``, ``sw.grid``);
+    ``header``: one line above them (e.g. the emulator badge, said once)."""
+    items = list(parts)
+    cells = "".join(f"<div class='sora-cell' style='min-width: 0'>{p}</div>" for p in items)
+    head = (f"<div class='sora-grid-head' style='{_STYLE}; color: #666; margin-bottom: 4px'>"
+            f"{escape(header)}</div>" if header else "")
+    columns = grid_columns(len(items))
+    return (f"{head}<div class='sora-grid' style='display: grid; gap: 12px; "
+            f"grid-template-columns: repeat({columns}, minmax(0, 1fr))'>{cells}</div>")
 
 
 #: JupyterLab right-aligns table cells by default; a history reads left to right.
 _CELL = "text-align: left; vertical-align: top; padding: 2px 8px"
 
 
-def jobs_table_html(jobs: Iterable[Job], sources: Mapping[str, str] | None = None) -> str:
-    """History, newest first; ``sources`` maps local ids to a playable src (thumbnails)."""
+def jobs_table_html(jobs: Iterable[Job], sources: Mapping[str, str] | None = None,
+                    posters: Mapping[str, str] | None = None) -> str:
+    """History, newest first; ``sources`` maps local ids to a playable src, ``posters`` to
+    a still (a thumbnail, linked to the video: no player per row)."""
     sources = sources or {}
     rows = []
     for job in jobs:
@@ -256,7 +323,13 @@ def jobs_table_html(jobs: Iterable[Job], sources: Mapping[str, str] | None = Non
         prompt = job.prompt or "(image only)"
         src = safe_url(sources.get(job.local_id))
         link = safe_url(job.video_url)
-        if src:
+        still = safe_url((posters or {}).get(job.local_id))
+        if still and not still.startswith("data:"):
+            img = (f"<img class='sora-thumb' src='{escape(still)}' alt='poster' width='160' "
+                   "style='max-height: 120px; background: #000; display: block'>")
+            target = src or link
+            video = f"<a href='{escape(target)}' target='_blank'>{img}</a>" if target else img
+        elif src:
             video = (f"<video src='{escape(src)}' muted preload='metadata' controls "
                      "width='160' style='max-height: 120px; background: #000'></video>")
         elif link:
@@ -265,14 +338,17 @@ def jobs_table_html(jobs: Iterable[Job], sources: Mapping[str, str] | None = Non
             video = escape(job.local_path.name) if job.local_path else ""
         ident = job.id or job.local_id
         short = ident if len(ident) <= 12 else ident[:10] + "…"
+        star = "★ " if job.starred else ""
+        note = (f"<div class='sora-note' style='color: #666'>{escape(job.note)}</div>"
+                if job.note else "")
         rows.append(
             f"<tr><td style='{_CELL}; white-space: nowrap'>{escape(when)}</td>"
             f"<td style='{_CELL}'><code title='{escape(ident)}'>{escape(short)}</code></td>"
             f"<td style='{_CELL}'>{escape(job.status)}</td>"
             f"<td style='{_CELL}'>{escape(job.aspect_ratio)}</td>"
             f"<td style='{_CELL}; min-width: 220px'><div title='{escape(prompt)}' "
-            f"style='{_CLAMP}'>{escape(prompt)}</div></td>"
-            f"<td style='{_CELL}'>{escape(money_line(job))}</td>"
+            f"style='{_CLAMP}'>{star}{escape(prompt)}</div>{note}</td>"
+            f"<td style='{_CELL}'>{escape(money_line(job, reused=False))}</td>"
             f"<td style='{_CELL}'>{video}</td></tr>")
     if not rows:
         return f"<div style='{_STYLE}'>No jobs yet.</div>"
@@ -325,14 +401,34 @@ def video_size(aspect_ratio: str, width: int = 320) -> tuple[int, int]:
     return (short, width) if aspect_ratio == "9:16" else (width, short)
 
 
+#: Characters kept as they are when a URL goes into CSS ``url('...')``: no quote, paren,
+#: backslash or space can close the string or the function.
+_CSS_URL_SAFE = ":/?#[]@!$&*+,;=%~-._"
+
+
 def image_preview_html(url: str | None) -> str:
-    """A small thumbnail of the first-frame image, or nothing if it is not http(s)."""
+    """A small thumbnail of the first-frame image, or nothing if it is not http(s).
+
+    A neutral box shows the URL as text; the picture is a CSS background on a layer
+    above it. When the image cannot be loaded, that layer stays transparent: the user
+    sees the box and the URL, never a broken-image icon (and no script is needed)."""
     src = _http_url(url)
     if src is None:
         return ""
-    return (f"<img class='sora-image-preview' src='{escape(src)}' alt='first frame' "
-            "referrerpolicy='no-referrer' style='height: 48px; max-width: 96px; "
-            "object-fit: cover; border-radius: 4px; vertical-align: middle'>")
+    css_url = quote(src, safe=_CSS_URL_SAFE)
+    shown = src if len(src) <= 90 else src[:89] + "…"
+    return (
+        f"<div class='sora-image-preview' title='{escape(src)}' style='position: relative; "
+        "display: inline-block; vertical-align: middle; width: 112px; height: 63px; "
+        "overflow: hidden; border-radius: 4px; background: var(--jp-layout-color2, #eee); "
+        "border: 1px solid var(--jp-border-color2, #ddd)'>"
+        f"<div class='sora-image-url' style='position: absolute; inset: 0; padding: 3px 4px; "
+        f"{_MUTED}; font: 9px/1.25 var(--jp-ui-font-family, sans-serif); "
+        f"word-break: break-all; overflow: hidden'>{escape(shown)}</div>"
+        "<div class='sora-image-picture' role='img' aria-label='first frame' "
+        f"style=\"position: absolute; inset: 0; background: url('{escape(css_url)}') "
+        "center / cover no-repeat\"></div></div>"
+    )
 
 
 def notice_html(text: str | None, tone: str = "error") -> str:
@@ -359,6 +455,27 @@ def card_header_html(job: Job) -> str:
     )
 
 
+_eta_lock = threading.Lock()
+#: When each job's current ETA was first rendered: the time left then counts down between
+#: polls (a UI ticks once a second; the engine sets a new estimate on each poll).
+_eta_seen: weakref.WeakKeyDictionary[Job, tuple[float, float]] = weakref.WeakKeyDictionary()
+
+
+def eta_left(job: Job, now: float | None = None) -> float | None:
+    """Seconds left by the job's estimate, counted down since the estimate was made
+    (None while there is no estimate: the engine has no evidence yet)."""
+    eta = job.eta_seconds
+    if eta is None:
+        return None
+    now = time.time() if now is None else now
+    with _eta_lock:
+        seen = _eta_seen.get(job)
+        if seen is None or seen[0] != eta:
+            _eta_seen[job] = (eta, now)
+            return eta
+    return max(0.0, eta - (now - seen[1]))
+
+
 def _phase(job: Job, now: float | None) -> str:
     elapsed = _fmt_seconds((job.completed_at or now or time.time()) - job.created_at)
     if job.status == Status.COMPLETED:
@@ -370,8 +487,14 @@ def _phase(job: Job, now: float | None) -> str:
     if job.status == Status.SUBMITTING:
         return f"submitting… · {elapsed}"
     words = "generating" if job.status == Status.IN_PROGRESS else job.status.replace("_", " ")
-    left = f" · about {_fmt_seconds(job.eta_seconds)} left" if job.eta_seconds else ""
-    return f"{words} {int(job.progress)}% · {elapsed}{left}"
+    left = eta_left(job, now)
+    if left is None:
+        eta = " · estimating…"
+    elif left >= 1:
+        eta = f" · about {_fmt_seconds(left)} left"
+    else:
+        eta = " · finishing…"
+    return f"{words} {int(job.progress)}% · {elapsed}{eta}"
 
 
 def card_status_html(job: Job, now: float | None = None) -> str:
@@ -381,8 +504,9 @@ def card_status_html(job: Job, now: float | None = None) -> str:
         if job.download_error and not job.local_path else None)
     line = (f"<div style='color: {_TONES['warning']}'>{escape(trouble)}</div>"
             if trouble and job.status not in TERMINAL_ERROR_STATUSES else "")
+    running = "" if job.done else " sora-phase-running"
     return (f"<div class='sora-card-status' style='{_CARD_FONT}'>"
-            f"<span class='sora-phase'>{escape(_phase(job, now))}</span>{line}</div>")
+            f"<span class='sora-phase{running}'>{escape(_phase(job, now))}</span>{line}</div>")
 
 
 def card_placeholder_html(aspect_ratio: str) -> str:
@@ -392,7 +516,7 @@ def card_placeholder_html(aspect_ratio: str) -> str:
             "background: var(--jp-layout-color2, #eee); border-radius: 4px'></div>")
 
 
-def card_video_html(src: str, aspect_ratio: str) -> str:
+def card_video_html(src: str, aspect_ratio: str, poster: str | None = None) -> str:
     """The player and a download link, for an ``Output`` (so a relative src gets resolved)."""
     url = safe_url(src)
     if url is None:
@@ -401,22 +525,23 @@ def card_video_html(src: str, aspect_ratio: str) -> str:
     return (
         f"<div class='sora-card-video' style='{_CARD_FONT}'>"
         f"<video class='sora-video' controls loop muted playsinline preload='metadata' "
-        f"width='{width}' height='{height}' src='{escape(url)}' "
+        f"width='{width}' height='{height}' src='{escape(url)}'{_poster_attr(poster)} "
         "style='background: #000; border-radius: 4px; display: block'></video>"
         f"<a href='{escape(url)}' download target='_blank'>download mp4</a></div>"
     )
 
 
-def card_details_html(job: Job, cached: bool = False) -> str:
-    """Task id and what it cost; the relay's error (or the maybe-charged notice) in red."""
-    ident = f"task {job.id}" if job.id else f"local job {job.local_id[:8]}"
-    note = " · cached result, no new charge" if cached else ""
-    line = (f"<div class='sora-card-id' style='{_CARD_FONT}; {_MUTED}; word-break: break-all'>"
-            f"{escape(ident)} · <span class='sora-money'>{escape(money_line(job))}</span>"
-            f"{escape(note)}</div>")
+def card_details_html(job: Job, cached: bool = False, *, badge: bool = False) -> str:
+    """Task id and what it cost; the relay's error (or the maybe-charged notice) in red.
+
+    ``cached``: the card shows a reused job ("reused — no new charge"). ``badge``: say
+    "local emulator — no charge" on the card (the panel's spend line already says it
+    when the panel itself runs on the emulator)."""
     if job.status in TERMINAL_ERROR_STATUSES:
-        return error_html(job)
-    return line
+        return error_html(job, badge=badge, reused=cached)
+    ident = f"task {job.id}" if job.id else f"local job {job.local_id[:8]}"
+    return (f"<div class='sora-card-id' style='{_CARD_FONT}; {_MUTED}; word-break: break-all'>"
+            f"{escape(ident)}{_money_span(job, reused=cached, badge=badge)}</div>")
 
 
 def panel_spend_html(session: Spend | None, all_time: Spend | None, budget: float | None,
@@ -437,9 +562,87 @@ _PANEL_CSS = (
     ".sora-generate { font-weight: 600; }"
 )
 
+#: A live view (the ``%sora`` progress, the panel) whose kernel restarted: JupyterLab's
+#: widget manager marks every view of the old kernel's models ``jupyter-widgets-disconnected``
+#: (and never runs our code again), so CSS alone swaps the frozen progress for the restart
+#: message. No script: none would run in every frontend.
+_LIVE_CSS = (
+    ".sora-live .sora-restart { display: none !important; }"
+    ".sora-live.jupyter-widgets-disconnected .sora-restart { display: block !important; }"
+    ".sora-live.jupyter-widgets-disconnected .sora-running,"
+    ".sora-live.jupyter-widgets-disconnected .sora-phase-running { display: none !important; }"
+    ".sora-live.jupyter-widgets-disconnected .sora-form { opacity: 0.45; "
+    "pointer-events: none; }"
+)
+
+RESTART_WORDS = "kernel restarted"
+
+
+def restart_html(what: str = "magic") -> str:
+    """The message a live view shows once its kernel has restarted (hidden until then);
+    ``what``: "magic" (a ``%sora`` output) or "panel"."""
+    if what == "panel":
+        advice = ("this panel is no longer live: run its cell again; "
+                  "<code>%sora resume</code> follows jobs that were still running")
+    else:
+        advice = ("run <code>%sora resume</code> to follow this job again (it keeps running "
+                  "on the relay, and the journal has it)")
+    return (f"<style>{_LIVE_CSS}</style><div class='sora-restart-text' style='{_CARD_FONT}; "
+            "font-size: 13px; color: #6b4200; background: #fff4e0; border: 1px solid #f0c36d; "
+            f"border-radius: 4px; padding: 6px 8px'><b>{RESTART_WORDS}</b> — {advice}</div>")
+
 
 def panel_title_html() -> str:
     """The panel's heading, carrying its small stylesheet."""
-    return (f"<style>{_PANEL_CSS}</style><div class='sora-title' style='{_CARD_FONT}'>"
-            f"<b style='font-size: 14px'>Sora 2</b> <span style='{_MUTED}'>· 12-second "
-            "videos, one card per job (newest first)</span></div>")
+    return (f"<style>{_PANEL_CSS}{_LIVE_CSS}</style><div class='sora-title' "
+            f"style='{_CARD_FONT}'><b style='font-size: 14px'>Sora 2</b> "
+            f"<span style='{_MUTED}'>· 12-second videos, one card per job (newest first)"
+            "</span></div>")
+
+
+def snapshot_tile_html(job: Job, src: str | None, *, reused: bool = False,
+                       badge: bool = False) -> str:
+    """One settled card of the panel as plain HTML: prompt, the player (or the red box)."""
+    if job.status in TERMINAL_ERROR_STATUSES:
+        body = error_html(job, badge=badge, reused=reused)
+    elif src and safe_url(src):
+        body = card_video_html(src, job.aspect_ratio) + card_details_html(
+            job, reused, badge=badge)
+    else:
+        body = card_placeholder_html(job.aspect_ratio) + card_details_html(
+            job, reused, badge=badge)
+    return (f"<div class='sora-snapshot-card' style='width: 328px; padding: 8px; "
+            "border: 1px solid var(--jp-border-color2, #ddd); border-radius: 8px'>"
+            f"{card_header_html(job)}{body}</div>")
+
+
+def panel_snapshot_html(uid: str, tiles: Sequence[str], *, running: int = 0,
+                        emulator: bool = False) -> str:
+    """The panel's settled cards as a plain ``text/html`` output beside its live view.
+
+    It is what a saved notebook reopened without the kernel, and its nbconvert export,
+    show in place of the panel (relative ``src``: the copies published next to the
+    notebook). While the live panel is on the page (it carries the class
+    ``sora-live-<uid>``) CSS hides this copy, and where JupyterLab could not restore the
+    panel it hides the "Error displaying widget" line above it."""
+    if not uid.isalnum():
+        raise ValueError("the snapshot id must be alphanumeric")
+    css = (f"body:has(.sora-live-{uid}) .sora-snapshot-{uid} {{ display: none !important; }}"
+           ".jp-OutputArea-child:has(> .jp-OutputArea-output[data-mime-type="
+           "'application/vnd.jupyter.widget-view+json']:not(:has(*)))"
+           f":has(+ .jp-OutputArea-child .sora-snapshot-{uid}) {{ display: none; }}")
+    count = len(tiles)
+    words = [f"Sora panel — saved view: {count} finished job{'s' if count != 1 else ''}"]
+    if running:
+        words.append(f"{running} still running when this was saved "
+                     "(%sora resume follows {0})".format("it" if running == 1 else "them"))
+    if emulator:
+        words.append(EMULATOR_BADGE)
+    words.append("run the cell again for the live panel")
+    head = (f"<div class='sora-snapshot-head' style='{_CARD_FONT}; {_MUTED}; "
+            f"margin-bottom: 6px'>{escape(' · '.join(words))}</div>")
+    grid = ("<div class='sora-snapshot-grid' style='display: grid; gap: 12px; "
+            "grid-template-columns: repeat(auto-fill, 346px); align-items: start'>"
+            f"{''.join(tiles)}</div>" if tiles else "")
+    return (f"<style>{css}</style><div class='sora-snapshot sora-snapshot-{uid}'>"
+            f"{head}{grid}</div>")

@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import uuid
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from typing import Any
 import ipywidgets as widgets
 from traitlets import All
 
+from ._display import Slot, display
 from .catalog import catalogue, price_of
 from .config import Settings, api_style, missing_key_problem, preferences, settings
 from .engine import Job
@@ -34,6 +36,7 @@ from .history import PanelHistory
 from .lifecycle import TERMINAL_ERROR_STATUSES, Status
 from .media import publish_video
 from .models import ASPECT_RATIOS, VideoRequest
+from .posters import poster_data_uri
 from .render import (
     _http_url,
     bar_style,
@@ -44,8 +47,11 @@ from .render import (
     card_video_html,
     image_preview_html,
     notice_html,
+    panel_snapshot_html,
     panel_spend_html,
     panel_title_html,
+    restart_html,
+    snapshot_tile_html,
 )
 from .studio import Studio, default_studio
 from .sweeps import variants
@@ -98,14 +104,17 @@ class JobCard(widgets.VBox):  # type: ignore[misc]
     def __init__(self, job: Job, *, root: Path,
                  on_reuse: Callable[[JobCard], None],
                  on_regenerate: Callable[[JobCard], None],
-                 on_continue: Callable[[JobCard], None] | None = None) -> None:
+                 on_continue: Callable[[JobCard], None] | None = None,
+                 on_update: Callable[[JobCard], None] | None = None) -> None:
         self.job = job
         self.cached = False
+        self._on_update = on_update
         self._root = root
         self._src: str | None = None
         self._lock = threading.RLock()
         self.header = widgets.HTML(card_header_html(job))
         self.bar = widgets.IntProgress(min=0, max=100, layout=widgets.Layout(width="100%"))
+        self.bar.add_class("sora-running")      # hidden once the kernel is gone (CSS)
         self.status = widgets.HTML()
         self.player = widgets.Output(layout=widgets.Layout(width="100%"))
         self.details = widgets.HTML()
@@ -167,7 +176,10 @@ class JobCard(widgets.VBox):  # type: ignore[misc]
         self.bar.bar_style = bar_style(job)
         self.status.value = card_status_html(job)
         self.player.outputs = self._player_outputs()
-        self.details.value = card_details_html(job, cached=self.cached)
+        # "local emulator — no charge" is said once, by the spend line, when the panel
+        # itself runs on the emulator; a card says it only when the panel does not.
+        badge = job.emulator and not settings().uses_emulator
+        self.details.value = card_details_html(job, cached=self.cached, badge=badge)
         self.regenerate_button.description = _price_label("regenerate anyway", settings(),
                                                           self.job.request)
         self.regenerate_button.layout.display = None if self.cached else "none"
@@ -175,6 +187,13 @@ class JobCard(widgets.VBox):  # type: ignore[misc]
         self.continue_button.layout.display = (
             None if self._on_continue is not None and job.status == Status.COMPLETED
             else "none")
+        if self._on_update is not None:
+            self._on_update(self)
+
+    @property
+    def src(self) -> str | None:
+        """The relative src of the video published next to the notebook (once saved)."""
+        return self._src
 
     def _player_outputs(self) -> tuple[dict[str, Any], ...]:
         job = self.job
@@ -182,7 +201,8 @@ class JobCard(widgets.VBox):  # type: ignore[misc]
             return ()
         if self._src is None and job.status == Status.COMPLETED and job.local_path is not None:
             self._src = publish_video(job.local_path, preferences.media_dir, root=self._root)
-        html = (card_video_html(self._src, job.aspect_ratio) if self._src
+        html = (card_video_html(self._src, job.aspect_ratio, poster_data_uri(job.poster_path))
+                if self._src
                 else card_placeholder_html(job.aspect_ratio))
         return (_display_data(html),)
 
@@ -213,6 +233,9 @@ class SoraWidget(widgets.VBox):  # type: ignore[misc]
         self._notice_job: Job | None = None
         self._lock = threading.RLock()
         self._ticker: threading.Thread | None = None
+        #: Ties the live panel to its static snapshot output (see ``_ipython_display_``).
+        self._uid = uuid.uuid4().hex[:12]
+        self._snapshots: list[Slot] = []
         self._build_form(prompt or "", aspect_ratio, image or "")
         self.gallery = widgets.GridBox(layout=widgets.Layout(
             grid_template_columns=f"repeat(auto-fill, {CARD_WIDTH})", grid_gap="12px",
@@ -227,9 +250,15 @@ class SoraWidget(widgets.VBox):  # type: ignore[misc]
                           layout=widgets.Layout(align_items="center")),
              self.spend_line],
             layout=widgets.Layout(max_width="760px"))
+        form.add_class("sora-form")
+        # Hidden by CSS until the kernel restarts; then it is all this dead panel can say.
+        self.restart_notice = widgets.HTML(restart_html("panel"))
+        self.restart_notice.add_class("sora-restart")
         kwargs.setdefault("layout", widgets.Layout(width="100%", max_width="1100px"))
-        super().__init__([form, self.gallery], **kwargs)
+        super().__init__([self.restart_notice, form, self.gallery], **kwargs)
         self.add_class("sora-widget")
+        self.add_class("sora-live")
+        self.add_class(f"sora-live-{self._uid}")
         self.history = PanelHistory(self)     # the "History" toggle, above the gallery
         for control in (self.prompt_input, self.ratio_input, self.image_input,
                         self.size_input, self.seconds_input):
@@ -443,12 +472,12 @@ class SoraWidget(widgets.VBox):  # type: ignore[misc]
                 message, tone = (f"{len(jobs)} jobs: {len(jobs) - reused} new, {reused} "
                                  "reused — no new charge for those", "info")
             elif cached and not job.done:
-                message, tone = ("this request is already running: see its card "
-                                 "(no new charge)", "info")
+                message, tone = ("reused — no new charge: this request is already "
+                                 "running; see its card", "info")
                 self._notice_job = job   # the notice goes once that job settles
             elif cached:
-                message, tone = ("same request as before: its result is shown first "
-                                 "(no new charge)", "info")
+                message, tone = ("reused — no new charge: the same request was made "
+                                 "before; its card is first", "info")
         finally:
             self._busy = False
             self._refresh_spend()
@@ -527,7 +556,8 @@ class SoraWidget(widgets.VBox):  # type: ignore[misc]
         card = next((c for c in self.cards if c.job is job), None)
         if card is None:
             card = JobCard(job, root=self._root, on_reuse=self._on_reuse,
-                           on_regenerate=self._on_regenerate, on_continue=self._on_continue)
+                           on_regenerate=self._on_regenerate, on_continue=self._on_continue,
+                           on_update=self._on_card_update)
             job.observe(self._on_money, names=["charge", "status"])
             self.studio.track(job)
         card.cached = card.cached or cached
@@ -539,6 +569,77 @@ class SoraWidget(widgets.VBox):  # type: ignore[misc]
         with self._lock:
             self.cards = [card, *(c for c in self.cards if c is not card)]
             self.gallery.children = tuple(self.cards)
+        self._refresh_snapshot()
+
+    # -- the saved view -------------------------------------------------------------------
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any] | None:
+        """The live view, with short fallbacks (nbconvert shows them where the widget state
+        is not saved: no ``SoraWidget(children=...`` repr; the snapshot below says it all)."""
+        data: dict[str, Any] | None = super()._repr_mimebundle_(**kwargs)
+        if data:
+            data["text/plain"] = "SoraWidget: the live panel (it needs its running kernel)"
+            data["text/html"] = "<div class='sora-panel-fallback'></div>"
+        return data
+
+    def _ipython_display_(self) -> None:
+        """The live panel, then a plain ``text/html`` snapshot of its settled cards.
+
+        The snapshot is what survives: reopened without the kernel, or exported with
+        nbconvert, a notebook shows it (videos play from the copies published next to the
+        notebook) where the widget can only say "model not found". It is replaced (same
+        display id, in this cell) whenever a card settles; while the live panel is on the
+        page, CSS hides it. Only job fields go into it: never a key."""
+        from IPython import get_ipython
+
+        display(self._repr_mimebundle_(), raw=True)
+        shell = get_ipython()
+        if shell is not None:
+            slot = Slot(shell, self._snapshot_bundle())
+            with self._lock:
+                self._snapshots.append(slot)
+
+    def snapshot_html(self) -> str:
+        """The static HTML of the settled cards (what the saved notebook shows)."""
+        return self._snapshot_bundle()["text/html"]
+
+    def _snapshot_bundle(self) -> dict[str, str]:
+        with self._lock:
+            cards = list(self.cards)
+        try:
+            current_emulator = settings().uses_emulator
+        except SoraError:
+            current_emulator = False
+        tiles, running = [], 0
+        for card in cards:
+            job = card.job
+            failed = job.status in TERMINAL_ERROR_STATUSES
+            if not failed and (job.status != Status.COMPLETED or card.src is None):
+                running += not job.done or job.status == Status.COMPLETED
+                continue
+            tiles.append(snapshot_tile_html(job, card.src, reused=card.cached,
+                                            badge=job.emulator and not current_emulator))
+        emulator = bool(cards) and current_emulator and all(c.job.emulator for c in cards)
+        text = f"Sora panel: {len(tiles)} finished job{'s' if len(tiles) != 1 else ''}"
+        return {"text/html": panel_snapshot_html(self._uid, tiles, running=running,
+                                                 emulator=emulator),
+                "text/plain": text}
+
+    def _refresh_snapshot(self) -> None:
+        """Re-send the snapshot if it changed (any thread; never raises)."""
+        with self._lock:
+            slots = list(self._snapshots)
+        if not slots:
+            return
+        try:
+            bundle = self._snapshot_bundle()
+            for slot in slots:
+                slot.update(bundle)
+        except Exception:
+            log.exception("could not update the panel's saved view")
+
+    def _on_card_update(self, _card: JobCard) -> None:
+        self._refresh_snapshot()
 
     def _on_money(self, change: Any) -> None:
         self._refresh_spend()

@@ -28,9 +28,8 @@ from sora_widgets import config as config_module
 from sora_widgets import studio as studio_module
 from sora_widgets._magic import SoraMagics
 from sora_widgets.emulator import RunningEmulator
-from sora_widgets.engine import video_file_name
+from sora_widgets.engine import Job, video_file_name
 from sora_widgets.errors import JobFailed
-from sora_widgets.engine import Job
 
 from .conftest import VIP_KEY
 
@@ -139,6 +138,13 @@ def video_srcs(html: str) -> list[str]:
     return re.findall(r"<video[^>]* src='([^']+)'", html)
 
 
+def live_parts(root: Any) -> tuple[Any, Any]:
+    """(status HTML, progress bar) of a one-job live view."""
+    (cell,) = [c for c in root.children if "sora-running" in c._dom_classes]
+    status, bar = cell.children
+    return status, bar
+
+
 # -- loading, help, config ---------------------------------------------------------------------
 
 
@@ -159,8 +165,11 @@ def test_help_lists_options_and_subcommands(ip: Session,
                  "--embed", "%sora jobs", "%sora show ID", "%sora resume", "%sora cost",
                  "%sora key"):
         assert word in doc, word
+    assert doc.startswith("Usage:\n  %sora [-r RATIO]"), doc[:40]
+    assert "::" not in doc and "``" not in doc          # no Sphinx markup in %sora?
     ip.run("%sora?")
-    assert "--ratio" in capsys.readouterr().out
+    shown = capsys.readouterr().out
+    assert "--ratio" in shown and "::" not in shown
 
 
 def test_config_traits(ip: Session, home: Path) -> None:
@@ -267,7 +276,7 @@ def test_rerun_is_cached_and_force_pays_again(ip: Session, paid: RunningEmulator
     assert paid.stats()["posts"] == 1 and "$0.90" in ip.final()["text/html"]
     ip.run("%sora --wait -o job a paid fox")
     assert ip.shell.user_ns["job"] is first and paid.stats()["posts"] == 1
-    assert "cached: no new charge" in ip.final()["text/html"]
+    assert "reused — no new charge" in ip.final()["text/html"]
     ip.run("%sora --wait --force -o job a paid fox")
     assert ip.shell.user_ns["job"] is not first and paid.stats()["posts"] == 2
     assert VIP_KEY not in ip.all_text()
@@ -346,12 +355,15 @@ def test_live_widgets_update_from_the_poller_then_give_way(ip: Session) -> None:
     job = ip.shell.user_ns["job"]
     box = ip.widget()
     model_id = box.model_id
-    status, bar = box.children
+    status, bar = live_parts(box)
+    assert "sora-live" in box._dom_classes                   # the restart CSS hooks here
+    restart = next(c for c in box.children if "sora-restart" in c._dom_classes)
+    assert "kernel restarted" in restart.value and "%sora resume" in restart.value
     seen: list[tuple[str, object]] = []
     bar.observe(lambda c: seen.append((threading.current_thread().name, c["new"])),
                 names=["value", "bar_style"])
-    job.wait(timeout=20)
-    final = ip.settled_slot()
+    job.wait(timeout=20)         # (this wait shows its own progress slot: live_widgets)
+    final = ip.settled_slot(0)
     assert _is_final(final) and "application/vnd.jupyter.widget-view+json" not in final
     # Traits are set from the engine's events thread (never the poller's loop, never two).
     assert seen and {name for name, _ in seen} == {"sora-widgets-events_0"}
@@ -367,11 +379,11 @@ def test_failed_job_is_a_red_box_with_the_relays_words(ip: Session,
     ip.magics.live_widgets = True
     ip.run("%sora -o job a doomed scene")
     job = ip.shell.user_ns["job"]
-    _, bar = ip.widget().children
+    _, bar = live_parts(ip.widget())
     assert isinstance(bar, ipywidgets.IntProgress)
     with pytest.raises(JobFailed):
         job.wait(timeout=20)
-    final = ip.settled_slot()
+    final = ip.settled_slot(0)
     assert "sora-error" in final["text/html"] and "Generation failed" in final["text/html"]
     assert job.error and job.error.split()[0] in final["text/html"]
     assert bar.bar_style == "danger"
@@ -454,7 +466,8 @@ def test_session_key_is_used_and_never_shown(ip: Session, paid: RunningEmulator,
     ("%sora -o class a cat", "variable name"),
     ('%sora "unbalanced a cat', "closing quotation"),
     ("%%sora a cat on the line\nand a body", "not both"),
-    ("%sora show me a cat", "unrecognized"),
+    ("%sora show me a cat", 'quote it:\n    %sora "show me a cat"'),
+    ("%sora jobs of my dog", '%sora "jobs of my dog"'),
     ("%sora show", "required"),
     ("%sora show v_nope", "no job"),
     ("%sora jobs -n many", "invalid int"),
@@ -533,3 +546,103 @@ def test_resume_after_a_restart(ip: Session, paid: RunningEmulator,
         assert paid.stats()["posts"] == 1  # re-attached, never resubmitted
     finally:
         fresh.close()
+
+
+# -- the first hour (issue 12) ------------------------------------------------------------------
+
+
+def test_cached_single_rerun_says_reused_on_the_emulator(ip: Session) -> None:
+    ip.run("%sora --wait -o job a lonely lighthouse")
+    first = ip.final()["text/html"]
+    assert "reused — no new charge" not in first and "local emulator — no charge" in first
+    ip.run("%sora --wait -o again a lonely lighthouse")
+    assert ip.shell.user_ns["again"] is ip.shell.user_ns["job"]
+    html = ip.final()["text/html"]
+    assert "reused — no new charge" in html and "sora-reused" in html
+    assert "reused — no new charge" in ip.final()["text/plain"]
+    ip.run("%sora --wait --force -o fresh a lonely lighthouse")
+    assert "reused" not in ip.final()["text/html"]
+    ip.run(f"%sora show {ip.shell.user_ns['job'].id}")     # showing is not a reuse
+    assert "reused" not in ip.final()["text/html"]
+
+
+def test_three_variations_one_badge_no_hole(ip: Session) -> None:
+    ip.magics.live_widgets = True
+    ip.run("%sora -n 3 -o jobs three herons")
+    root = ip.widget(1)                                   # 0: the cost line
+    (grid,) = [c for c in root.children if "sora-running" in c._dom_classes]
+    assert grid.layout.grid_template_columns == "repeat(3, minmax(0, 1fr))"
+    statuses = [cell.children[0].value for cell in grid.children]
+    assert not any("local emulator" in v for v in statuses)
+    assert sum("local emulator — no charge" in c.value for c in root.children
+               if hasattr(c, "value")) == 1
+    for job in ip.shell.user_ns["jobs"]:
+        job.wait(timeout=20)
+    final = ip.settled_slot(0)["text/html"]
+    assert final.count("local emulator — no charge") == 1
+    assert "repeat(3, minmax(0, 1fr))" in final and len(video_srcs(final)) == 3
+
+
+def test_live_status_ticks_every_second_and_estimates(ip: Session,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SORA_EMULATOR_TIME_SCALE", "0.3")     # 18-54 s: stays running here
+    ip.magics.live_widgets = True
+    ip.run("%sora -o job a slow glacier")
+    job = ip.shell.user_ns["job"]
+    status, _ = live_parts(ip.widget())
+    seen: list[str] = []
+    ticked = threading.Event()
+
+    def record(change: dict[str, Any]) -> None:
+        seen.append(change["new"])
+        if len({re.sub(r"<[^>]+>", "", v) for v in seen}) >= 3:
+            ticked.set()
+
+    status.observe(record, names="value")
+    try:
+        assert ticked.wait(8), f"the status did not move on its own: {seen}"
+        assert job.status in ("queued", "in_progress", "submitting")   # no poll needed
+        texts = " ".join(seen)
+        assert "estimating…" in texts or "left" in texts
+        if job.eta_seconds is None:
+            assert "estimating…" in status.value
+    finally:
+        job.cancel()
+
+
+def test_wait_shows_progress_then_a_line(ip: Session) -> None:
+    import sora_widgets as sw
+
+    ip.magics.live_widgets = True
+    ip.shell.user_ns["sw"] = sw
+    ip.run("job = sw.generate('a waiting walrus')")
+    before = len(ip.slots())
+    result = ip.run("job.wait(timeout=20)")
+    assert result.error_in_exec is None
+    slots = list(ip.slots().values())
+    assert len(slots) == before + 1
+    shown, *updates = slots[-1]
+    assert "application/vnd.jupyter.widget-view+json" in shown["data"]   # live progress
+    assert "waited" in updates[-1]["data"]["text/plain"] and "completed" in \
+        updates[-1]["data"]["text/plain"]
+    # The magic's own --wait shows its view once: the hook stays quiet inside it.
+    count = len(ip.slots())
+    ip.run("%sora --wait a second walrus")
+    assert len(ip.slots()) == count + 1
+
+
+def test_sw_grid_shows_jobs_side_by_side(ip: Session) -> None:
+    import sora_widgets as sw
+
+    ip.shell.user_ns["sw"] = sw
+    ip.run("jobs = [sw.generate(f'a fox, {s} look') for s in ('golden', 'noir', 'ink')]\n"
+           "sw.grid(jobs, wait=True)")
+    final = ip.final()["text/html"]
+    srcs = video_srcs(final)
+    assert len(srcs) == 3 and all((Path.cwd() / src).is_file() for src in srcs)
+    assert "repeat(3, minmax(0, 1fr))" in final
+    assert final.count("local emulator — no charge") == 1
+    assert "golden" in final and "noir" in final
+    assert sw.grid(ip.shell.user_ns["jobs"])._repr_html_().count("<video") == 3
+    with pytest.raises(ValueError):
+        sw.grid([])

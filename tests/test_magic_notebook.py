@@ -112,10 +112,22 @@ def test_background_result_lands_in_the_cell_that_shows_it(notebook_dir: Path,
         _until_idle(kc, cell_b, seen)
         slots = {_slot(seen, cell_a): cell_a, _slot(seen, cell_b): cell_b}
         cell_c = kc.execute("job.wait(60); print('waited')")
-        _until_idle(kc, cell_c, seen)  # the updates were sent before wait() returned
-        updates = [m for m in seen if m["msg_type"] == "update_display_data"]
-        assert len(updates) == 2
-        for update in updates:
+        _until_idle(kc, cell_c, seen)
+
+        def updates() -> list[dict[str, Any]]:
+            return [m for m in seen if m["msg_type"] == "update_display_data"
+                    and m["content"]["transient"]["display_id"] in slots]
+
+        deadline = time.monotonic() + 30     # sent by the events thread: maybe after C
+        while len(updates()) < 2 and time.monotonic() < deadline:
+            seen.append(kc.get_iopub_msg(timeout=30))
+        assert len(updates()) == 2
+        # C's wait() showed the job's progress in C itself, then one line in its place.
+        waited = [m for m in seen if m["msg_type"] == "update_display_data"
+                  and m["content"]["transient"]["display_id"] not in slots]
+        assert waited and all(m["parent_header"]["msg_id"] == cell_c for m in waited)
+        assert "waited" in waited[-1]["content"]["data"]["text/plain"]
+        for update in updates():
             owner = slots[update["content"]["transient"]["display_id"]]
             assert update["parent_header"]["msg_id"] == owner  # not C, which was running
             (src,) = VIDEO_SRC.findall(update["content"]["data"]["text/html"])

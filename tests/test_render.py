@@ -11,8 +11,9 @@ import pytest
 
 from sora_widgets import media, render
 from sora_widgets.engine import Backend, Job
+from sora_widgets.journal import Spend
+from sora_widgets.journal import SqliteJournal as Journal
 from sora_widgets.models import VideoRequest
-from sora_widgets.journal import SqliteJournal as Journal, Spend
 
 EVIL = "<script>alert('x')</script> & \"quotes\""
 SRC = re.compile(r"<video[^>]* src='([^']*)'")
@@ -105,7 +106,15 @@ def test_money_lines(make_job: Any) -> None:
     charged = make_job(status="completed", charge="charged", cost_usd=0.90)
     assert render.money_line(charged) == "$0.90"
     charged.cached = True
-    assert "cached: no new charge" in render.money_line(charged)
+    assert render.money_line(charged) == "reused — no new charge"
+    assert render.money_line(charged, reused=False) == "$0.90"     # what this call says
+    free = make_job(status="completed", emulator=True)
+    assert render.money_line(free) == render.EMULATOR_BADGE
+    assert render.money_line(free, badge=False) == ""                # said once elsewhere
+    assert render.money_line(free, reused=True, badge=False) == render.REUSED_WORDS
+    maybe = make_job(status="unknown", charge="maybe", cached=True)
+    assert render.money_line(maybe).startswith(render.REUSED_WORDS)
+    assert "may have been charged $0.90" in render.money_line(maybe)
     assert render.batch_cost_text(3, 0, 0.90, emulator=False) == "3 variations — 3 × $0.90 = $2.70"
     assert "1 reused" in render.batch_cost_text(2, 1, 0.90, emulator=False)
     assert "2 × $0.90 = $1.80" in render.batch_cost_text(2, 1, 0.90, emulator=False)
@@ -144,14 +153,47 @@ def test_completed_without_a_saved_copy_plays_the_link_and_says_so(make_job: Any
 
 def test_status_html_bar_and_eta(make_job: Any) -> None:
     job = make_job(status="in_progress", progress=42, eta_seconds=75.0)
-    html = render.status_html(job, now=job.created_at + 61)
+    start = job.created_at + 61
+    html = render.status_html(job, now=start)
     assert "42%" in html and "1:01" in html and "about 1:15 left" in html
     assert "<progress" in html and "<progress" not in render.status_html(job, bar=False)
+    # Between polls the estimate counts down with the clock (a UI ticks every second)...
+    later = render.status_html(job, now=start + 10)
+    assert "1:11" in later and "about 1:05 left" in later
+    assert "finishing…" in render.status_html(job, now=start + 80)
+    # ...and a new estimate from the engine starts a new countdown.
+    job.eta_seconds = 30.0
+    assert "about 30s left" in render.status_html(job, now=start + 81)
+
+
+def test_no_estimate_says_estimating(make_job: Any) -> None:
+    for status in ("queued", "in_progress"):
+        job = make_job(status=status, progress=3)
+        assert job.eta_seconds is None
+        assert "estimating…" in render.status_html(job, now=job.created_at + 2)
+        assert "left" not in render.card_status_html(job, now=job.created_at + 2)
+    done = make_job(status="completed", completed_at=1_700_000_017.0)
+    assert "estimating" not in render.status_html(done) and "completed in 17s" in \
+        render.status_html(done)
+
+
+def test_emulator_badge_once_in_a_grid_and_reuse_words(make_job: Any,
+                                                      saved_video: Path) -> None:
+    jobs = [make_job(emulator=True, status="completed", id=f"v_{i}", local_path=saved_video,
+                     local_id=f"{i:016d}") for i in range(3)]
+    tiles = [render.job_html(j, "sora_videos/v.mp4", badge=False) for j in jobs]
+    grid = render.grid_html(tiles, header=render.EMULATOR_BADGE)
+    assert grid.count(render.EMULATOR_BADGE) == 1
+    assert "repeat(3, minmax(0, 1fr))" in grid                 # 3 in one row: no hole
+    assert [render.grid_columns(n) for n in range(1, 8)] == [1, 2, 3, 2, 3, 3, 3]
+    reused = render.job_html(jobs[0], "sora_videos/v.mp4", reused=True)
+    assert "sora-reused" in reused and render.REUSED_WORDS in reused
+    assert render.EMULATOR_BADGE not in reused                 # reuse says what matters
 
 
 def test_grid_table_spend_and_sizes(make_job: Any) -> None:
     grid = render.grid_html(["<p>a</p>", "<p>b</p>"])
-    assert grid.count("sora-cell") == 2 and "grid-template-columns" in grid
+    assert grid.count("sora-cell") == 2 and "repeat(2, minmax(0, 1fr))" in grid
     job = make_job(status="completed", id="v_9", local_id="abc")
     table = render.jobs_table_html([job], {"abc": "sora_videos/v_9.mp4"})
     assert SRC.findall(table) == ["sora_videos/v_9.mp4"]
@@ -179,3 +221,34 @@ def test_publish_video_links_once_and_refuses_odd_folders(saved_video: Path,
         with pytest.raises(ValueError):
             media.check_media_dir(bad)
     assert media.data_uri(saved_video).startswith("data:video/mp4;base64,AAAAGGZ0")
+
+
+def test_image_preview_is_a_box_with_the_url_and_no_img(make_job: Any) -> None:
+    url = "https://example.com/cat.png?a='><script>x</script>(1)\\"
+    html = render.image_preview_html(url)
+    assert "<img" not in html and "<script>" not in html      # no broken-image icon, ever
+    assert "sora-image-url" in html and "example.com/cat.png" in html   # the URL as text
+    (css,) = re.findall(r"url\('([^']*)'\)", html.replace("&#x27;", "\x00"))
+    assert not set(css) & set("'\"()\\ <>"), css              # cannot leave url('...')
+    assert "%27%3E%3Cscript%3Ex%3C/script%3E%281%29%5C" in css
+    for bad in ("javascript:alert(1)", "ftp://x/y.png", "not a url", "", None):
+        assert render.image_preview_html(bad) == ""
+
+
+def test_restart_message_and_panel_snapshot(make_job: Any, saved_video: Path) -> None:
+    restart = render.restart_html("magic")
+    assert "kernel restarted" in restart and "%sora resume" in restart
+    assert ".sora-live.jupyter-widgets-disconnected .sora-restart" in restart
+    assert "run its cell again" in render.restart_html("panel")
+    done = make_job(status="completed", id="v_1", local_path=saved_video, prompt=EVIL)
+    failed = make_job(status="failed", id="v_2", error="policy", error_code="policy")
+    tiles = [render.snapshot_tile_html(done, "sora_videos/v_1.mp4"),
+             render.snapshot_tile_html(failed, None)]
+    html = render.panel_snapshot_html("abc123", tiles, running=1, emulator=True)
+    assert SRC.findall(html) == ["sora_videos/v_1.mp4"]
+    assert "sora-error" in html and "<script>alert" not in html
+    assert "body:has(.sora-live-abc123) .sora-snapshot-abc123" in html
+    assert "2 finished jobs" in html and "1 still running" in html
+    assert html.count(render.EMULATOR_BADGE) == 1
+    with pytest.raises(ValueError):
+        render.panel_snapshot_html("x{} body", [])

@@ -95,7 +95,8 @@ def test_generate_shows_a_card_that_completes_with_a_playable_video(
     assert (card.bar.value, card.bar.bar_style) == (100, "success")
     assert "completed" in card.status.value
     assert card.job.id is not None and card.job.id in card.details.value
-    assert "local emulator — no charge" in card.details.value
+    # Said once per panel (the spend line), not on every card.
+    assert "local emulator" not in card_text(card)
     assert "local emulator — no charge" in panel.spend_line.value
     assert panel.jobs == [card.job]
     assert setters and setters[-1] == "sora-widgets-events_0"   # the engine's events thread
@@ -124,11 +125,14 @@ def test_invalid_inputs_disable_generate_with_the_reason(make_panel: MakePanel) 
     assert panel.generate_button.disabled
     assert "image" in panel.notice.value and "http" in panel.notice.value
     assert panel.image_preview.value == ""
+    panel.image_input.value = ""
+    assert panel.notice.value == ""              # emptied again: guidance, not an error
+    panel.image_input.value = "not a url"
 
     panel.prompt_input.value = "a cat"
     assert panel.generate_button.disabled                        # the image is still bad
     panel.image_input.value = "javascript:alert(1)"
-    assert panel.generate_button.disabled and "<img" not in panel.image_preview.value
+    assert panel.generate_button.disabled and panel.image_preview.value == ""
 
     panel.generate_button.click()                                # a click that slips through
     assert panel.cards == []
@@ -136,7 +140,8 @@ def test_invalid_inputs_disable_generate_with_the_reason(make_panel: MakePanel) 
     panel.image_input.value = "https://example.com/cat.png?a='><script>x</script>"
     assert not panel.generate_button.disabled and panel.notice.value == ""
     preview = panel.image_preview.value
-    assert "<img" in preview and "<script>" not in preview and "&#x27;&gt;" in preview
+    assert "sora-image-preview" in preview and "sora-image-url" in preview
+    assert "<img" not in preview and "<script>" not in preview and "&#x27;&gt;" in preview
 
 
 def test_double_click_submits_once(relay: RunningEmulator, make_panel: MakePanel) -> None:
@@ -163,8 +168,8 @@ def test_cached_result_offers_regenerate_anyway(relay: RunningEmulator,
     assert relay.stats()["posts"] == 1
     assert first.regenerate_button.layout.display is None
     assert first.regenerate_button.description == "regenerate anyway ($0.90)"
-    assert "cached" in first.details.value
-    assert "no new charge" in panel.notice.value
+    assert "reused — no new charge" in first.details.value
+    assert "reused — no new charge" in panel.notice.value
 
     other = make_panel(prompt="a clock melting", aspect_ratio="9:16")   # e.g. after a restart
     other.generate_button.click()
@@ -184,7 +189,7 @@ def test_reuse_prompt_loads_the_card_into_the_form(make_panel: MakePanel) -> Non
     panel = make_panel(prompt="a fox in snow", aspect_ratio="9:16",
                        image="https://example.com/fox.png")
     assert panel.prompt_input.value == "a fox in snow"
-    assert "<img" in panel.image_preview.value
+    assert "url('https://example.com/fox.png')" in panel.image_preview.value
     panel.generate_button.click()
     card = panel.cards[0]
     panel.prompt_input.value = "something else"
@@ -272,3 +277,87 @@ def test_widget_state_never_contains_the_api_key(relay: RunningEmulator, make_pa
     assert "a lantern on a lake" in blob and str(job.id) in blob    # the state is all there
     pieces = {key[i:i + 8] for i in range(len(key) - 7)}
     assert not [piece for piece in pieces if piece in blob]
+
+
+# -- the first hour (issue 12) ------------------------------------------------------------------
+
+RED = re.compile(r"#b3261e|#d32f2f|#611a15|color:\s*red|sora-error")
+
+
+def _html_values(widget: Any) -> list[str]:
+    found = [widget.value] if isinstance(widget, ipywidgets.HTML) else []
+    for child in getattr(widget, "children", ()):
+        found += _html_values(child)
+    return found
+
+
+def test_an_empty_panel_shows_no_red_text(make_panel: MakePanel) -> None:
+    panel = make_panel()
+    values = _html_values(panel)
+    assert values and not [v for v in values if RED.search(v) and "sora-restart" not in v]
+    assert panel.notice.value == "" and panel.generate_button.disabled
+    panel.prompt_input.value = "   "                 # whitespace is still "nothing yet"
+    assert panel.notice.value == ""
+
+
+def test_a_dead_kernel_turns_the_panel_into_the_restart_message(make_panel: MakePanel) -> None:
+    panel = make_panel()
+    assert {"sora-widget", "sora-live"} <= set(panel._dom_classes)
+    assert panel.children[0] is panel.restart_notice
+    assert "sora-restart" in panel.restart_notice._dom_classes
+    assert "kernel restarted" in panel.restart_notice.value
+    # The CSS that shows it once JupyterLab marks the views disconnected ships with the panel.
+    assert ".sora-live.jupyter-widgets-disconnected .sora-restart" in \
+        panel.restart_notice.value
+
+
+@pytest.fixture
+def shell(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    from IPython.core.displaypub import CapturingDisplayPublisher
+    from IPython.core.interactiveshell import InteractiveShell
+
+    ip = InteractiveShell.instance()
+    monkeypatch.setattr(ip, "display_pub", CapturingDisplayPublisher())
+    yield ip
+
+
+def test_the_panel_keeps_a_snapshot_of_its_settled_cards(
+        relay: RunningEmulator, make_panel: MakePanel, shell: Any,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    key = "sk-vip-SNAPSHOT-SENTINEL-0042"
+    monkeypatch.setenv("SORA_API_KEY", key)
+    panel = make_panel()
+    shell.user_ns["panel"] = panel
+    shell.run_cell("panel", store_history=False)
+    widget_out, snapshot_out = shell.display_pub.outputs
+    view = widget_out["data"]
+    assert "application/vnd.jupyter.widget-view+json" in view
+    assert "SoraWidget(children" not in view["text/plain"]       # nbconvert's fallback
+    display_id = snapshot_out["transient"]["display_id"]
+    first = snapshot_out["data"]["text/html"]
+    assert f"sora-snapshot-{panel._uid}" in first and f"sora-live-{panel._uid}" in \
+        panel._dom_classes
+    assert "0 finished jobs" in first and "<video" not in first
+
+    for prompt, ratio in (("a kite at dawn", "16:9"), ("a tall tower", "9:16")):
+        panel.prompt_input.value = prompt
+        panel.ratio_input.value = ratio
+        panel.generate_button.click()
+    for card in panel.cards:
+        finish(card)
+
+    def latest() -> str:
+        updates = [o for o in shell.display_pub.outputs
+                   if (o.get("transient") or {}).get("display_id") == display_id]
+        return str(updates[-1]["data"]["text/html"])
+
+    wait_for(lambda: len(re.findall(r"<video", latest())) == 2)
+    html = latest()
+    srcs = re.findall(r"<video[^>]*\ssrc='([^']*)'", html)
+    assert sorted(srcs) == sorted(str(video_src(c)) for c in panel.cards)
+    assert all((Path.cwd() / src).is_file() for src in srcs)
+    assert "width='180' height='320'" in html and "width='320' height='180'" in html
+    assert "2 finished jobs" in html and "a kite at dawn" in html and "$0.90" in html
+    everything = json.dumps(shell.display_pub.outputs)
+    assert key not in everything and key[:12] not in everything
+    assert panel.snapshot_html() == html
