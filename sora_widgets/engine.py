@@ -65,7 +65,6 @@ from .lifecycle import (
     state_for_status,
 )
 from .models import TaskSnapshot, VideoRequest
-from .owner import owner_alive
 from .retry import Backoff
 from .schedule import PollPolicy, PollSchedule, RelayPrior
 
@@ -552,18 +551,16 @@ class Poller:
         self._add(job, "submit")
 
     def track(self, job: Job) -> None:
-        """Follow a job that is not settled: poll it, save its video, or (another process's
-        submit in flight) re-read the journal until its task id is there."""
-        state = job.state
-        if state.phase is Phase.SUBMITTING:
-            mode = "watch"
-        elif state.phase is Phase.SAVING:
-            mode = "save"
-        elif state.needs_relay:
-            mode = "poll"
-        else:
-            return
-        self._add(job, mode)
+        """Follow a job that is not settled. It starts by asking the journal who owns it:
+        this process polls (or saves) its own jobs and those whose owner is gone; a job
+        another live process works on is followed through the journal, never polled twice."""
+        if not job.state.settled:
+            self._add(job, "watch")
+
+    def fetch(self, job: Job) -> None:
+        """Save a completed job's video that is not on this machine (a teammate's job):
+        from a fresh link, never by generating it again."""
+        self._add(job, "save")
 
     def untrack(self, job: Job) -> None:
         """Stop following a job at once; a POST in flight is still answered and its task id
@@ -969,20 +966,25 @@ class Poller:
         self._advance(entry, new, download_error=None)
 
     async def _watch(self, entry: _Entry) -> None:
-        """Another process's submit in flight: re-read the journal until it has an answer."""
+        """Follow a job through the journal while another live process owns it (or its
+        submit is in flight); take it over once that owner is gone."""
         job = entry.job
-        record = await asyncio.get_running_loop().run_in_executor(
-            self._events, _recover_one, job._journal, job.local_id)
-        if record is None or record.state.phase is Phase.SUBMITTING:
-            self._push(entry, max(0.05, 0.5 * job._backend.time_scale))
+        record, mine = await asyncio.get_running_loop().run_in_executor(
+            self._events, job._journal.take_over, job.local_id)
+        if record is None:
+            self._finish(entry, detach="the journal has no such job")
             return
-        self._emit(job, record.state, persist=False)
-        entry.state = record.state
-        if record.state.settled or record.state.task_id is None:
+        state = record.state
+        if state != entry.state:
+            self._emit(job, state, persist=False)
+            entry.state = state
+        if state.settled or (state.task_id is None and state.phase is not Phase.SUBMITTING):
             self._finish(entry)
-            return
-        entry.mode = "save" if record.state.phase is Phase.SAVING else "poll"
-        self._push(entry, 0.0)
+        elif state.phase is Phase.SUBMITTING or not mine:
+            self._push(entry, max(0.05, job._backend.time_scale))
+        else:
+            entry.mode = "save" if state.phase is Phase.SAVING else "poll"
+            self._push(entry, 0.0)
 
 
 def _make_poster(video: Path) -> None:
@@ -994,16 +996,6 @@ def _make_poster(video: Path) -> None:
         poster(video, poster_of(video))
     except Exception as exc:
         log.warning("no poster for %s: %s", video.name, exc)
-
-
-def _recover_one(journal: Journal, local_id: str) -> Any:
-    """The row now; settled as 'unknown' first if the process that submitted it is gone."""
-    record = journal.get(local_id)
-    if record is not None and record.state.phase is Phase.SUBMITTING and not owner_alive(
-            record.owner, heartbeat_at=record.heartbeat_at, now=time.time()):
-        journal.recover_interrupted_submits()
-        record = journal.get(local_id)
-    return record
 
 
 def _logged(fn: Callable[[], object]) -> None:

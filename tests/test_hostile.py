@@ -37,10 +37,10 @@ from sora_widgets import render
 from sora_widgets import studio as studio_module
 from sora_widgets.client import SoraClient, error_for_response, parse_task
 from sora_widgets.config import APIKey
-from sora_widgets.errors import SoraError
 from sora_widgets.engine import Backend, Job
-from sora_widgets.models import TaskSnapshot, VideoRequest
+from sora_widgets.errors import SoraError
 from sora_widgets.journal import SqliteJournal as Journal
+from sora_widgets.models import TaskSnapshot, VideoRequest
 from sora_widgets.widget import SoraWidget
 
 from .conftest import VIP_KEY

@@ -18,9 +18,9 @@ import sora_widgets as sw
 from sora_widgets import studio as studio_module
 from sora_widgets.emulator import RunningEmulator
 from sora_widgets.engine import poller
-from sora_widgets.models import VideoRequest
 from sora_widgets.journal import SqliteJournal as Journal
 from sora_widgets.lifecycle import Charge, Phase, RelayStatus
+from sora_widgets.models import VideoRequest
 
 from .conftest import TEST_TIME_SCALE, VIP_KEY
 

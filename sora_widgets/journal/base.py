@@ -27,7 +27,7 @@ from ..lifecycle import (
     Status,
 )
 from ..models import Quote, VideoRequest
-from ..owner import current_owner, owner_alive
+from ..owner import Owner, current_owner, owner_alive
 
 __all__ = ["Claim", "Cursor", "JobRecord", "Journal", "Limits", "Spend"]
 
@@ -372,6 +372,41 @@ class Journal(ABC):
         owner = current_owner()
         self.update(local_id, owner=str(owner), pid=owner.pid, heartbeat_at=time.time())
 
+    def take_over(self, local_id: str) -> tuple[JobRecord | None, bool]:
+        """Whether this process may work on a row now, and the row.
+
+        Yes for its own rows, and for a row whose owner is gone (its PID is dead, or another
+        host's lease expired): that row becomes ours, in one exclusive transaction, so two
+        processes never resume one job at once. A submit left by a dead owner is settled as
+        'unknown' instead (its POST may have been paid: it is never sent again)."""
+        now = time.time()
+        me = current_owner()
+        with self._tx(exclusive=True) as cur:
+            record = self._get(cur, local_id)
+            if record is None or record.state.settled:
+                return record, False
+            owner = Owner.parse(record.owner)
+            if owner is not None and owner.token == me.token:
+                return record, True
+            if owner_alive(record.owner, heartbeat_at=record.heartbeat_at, now=now):
+                return record, False
+            if record.state.phase is Phase.SUBMITTING:
+                self._settle_interrupted(cur, record, now)
+                return self._get(cur, local_id), False
+            cur.execute("UPDATE jobs SET owner = ?, pid = ?, heartbeat_at = ?, updated_at = ?"
+                        " WHERE local_id = ?", (str(me), me.pid, now, now, local_id))
+            return self._get(cur, local_id), True
+
+    def _settle_interrupted(self, cur: Cursor, record: JobRecord, now: float) -> None:
+        state = record.state.evolve(
+            phase=Phase.SETTLED, error_type=UNKNOWN_OUTCOME, error_message=INTERRUPTED,
+            charge=Charge.NONE if record.emulator else Charge.MAYBE)
+        cur.execute(
+            "UPDATE jobs SET phase = ?, status = ?, error_type = ?, error_message = ?,"
+            " charge = ?, updated_at = ? WHERE local_id = ?",
+            (state.phase.value, state.status.value, state.error_type, state.error_message,
+             state.charge.value, now, record.local_id))
+
     def recover_interrupted_submits(self) -> list[JobRecord]:
         """Rows left 'submitting' by a process that is gone become 'unknown': maybe charged."""
         now = time.time()
@@ -382,14 +417,7 @@ class Journal(ABC):
                 record = JobRecord.from_row(row)
                 if owner_alive(record.owner, heartbeat_at=record.heartbeat_at, now=now):
                     continue
-                state = record.state.evolve(
-                    phase=Phase.SETTLED, error_type=UNKNOWN_OUTCOME, error_message=INTERRUPTED,
-                    charge=Charge.NONE if record.emulator else Charge.MAYBE)
-                cur.execute(
-                    "UPDATE jobs SET phase = ?, status = ?, error_type = ?, error_message = ?,"
-                    " charge = ?, updated_at = ? WHERE local_id = ?",
-                    (state.phase.value, state.status.value, state.error_type,
-                     state.error_message, state.charge.value, now, record.local_id))
+                self._settle_interrupted(cur, record, now)
                 recovered.append(record.local_id)
         return [r for r in map(self.get, recovered) if r is not None]
 
