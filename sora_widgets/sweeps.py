@@ -96,7 +96,8 @@ def _error(template: str, at: int, message: str) -> ValidationError:
                            field="prompt")
 
 
-def _parse(template: str, at: int = 0, depth: int = 0) -> tuple[list[list[_Piece]], int]:
+def _parse(template: str, at: int = 0, depth: int = 0,
+           keep: bool = False) -> tuple[list[list[_Piece]], int]:
     """Alternatives of the text from ``at`` up to the ``}`` that closes this level."""
     alternatives: list[list[_Piece]] = [[]]
     text: list[str] = []
@@ -111,7 +112,7 @@ def _parse(template: str, at: int = 0, depth: int = 0) -> tuple[list[list[_Piece
         char = template[i]
         pair = template[i:i + 2]
         if depth == 0 and pair in ("{{", "}}"):
-            text.append(char)
+            text.append(pair if keep else char)
             i += 2
         elif char == "{":
             flush()
@@ -181,13 +182,18 @@ def _values(group: _Group, template: str) -> tuple[str, ...]:
     return tuple(values)
 
 
-def expand(template: str) -> tuple[tuple[Axis, ...], list[tuple[str, tuple[str, ...]]]]:
+def expand(template: str, *, keep_escapes: bool = False,
+           ) -> tuple[tuple[Axis, ...], list[tuple[str, tuple[str, ...]]]]:
     """The axes of ``template`` and every (prompt, values) combination, first axis slowest.
 
     ``expand("a {red|blue} fox")`` → ``((Axis("{red|blue}", ("red", "blue")),),
     [("a red fox", ("red",)), ("a blue fox", ("blue",))])``. Raises ``ValidationError``.
+
+    ``keep_escapes``: ``{{``/``}}`` stay doubled in the texts, for a substitution of
+    ``{name}`` variables that runs after the expansion (the magic's: a variable's value is
+    never sweep syntax, and ``{{`` is still a literal brace for it).
     """
-    alternatives, _ = _parse(template)
+    alternatives, _ = _parse(template, keep=keep_escapes)
     pieces = alternatives[0]
     axes: list[Axis] = []
     slots: list[tuple[str, ...]] = []   # per piece: its texts (one, or an axis's values)
@@ -241,12 +247,12 @@ class SweepPlan:
         return len(self.requests)
 
 
-def _ratios(aspect_ratio: str | Sequence[str] | None) -> list[str]:
+def _ratios(aspect_ratio: str | Sequence[str | None] | None) -> list[str | None]:
     if aspect_ratio is None or isinstance(aspect_ratio, str):
-        return [aspect_ratio or "16:9"]
-    ratios: list[str] = []
+        return [aspect_ratio]
+    ratios: list[str | None] = []
     for ratio in aspect_ratio:
-        ratio = str(ratio).strip()
+        ratio = None if ratio is None else str(ratio).strip()
         if ratio not in ratios:
             ratios.append(ratio)
     if not ratios:
@@ -263,11 +269,13 @@ def variants(request: VideoRequest) -> list[VideoRequest]:
     return [dataclasses.replace(request, prompt=text.strip()) for text, _ in combos]
 
 
-def plan(prompt: str | None, *, aspect_ratio: str | Sequence[str] | None = "16:9",
+def plan(prompt: str | None, *, aspect_ratio: str | Sequence[str | None] | None = "16:9",
          image: str | Path | Iterable[str | Path] | None = None,
-         model: str | None = None, **fields: Any) -> SweepPlan:
+         model: str | None = None, substitute: Callable[[str], str] | None = None,
+         **fields: Any) -> SweepPlan:
     """Expand and validate every request of a sweep; nothing is sent. ``fields`` go to
-    ``VideoRequest.create`` (``seconds``, ``size``...)."""
+    ``VideoRequest.create`` (``seconds``, ``size``...). ``substitute`` (the magic's
+    ``{name}`` variables) runs on each expanded prompt and value, after the expansion."""
     from .config import preferences, settings
 
     model = model or preferences.model_or(settings())
@@ -275,11 +283,15 @@ def plan(prompt: str | None, *, aspect_ratio: str | Sequence[str] | None = "16:9
         axes: tuple[Axis, ...] = ()
         prompts: list[tuple[str | None, tuple[str, ...]]] = [(None, ())]
     else:
-        axes, combos = expand(prompt)
+        axes, combos = expand(prompt, keep_escapes=substitute is not None)
         prompts = list(combos)
+        if substitute is not None:
+            prompts = [(substitute(text), tuple(substitute(v) for v in values))
+                       for text, values in combos]
+            axes = tuple(Axis(a.name, tuple(substitute(v) for v in a.values)) for a in axes)
     ratios = _ratios(aspect_ratio)
     if len(ratios) > 1:
-        axes = (*axes, Axis(RATIO_AXIS, tuple(ratios)))
+        axes = (*axes, Axis(RATIO_AXIS, tuple(str(r) for r in ratios)))
     if len(prompts) * len(ratios) > MAX_JOBS:
         raise ValidationError(f"{len(prompts) * len(ratios)} combinations; one sweep makes "
                               f"at most {MAX_JOBS} jobs", field="prompt")
@@ -290,7 +302,7 @@ def plan(prompt: str | None, *, aspect_ratio: str | Sequence[str] | None = "16:9
         for ratio in ratios:
             requests.append(VideoRequest.create(text, aspect_ratio=ratio, image=images,
                                                 model=model, **fields))
-            values.append((*chosen, ratio) if len(ratios) > 1 else chosen)
+            values.append((*chosen, str(ratio)) if len(ratios) > 1 else chosen)
     return SweepPlan(axes, tuple(requests), tuple(values))
 
 
@@ -354,8 +366,13 @@ class Sweep(Sequence["Job"]):
         """The labelled grid: the last axis across, the one before down, any others as
         separate blocks. ``cell(job)`` gives each cell's (already safe) HTML."""
         from . import render
+        from .posters import poster_data_uri
 
-        make = cell or render.job_html
+        def make(job: Job) -> str:
+            if cell is not None:
+                return cell(job)
+            return render.job_html(job, poster=poster_data_uri(job.poster_path))
+
         return _grid(self, make, header if header is not None else (
             self.quote.text if self.quote is not None else None))
 

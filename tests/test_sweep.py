@@ -182,3 +182,138 @@ def test_the_grid_is_labelled_by_rows_and_columns_and_writes_no_files(
     assert [c.split(">", 1)[1] for c in cols] == ["16:9", "9:16"]
     assert os.environ["SORA_API_KEY"] not in html
     assert repr(made).startswith("<Sweep 4 jobs")
+
+
+# -- the magic's sweep ---------------------------------------------------------------------------
+
+FAST = 0.003
+
+
+@pytest.fixture
+def magic(studio: Studio, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """A real IPython shell with the magics, its display messages captured."""
+    from IPython.core.displaypub import CapturingDisplayPublisher
+    from IPython.core.interactiveshell import InteractiveShell
+
+    monkeypatch.setenv("SORA_EMULATOR_TIME_SCALE", str(FAST))
+    shell = InteractiveShell.instance()
+    shell.run_line_magic("load_ext", "sora_widgets")
+    pub = CapturingDisplayPublisher()
+    monkeypatch.setattr(shell, "display_pub", pub)
+    magics = shell.magics_manager.registry["SoraMagics"]
+    monkeypatch.setattr(magics, "live_widgets", False)
+    yield shell, pub
+    for name in ("s", "animal", "odd"):
+        shell.user_ns.pop(name, None)
+
+
+@pytest.fixture
+def paid(relay: RunningEmulator, monkeypatch: pytest.MonkeyPatch) -> RunningEmulator:
+    relay.config.time_scale = FAST
+    monkeypatch.setenv("SORA_POLL_SCALE", str(FAST))
+    return relay
+
+
+def html_outputs(pub: Any) -> list[str]:
+    return [o["data"].get("text/html", "") for o in pub.outputs]
+
+
+def run(shell: Any, source: str) -> Any:
+    result = shell.run_cell(source, store_history=False)
+    return result.error_in_exec
+
+
+def test_the_magic_quotes_a_2x2_sweep_first_then_shows_a_labelled_grid(
+        magic: Any, paid: RunningEmulator) -> None:
+    shell, pub = magic
+    assert run(shell, "%sora a {red|blue} fox {running|sleeping} --wait -o s") is None
+    htmls = html_outputs(pub)
+    assert "sora-sweep-quote" in htmls[0], "the quote is not the first output"
+    assert ("4 jobs ({red|blue} × {running|sleeping}): 4 new × $0.90 = $3.60"
+            in htmls[0])
+    made = shell.user_ns["s"]
+    assert isinstance(made, sw.Sweep) and len(made) == 4
+    assert paid.stats()["posts"] == 4
+    assert posted_prompts(paid, made) == ["a red fox running", "a red fox sleeping",
+                                          "a blue fox running", "a blue fox sleeping"]
+    final = htmls[-1]
+    for label in ("'sora-sweep-row'", "'sora-sweep-col'"):
+        assert label in final
+    rows = [c.split("</div>")[0].split(">", 1)[1] for c in final.split("'sora-sweep-row'")[1:]]
+    cols = [c.split("</div>")[0].split(">", 1)[1] for c in final.split("'sora-sweep-col'")[1:]]
+    assert (rows, cols) == (["red", "blue"], ["running", "sleeping"])
+    players = final.count("<video class='sora-video'")
+    assert players == 4 and final.count("poster='data:image/jpeg;base64,") == 4
+    for job in made:
+        src = f"sora_videos/{job.local_path.name}"
+        assert f"src='{src}'" in final and (Path.cwd() / src).is_file()
+
+    pub.outputs.clear()
+    assert run(shell, "%sora a {red|blue} fox {running|sleeping} --wait") is None
+    assert "nothing new to pay · 4 reused free" in html_outputs(pub)[0]
+    assert paid.stats()["posts"] == 4, "the re-run paid again"
+
+
+def test_the_magic_asks_for_yes_before_an_8_job_sweep(magic: Any,
+                                                     paid: RunningEmulator) -> None:
+    shell, pub = magic
+    error = run(shell, "%sora a {red|blue} fox {running|sleeping} at {dawn|dusk}")
+    assert error is not None and "--yes" in str(error) and "$7.20" in str(error)
+    assert paid.stats()["posts"] == 0
+    assert run(shell, "%sora a {red|blue} fox {running|sleeping} at {dawn|dusk} --yes "
+                      "--wait -o s") is None
+    assert paid.stats()["posts"] == 8 and len(shell.user_ns["s"]) == 8
+    final = html_outputs(pub)[-1]
+    assert final.count("class='sora-sweep-block'") == 2      # {red|blue}: two blocks
+
+
+def test_variables_are_data_and_braces_with_a_bar_are_a_sweep(magic: Any,
+                                                             paid: RunningEmulator) -> None:
+    shell, _ = magic
+    shell.user_ns.update(animal="owl", odd="{x|y}")
+    assert run(shell, "%sora a {animal} and {odd} in {red|{animal}} -o s") is None
+    first = shell.user_ns["s"]
+    assert [j.prompt for j in first] == ["a owl and {x|y} in red", "a owl and {x|y} in owl"]
+    assert first.axes[0].values == ("red", "owl")
+    assert run(shell, "%sora a {{red|blue}} {odd} fox -o s") is None
+    assert shell.user_ns["s"].prompt == "a {red|blue} {x|y} fox"     # one Job, no sweep
+    error = run(shell, "%sora a {red|} fox")
+    assert error is not None and "empty alternative" in str(error)
+    first.wait(30)
+    shell.user_ns["s"].wait(30)
+    assert paid.stats()["posts"] == 3
+
+
+def test_a_ratio_list_sweeps_the_ratio_and_n_is_refused_with_a_sweep(
+        magic: Any, paid: RunningEmulator) -> None:
+    shell, pub = magic
+    assert run(shell, "%sora a lighthouse --ratio 16:9,9:16 --wait -o s") is None
+    made = shell.user_ns["s"]
+    assert [j.aspect_ratio for j in made] == ["16:9", "9:16"]
+    assert made.axes == (sw.sweeps.Axis("ratio", ("16:9", "9:16")),)
+    final = html_outputs(pub)[-1]
+    assert "width='640' height='360'" in final and "width='270' height='480'" in final
+    error = run(shell, "%sora a {red|blue} kite -n 2")
+    assert error is not None and "-n does not combine" in str(error)
+    assert paid.stats()["posts"] == 2
+
+
+def test_sora_jobs_starred_shows_starred_rows_with_poster_thumbnails(
+        magic: Any, studio: Studio) -> None:
+    shell, pub = magic
+    keep = sw.generate("a keeper at <dusk>", wait=True)
+    sw.generate("a throwaway at noon", wait=True)
+    keep.star()
+    keep.note = "use this <one>"
+    assert run(shell, "%sora jobs --starred") is None
+    table = html_outputs(pub)[-1]
+    assert table.count("<tr>") == 2            # the header and one row
+    assert "★ a keeper at &lt;dusk&gt;" in table and "throwaway" not in table
+    assert "use this &lt;one&gt;" in table
+    thumb = f"src='sora_videos/{keep.poster_path.name}'"
+    assert f"<img class='sora-thumb' {thumb}" in table
+    assert (Path.cwd() / "sora_videos" / keep.poster_path.name).is_file()
+    assert "<video" not in table, "a player per history row"
+    pub.outputs.clear()
+    assert run(shell, "%sora jobs") is None
+    assert html_outputs(pub)[-1].count("<img class='sora-thumb'") == 2
