@@ -30,6 +30,7 @@ from .errors import SoraError, ValidationError
 from .journal import JobRecord, Journal, Limits, Spend, open_journal
 from .lifecycle import Status
 from .models import Quote, VideoRequest
+from .wire import adapter_for
 
 __all__ = ["EMULATOR_KEY", "Studio", "default_studio"]
 
@@ -43,7 +44,10 @@ EMULATOR_BACKEND = "emulator"
 class Studio:
     """Process-wide state: journals, live job handles, the embedded emulator."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, api_style: str | None = None) -> None:
+        #: This studio's relay wire style; None: the style in force (SORA_API_STYLE,
+        #: ``%config SoraMagics.api_style``), read at each call.
+        self.api_style = adapter_for(api_style).style if api_style is not None else None
         self.session = uuid.uuid4().hex
         self._lock = threading.RLock()
         self._journals: dict[str, Journal] = {}
@@ -85,7 +89,7 @@ class Studio:
         """Start the embedded emulator of a wire style once (its tasks persist under
         SORA_WIDGETS_HOME: ``emulator/`` for the seed's style, ``emulator-<style>/``)."""
         current = current or settings()
-        style = style or api_style(current)
+        style = style or self.style(current)
         with self._lock:
             emulator = self._emulators.get(style)
             if emulator is None:
@@ -108,7 +112,7 @@ class Studio:
         problem = missing_key_problem(current, base_url)
         if problem:
             raise ValidationError(problem, field="api_key")
-        style = api_style(current)
+        style = self.style(current)
         if current.uses_emulator:
             return self._emulator_backend(current, style=style)
         url = (base_url or preferences.base_url or current.base_url).rstrip("/")
@@ -172,6 +176,10 @@ class Studio:
         return Limits(session_usd=current.budget_usd, daily_usd=current.daily_budget_usd,
                       team_usd=current.team_budget_usd,
                       confirm_usd=None if confirm else current.confirm_usd)
+
+    def style(self, current: Settings | None = None) -> str:
+        """The wire style new jobs of this studio use now."""
+        return self.api_style or api_style(current)
 
     # -- money ------------------------------------------------------------------------------
 
@@ -283,7 +291,8 @@ class Studio:
         current = settings()
         request = VideoRequest.create(prompt, aspect_ratio=aspect_ratio, image=image,
                                       model=model or preferences.model_or(current),
-                                      duration=duration, seconds=seconds, size=size)
+                                      duration=duration, seconds=seconds, size=size,
+                                      style=self.style(current))
         job = self.submit(request, 1, force=force,
                           base_url=base_url.rstrip("/") if base_url else None)[0]
         if wait:
@@ -303,11 +312,12 @@ class Studio:
             raise SoraError(f"job {parent.id or parent.local_id} is {parent.status}: only a "
                             "completed clip can be continued")
         video = parent.download()
-        same_style = parent.request.style == api_style()
+        same_style = parent.request.style == self.style()
         request = VideoRequest.create(prompt, aspect_ratio=parent.aspect_ratio,
                                       image=_first_frame_image(video),
                                       model=model or parent.request.model,
-                                      size=parent.request.size if same_style else None)
+                                      size=parent.request.size if same_style else None,
+                                      style=self.style())
         job = self.submit(request, 1, force=force, confirm=confirm,
                           parent_id=parent.local_id)[0]
         if wait:

@@ -279,6 +279,20 @@ def test_embedded_emulator_in_each_style(studio: studio_module.Studio, style: st
     assert (home / folder / "tasks" / f"{job.id}.json").is_file()
 
 
+def test_a_studio_argument_sets_its_own_style(home: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SORA_API_STYLE", "artifex")
+    own = studio_module.Studio(api_style="openai")
+    try:
+        job = own.generate("a studio of its own", seconds=8).wait(timeout=30)
+        assert str(job.id).startswith("video_") and job.request.seconds == 8
+        assert own.style() == "openai" and studio_module.Studio().style() == "artifex"
+    finally:
+        own.close()
+    with pytest.raises(ValidationError, match="artifex, openai"):
+        studio_module.Studio(api_style="grpc")
+
+
 # -- the magic ------------------------------------------------------------------------------
 
 
