@@ -682,3 +682,59 @@ def test_a_restarted_connection_is_replaced(pg_server: PgServer, pg_url: str) ->
     journal._local.used -= 3600          # type: ignore[attr-defined]
     assert len(claim(journal, "after a restart").created) == 1
     journal.close()
+
+
+# -- take-over: who works on a row (resume across processes and machines) ---------------------
+
+_TAKE_OVER = """
+import sys
+from sora_widgets.journal import open_journal
+record, mine = open_journal(sys.argv[1]).take_over(sys.argv[2])
+print("mine" if mine else "not-mine", record.owner if record else None, flush=True)
+sys.stdin.read()        # stay alive (a live owner) until every racer has answered
+"""
+
+
+def test_take_over_keeps_a_live_owners_row_and_hands_a_dead_ones_to_one_process(
+        journal: Journal, location: str) -> None:
+    """Issue 16: a job is resumed by its own process, or by anyone once its owner is gone —
+    never by two at once. Eight processes race for a dead owner's row: exactly one wins."""
+    live = one(journal, "a live kernel's job")
+    accept(journal, live.local_id)
+    other_live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        me = current_owner()
+        start = Path(f"/proc/{other_live.pid}/stat").read_text().rpartition(")")[2].split()[19]
+        journal.update(live.local_id, owner=f"{me.host}/{me.boot}/{other_live.pid}/{start}/"
+                                            "cafecafecafe")
+        record, mine = journal.take_over(live.local_id)
+        assert record is not None and not mine and "cafecafecafe" in record.owner
+    finally:
+        other_live.kill()
+        other_live.wait()
+    dead = one(journal, "a dead kernel's job")
+    accept(journal, dead.local_id)
+    journal.update(dead.local_id, owner=_dead_local_owner())
+    racers = [subprocess.Popen([sys.executable, "-c", _TAKE_OVER, location, dead.local_id],
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+              for _ in range(8)]
+    answers = [p.stdout.readline().split() for p in racers if p.stdout is not None]
+    for p in racers:
+        p.communicate("", timeout=60)
+    assert sum(answer[0] == "mine" for answer in answers) == 1, answers
+    winner = next(answer[1] for answer in answers if answer[0] == "mine")
+    final = journal.get(dead.local_id)
+    assert final is not None and final.owner == winner
+    # The winner is gone too (its process ended): the row can be taken over again, by us.
+    record, mine = journal.take_over(dead.local_id)
+    assert mine and record is not None and record.owner == str(current_owner())
+
+
+def test_take_over_settles_a_dead_owners_submit_as_unknown_never_to_resend(
+        journal: Journal) -> None:
+    record = one(journal, "a submit whose kernel died")
+    journal.update(record.local_id, owner=_dead_local_owner())
+    taken, mine = journal.take_over(record.local_id)
+    assert not mine and taken is not None
+    assert taken.state.error_type == UNKNOWN_OUTCOME and taken.charge == Charge.MAYBE.value
+    assert taken.status == Status.UNKNOWN.value and taken.state.settled
