@@ -120,11 +120,12 @@ def generate(prompt: str | None = None, **kwargs: Any) -> Job:
 
 
 def jobs(limit: int | None = None, *, starred: bool | None = None,
-         search: str | None = None) -> list[Job]:
-    """Job history from the journal, newest first; filter by star or prompt words."""
+         search: str | None = None, team: bool = False) -> list[Job]:
+    """Job history from the journal, newest first; filter by star or prompt words;
+    ``team=True``: everyone's jobs on a shared journal (SORA_JOURNAL_URL)."""
     from .studio import default_studio
 
-    return default_studio().jobs(limit, starred=starred, search=search)
+    return default_studio().jobs(limit, starred=starred, search=search, team=team)
 
 
 def resume() -> list[Job]:

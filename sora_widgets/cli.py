@@ -521,7 +521,41 @@ def _cmd_jobs(args: argparse.Namespace) -> int:
     from .studio import default_studio
 
     studio = default_studio()
-    print_jobs(_stdout_console(), studio.jobs(args.limit), studio.spend())
+    print_jobs(_stdout_console(), studio.jobs(args.limit, team=args.team), studio.spend())
+    return 0
+
+
+def team_spend_table(rows: Sequence[dict[str, Any]]) -> Table:
+    """Spend per user and UTC day (``cost --team``): charged, and what may have been."""
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, header_style="bold")
+    for name in ("day (UTC)", "user", "jobs", "charged", "may have been charged"):
+        table.add_column(name, justify="right" if name not in ("day (UTC)", "user") else "left")
+    for row in rows:
+        table.add_row(Text(row["day"]), Text(printable(str(row["user"]))), str(row["jobs"]),
+                      _money(row["charged_usd"]),
+                      _money(row["maybe_usd"]) if row["maybe_usd"] else "—")
+    return table
+
+
+def _cmd_cost(args: argparse.Namespace) -> int:
+    from .studio import default_studio
+
+    studio = default_studio()
+    console = _stdout_console()
+    if args.team:
+        rows = studio.team_spend()
+        if rows:
+            console.print(team_spend_table(rows))
+            total = sum(r["charged_usd"] for r in rows)
+            maybe = sum(r["maybe_usd"] for r in rows)
+            console.print(Text(f"This month (UTC), everyone on this journal: {_money(total)}"
+                               + (f"; {_money(maybe)} more may have been charged" if maybe
+                                  else "") + "."))
+        else:
+            console.print(Text("No paid jobs this month on this journal."))
+        return 0
+    spend = studio.spend()
+    console.print(spend_line(spend["session"], spend["all_time"]), soft_wrap=True)
     return 0
 
 
@@ -564,7 +598,13 @@ def build_parser() -> argparse.ArgumentParser:
     gen.set_defaults(func=_cmd_generate)
     jobs = sub.add_parser("jobs", help="job history from the journal")
     jobs.add_argument("--limit", "-n", type=int, default=20)
+    jobs.add_argument("--team", action="store_true",
+                      help="everyone's jobs on a shared journal (SORA_JOURNAL_URL)")
     jobs.set_defaults(func=_cmd_jobs)
+    cost = sub.add_parser("cost", help="what was spent (and may have been)")
+    cost.add_argument("--team", action="store_true",
+                      help="spend by user and day this month, everyone on this journal")
+    cost.set_defaults(func=_cmd_cost)
     res = sub.add_parser("resume", help="finish jobs left running by a crash or restart")
     res.add_argument("--quiet", "-q", action="store_true")
     res.set_defaults(func=_cmd_resume)

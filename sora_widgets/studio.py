@@ -17,6 +17,7 @@ import importlib
 import logging
 import os
 import threading
+import time
 import uuid
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -336,11 +337,13 @@ class Studio:
 
     def jobs(self, limit: int | None = None, *, starred: bool | None = None,
              search: str | None = None, status: str | None = None,
-             offset: int = 0) -> list[Job]:
-        """History from the journal, newest first (no server started, no file written)."""
+             offset: int = 0, team: bool = False) -> list[Job]:
+        """History from the journal, newest first (no server started, no file written):
+        this user's jobs (SORA_USER), or everyone's on a shared journal with ``team``."""
         current = settings()
         records = self.journal(current).history(limit, starred=starred, search=search,
-                                                status=status, offset=offset)
+                                                status=status, offset=offset,
+                                                user=None if team else current.user)
         return [self._handle(r, current) for r in records]
 
     def get(self, ref: str) -> Job:
@@ -361,6 +364,12 @@ class Studio:
     def unfinished(self) -> list[Job]:
         current = settings()
         return [self._handle(r, current) for r in self.journal(current).unfinished()]
+
+    def team_spend(self) -> list[dict[str, Any]]:
+        """Spend per user and UTC day this month, everyone on this journal."""
+        from .journal.base import _utc_month_start
+
+        return self.journal().spend_by_user_day(_utc_month_start(time.time()))
 
     def spend(self) -> dict[str, Spend]:
         journal = self.journal()

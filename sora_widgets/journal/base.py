@@ -470,8 +470,11 @@ class Journal(ABC):
 
     def history(self, limit: int | None = None, *, starred: bool | None = None,
                 search: str | None = None, status: str | None = None,
-                offset: int = 0) -> list[JobRecord]:
+                offset: int = 0, user: str | None = None) -> list[JobRecord]:
         sql, params = "SELECT * FROM jobs WHERE 1 = 1", list[Any]()
+        if user is not None:
+            sql += " AND (user_name = ? OR user_name IS NULL)"
+            params.append(user)
         if starred is not None:
             sql += " AND starred = ?"
             params.append(int(starred))
@@ -503,6 +506,22 @@ class Journal(ABC):
             if session is None:
                 return self._spend(cur)
             return self._spend(cur, " AND session = ?", (session,))
+
+    def spend_by_user_day(self, since: float = 0.0) -> list[dict[str, Any]]:
+        """Paid jobs (charged, maybe, in flight) per user and UTC day, newest day first."""
+        rows = self._rows(f"SELECT * FROM jobs WHERE emulator = 0 AND created_at >= ?"
+                          f" AND (charge != '{Charge.NONE.value}' OR {SQL_PENDING})"
+                          " ORDER BY created_at DESC", (since,))
+        table: dict[tuple[str, str], dict[str, Any]] = {}
+        for record in rows:
+            day = datetime.fromtimestamp(record.created_at, timezone.utc).strftime("%Y-%m-%d")
+            who = record.user_name or "?"
+            entry = table.setdefault((day, who), {"day": day, "user": who, "jobs": 0,
+                                                  "charged_usd": 0.0, "maybe_usd": 0.0})
+            entry["jobs"] += 1
+            key = "maybe_usd" if record.charge != Charge.CHARGED.value else "charged_usd"
+            entry[key] = round(entry[key] + record.price_usd, 2)
+        return list(table.values())
 
     def iter_all(self) -> Iterator[JobRecord]:
         yield from self._rows("SELECT * FROM jobs ORDER BY created_at")

@@ -1,0 +1,38 @@
+"""Issue 16's views of a shared journal: whose jobs, spend by user and day (one process
+plays two users: SORA_USER is read at each call)."""
+
+from __future__ import annotations
+
+import pytest
+
+import sora_widgets as sw
+from sora_widgets.cli import main
+from sora_widgets.emulator import RunningEmulator
+from sora_widgets.studio import default_studio
+
+
+def test_jobs_are_mine_by_default_and_everyones_with_team(
+        relay: RunningEmulator, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("SORA_USER", "ann")
+    ann = [sw.generate(f"ann's clip {i}") for i in range(2)]
+    monkeypatch.setenv("SORA_USER", "bob")
+    bob = sw.generate("bob's clip")
+    for job in [*ann, bob]:
+        job.wait(timeout=30)
+    assert [j.local_id for j in sw.jobs()] == [bob.local_id]
+    assert {j.local_id for j in sw.jobs(team=True)} == {j.local_id for j in [*ann, bob]}
+
+    rows = default_studio().team_spend()
+    by_user = {row["user"]: row for row in rows}
+    assert by_user["ann"]["jobs"] == 2 and by_user["ann"]["charged_usd"] == 1.80
+    assert by_user["bob"]["jobs"] == 1 and by_user["bob"]["charged_usd"] == 0.90
+
+    assert main(["cost", "--team"]) == 0
+    out = capsys.readouterr().out
+    assert "ann" in out and "bob" in out and "$1.80" in out and "$2.70" in out
+    assert main(["jobs"]) == 0
+    out = capsys.readouterr().out
+    assert "bob's clip" in out and "ann's clip" not in out
+    assert main(["jobs", "--team"]) == 0
+    assert "ann's clip" in capsys.readouterr().out
