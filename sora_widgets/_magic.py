@@ -606,9 +606,11 @@ class SoraMagics(Magics, Configurable):
         parser = self._parser("jobs")
         parser.add_argument("-n", type=int, default=20, dest="limit", metavar="LIMIT")
         parser.add_argument("--starred", action="store_true", help="starred jobs only")
+        parser.add_argument("--team", action="store_true",
+                            help="everyone's jobs on a shared journal (SORA_JOURNAL_URL)")
         args = parser.parse_args(rest)
         jobs = default_studio().jobs(max(1, args.limit),
-                                     starred=True if args.starred else None)
+                                     starred=True if args.starred else None, team=args.team)
         sources = {}
         posters = {}
         for job in jobs:
@@ -664,9 +666,17 @@ class SoraMagics(Magics, Configurable):
     def _cmd_cost(self, rest: list[str]) -> None:
         from .studio import default_studio
 
-        self._parser("cost").parse_args(rest)
+        parser = self._parser("cost")
+        parser.add_argument("--team", action="store_true",
+                            help="spend by user and day this month, everyone on this journal")
+        args = parser.parse_args(rest)
         try:
             current = settings()
+            if args.team:
+                rows = default_studio().team_spend()
+                display({"text/html": render.team_spend_html(rows),
+                         "text/plain": render.team_spend_text(rows)}, raw=True)
+                return
             spend = default_studio().spend()
         except SoraError as exc:
             raise UsageError(f"%sora cost: {exc}") from None

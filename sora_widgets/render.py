@@ -646,3 +646,29 @@ def panel_snapshot_html(uid: str, tiles: Sequence[str], *, running: int = 0,
             f"{''.join(tiles)}</div>" if tiles else "")
     return (f"<style>{css}</style><div class='sora-snapshot sora-snapshot-{uid}'>"
             f"{head}{grid}</div>")
+
+
+# -- team spend (%sora cost --team)
+
+def team_spend_text(rows: Iterable[Mapping[str, object]]) -> str:
+    """Spend per user and UTC day, as plain text."""
+    lines = [f"{r['day']}  {r['user']}: {r['jobs']} jobs, ${float(str(r['charged_usd'])):.2f}"
+             + (f" (+ ${float(str(r['maybe_usd'])):.2f} may have been charged)"
+                if float(str(r["maybe_usd"])) else "") for r in rows]
+    return "\n".join(lines) or "No paid jobs this month on this journal."
+
+
+def team_spend_html(rows: Iterable[Mapping[str, object]]) -> str:
+    """Spend per user and UTC day this month, everyone on the journal (escaped)."""
+    body = "".join(
+        f"<tr><td style='{_CELL}'>{escape(r['day'])}</td><td style='{_CELL}'>"
+        f"{escape(r['user'])}</td><td style='{_CELL}'>{escape(r['jobs'])}</td>"
+        f"<td style='{_CELL}'>${float(str(r['charged_usd'])):.2f}</td><td style='{_CELL}'>"
+        + (f"${float(str(r['maybe_usd'])):.2f}" if float(str(r["maybe_usd"])) else "—")
+        + "</td></tr>" for r in rows)
+    if not body:
+        return f"<div style='{_STYLE}'>No paid jobs this month on this journal.</div>"
+    head = "".join(f"<th style='{_CELL}'>{name}</th>" for name in
+                   ("day (UTC)", "user", "jobs", "charged", "may have been charged"))
+    return (f"<table class='sora-team-spend' style='{_STYLE}; max-width: none'>"
+            f"<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")

@@ -36,3 +36,24 @@ def test_jobs_are_mine_by_default_and_everyones_with_team(
     assert "bob's clip" in out and "ann's clip" not in out
     assert main(["jobs", "--team"]) == 0
     assert "ann's clip" in capsys.readouterr().out
+
+
+def test_the_magic_shows_team_jobs_and_team_spend(
+        relay: RunningEmulator, monkeypatch: pytest.MonkeyPatch) -> None:
+    from IPython.core.interactiveshell import InteractiveShell
+
+    shell = InteractiveShell.instance()
+    outputs: list[dict[str, str]] = []
+    monkeypatch.setattr(shell.display_pub, "publish",
+                        lambda data, **_kw: outputs.append(data))
+    shell.run_line_magic("load_ext", "sora_widgets")
+    monkeypatch.setenv("SORA_USER", "<b>carol</b>")
+    sw.generate("carol's clip").wait(timeout=30)
+    monkeypatch.setenv("SORA_USER", "dan")
+    shell.run_line_magic("sora", "jobs")
+    assert "carol" not in outputs[-1]["text/html"]
+    shell.run_line_magic("sora", "jobs --team")
+    assert "carol&#x27;s clip" in outputs[-1]["text/html"]
+    shell.run_line_magic("sora", "cost --team")
+    html = outputs[-1]["text/html"]
+    assert "&lt;b&gt;carol&lt;/b&gt;" in html and "<b>carol" not in html and "$0.90" in html
