@@ -112,6 +112,11 @@ def test_submit_poll_download_in_each_style(styled: Styled) -> None:
         assert job.price_usd == job.cost_usd == 0.90
     assert styled.emu.stats()["video_downloads"] == 1
     assert sw.spend()["session"].charged_usd == job.price_usd
+    # job.download() fetches it again (openai: from /content, with the key) when it is gone.
+    job.local_path.unlink()
+    again = job.download()
+    assert again.read_bytes()[4:8] == b"ftyp" and styled.emu.stats()["video_downloads"] == 2
+    assert styled.posts() == 1
 
 
 def test_cache_reuses_and_force_pays_in_each_style(styled: Styled) -> None:
