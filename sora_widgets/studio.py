@@ -326,10 +326,20 @@ class Studio:
         return job
 
     def track(self, job: Job) -> Job:
-        """Follow a job again if it still needs the relay (or another process's submit)."""
-        if not job.tracking and job._backend.key is not None and not job.settled:
-            if job.emulator and not job._backend.base_url:
-                job._backend = self._emulator_backend(settings(), style=job._backend.style)
+        """Follow a job again if it still needs the relay (or another process's submit);
+        fetch a finished video that is not on this machine (a teammate's job, a deleted
+        file) from a fresh link — never by paying again."""
+        if job.tracking or job._backend.key is None:
+            return job
+        missing = (job.settled and job.status == Status.COMPLETED and job.local_path is None
+                   and job.id is not None)
+        if job.settled and not missing:
+            return job
+        if job.emulator and not job._backend.base_url:
+            job._backend = self._emulator_backend(settings(), style=job._backend.style)
+        if missing:
+            poller().fetch(job)
+        else:
             poller().track(job)
         return job
 

@@ -57,3 +57,33 @@ def test_the_magic_shows_team_jobs_and_team_spend(
     shell.run_line_magic("sora", "cost --team")
     html = outputs[-1]["text/html"]
     assert "&lt;b&gt;carol&lt;/b&gt;" in html and "<b>carol" not in html and "$0.90" in html
+
+
+def test_a_finished_job_whose_video_is_not_here_is_fetched_again_not_paid_again(
+        relay: RunningEmulator) -> None:
+    """A teammate's job (its file on another machine) is reused: the video comes from a
+    fresh link, no POST; when the relay cannot give one, the handle says so."""
+    from sora_widgets.studio import Studio
+
+    first = sw.generate("a shared lighthouse").wait(timeout=30)
+    assert first.local_path is not None
+    first.local_path.unlink()                       # "on another machine"
+    posts = relay.stats()["posts"]
+    teammate = Studio()                             # a fresh kernel: no handle in memory
+    try:
+        (again,) = teammate.submit(first.request)
+        assert again.cached and again.local_id == first.local_id
+        again.wait(timeout=30)
+        assert again.local_path is not None and again.local_path.is_file()
+        assert relay.stats()["posts"] == posts     # fetched, never paid again
+
+        again.local_path.unlink()
+        relay.config.url_ttl_seconds = 1e-9         # every link is stale at once
+        third = Studio()
+        (stale,) = third.submit(first.request)
+        stale.wait(timeout=60)
+        assert stale.local_path is None and stale.download_error
+        assert "could not be saved" in (stale.notice or "")
+        assert relay.stats()["posts"] == posts
+    finally:
+        teammate.close()
