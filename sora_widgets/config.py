@@ -209,7 +209,9 @@ def settings() -> Settings:
         confirm_usd=_float_env("SORA_CONFIRM_USD") if confirm else 5.0,
         daily_budget_usd=_float_env("SORA_DAILY_BUDGET_USD"),
         team_budget_usd=_float_env("SORA_TEAM_BUDGET_USD"),
-        user=os.environ.get("SORA_USER", "").strip()[:64] or _login(),
+        # JupyterHub sets JUPYTERHUB_USER in every single-user server: the hub's name wins.
+        user=(os.environ.get("SORA_USER", "").strip()
+              or os.environ.get("JUPYTERHUB_USER", "").strip())[:64] or _login(),
         host=socket.gethostname()[:128],
         download_timeout=download_timeout if download_timeout else 600.0,
         max_video_bytes=int(max_video_mb * 1024 * 1024) if max_video_mb else 256 * 1024 * 1024,
