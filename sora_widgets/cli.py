@@ -334,7 +334,8 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     studio = default_studio()
     try:
         job = studio.generate(args.prompt, aspect_ratio=args.ratio, image=args.image or None,
-                              model=args.model, force=args.force)
+                              model=args.model, force=args.force, seconds=args.seconds,
+                              size=args.size)
     except ValidationError as exc:
         console.print(Text(f"error: {printable(exc)}"), soft_wrap=True)
         return 2
@@ -592,6 +593,10 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--ratio", "-r", default="16:9", choices=["16:9", "9:16"])
     gen.add_argument("--image", "-i", action="append", help="image URL or file (repeatable)")
     gen.add_argument("--model", default=None)
+    gen.add_argument("--seconds", type=int, default=None,
+                     help="clip length where the relay style offers a choice (openai: 4, 8, 12)")
+    gen.add_argument("--size", default=None,
+                     help="frame size where the style takes one (openai: e.g. 1280x720)")
     gen.add_argument("--out", "-o", help="copy the finished mp4 here")
     gen.add_argument("--force", action="store_true", help="pay again even if cached")
     gen.add_argument("--quiet", "-q", action="store_true")

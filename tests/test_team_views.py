@@ -87,3 +87,4 @@ def test_a_finished_job_whose_video_is_not_here_is_fetched_again_not_paid_again(
         assert relay.stats()["posts"] == posts
     finally:
         teammate.close()
+
