@@ -44,11 +44,10 @@ class SweepLook(_Look):
                reused: Mapping[str, bool] | None = None) -> Bundle:
         if self.sweep is None or len(jobs) < 2:
             return super().bundle(jobs)
-        once = all(job.emulator for job in jobs)     # the badge once, above the grid
+        once = all(job.emulator for job in jobs)     # the quote above said "no charge"
         cells = {job.local_id: self._cell(job, once, (reused or {}).get(job.local_id))
                  for job in jobs}
-        html = self.sweep.grid_html(lambda job: cells[job.local_id][0],
-                                    header=render.EMULATOR_BADGE if once else "")
+        html = self.sweep.grid_html(lambda job: cells[job.local_id][0], header="")
         text = "\n".join(f"{self.sweep.label(i)}: {cells[job.local_id][1]}"
                          for i, job in enumerate(self.sweep))
         return {"text/html": html, "text/plain": text}

@@ -108,7 +108,7 @@ class Compare(anywidget.AnyWidget):
                 "id": job.local_id, "src": src, "poster": poster,
                 "caption": [[op, text] for op, text in runs] or [["same", "(image only)"]],
                 "label": f"#{index + 1} {job.id or job.local_id[:8]}",
-                "ratio": job.aspect_ratio, "cost": render.money_line(job),
+                "ratio": job.aspect_ratio, "cost": render.money_line(job, reused=False),
             })
         self.items = items
         self.box = _box(self.jobs, width)

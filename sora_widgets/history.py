@@ -153,7 +153,9 @@ class History(widgets.VBox):  # type: ignore[misc]
         with view.hold_trait_notifications():
             view.cards = [self._card(job) for job in page]
             view.has_next = len(found) > self.page_size
-            view.summary = (f"{first}–{first + len(page) - 1}, newest first" if page else "")
+            free = " · local emulator jobs: no charge" if any(j.emulator for j in page) else ""
+            view.summary = (f"{first}–{first + len(page) - 1}, newest first{free}"
+                            if page else "")
             view.players = {i: src for i, src in view.players.items() if i in self._jobs}
             view.message = ""
 
@@ -166,7 +168,8 @@ class History(widgets.VBox):  # type: ignore[misc]
         return {
             "id": job.local_id, "task": job.id or "", "prompt": prompt, "diff": diff,
             "parent": parent or "", "ratio": job.aspect_ratio, "status": job.status,
-            "status_text": _status_text(job), "money": render.money_line(job),
+            "status_text": _status_text(job),
+            "money": render.money_line(job, reused=False, badge=False),   # said once above
             "when": time.strftime("%Y-%m-%d %H:%M", time.localtime(job.created_at)),
             "starred": bool(job.starred), "note": job.note or "", "poster": poster,
             "openable": job.status == Status.COMPLETED,

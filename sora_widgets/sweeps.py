@@ -389,7 +389,8 @@ def _grid(sweep: Sweep, cell: Callable[[Job], str], header: str | None) -> str:
 
     font = ("font-family: var(--jp-ui-font-family, sans-serif); font-size: 13px; "
             "line-height: 1.4")
-    label = "font-weight: 600; padding: 4px 8px; text-align: left; vertical-align: middle"
+    label = "font-weight: 600; padding: 2px 8px 2px 0; text-align: left"
+    muted = "color: var(--jp-ui-font-color2, #666)"
     axes = sweep.axes
     cols = axes[-1] if axes else None
     rows = axes[-2] if len(axes) >= 2 else None
@@ -399,25 +400,31 @@ def _grid(sweep: Sweep, cell: Callable[[Job], str], header: str | None) -> str:
     if header:
         parts.append(f"<div class='sora-sweep-quote' style='margin: 4px 0'>{escape(header)}"
                      "</div>")
+    if rows and cols:
+        parts.append(f"<div class='sora-sweep-axes' style='{muted}; margin: 2px 0 4px'>rows: "
+                     f"{escape(rows.name)} · columns: {escape(cols.name)}</div>")
+    elif cols:
+        parts.append(f"<div class='sora-sweep-axes' style='{muted}; margin: 2px 0 4px'>"
+                     f"columns: {escape(cols.name)}</div>")
     for outer in itertools.product(*(b.values for b in blocks)):
         if blocks:
             title = " · ".join(f"{b.name} = {v}" for b, v in zip(blocks, outer, strict=True))
             parts.append(f"<div class='sora-sweep-block' style='{label}; margin-top: 8px'>"
                          f"{escape(title)}</div>")
         n_cols = len(cols.values) if cols else 1
-        template = (f"auto repeat({n_cols}, minmax(200px, 1fr))" if rows
+        template = (f"max-content repeat({n_cols}, minmax(200px, 1fr))" if rows
                     else f"repeat({n_cols}, minmax(200px, 1fr))")
         parts.append(f"<div class='sora-sweep-grid' style='display: grid; gap: 8px; "
                      f"grid-template-columns: {template}; align-items: start'>")
         if cols:
             if rows:
-                parts.append(f"<div class='sora-sweep-corner' style='{label}; color: #666'>"
-                             f"{escape(rows.name)} \\ {escape(cols.name)}</div>")
+                parts.append("<div class='sora-sweep-corner'></div>")
             parts.extend(f"<div class='sora-sweep-col' style='{label}'>{escape(v)}</div>"
                          for v in cols.values)
         for row_value in (rows.values if rows else (None,)):
             if rows:
-                parts.append(f"<div class='sora-sweep-row' style='{label}'>"
+                parts.append(f"<div class='sora-sweep-row' style='{label}; align-self: center; "
+                             f"max-width: 160px; overflow-wrap: anywhere'>"
                              f"{escape(row_value)}</div>")
             for col_value in (cols.values if cols else (None,)):
                 key = (*outer, *((row_value,) if rows else ()),

@@ -47,7 +47,6 @@ async function media(model, card, player) {
   if (poster) {
     const img = h("img", "sora-history-poster");
     img.alt = "poster of the video";
-    img.loading = "lazy";
     img.width = w;
     img.height = hgt;
     img.src = poster;
@@ -79,7 +78,8 @@ async function cardNode(model, card, player) {
     node.appendChild(parent);
   }
   const meta = h("div", "sora-history-meta");
-  meta.textContent = [card.when, card.ratio, card.status_text, card.money].join(" · ");
+  meta.textContent = [card.when, card.ratio, card.status_text, card.money]
+    .filter(Boolean).join(" · ");
   node.appendChild(meta);
   if (card.error) {
     const err = h("div", "sora-history-error");
