@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from ._magic import SoraMagics
     from .engine import Job
 
-__all__ = ["SweepLook", "run_sweep"]
+__all__ = ["SweepLook", "run_sweep", "show"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -130,3 +130,23 @@ def run_sweep(magics: SoraMagics, args: Any, cell: str | None, raw: Sequence[str
     shared = {f.name: getattr(look, f.name) for f in dataclasses.fields(look)}
     magics._present(jobs, SweepLook(**shared, sweep=sweep), wait=bool(args.wait))
     return True
+
+
+def show(sweep: Sweep, *, wait: bool = False) -> None:
+    """Display a :class:`Sweep` in the running shell as the magic does: live progress, then
+    the labelled grid of players (the copies published next to the notebook)."""
+    from IPython import get_ipython
+
+    from ._magic import _live_in, _LiveView, _preferred_look, install_wait_hook
+
+    shell = get_ipython()
+    if shell is None:     # pragma: no cover - IPython calls this only from a shell
+        return
+    install_wait_hook()
+    look = _preferred_look()
+    shared = {f.name: getattr(look, f.name) for f in dataclasses.fields(look)}
+    view = _LiveView(shell, list(sweep), SweepLook(**shared, sweep=sweep),
+                     widgets=_live_in(shell), wait=wait)
+    view.show()
+    if wait and not view.finished:
+        view.wait()

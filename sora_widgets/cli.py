@@ -430,6 +430,10 @@ def jobs_table(jobs: Sequence[Job], *, width: int | None = None,
     rows: list[list[Text]] = []
     for job in jobs:
         prompt = printable(job.prompt) if job.prompt else "(image only)"
+        starred, note = getattr(job, "starred", False), getattr(job, "note", "")
+        if starred or note:             # the marks kept in the journal
+            prompt = (("★ " if starred else "") + prompt
+                      + (f" — note: {printable(note)}" if note else ""))
         cells = [
             Text(_created(job)),
             Text(_job_ref(job)),
@@ -522,7 +526,9 @@ def _cmd_jobs(args: argparse.Namespace) -> int:
     from .studio import default_studio
 
     studio = default_studio()
-    print_jobs(_stdout_console(), studio.jobs(args.limit, team=args.team), studio.spend())
+    found = studio.jobs(args.limit, team=args.team, search=args.search,
+                        starred=True if args.starred else None)
+    print_jobs(_stdout_console(), found, studio.spend())
     return 0
 
 
@@ -605,6 +611,9 @@ def build_parser() -> argparse.ArgumentParser:
     jobs.add_argument("--limit", "-n", type=int, default=20)
     jobs.add_argument("--team", action="store_true",
                       help="everyone's jobs on a shared journal (SORA_JOURNAL_URL)")
+    jobs.add_argument("--starred", action="store_true", help="starred jobs only")
+    jobs.add_argument("--search", "-s", default=None, metavar="WORDS",
+                      help="jobs whose prompt has every one of these words")
     jobs.set_defaults(func=_cmd_jobs)
     cost = sub.add_parser("cost", help="what was spent (and may have been)")
     cost.add_argument("--team", action="store_true",

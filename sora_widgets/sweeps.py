@@ -320,8 +320,9 @@ class Sweep(Sequence["Job"]):
 
     ``sweep[i]`` is a :class:`~sora_widgets.Job`; ``sweep.values(i)`` (or
     ``sweep.cells[i].values``) says what it was made from; ``sweep.axes`` the varying
-    parts; ``sweep.quote`` what the call paid. In a notebook it shows a grid labelled by
-    rows and columns of the varying parts (``_repr_html_`` writes no files).
+    parts; ``sweep.quote`` what the call paid. In a notebook it shows live progress, then
+    a grid labelled by rows and columns of the varying parts playing the copies published
+    next to the notebook (that display is the UI's act; ``_repr_html_`` writes no files).
     """
 
     axes: tuple[Axis, ...]
@@ -378,6 +379,18 @@ class Sweep(Sequence["Job"]):
 
     def _repr_html_(self) -> str:
         return self.grid_html()
+
+    def _ipython_display_(self) -> None:
+        """In a notebook: live progress, then the labelled grid playing the copies
+        published next to the notebook (what ``%sora`` shows; a UI act, done there)."""
+        self.show()
+
+    def show(self, *, wait: bool = False) -> None:
+        """Display it now (in IPython); ``wait=True`` blocks the cell until every job is
+        finished, showing progress meanwhile."""
+        from ._sweep_magic import show
+
+        show(self, wait=wait)
 
     def __repr__(self) -> str:
         axes = " × ".join(f"{a.name} ({len(a.values)})" for a in self.axes) or "one job"

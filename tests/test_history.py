@@ -306,3 +306,83 @@ def test_a_card_redraws_progress_at_most_once_a_second_and_keeps_the_last_value(
     assert card.bar.bar_style == "danger"
     card.detach()
     card.close()
+
+
+def test_the_cli_lists_starred_jobs_with_their_marks(home: Path, studio: Studio) -> None:
+    ids = seeded(home, 6)
+    studio.get(ids[2]).star()
+    studio.get(ids[2]).note = "best \x1b[31mlight"
+    env = {**os.environ, "SORA_WIDGETS_HOME": str(home), "COLUMNS": "160"}
+    cli = str(Path(sys.executable).with_name("sora-widgets"))
+    out = subprocess.run([cli, "jobs", "--starred"], env=env, capture_output=True, text=True,
+                         timeout=60, check=True).stdout
+    assert "★ a cat number 2 — note: best" in out and "\x1b[31m" not in out, out
+    assert "owl" not in out and "fox" not in out, out
+    found = subprocess.run([cli, "jobs", "--search", "owl"], env=env, capture_output=True,
+                           text=True, timeout=60, check=True).stdout
+    assert "a owl number 1" in found and "a owl number 4" in found and "cat" not in found
+
+
+def test_the_sweeps_and_history_notebook_runs_headless_and_again_from_the_journal(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """notebooks/sweeps-and-history.ipynb, top to bottom on the emulator, then again in a
+    fresh kernel (a restart): the second run is answered from the journal, not one new job."""
+    import re
+    import shutil
+
+    import nbformat
+    from nbclient import NotebookClient
+
+    for name in ("SORA_API_KEY", "SORA_BASE_URL", "SORA_BUDGET_USD", "SORA_POLL_SCALE"):
+        monkeypatch.delenv(name, raising=False)
+    home = tmp_path / "home"
+    monkeypatch.setenv("SORA_WIDGETS_HOME", str(home))
+    monkeypatch.setenv("SORA_EMULATOR_TIME_SCALE", "0.01")
+    monkeypatch.setenv("IPYTHONDIR", str(tmp_path / "ipython"))
+    work = tmp_path / "notebooks"
+    work.mkdir()
+    source = Path(__file__).resolve().parents[1] / "notebooks" / "sweeps-and-history.ipynb"
+    shutil.copyfile(source, work / source.name)
+    shipped = nbformat.read(source, as_version=4)
+    assert all(not c.get("outputs") and c.get("execution_count") is None
+               for c in shipped.cells if c.cell_type == "code"), "the notebook ships outputs"
+
+    def execute() -> Any:
+        nb = nbformat.read(work / source.name, as_version=4)
+        NotebookClient(nb, kernel_name="python3", timeout=180, allow_errors=False,
+                       resources={"metadata": {"path": str(work)}}).execute()
+        errors = [o for c in nb.cells for o in c.get("outputs", [])
+                  if o.get("output_type") == "error" or o.get("name") == "stderr"]
+        assert errors == [], errors
+        return nb
+
+    def html(nb: Any, start: str) -> str:
+        cell = next(c for c in nb.cells if c.cell_type == "code" and start in c.source)
+        return "".join(o.get("data", {}).get("text/html", "") for o in cell.outputs)
+
+    def journal_size() -> int:
+        from sora_widgets.journal import SqliteJournal
+
+        journal = SqliteJournal(home / "journal.sqlite3")
+        try:
+            return len(journal.history())
+        finally:
+            journal.close()
+
+    nb = execute()
+    boats = html(nb, "%sora a paper boat")
+    assert "4 jobs ({red|yellow} × {dusk|dawn})" in boats
+    assert "a paper boat drifting down a street in the rain, red boat, dusk light" in boats
+    assert boats.count("class='sora-sweep-row'") == 2
+    assert html(nb, "lighthouse = sw.sweep").count("class='sora-sweep-col'") == 2
+    sources = re.findall(r"<video[^>]*\ssrc='([^']+)'", boats + html(nb, "lighthouse ="))
+    assert len(sources) == 8
+    for src in sources:
+        assert src.startswith("sora_videos/") and (work / src).stat().st_size > 10_000
+    starred = html(nb, "%sora jobs --starred")
+    assert starred.count("<img class='sora-thumb'") == 1 and "★ " in starred
+    made = journal_size()
+    assert made == 8, made
+
+    execute()                                      # a fresh kernel: a restart
+    assert journal_size() == made, "re-running the notebook submitted new jobs"
