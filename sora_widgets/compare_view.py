@@ -29,7 +29,7 @@ from .config import preferences
 from .engine import Job
 from .errors import SoraError
 from .lifecycle import Status
-from .lineage import word_diff
+from .lineage import diff_html, word_diff
 
 __all__ = ["Compare", "compare", "job_sources"]
 
@@ -114,6 +114,39 @@ class Compare(anywidget.AnyWidget):
         self.box = _box(self.jobs, width)
         self.starred = {job.local_id: bool(job.starred) for job in self.jobs}
         self.on_msg(self._on_msg)
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        """The live players, and a still ``text/html`` copy for where the widget cannot
+        run (an ``nbconvert`` export, a viewer without the kernel's widget state)."""
+        data = super()._repr_mimebundle_(**kwargs)
+        bundle = data[0] if isinstance(data, tuple) else data
+        if isinstance(bundle, dict):
+            bundle["text/html"] = self.static_html()
+            bundle["text/plain"] = f"sw.compare: {len(self.jobs)} takes side by side"
+        return data
+
+    def static_html(self) -> str:
+        """The takes side by side as plain HTML (relative sources, escaped captions)."""
+        box = self.box
+        cells = []
+        first = self.jobs[0].prompt or ""
+        for index, (item, job) in enumerate(zip(self.items, self.jobs, strict=True)):
+            src, poster = render.safe_url(item["src"]), render.safe_url(item["poster"])
+            caption = diff_html(first, job.prompt or "") if index else render.escape(first)
+            star = "★ " if job.starred else ""
+            cells.append(
+                f"<div style='width: {box['width']}px'>"
+                f"<video controls muted loop playsinline preload='metadata' "
+                f"width='{box['width']}' height='{box['height']}' "
+                f"style='background: #000; object-fit: contain' "
+                + (f"src='{render.escape(src)}' " if src else "")
+                + (f"poster='{render.escape(poster)}' " if poster else "")
+                + f"></video><div>{caption}</div><div style='color: #666'>"
+                f"{render.escape(star + item['label'])} · {render.escape(item['ratio'])} · "
+                f"{render.escape(item['cost'])}</div></div>")
+        return ("<div class='sora-compare-static' style='display: flex; flex-wrap: wrap; "
+                "gap: 12px; font-family: var(--jp-ui-font-family, sans-serif); "
+                f"font-size: 12px'>{''.join(cells)}</div>")
 
     def _on_msg(self, _widget: Any, content: Any, _buffers: Any) -> None:
         if not isinstance(content, dict) or content.get("action") != "star":

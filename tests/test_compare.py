@@ -114,3 +114,17 @@ const cases = ["sora_videos/a.mp4", "https://cdn.example/v.mp4", "javascript:ale
                 "a/../../b.mp4", "//evil.example/x", "file:///x", "sora_videos/a\n.mp4",
                 "", "null", "42"):
         assert out[bad] == [None, None, None], (bad, out[bad])
+
+
+def test_a_still_copy_goes_with_the_widget_for_exports(studio: Studio) -> None:
+    a = sw.generate("a <script>alert(1)</script> kite", wait=True)
+    b = sw.generate("a <script>alert(1)</script> kite at dusk", wait=True)
+    view = sw.compare(a, b)
+    data = view._repr_mimebundle_()
+    bundle = data[0] if isinstance(data, tuple) else data
+    assert "application/vnd.jupyter.widget-view+json" in bundle
+    html = bundle["text/html"]
+    assert html.count("<video ") == 2 and "<script>" not in html
+    assert "&lt;script&gt;" in html and "at dusk</ins>" in html
+    for item in view.items:
+        assert f"src='{item['src']}'" in html and f"poster='{item['poster']}'" in html
