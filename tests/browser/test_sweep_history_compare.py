@@ -6,6 +6,7 @@ jobs, which must not leak into the other browser tests' journal.
 
 from __future__ import annotations
 
+import shutil
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -41,6 +42,15 @@ def lab13(tmp_path_factory: pytest.TempPathFactory,
         yield server
     finally:
         server.stop()
+
+
+def snap(page: Any, name: str, target: Any = None) -> None:
+    """A screenshot, also kept in screenshots/issue13/ (another browser session run
+    meanwhile clears the top folder)."""
+    path = shot(page, name, target)
+    keep = path.parent / "issue13"
+    keep.mkdir(exist_ok=True)
+    shutil.copyfile(path, keep / path.name)
 
 
 def open_in(server: JupyterServer, page: Any, name: str, cells: list[str]) -> Notebook:
@@ -87,7 +97,7 @@ def test_a_2x2_sweep_shows_a_labelled_grid_whose_four_videos_play(
     assert nb.errors_in_outputs() == []
     assert page.errors == [], page.errors
     out.scroll_into_view_if_needed()
-    shot(page, "sweep-2x2-grid", out)
+    snap(page, "sweep-2x2-grid", out)
 
 
 # -- History in the panel -------------------------------------------------------------------
@@ -136,7 +146,8 @@ def test_history_of_200_jobs_pages_posters_searches_stars_and_loads_the_form(
     history.locator("button.sora-history-next").click()
     history.locator(".sora-history-card", has_text=_prompt(187)).wait_for()
     assert history.locator(".sora-history-summary").inner_text().startswith("13–24")
-    shot(page, "history-page-2", panel)
+    history.locator(".sora-history-pager").scroll_into_view_if_needed()
+    snap(page, "history-page-2")
 
     # A search narrows it (debounced typing, answered by the kernel's journal query).
     history.locator("input.sora-history-search").fill("zebra")
@@ -165,7 +176,7 @@ def test_history_of_200_jobs_pages_posters_searches_stars_and_loads_the_form(
     portrait = panel.locator(".widget-toggle-buttons button", has_text="9:16 portrait")
     portrait.and_(panel.locator("button.mod-active")).wait_for(timeout=10_000)
     assert nb.errors_in_outputs() == [] and page.errors == [], page.errors
-    shot(page, "history-search-star-load", panel)
+    snap(page, "history-search-star-load", panel)
 
     # The star is in the journal: a restarted kernel and a reloaded page still show it.
     page.evaluate(f"() => {_PANEL}.sessionContext.restartKernel()")
@@ -183,7 +194,7 @@ def test_history_of_200_jobs_pages_posters_searches_stars_and_loads_the_form(
     assert card.locator(".sora-history-prompt").inner_text() == _prompt(107)
     assert card.locator("button.sora-history-star.sora-on").count() == 1
     assert page.errors == [], page.errors
-    shot(page, "history-starred-after-restart", panel)
+    snap(page, "history-starred-after-restart", panel)
 
 
 # -- compare --------------------------------------------------------------------------------
@@ -262,4 +273,4 @@ def test_compare_keeps_two_players_in_step_after_play_and_after_a_seek(
         f"() => ({TIMES_JS})().every(t => Math.abs(t - 3) < 0.1)", timeout=10_000)
     assert nb.errors_in_outputs() == [] and page.errors == [], page.errors
     out.scroll_into_view_if_needed()
-    shot(page, "compare-in-step", out)
+    snap(page, "compare-in-step", out)
