@@ -57,6 +57,7 @@ __all__ = [
     "escape_braces",
     "expand",
     "plan",
+    "quote",
     "sweep",
     "variants",
 ]
@@ -469,6 +470,19 @@ def sweep(prompt: str | None, *, aspect_ratio: str | Sequence[str] | None = "16:
     quote = studio.quote_many(the_plan.requests, force=force, confirm=confirm)
     jobs = studio.submit_many(the_plan.requests, force=force, confirm=confirm)
     return from_plan(the_plan, jobs, quote)
+
+
+def quote(prompt: str | None, *, aspect_ratio: str | Sequence[str] | None = "16:9",
+          image: str | Path | Iterable[str | Path] | None = None, model: str | None = None,
+          force: bool = False, studio: Studio | None = None) -> Quote:
+    """What :func:`sweep` with these arguments would pay now, sending nothing:
+    ``quote(...).text`` is "6 new × $0.90 = $5.40 · 2 reused free"; ``.blocked`` says why
+    it would be refused (a budget; ``confirm=True`` is assumed)."""
+    from .studio import default_studio
+
+    the_plan = plan(prompt, aspect_ratio=aspect_ratio, image=image, model=model)
+    return (studio or default_studio()).quote_many(the_plan.requests, force=force,
+                                                   confirm=True)
 
 
 def from_plan(the_plan: SweepPlan, jobs: Sequence[Job], quote: Quote | None = None) -> Sweep:

@@ -134,6 +134,17 @@ def test_a_2x2_sweep_sends_4_posts_and_a_rerun_sends_none(relay: RunningEmulator
     assert again.quote is not None and again.quote.text == "nothing new to pay · 4 reused free"
 
 
+def test_a_sweep_can_be_quoted_without_sending_anything(relay: RunningEmulator,
+                                                        studio: Studio) -> None:
+    from sora_widgets import sweeps
+
+    sw.sweep("a {red|blue} fox").wait(30)
+    before = relay.stats()["posts"]
+    quoted = sweeps.quote("a {red|blue|green} fox", aspect_ratio=["16:9", "9:16"])
+    assert quoted.text == "4 new × $0.90 = $3.60 · 2 reused free"
+    assert relay.stats()["posts"] == before and len(studio.jobs()) == 2
+
+
 def test_an_8_job_sweep_asks_first_and_sends_8_once_confirmed(
         relay: RunningEmulator, studio: Studio) -> None:
     template = "a {red|blue} fox {running|sleeping} at {dawn|dusk}"
