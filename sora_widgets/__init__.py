@@ -116,6 +116,7 @@ def generate(prompt: str | None = None, **kwargs: Any) -> Job:
     """Submit a Sora 2 job; returns a :class:`Job` at once. See ``Studio.generate``."""
     from .studio import default_studio
 
+    _notebook_hooks()
     return default_studio().generate(prompt, **kwargs)
 
 
@@ -125,6 +126,7 @@ def jobs(limit: int | None = None, *, starred: bool | None = None,
     ``team=True``: everyone's jobs on a shared journal (SORA_JOURNAL_URL)."""
     from .studio import default_studio
 
+    _notebook_hooks()
     return default_studio().jobs(limit, starred=starred, search=search, team=team)
 
 
@@ -132,6 +134,7 @@ def resume() -> list[Job]:
     """Re-attach every journal job not yet final (after a kernel restart); never resubmits."""
     from .studio import default_studio
 
+    _notebook_hooks()
     return default_studio().resume()
 
 
@@ -163,6 +166,17 @@ def compare(*jobs: Any, **kwargs: Any) -> Compare:
     from .compare_view import compare as make
 
     return make(*jobs, **kwargs)
+
+
+def _notebook_hooks() -> None:
+    """In a Jupyter kernel, ``job.wait()`` shows its progress (the magic's hook, set on the
+    engine: the core itself never imports a UI)."""
+    import sys
+
+    if "ipykernel" in sys.modules:
+        from ._magic import install_wait_hook  # the studio loaded the engine already
+
+        install_wait_hook()
 
 
 def grid(jobs: Iterable[Job], *, wait: bool = False) -> JobGrid:

@@ -786,6 +786,9 @@ def _wait_progress(job: Job) -> Callable[[], None] | None:
     started = time.monotonic()
 
     def done() -> None:
+        look = _preferred_look()
+        if job.status == Status.COMPLETED and look.autodownload and not look.embed:
+            _publish(job, look.media_dir)   # so `job` displayed next plays a durable copy
         waited = render._fmt_seconds(time.monotonic() - started)
         ident = job.id or job.local_id[:8]
         if _settled(job) and job.done:
@@ -818,7 +821,8 @@ def _before_cell(*_args: Any) -> None:
 class JobGrid:
     """Jobs side by side, as ``%sora -n`` shows them: live progress, then the players
     (playing the copies published next to the notebook, so saved notebooks and exports
-    keep them). Made by :func:`grid`; display it (the last line of a cell)."""
+    keep them); a job that came from the cache says "reused — no new charge". Made by
+    :func:`grid`; display it (the last line of a cell)."""
 
     def __init__(self, jobs: Iterable[Job], *, wait: bool = False) -> None:
         self.jobs = list(jobs)
@@ -832,9 +836,6 @@ class JobGrid:
     def __len__(self) -> int:
         return len(self.jobs)
 
-    def _reused(self) -> dict[str, bool]:
-        return dict.fromkeys((j.local_id for j in self.jobs), False)
-
     def _ipython_display_(self) -> None:
         from IPython import get_ipython
 
@@ -843,14 +844,14 @@ class JobGrid:
             return
         install_wait_hook()
         view = _LiveView(shell, self.jobs, _preferred_look(), widgets=_live_in(shell),
-                         wait=self.wait, reused=self._reused())
+                         wait=self.wait)
         view.show()
         if self.wait and not view.finished:
             view.wait()
 
     def _repr_html_(self) -> str:
         """The grid as it is now (finished players published next to the notebook)."""
-        return _preferred_look().bundle(self.jobs, self._reused())["text/html"]
+        return _preferred_look().bundle(self.jobs)["text/html"]
 
 
 def grid(jobs: Iterable[Job], *, wait: bool = False) -> JobGrid:

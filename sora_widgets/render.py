@@ -540,8 +540,12 @@ def card_details_html(job: Job, cached: bool = False, *, badge: bool = False) ->
     if job.status in TERMINAL_ERROR_STATUSES:
         return error_html(job, badge=badge, reused=cached)
     ident = f"task {job.id}" if job.id else f"local job {job.local_id[:8]}"
-    return (f"<div class='sora-card-id' style='{_CARD_FONT}; {_MUTED}; word-break: break-all'>"
-            f"{escape(ident)}{_money_span(job, reused=cached, badge=badge)}</div>")
+    # The card keeps what the job cost; a reuse is said after it (the last click's news).
+    reuse = (f" · <span class='sora-money sora-reused'>{escape(REUSED_WORDS)}</span>"
+             if cached else "")
+    return (f"<div class='sora-card-id' style='{_CARD_FONT}; {_MUTED}; "
+            f"overflow-wrap: anywhere'>{escape(ident)}"
+            f"{_money_span(job, reused=False, badge=badge)}{reuse}</div>")
 
 
 def panel_spend_html(session: Spend | None, all_time: Spend | None, budget: float | None,
@@ -571,8 +575,16 @@ _LIVE_CSS = (
     ".sora-live.jupyter-widgets-disconnected .sora-restart { display: block !important; }"
     ".sora-live.jupyter-widgets-disconnected .sora-running,"
     ".sora-live.jupyter-widgets-disconnected .sora-phase-running { display: none !important; }"
-    ".sora-live.jupyter-widgets-disconnected .sora-form { opacity: 0.45; "
-    "pointer-events: none; }"
+    ".sora-live.jupyter-widgets-disconnected .sora-form { opacity: 0.45; }"
+    # A click or a key on a dead model only raises "Cannot send" in the page: the controls
+    # of a dead view take none (its videos still play).
+    ".sora-live.jupyter-widgets-disconnected :is(.sora-form, button, input, textarea, "
+    "select) { pointer-events: none !important; }"
+    # ipywidgets draws a broken-chain icon before every disconnected view: one message
+    # says it here, not an icon per control.
+    ".sora-live.jupyter-widgets-disconnected::before,"
+    ".sora-live .jupyter-widgets-disconnected::before { content: none !important; "
+    "display: none !important; }"
 )
 
 RESTART_WORDS = "kernel restarted"
@@ -627,9 +639,12 @@ def panel_snapshot_html(uid: str, tiles: Sequence[str], *, running: int = 0,
     panel it hides the "Error displaying widget" line above it."""
     if not uid.isalnum():
         raise ValueError("the snapshot id must be alphanumeric")
+    # Without the live panel on the page, the widget's own output right above this one
+    # can only hold the widget manager's words ("Loading widget...", "Error displaying
+    # widget: model not found"; its node has no mime type, an HTML output's has): hidden.
     css = (f"body:has(.sora-live-{uid}) .sora-snapshot-{uid} {{ display: none !important; }}"
-           ".jp-OutputArea-child:has(> .jp-OutputArea-output[data-mime-type="
-           "'application/vnd.jupyter.widget-view+json']:not(:has(*)))"
+           f"body:not(:has(.sora-live-{uid})) .jp-OutputArea-child"
+           ":has(> .jp-OutputArea-output:not([data-mime-type]))"
            f":has(+ .jp-OutputArea-child .sora-snapshot-{uid}) {{ display: none; }}")
     count = len(tiles)
     words = [f"Sora panel — saved view: {count} finished job{'s' if count != 1 else ''}"]

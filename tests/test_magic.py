@@ -642,7 +642,9 @@ def test_sw_grid_shows_jobs_side_by_side(ip: Session) -> None:
     assert len(srcs) == 3 and all((Path.cwd() / src).is_file() for src in srcs)
     assert "repeat(3, minmax(0, 1fr))" in final
     assert final.count("local emulator — no charge") == 1
-    assert "golden" in final and "noir" in final
+    assert "golden" in final and "noir" in final and "reused" not in final
+    ip.run("again = [sw.generate('a fox, noir look')]\nsw.grid(again + jobs[:1], wait=True)")
+    assert ip.final()["text/html"].count("reused — no new charge") == 1   # the cached one
     assert sw.grid(ip.shell.user_ns["jobs"])._repr_html_().count("<video") == 3
     with pytest.raises(ValueError):
         sw.grid([])

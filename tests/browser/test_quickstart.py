@@ -57,11 +57,15 @@ def test_prompt_iteration_runs_all_in_jupyterlab(lab: Any, page: Any) -> None:
     nb.run_all()
     nb.wait_executed()
     variations = nb.output(_code_cell_index(nb, "%sora -n 3")).locator("video.sora-video")
-    side_by_side = nb.output(_code_cell_index(nb, "from IPython.display import HTML")) \
-        .locator("video.sora-video")
+    side_by_side = nb.output(_code_cell_index(nb, "styles = [")).locator("video.sora-video")
     assert variations.count() == 3 and side_by_side.count() == 3
-    boxes = [v.bounding_box() for v in side_by_side.all()]
-    assert len({round(b["y"]) for b in boxes}) == 1, f"not side by side: {boxes}"
+    for players in (variations, side_by_side):    # 3 in one row: no 2 + 1 hole
+        boxes = [v.bounding_box() for v in players.all()]
+        assert len({round(b["y"]) for b in boxes}) == 1, f"not side by side: {boxes}"
+    for cell in ("%sora -n 3", "styles = ["):        # the emulator's words once per output
+        text = nb.output(_code_cell_index(nb, cell)).locator(".sora-grid-head, .sora-grid") \
+            .all_inner_texts()
+        assert " ".join(text).count("local emulator — no charge") == 1, (cell, text)
     for video in (variations.first, side_by_side.last):
         assert_served_by_jupyter(play_video(page, video.element_handle()), lab)
     shown = nb.output(_code_cell_index(nb, "best = next(")).locator("video.sora-video")

@@ -51,8 +51,7 @@ def test_panel_generates_landscape_and_portrait(open_notebook: Any, lab: Any, pa
     _generate(panel, LANDSCAPE, "16:9")
     wide = _card(panel, LANDSCAPE)
     wide.wait_for()
-    # A double click on Generate must submit once: the second click joins the first job.
-    _generate(panel, PORTRAIT, "9:16", double=True)
+    _generate(panel, PORTRAIT, "9:16")
     tall = _card(panel, PORTRAIT)
     tall.wait_for()
     assert panel.locator(".sora-card").first.locator(".sora-prompt").inner_text() == PORTRAIT, \
@@ -68,8 +67,8 @@ def test_panel_generates_landscape_and_portrait(open_notebook: Any, lab: Any, pa
         assert_served_by_jupyter(videos[name], lab)
     assert videos["16:9"]["videoWidth"] > videos["16:9"]["videoHeight"] > 0, videos
     assert videos["9:16"]["videoHeight"] > videos["9:16"]["videoWidth"] > 0, videos
-    cards = panel.locator(".sora-card").count()
-    assert cards == 2, f"{cards} cards after one click and one double click (expected 2)"
+    assert panel.locator(".sora-card").count() == 2
+    assert "local emulator" not in wide.inner_text() + tall.inner_text()   # said once, below
     assert nb.errors_in_outputs() == []
     assert page.errors == [], page.errors
 
@@ -95,3 +94,57 @@ def test_panel_generates_landscape_and_portrait(open_notebook: Any, lab: Any, pa
         "width": right - whole["x"] + 12, "height": bottom - whole["y"] + 10})
     copy_to_docs(path, "screenshot-panel.png")
     shot(page, "panel-page")
+
+    # A double click on Generate must submit once: the second click joins the first job
+    # (and says so), it never pays for a second one.
+    _generate(panel, NEXT_IDEA, "16:9", double=True)
+    _card(panel, NEXT_IDEA).locator("video.sora-video").wait_for(timeout=JOB_DEADLINE_MS)
+    cards = panel.locator(".sora-card").count()
+    assert cards == 3, f"{cards} cards after two clicks and one double click (expected 3)"
+    assert page.errors == [], page.errors
+    page.mouse.move(0, 0)
+    shot(page, "panel-double-click", panel)
+
+
+#: Elements inside the root whose own text is drawn in a red (error) colour.
+RED_TEXT_JS = """root => [...root.querySelectorAll('*')]
+    .filter(e => [...e.childNodes].some(n => n.nodeType === 3 && n.textContent.trim()))
+    .filter(e => e.offsetParent !== null)
+    .map(e => [e, getComputedStyle(e).color.match(/\\d+/g).map(Number)])
+    .filter(([e, [r, g, b]]) => r >= 150 && g < 100 && b < 100)
+    .map(([e]) => e.textContent.trim())"""
+
+
+def test_empty_panel_is_guidance_and_an_unloadable_image_a_placeholder(
+        open_notebook: Any, lab: Any, page: Any) -> None:
+    from PIL import Image
+
+    Image.new("RGB", (160, 90), (40, 110, 190)).save(lab.root / "first-frame.png")
+    nb = open_notebook("panel-empty.ipynb", ["import sora_widgets as sw\nsw.SoraWidget()"])
+    nb.run_all()
+    panel = nb.output(0).locator(".sora-widget")
+    panel.locator("button.sora-generate").wait_for(timeout=JOB_DEADLINE_MS)
+    # Before the user does anything: guidance (placeholder, tooltip), no red words.
+    assert page.evaluate(RED_TEXT_JS, panel.element_handle()) == []
+    assert panel.locator(".sora-notice").count() == 0
+    assert panel.locator("button.sora-generate").is_disabled()
+    assert "Describe the video" in panel.locator(".sora-prompt-input textarea") \
+        .get_attribute("placeholder")
+    assert not panel.locator(".sora-restart").is_visible()
+    shot(page, "panel-empty", panel)
+
+    field = panel.locator(".sora-image-input input")
+    previews = {}
+    for name, url in (("dead", "http://127.0.0.1:9/no-such-frame.png"),
+                      ("live", f"{lab.url}/files/first-frame.png")):
+        field.fill(url)
+        field.press("Enter")                       # continuous_update=False: commit it
+        preview = panel.locator(f".sora-image-preview[title='{url}']")
+        preview.wait_for()
+        assert panel.locator(".sora-image-preview img").count() == 0   # no broken icon
+        assert url.split("//")[1] in preview.locator(".sora-image-url").inner_text()
+        previews[name] = shot(page, f"panel-image-preview-{name}", preview)
+    # The dead link leaves the neutral box with its URL; the live image covers both.
+    assert previews["dead"].read_bytes() != previews["live"].read_bytes()
+    assert page.evaluate(RED_TEXT_JS, panel.element_handle()) == []
+    assert page.errors == [], page.errors
