@@ -19,6 +19,7 @@ import os
 import threading
 import time
 import uuid
+import weakref
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, cast
@@ -52,7 +53,9 @@ class Studio:
         self.session = uuid.uuid4().hex
         self._lock = threading.RLock()
         self._journals: dict[str, Journal] = {}
-        self._live: dict[str, Job] = {}
+        #: One handle per job while anything holds it (the poller holds the tracked ones);
+        #: weak, so paging through a long history does not keep every handle forever.
+        self._live: weakref.WeakValueDictionary[str, Job] = weakref.WeakValueDictionary()
         #: The embedded emulator of each wire style (started on first use).
         self._emulators: dict[str, Any] = {}
         self._recovered: set[str] = set()
@@ -69,7 +72,7 @@ class Studio:
         if os.getpid() != self._pid:
             self._pid = os.getpid()
             self.session = uuid.uuid4().hex
-            self._live = {}
+            self._live = weakref.WeakValueDictionary()
             self._journals = {}
             self._lock = threading.RLock()
 

@@ -9,7 +9,7 @@ starts every submit at the same instant. POSTs are counted at the emulator.
 * 8 processes × 5 distinct prompts under SORA_TEAM_BUDGET_USD=18.00 → exactly 20 POSTs and
   20 refusals, each refusal naming the cap, what is left and who spent it;
 * two processes sending one prompt at the same instant → 1 POST, one task id for both;
-* a third process lists them all (``sw.jobs()``), with their users.
+* a third process lists them all (``sw.jobs(team=True)``), with their users.
 """
 
 from __future__ import annotations

@@ -30,7 +30,7 @@ def main() -> None:
                      "local_path": str(j.local_path) if j.local_path else None}
                     for j in resumed],
         "jobs": [{"local_id": j.local_id, "task_id": j.id, "status": j.status,
-                  "charge": j.charge} for j in sw.jobs()],
+                  "charge": j.charge} for j in sw.jobs(team=True)],
     }), flush=True)
 
 
