@@ -137,13 +137,19 @@ def money_line(job: Job, *, reused: bool | None = None, badge: bool = True) -> s
     return "not charged"
 
 
+_REUSED_STYLE = ("background: #e6f4ea; color: #1e5631; padding: 0 5px; border-radius: 3px; "
+                 "white-space: nowrap")
+
+
 def _money_span(job: Job, *, reused: bool | None, badge: bool, lead: str = " · ") -> str:
     """The money words as a span (nothing at all when there is nothing to say)."""
     words = money_line(job, reused=reused, badge=badge)
     if not words:
         return ""
-    kind = "sora-money sora-reused" if words.startswith(REUSED_WORDS) else "sora-money"
-    return f"{lead}<span class='{kind}'>{escape(words)}</span>"
+    if words.startswith(REUSED_WORDS):   # a re-run must not look like a fresh job
+        return f"{lead}<span class='sora-money sora-reused' style='{_REUSED_STYLE}'>" \
+               f"{escape(words)}</span>"
+    return f"{lead}<span class='sora-money'>{escape(words)}</span>"
 
 
 def batch_cost_text(new: int, reused: int, price: float, *, emulator: bool) -> str:
@@ -541,8 +547,8 @@ def card_details_html(job: Job, cached: bool = False, *, badge: bool = False) ->
         return error_html(job, badge=badge, reused=cached)
     ident = f"task {job.id}" if job.id else f"local job {job.local_id[:8]}"
     # The card keeps what the job cost; a reuse is said after it (the last click's news).
-    reuse = (f" · <span class='sora-money sora-reused'>{escape(REUSED_WORDS)}</span>"
-             if cached else "")
+    reuse = (f" · <span class='sora-money sora-reused' style='{_REUSED_STYLE}'>"
+             f"{escape(REUSED_WORDS)}</span>" if cached else "")
     return (f"<div class='sora-card-id' style='{_CARD_FONT}; {_MUTED}; "
             f"overflow-wrap: anywhere'>{escape(ident)}"
             f"{_money_span(job, reused=False, badge=badge)}{reuse}</div>")

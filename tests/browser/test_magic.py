@@ -141,3 +141,25 @@ def test_html_payload_prompt_shows_as_text(open_notebook: Any, page: Any) -> Non
     # The player still works with such a prompt.
     describe = describe_video(nb.output(1).locator("video.sora-video").element_handle())
     assert describe["error"] is None, describe
+
+
+def test_cached_rerun_says_reused(open_notebook: Any, page: Any) -> None:
+    prompt = "a red kite tugging at its string above a windy beach"
+    nb = open_notebook("magic-reused.ipynb", [
+        "%load_ext sora_widgets",
+        f"%sora --wait {prompt}",
+        f"%sora --wait {prompt}",
+    ])
+    nb.run_all()
+    nb.wait_executed()
+    first, again = nb.output(1), nb.output(2)
+    again.locator("video.sora-video").wait_for(timeout=JOB_DEADLINE_MS)
+    assert first.locator(".sora-reused").count() == 0
+    badge = again.locator(".sora-reused")
+    assert badge.is_visible() and badge.inner_text() == "reused — no new charge"
+    same = [o.locator("video.sora-video").get_attribute("src").split("?")[0]
+            for o in (first, again)]                  # (Lab adds a cache-busting query)
+    assert same[0] == same[1], same                   # the same video, not a new one
+    assert nb.errors_in_outputs() == []
+    again.scroll_into_view_if_needed()
+    shot(page, "magic-reused")
