@@ -32,6 +32,7 @@ from rich.table import Table
 from rich.text import Text
 
 from .errors import SoraError, ValidationError
+from .lifecycle import TERMINAL_ERROR_STATUSES, Charge, Status
 
 if TYPE_CHECKING:
     from . import Job
@@ -102,7 +103,7 @@ def _seconds(value: float | None) -> str:
 
 
 def _status_words(status: str) -> str:
-    return {"in_progress": "generating", "unknown": UNKNOWN_WORDS}.get(
+    return {Status.IN_PROGRESS.value: "generating", Status.UNKNOWN.value: UNKNOWN_WORDS}.get(
         status, status.replace("_", " "))
 
 
@@ -138,11 +139,11 @@ class Countdown:
 def _phase(job: Job, eta: float | None) -> str:
     """What the job is doing now, with elapsed time and what is left."""
     elapsed = _seconds(job.elapsed)
-    if job.status == "submitting":
+    if job.status == Status.SUBMITTING:
         return f"submitting… · {elapsed}"
-    if job.status == "completed":
+    if job.status == Status.COMPLETED:
         return f"completed · {elapsed}" if _saved(job) else f"saving the video… · {elapsed}"
-    if job.status in ("failed", "unknown"):
+    if job.status in TERMINAL_ERROR_STATUSES:
         return f"{_status_words(job.status)} · {elapsed}"
     if eta is None:
         left = "estimating…"
@@ -150,7 +151,7 @@ def _phase(job: Job, eta: float | None) -> str:
         left = "almost done"
     else:
         left = f"about {_seconds(eta)} left"
-    if job.status == "queued":
+    if job.status == Status.QUEUED:
         return f"queued · {elapsed} · {left}"
     return f"{_status_words(job.status)} {int(job.progress)}% · {elapsed} · {left}"
 
@@ -167,7 +168,7 @@ def progress_line(job: Job, *, label: str | None = None, bar: bool = True,
         words.append(" ")
     words.append(_phase(job, countdown(job) if countdown else job.eta_seconds))
     trouble = getattr(job, "poll_error", None)
-    saving = getattr(job, "download_error", None) if job.status == "completed" else None
+    saving = getattr(job, "download_error", None) if job.status == Status.COMPLETED else None
     if trouble:
         words.append(f" · reconnecting: {printable(trouble)}", style="yellow")
     elif saving and not _saved(job):
@@ -178,7 +179,7 @@ def progress_line(job: Job, *, label: str | None = None, bar: bool = True,
     grid.add_column(no_wrap=True)
     grid.add_column(no_wrap=True, width=width)
     grid.add_column(no_wrap=True, overflow="ellipsis")
-    done = 100.0 if job.status == "completed" else float(job.progress)
+    done = 100.0 if job.status == Status.COMPLETED else float(job.progress)
     grid.add_row(Spinner("dots", style="cyan"),
                  ProgressBar(total=100.0, completed=done, width=width), words)
     return grid
@@ -188,10 +189,10 @@ def final_line(job: Job, error: BaseException | None = None) -> Text:
     """One line saying how a job ended (after the live line is erased)."""
     ref = _job_ref(job)
     line = Text()
-    if job.status == "completed" and error is None:
+    if job.status == Status.COMPLETED and error is None:
         line.append("✔ completed", style="bold green")
         line.append(f" in {_seconds(job.elapsed)} · task {ref}")
-        if not job.emulator and not job.cached and job.charge == "charged":
+        if not job.emulator and not job.cached and job.charge == Charge.CHARGED:
             line.append(f" · ${job.cost_usd or job.price_usd:.2f} charged")
         return line
     if job.status == "unknown":
@@ -203,7 +204,7 @@ def final_line(job: Job, error: BaseException | None = None) -> Text:
             line.append(f" · it may have been charged ${job.price_usd:.2f}: the answer to the "
                         "submit was lost, so it was not retried (a retry could pay twice)")
         return line
-    if job.status == "failed":
+    if job.status == Status.FAILED:
         line.append("✘ failed", style="bold red")
         line.append(f" after {_seconds(job.elapsed)} · task {ref}")
         message = printable(job.error or (error and str(error)) or "")
@@ -318,7 +319,7 @@ def follow(jobs: Sequence[Job], console: Console, *, quiet: bool = False,
 
 
 def _finish(job: Job, error: BaseException | None, out: Path | None) -> int:
-    if error is not None or job.status != "completed":
+    if error is not None or job.status != Status.COMPLETED:
         return 1
     path = job.download(out) if out else job.download()
     print(printable(path), flush=True)
@@ -373,16 +374,17 @@ def _created(job: Job) -> str:
 def _cost(job: Job) -> str:
     if job.emulator:
         return "free"
-    if job.charge == "charged":
+    if job.charge == Charge.CHARGED:
         return f"${job.cost_usd or job.price_usd:.2f}"
-    if job.charge == "maybe":
+    if job.charge == Charge.MAYBE:
         return f"maybe ${job.price_usd:.2f}"
-    if job.status == "submitting":
+    if job.status == Status.SUBMITTING:
         return f"${job.price_usd:.2f}?"
     return "none"
 
 
-_STATUS_STYLE = {"completed": "green", "failed": "red", "unknown": "yellow"}
+_STATUS_STYLE = {Status.COMPLETED.value: "green", Status.FAILED.value: "red",
+                 Status.UNKNOWN.value: "yellow"}
 
 
 def _videos_dir(jobs: Sequence[Job]) -> Path | None:

@@ -70,6 +70,8 @@ from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
 from typing import Any
 
+from .lifecycle import Status
+
 __all__ = ["PollPolicy", "PollSchedule", "RelayPrior"]
 
 
@@ -366,7 +368,7 @@ class RelayPrior:
 # --------------------------------------------------------------------------------------------
 
 _LOG_PER_KEY = 6
-_BLIND_STATUSES = ("submitting", "queued")
+_BLIND_STATUSES = (Status.SUBMITTING, Status.QUEUED)
 
 
 class PollSchedule:
@@ -430,14 +432,14 @@ class PollSchedule:
             self.started = self._t0 = now
             self._fresh = status in _BLIND_STATUSES
         last = self._last
-        if status == "completed":
+        if status == Status.COMPLETED:
             if self._completed is None:
                 t_lo = last[0] if last is not None else self._t0
                 self._completed = (min(t_lo, now), now)
                 self._prior.learn(self)
             self._last = (now, status, progress)
             return
-        if status == "failed":
+        if status == Status.FAILED:
             self._last = (now, status, progress)
             return
         if status in _BLIND_STATUSES:
@@ -445,7 +447,7 @@ class PollSchedule:
         elif self._t_first_ip is None and self._t_last_queued is not None:
             self._t_first_ip = now
         self._last = (now, status, progress)
-        if status == "in_progress" and progress is not None and progress > 0:
+        if status == Status.IN_PROGRESS and progress is not None and progress > 0:
             self._add_value(now, int(progress))
         estimate = self._estimate(now)
         if estimate is not None:
@@ -557,7 +559,7 @@ class PollSchedule:
         """(prior key, E = fitted end on the clock, lead in clock seconds) or None (blind)."""
         last = self._last
         val = self._val
-        if last is None or last[1] != "in_progress" or last[2] is None or val is None:
+        if last is None or last[1] != Status.IN_PROGRESS or last[2] is None or val is None:
             return None
         pol = self.policy
         sc = pol.scale
@@ -580,7 +582,7 @@ class PollSchedule:
     def predicted_end(self) -> float | None:
         """The likeliest completion time on the clock (median given what is known), or None."""
         last = self._last
-        if last is None or last[1] in ("completed", "failed"):
+        if last is None or last[1] in (Status.COMPLETED, Status.FAILED):
             return None
         now = last[0]
         sc = self.policy.scale
@@ -604,12 +606,12 @@ class PollSchedule:
         pol = self.policy
         if self.started is None or self._last is None:
             self.observe(now, status, progress)
-        if status == "submitting":
+        if status == Status.SUBMITTING:
             delay = pol.s(pol.first_poll)
-        elif status == "queued":
+        elif status == Status.QUEUED:
             delay = self._queued_delay(now)
         else:
-            estimate = self._estimate(now) if status == "in_progress" else None
+            estimate = self._estimate(now) if status == Status.IN_PROGRESS else None
             delay = self._blind_delay(now) if estimate is None else \
                 self._progress_delay(now, *estimate)
         delay = max(pol.s(pol.min_interval), min(delay, pol.s(pol.max_interval)))
