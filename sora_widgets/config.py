@@ -6,6 +6,7 @@ expects the very next call to use it, so nothing here is cached.
 
 from __future__ import annotations
 
+import functools
 import getpass
 import ipaddress
 import math
@@ -161,11 +162,18 @@ def _float_env(name: str) -> float | None:
     return value
 
 
+@functools.lru_cache(maxsize=1)
 def _login() -> str:
+    """The OS login (a process fact: looked up once; ``pwd`` costs ~0.4 ms a call)."""
     try:
         return getpass.getuser()
     except (OSError, KeyError, ImportError):
         return "unknown"
+
+
+@functools.lru_cache(maxsize=1)
+def _hostname() -> str:
+    return socket.gethostname()[:128]
 
 
 def default_home() -> Path:
@@ -212,7 +220,7 @@ def settings() -> Settings:
         # JupyterHub sets JUPYTERHUB_USER in every single-user server: the hub's name wins.
         user=(os.environ.get("SORA_USER", "").strip()
               or os.environ.get("JUPYTERHUB_USER", "").strip())[:64] or _login(),
-        host=socket.gethostname()[:128],
+        host=_hostname(),
         download_timeout=download_timeout if download_timeout else 600.0,
         max_video_bytes=int(max_video_mb * 1024 * 1024) if max_video_mb else 256 * 1024 * 1024,
         api_style=style,

@@ -49,6 +49,7 @@ class SqliteJournal(Journal):
         self.location = str(self.path)
         self._local = threading.local()
         self._pid = os.getpid()
+        self._writing = threading.Lock()
         with self._errors():
             self.path.parent.mkdir(parents=True, exist_ok=True)
             db = self._connect()
@@ -92,6 +93,7 @@ class SqliteJournal(Journal):
             if inherited is not None:
                 _orphans.append(inherited)
             self._local = threading.local()
+            self._writing = threading.Lock()     # the parent's may have been held at fork
             self._pid = os.getpid()
         db: sqlite3.Connection | None = getattr(self._local, "db", None)
         if db is None:
@@ -107,7 +109,11 @@ class SqliteJournal(Journal):
 
     @contextmanager
     def _tx(self, *, exclusive: bool = False) -> Iterator[Cursor]:
-        with self._errors():
+        # Threads of this process queue on a lock of ours: sqlite's busy handler would make
+        # them sleep in growing steps (1, 2, 5 ... 100 ms) while another thread writes —
+        # it held generate() for up to 200 ms while the events thread saved progress.
+        # Other processes still meet the file lock and the busy timeout.
+        with self._errors(), self._writing:
             db = self._connect()
             db.execute("BEGIN IMMEDIATE")
             try:
