@@ -109,14 +109,13 @@ def _poster(job: Job) -> str | None:
     return poster_data_uri(job.poster_path)
 
 
-def _publish_poster(job: Job, media_dir: str) -> str | None:
-    """A job's poster copied next to the notebook (a thumbnail's relative src)."""
-    if job.poster_path is None:
-        return None
-    try:
-        return media.publish_video(job.poster_path, media_dir)
-    except (OSError, ValueError):
-        return None
+
+
+def _thumbnail(job: Job) -> str | None:
+    """A row's still, inline (a few KB): listing history writes no file."""
+    from .posters import poster_data_uri
+
+    return poster_data_uri(job.poster_path, width=160)
 
 
 def _settled(job: Job) -> bool:
@@ -617,7 +616,8 @@ class SoraMagics(Magics, Configurable):
             src = render.local_src(job, self.media_dir)
             if src is not None:
                 sources[job.local_id] = src
-            still = _publish_poster(job, self.media_dir)    # a thumbnail per row
+            # A small inline still per row: history writes no file next to the notebook.
+            still = _thumbnail(job)
             if still is not None:
                 posters[job.local_id] = still
         text = "\n".join(render.job_text(j, sources.get(j.local_id)) for j in jobs)

@@ -92,12 +92,22 @@ _BASE64 = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456
 def _poster_attr(poster: str | None) -> str:
     """`` poster='...'`` for a still shown before the video plays (and where it cannot):
     an inline JPEG, or a URL that may be a ``src``; anything else adds nothing."""
-    if not poster or not isinstance(poster, str):
-        return ""
-    if poster.startswith(_JPEG_URI) and set(poster[len(_JPEG_URI):]) <= _BASE64:
-        return f" poster='{poster}'"
-    url = safe_url(poster)
-    return f" poster='{escape(url)}'" if url and not url.startswith("data:") else ""
+    still = _still_src(poster)
+    return f" poster='{escape(still)}'" if still else ""
+
+
+def _is_inline_jpeg(value: str) -> bool:
+    return value.startswith(_JPEG_URI) and set(value[len(_JPEG_URI):]) <= _BASE64
+
+
+def _still_src(value: str | None) -> str | None:
+    """A thumbnail's ``src``: an inline JPEG (base64 only), or a URL that may be a src."""
+    if not value or not isinstance(value, str):
+        return None
+    if _is_inline_jpeg(value):
+        return value
+    url = safe_url(value)
+    return url if url and not url.startswith("data:") else None
 
 
 def _fmt_seconds(seconds: float | None) -> str:
@@ -329,8 +339,8 @@ def jobs_table_html(jobs: Iterable[Job], sources: Mapping[str, str] | None = Non
         prompt = job.prompt or "(image only)"
         src = safe_url(sources.get(job.local_id))
         link = safe_url(job.video_url)
-        still = safe_url((posters or {}).get(job.local_id))
-        if still and not still.startswith("data:"):
+        still = _still_src((posters or {}).get(job.local_id))
+        if still:
             img = (f"<img class='sora-thumb' src='{escape(still)}' alt='poster' width='160' "
                    "style='max-height: 120px; background: #000; display: block'>")
             target = src or link

@@ -648,3 +648,15 @@ def test_sw_grid_shows_jobs_side_by_side(ip: Session) -> None:
     assert sw.grid(ip.shell.user_ns["jobs"])._repr_html_().count("<video") == 3
     with pytest.raises(ValueError):
         sw.grid([])
+
+
+def test_jobs_listing_writes_no_file_and_shows_inline_stills(ip: Session,
+                                                              paid: RunningEmulator) -> None:
+    """Issue 11: history views start no server and write no file (issue 13's thumbnails are
+    inline stills, not posters copied next to the notebook)."""
+    ip.run("%sora --wait -o job a heron in the reeds")
+    before = sorted(p.relative_to(Path.cwd()) for p in Path.cwd().rglob("*"))
+    ip.run("%sora jobs")
+    table = ip.outputs[-1]["data"]["text/html"]
+    assert sorted(p.relative_to(Path.cwd()) for p in Path.cwd().rglob("*")) == before
+    assert "class='sora-thumb' src='data:image/jpeg;base64," in table
