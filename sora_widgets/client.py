@@ -462,6 +462,7 @@ class _Sink:
         self.deadline = deadline
         self.total: int | None = None
         self.done = 0
+        self.finished = False
 
     def __enter__(self) -> _Sink:
         self.target.parent.mkdir(parents=True, exist_ok=True)
@@ -488,16 +489,21 @@ class _Sink:
             raise APITimeoutError("the video download took longer than SORA_DOWNLOAD_TIMEOUT;"
                                   " it was stopped (job.download() tries again)")
 
+    def finish(self) -> None:
+        """Flush, fsync and rename into place (blocking: the async client runs it in a
+        worker thread, so a slow disk never stalls the poller's loop)."""
+        if self.total is not None and self.done != self.total:
+            raise APIConnectionError(f"download ended early ({self.done} of {self.total} bytes)")
+        self.out.flush()
+        os.fsync(self.out.fileno())
+        self.out.close()
+        os.replace(self.tmp_name, self.target)
+        self.finished = True
+
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
         try:
-            if exc_type is None:
-                if self.total is not None and self.done != self.total:
-                    raise APIConnectionError(
-                        f"download ended early ({self.done} of {self.total} bytes)")
-                self.out.flush()
-                os.fsync(self.out.fileno())
-                self.out.close()
-                os.replace(self.tmp_name, self.target)
+            if exc_type is None and not self.finished:
+                self.finish()
         finally:
             self.out.close()
             Path(self.tmp_name).unlink(missing_ok=True)
@@ -597,4 +603,5 @@ class AsyncSoraClient(_Base):
                 failure = transport_error(exc)
             if failure is not None:
                 raise failure
+            await asyncio.get_running_loop().run_in_executor(None, sink.finish)
         return sink.target
