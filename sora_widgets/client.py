@@ -25,6 +25,7 @@ to a CDN link, and httpx drops it on a redirect to another origin.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 import os
 import tempfile
@@ -530,6 +531,9 @@ class AsyncSoraClient(_Base):
             # loopback or a relay 200 ms away needs no more than a few dozen in flight.
             limits=httpx.Limits(max_connections=32, max_keepalive_connections=32))
 
+    #: Where blocking file work runs (the engine gives its events thread; None: asyncio's).
+    io_executor: concurrent.futures.Executor | None = None
+
     async def aclose(self) -> None:
         await self._http.aclose()
 
@@ -603,5 +607,5 @@ class AsyncSoraClient(_Base):
                 failure = transport_error(exc)
             if failure is not None:
                 raise failure
-            await asyncio.get_running_loop().run_in_executor(None, sink.finish)
+            await asyncio.get_running_loop().run_in_executor(self.io_executor, sink.finish)
         return sink.target

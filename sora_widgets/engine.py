@@ -769,6 +769,7 @@ class Poller:
         client = self._clients.get(backend)
         if client is None:
             client = self._clients[backend] = backend.async_client()
+            client.io_executor = self._events      # no thread of asyncio's own
         return client
 
     def _finish(self, entry: _Entry, detach: str | None = None) -> None:
