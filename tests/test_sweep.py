@@ -321,9 +321,9 @@ def test_sora_jobs_starred_shows_starred_rows_with_poster_thumbnails(
     assert table.count("<tr>") == 2            # the header and one row
     assert "★ a keeper at &lt;dusk&gt;" in table and "throwaway" not in table
     assert "use this &lt;one&gt;" in table
-    thumb = f"src='sora_videos/{keep.poster_path.name}'"
-    assert f"<img class='sora-thumb' {thumb}" in table
-    assert (Path.cwd() / "sora_videos" / keep.poster_path.name).is_file()
+    # The still is inline: listing history writes no file next to the notebook (issue 11).
+    assert "<img class='sora-thumb' src='data:image/jpeg;base64," in table
+    assert not (Path.cwd() / "sora_videos" / keep.poster_path.name).exists()
     assert "<video" not in table, "a player per history row"
     pub.outputs.clear()
     assert run(shell, "%sora jobs") is None
