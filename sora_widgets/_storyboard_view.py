@@ -90,7 +90,9 @@ def _shot_words(board: Storyboard, index: int) -> str:
     else:
         words = f"{job.status.replace('_', ' ')}…"
     ident = f"task {job.id}" if job.id else f"local job {job.local_id[:8]}"
-    return f"{words} · {ident} · {render.money_line(job)}"
+    # The header says "local emulator — no charge" once; a shot adds only real money words.
+    money = render.money_line(job, badge=False)
+    return f"{words} · {ident}" + (f" · {money}" if money else "")
 
 
 def _film_seconds(path: Path | None) -> float | None:
