@@ -232,19 +232,17 @@ class Journal(ABC):
             for (request, n, price), earlier in zip(items, reused, strict=True):
                 created = []
                 for _ in range(n - len(earlier)):
-                    local_id = next(ids)
-                    self._insert(cur, local_id=local_id, request=request, backend=backend,
-                                 emulator=emulator, price_usd=price, session=session,
-                                 owner=str(owner), pid=owner.pid, now=now,
-                                 parent_id=parent_id, user=user, host=host)
-                    created.append(self._get(cur, local_id))
-                claims.append(Claim(reused=earlier,
-                                    created=[r for r in created if r is not None]))
+                    created.append(self._insert(
+                        cur, local_id=next(ids), request=request, backend=backend,
+                        emulator=emulator, price_usd=price, session=session,
+                        owner=str(owner), pid=owner.pid, now=now, parent_id=parent_id,
+                        user=user, host=host))
+                claims.append(Claim(reused=earlier, created=created))
         return claims
 
     def _insert(self, cur: Cursor, *, local_id: str, request: VideoRequest, backend: str,
                 emulator: bool, price_usd: float, session: str, owner: str, pid: int,
-                now: float, parent_id: str | None, user: str, host: str) -> None:
+                now: float, parent_id: str | None, user: str, host: str) -> JobRecord:
         state = JobState()
         row = {
             **state.as_columns(), "local_id": local_id, "fingerprint": request.fingerprint(),
@@ -257,6 +255,8 @@ class Journal(ABC):
         names = ", ".join(row)
         marks = ", ".join("?" for _ in row)
         cur.execute(f"INSERT INTO jobs ({names}) VALUES ({marks})", tuple(row.values()))
+        return JobRecord.from_row(row)     # what was written (no second query: every
+                                           # query releases and re-takes the GIL)
 
     def quote(self, *, request: VideoRequest, backend: str, emulator: bool, price_usd: float,
               session: str, n: int = 1, force: bool = False,
