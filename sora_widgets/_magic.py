@@ -268,12 +268,20 @@ class _LiveView:
 
     def dismiss(self, bundle: Bundle) -> None:
         """End the live view with ``bundle`` in its place (``job.wait()``'s progress)."""
+        if self._end():
+            self._replace(bundle)
+
+    def _end(self) -> bool:
+        """Stop the ticker and the observers once; False if the view had already ended."""
         with self._lock:
             if self._finished:
-                return
+                return False
             self._finished = True
         self._stop.set()
         self._unobserve()
+        return True
+
+    def _replace(self, bundle: Bundle) -> None:
         assert self._slot is not None
         self._slot.update(bundle)
         self._close_widgets()
@@ -367,15 +375,8 @@ class _LiveView:
 
     def _finish(self) -> None:
         """Replace the live slot by the final HTML, in the cell that started the jobs."""
-        with self._lock:
-            if self._finished:
-                return
-            self._finished = True
-        self._stop.set()
-        self._unobserve()
-        assert self._slot is not None
-        self._slot.update(self.look.bundle(self.jobs, self.reused))
-        self._close_widgets()
+        if self._end():
+            self._replace(self.look.bundle(self.jobs, self.reused))
 
     def _close_widgets(self) -> None:
         """Close every model we made (layouts and styles too), so no state is saved."""

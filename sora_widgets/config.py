@@ -12,7 +12,7 @@ import ipaddress
 import math
 import os
 import socket
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -20,14 +20,12 @@ __all__ = [
     "API_STYLES",
     "DEFAULT_BASE_URL",
     "DEFAULT_MODEL",
-    "PRICES_USD",
     "APIKey",
     "Preferences",
     "Settings",
     "api_style",
     "is_loopback_url",
     "preferences",
-    "price_of",
     "settings",
 ]
 
@@ -35,8 +33,6 @@ DEFAULT_BASE_URL = "https://artifex.help"
 DEFAULT_MODEL = "sora-2"
 #: Relay wire styles (SORA_API_STYLE): the seed's relay, and OpenAI-shaped gateways.
 API_STYLES = ("artifex", "openai")
-#: 0.1's price table (kept for callers; prices now come from ``catalog.py``).
-PRICES_USD: dict[str, float] = {"sora-2": 0.90}
 #: The embedded emulator runs jobs this much faster than the real relay (demo pace).
 DEFAULT_EMULATOR_TIME_SCALE = 0.1
 
@@ -115,7 +111,6 @@ class Settings:
     poll_scale: float = 1.0
     #: Seconds to wait for the relay's answer (SORA_HTTP_TIMEOUT).
     http_timeout: float = 30.0
-    prices: dict[str, float] = field(default_factory=dict)
     #: One call whose new charges pass this asks for confirmation (SORA_CONFIRM_USD).
     confirm_usd: float | None = 5.0
     daily_budget_usd: float | None = None
@@ -187,11 +182,7 @@ def settings() -> Settings:
     raw_key = os.environ.get("SORA_API_KEY", "").strip()
     key = APIKey(raw_key) if raw_key else _session_key
     home_env = os.environ.get("SORA_WIDGETS_HOME", "").strip()
-    prices = dict(PRICES_USD)
     model = os.environ.get("SORA_MODEL", "").strip() or DEFAULT_MODEL
-    override = _float_env("SORA_PRICE_USD")
-    if override is not None:
-        prices[model] = override
     scale = _float_env("SORA_EMULATOR_TIME_SCALE")
     poll_scale = _float_env("SORA_POLL_SCALE")
     timeout = _float_env("SORA_HTTP_TIMEOUT")
@@ -213,7 +204,6 @@ def settings() -> Settings:
         emulator_time_scale=scale if scale is not None else DEFAULT_EMULATOR_TIME_SCALE,
         poll_scale=poll_scale if poll_scale and poll_scale > 0 else 1.0,
         http_timeout=timeout if timeout and timeout > 0 else 30.0,
-        prices=prices,
         confirm_usd=_float_env("SORA_CONFIRM_USD") if confirm else 5.0,
         daily_budget_usd=_float_env("SORA_DAILY_BUDGET_USD"),
         team_budget_usd=_float_env("SORA_TEAM_BUDGET_USD"),
@@ -224,7 +214,7 @@ def settings() -> Settings:
         download_timeout=download_timeout if download_timeout else 600.0,
         max_video_bytes=int(max_video_mb * 1024 * 1024) if max_video_mb else 256 * 1024 * 1024,
         api_style=style,
-        price_usd=override,
+        price_usd=_float_env("SORA_PRICE_USD"),
     )
 
 
@@ -237,16 +227,6 @@ def missing_key_problem(current: Settings, base_url: str | None = None) -> str |
                 "Set the key (or `%sora key`), or unset SORA_BASE_URL to use the free local "
                 "emulator.")
     return None
-
-
-def price_of(model: str, prices: dict[str, float] | None = None) -> float:
-    """The price of one default clip of ``model`` in the style in force (kept for 0.1
-    callers; ``prices`` is ignored). The one rule is :func:`sora_widgets.catalog.price_of`,
-    which prices a whole request (style, model, size, seconds)."""
-    from .catalog import price_of as rule
-    from .models import VideoRequest
-
-    return rule(VideoRequest.create("price", model=model))
 
 
 def is_loopback_url(url: str) -> bool:
