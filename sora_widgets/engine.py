@@ -39,7 +39,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
-from traitlets import Bool, Float, HasTraits, Instance, Int, Unicode, observe
+from traitlets import Bool, Bunch, Float, HasTraits, Instance, Int, Unicode
 
 from . import errors
 from .client import MAY_BE_CHARGED, AsyncSoraClient, SoraClient, is_transient, retry_after_of
@@ -76,6 +76,9 @@ _SAFE = re.compile(r"[^A-Za-z0-9_.-]")
 #: A definite refusal (401/403/404) of a paid job: keep asking, slowly.
 REFUSED_CAP = 30.0
 HEARTBEAT_SECONDS = 30.0
+#: Requests in flight at once (httpcore's pool scan costs CPU per connection).
+MAX_IN_FLIGHT = 32
+_NO_STATE = JobState()
 
 #: A UI may show progress while ``Job.wait()`` blocks its caller (the magic sets one in
 #: a notebook): called on the caller's thread with the job, it returns what to call when
@@ -83,21 +86,35 @@ HEARTBEAT_SECONDS = 30.0
 wait_hook: Callable[[Job], Callable[[], None] | None] | None = None
 
 
+#: Every handle's "finished" flag is guarded by this one condition: an Event per handle
+#: was six objects for the garbage collector to walk (Event, Condition, lock, deque, two
+#: bound methods), and with thousands of handles every full collection paused the kernel
+#: longer. Few threads ever wait, so waking them all on each change costs nothing.
+_finished = threading.Condition(threading.Lock())
+
+
 def _wait_with_hook(job: Job, timeout: float | None) -> bool:
     hook, done = wait_hook, None
-    if hook is not None and not job._settled.is_set():
+    if hook is not None and not job.finished:
         try:
             done = hook(job)
         except Exception:
             log.exception("the wait() progress hook failed")
     try:
-        return job._settled.wait(timeout)
+        with _finished:
+            return _finished.wait_for(lambda: job._is_finished, timeout)
     finally:
         if done is not None:
             try:
                 done()
             except Exception:
                 log.exception("the wait() progress hook failed")
+
+
+@functools.lru_cache(maxsize=16)
+def _policy(scale: float) -> PollPolicy:
+    """One schedule policy per time scale, shared by every job's schedule."""
+    return PollPolicy(scale=scale)
 
 
 def poster_of(video: Path) -> Path:
@@ -198,11 +215,11 @@ class Job(HasTraits):
         self._journal = journal
         self._videos_dir = videos_dir
         self._lock = threading.RLock()
-        self._settled = threading.Event()
-        self._callbacks: list[Callable[[dict[str, Any]], None]] = []
-        self._state = JobState()
+        self._is_finished = False                 # under _finished (see ``finished``)
+        self._callbacks: tuple[Callable[[dict[str, Any]], None], ...] = ()
+        self._state = _NO_STATE
         self._unsaved: JobState | None = None     # a transition the journal refused, retried
-        self._unsaved_from = JobState()           # ... and what the journal holds meanwhile
+        self._unsaved_from = _NO_STATE            # ... and what the journal holds meanwhile
         self._post_started = False
         self._detached = False
         self._studio: Any = None       # set by the Studio that made the handle
@@ -213,7 +230,7 @@ class Job(HasTraits):
         self.emulator = backend.emulator
         if state is None and "status" in traits:     # a handle built for display
             state = _state_from_traits(traits)
-        self._show(state or JobState())
+        self._show(state or _NO_STATE)
         self._loading = False
 
     @classmethod
@@ -257,7 +274,7 @@ class Job(HasTraits):
     def finished(self) -> bool:
         """Nothing more will happen to this handle here: settled, or no longer tracked
         (the journal keeps whatever it still needs for ``resume()``)."""
-        return self._settled.is_set()
+        return self._is_finished
 
     @property
     def elapsed(self) -> float:
@@ -267,7 +284,7 @@ class Job(HasTraits):
     def on_change(self, callback: Callable[[dict[str, Any]], None]) -> None:
         """Call ``callback({"owner": job, "name": "state", ...})`` once per transition
         (from the engine's events thread)."""
-        self._callbacks.append(callback)
+        self._callbacks = (*self._callbacks, callback)     # copied: iterated unlocked
 
     # -- marks (persisted at once) ----------------------------------------------------------
 
@@ -275,11 +292,16 @@ class Job(HasTraits):
         self.starred = bool(on)
         return self
 
-    @observe("starred", "note")
-    def _persist_mark(self, change: dict[str, Any]) -> None:
-        if not self._loading:
-            self._journal.update(self.local_id, **{change["name"]: (
-                int(change["new"]) if change["name"] == "starred" else change["new"])})
+    def notify_change(self, change: Bunch) -> None:
+        """Persist the marks (``starred``, ``note``) at once, then notify as usual.
+        (Here rather than ``@observe``: that puts four objects per handle in the
+        collector's way, and a process may hold thousands of handles.)"""
+        name = change["name"]
+        if name in ("starred", "note") and not self._loading:
+            value = change["new"]
+            self._journal.update(self.local_id,
+                                 **{name: int(value) if name == "starred" else value})
+        super().notify_change(change)
 
     # -- waiting and files ------------------------------------------------------------------
 
@@ -406,10 +428,10 @@ class Job(HasTraits):
                 for name, value in changed.items():
                     setattr(self, name, value)
         if state.settled:
-            self._settled.set()
+            self._set_finished(True)
         if not self._loading:
             event = {"owner": self, "name": "state", "new": state}
-            for callback in list(self._callbacks):
+            for callback in self._callbacks:
                 try:
                     callback(event)
                 except Exception:
@@ -429,7 +451,13 @@ class Job(HasTraits):
                 self.phase = Phase.DETACHED.value
             if reason:
                 self.notice = reason
-        self._settled.set()
+        self._set_finished(True)
+
+    def _set_finished(self, finished: bool) -> None:
+        with _finished:
+            self._is_finished = finished
+            if finished:
+                _finished.notify_all()
 
 
 _STATE_TRAITS = {"id": "task_id", "progress": "progress", "video_url": "video_url",
@@ -510,6 +538,8 @@ class _Entry:
     schedule: PollSchedule | None = None
     seq: int = 0
     busy: bool = False
+    #: The running step (held here: the event loop keeps only a weak reference).
+    task: asyncio.Task[None] | None = None
     failures: int = 0
     last_error: BaseException | None = None
     hint: float | None = None
@@ -537,7 +567,7 @@ class Poller:
         self._clients: dict[Backend, AsyncSoraClient] = {}
         #: What each relay's jobs taught the schedule (loop thread; kept across restarts).
         self._priors: dict[str, RelayPrior] = {}
-        self._limit: asyncio.Semaphore | None = None
+        self._in_flight = 0                            # steps running (loop thread)
         self._heartbeat_due = 0.0
 
     @property
@@ -612,6 +642,7 @@ class Poller:
                 while any(e.busy and e.mode == "submit" for e in self._entries.values()) \
                         and loop.time() < deadline:
                     await asyncio.sleep(0.01)
+                self._heap.clear()         # nothing more starts (a finishing step re-arms)
                 if self._timer is not None:
                     self._timer.cancel()
                 tasks = [t for t in asyncio.all_tasks(loop) if t is not asyncio.current_task()]
@@ -656,7 +687,7 @@ class Poller:
 
             self._loop = loop
             self._entries, self._heap, self._clients, self._timer = {}, [], {}, None
-            self._limit = None
+            self._in_flight = 0
             if self._events is None:
                 self._events = concurrent.futures.ThreadPoolExecutor(
                     1, thread_name_prefix="sora-widgets-events")
@@ -697,7 +728,7 @@ class Poller:
             job._detached = False
             if job.phase == Phase.DETACHED:
                 job.phase = job.state.phase.value
-            job._settled.clear()
+            job._set_finished(False)
         if mode == "save" or mode == "poll":
             mode = "save" if job.state.phase is Phase.SAVING else mode
 
@@ -716,28 +747,39 @@ class Poller:
         entry.seq = self._seq
         due = asyncio.get_running_loop().time() + max(0.0, delay)
         heapq.heappush(self._heap, (due, self._seq, entry.job._key))
-        if self._timer is None or due < self._timer.when():
-            if self._timer is not None:
-                self._timer.cancel()
-            self._timer = asyncio.get_running_loop().call_at(due, self._fire)
+        self._arm()
+
+    def _arm(self) -> None:
+        """Wake up when the earliest step falls due. Not while every request slot is taken:
+        the step that ends first re-arms, so a due job waits in the heap, not as a task."""
+        if not self._heap or self._in_flight >= MAX_IN_FLIGHT:
+            return
+        first = self._heap[0][0]
+        if self._timer is not None:
+            if self._timer.when() <= first:
+                return
+            self._timer.cancel()
+        self._timer = asyncio.get_running_loop().call_at(first, self._fire)
 
     def _fire(self) -> None:
-        """Start every step that is due, then sleep until the next one (loop thread)."""
+        """Start the steps that are due (up to the free request slots), then sleep until
+        the next one (loop thread)."""
         self._timer = None
-        now = asyncio.get_running_loop().time()
+        loop = asyncio.get_running_loop()
+        now = loop.time()
         heap = self._heap
-        while heap and heap[0][0] <= now:
+        while heap and heap[0][0] <= now and self._in_flight < MAX_IN_FLIGHT:
             _, seq, key = heapq.heappop(heap)
             entry = self._entries.get(key)
             if entry is None or entry.seq != seq or entry.busy:
                 continue
             entry.busy = True
-            asyncio.get_running_loop().create_task(self._step(entry))
+            self._in_flight += 1
+            entry.task = loop.create_task(self._step(entry))
         if now >= self._heartbeat_due:
             self._heartbeat_due = now + HEARTBEAT_SECONDS
             self._heartbeat()
-        if heap:
-            self._timer = asyncio.get_running_loop().call_at(heap[0][0], self._fire)
+        self._arm()
 
     def _heartbeat(self) -> None:
         """Renew the lease on tracked rows (another host judges our rows by it), and retry
@@ -781,18 +823,15 @@ class Poller:
     # -- steps (loop thread) ----------------------------------------------------------------
 
     async def _step(self, entry: _Entry) -> None:
-        if self._limit is None:
-            self._limit = asyncio.Semaphore(32)
         try:
-            async with self._limit:
-                if entry.mode == "submit":
-                    await self._submit(entry)
-                elif entry.mode == "poll":
-                    await self._poll(entry)
-                elif entry.mode == "save":
-                    await self._save(entry)
-                else:
-                    await self._watch(entry)
+            if entry.mode == "submit":
+                await self._submit(entry)
+            elif entry.mode == "poll":
+                await self._poll(entry)
+            elif entry.mode == "save":
+                await self._save(entry)
+            else:
+                await self._watch(entry)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # a bug must not kill the thread that serves every job
@@ -800,7 +839,9 @@ class Poller:
             self._finish(entry, detach=f"internal error ({type(exc).__name__}); "
                          "sw.resume() retries")
         finally:
-            entry.busy = False
+            entry.busy, entry.task = False, None
+            self._in_flight -= 1
+            self._arm()
 
     async def _submit(self, entry: _Entry) -> None:
         job = entry.job
@@ -868,7 +909,7 @@ class Poller:
         if entry.schedule is None:
             backend = entry.job._backend
             prior = self._priors.setdefault(backend.journal_name, RelayPrior())
-            entry.schedule = PollSchedule(PollPolicy(scale=backend.time_scale), prior)
+            entry.schedule = PollSchedule(_policy(backend.time_scale), prior)
         return entry.schedule
 
     def _next_delay(self, entry: _Entry, state: JobState) -> tuple[float, float | None]:
@@ -1075,8 +1116,9 @@ def _after_fork_in_child() -> None:
     """A forked child starts with no poller and adopts none of its parent's jobs: their
     POSTs are the parent's (re-sending one would pay twice). Handles it inherited are
     detached; ``sw.jobs()`` / ``sw.resume()`` give it its own."""
-    global _poller, _poller_lock
+    global _poller, _poller_lock, _finished
     _poller_lock = threading.Lock()
+    _finished = threading.Condition(threading.Lock())
     inherited = _poller
     _poller = None
     if inherited is not None:

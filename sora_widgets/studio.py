@@ -22,7 +22,7 @@ import uuid
 import weakref
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from .catalog import price_of
 from .client import warn_if_cleartext
@@ -37,6 +37,8 @@ from .wire import adapter_for
 __all__ = ["EMULATOR_KEY", "Studio", "default_studio"]
 
 log = logging.getLogger("sora_widgets.studio")
+#: What ``Studio._one`` interns (immutable, hashable).
+_Shared = TypeVar("_Shared", Backend, Path)
 
 #: The embedded emulator wants a VIP key like the relay; this one is public and worthless.
 EMULATOR_KEY = APIKey("sk-local-emulator")
@@ -63,6 +65,7 @@ class Studio:
         #: with the key of its own relay, never with the key of the relay in use now.
         self._keys: dict[str, APIKey] = {}
         self._pid = os.getpid()
+        self._interned: dict[object, Any] = {}
 
     # -- plumbing -------------------------------------------------------------------------
 
@@ -75,6 +78,12 @@ class Studio:
             self._live = weakref.WeakValueDictionary()
             self._journals = {}
             self._lock = threading.RLock()
+
+    def _one(self, value: _Shared) -> _Shared:
+        """The one equal object this Studio already holds (a backend, a folder): thousands
+        of handles share it instead of each carrying copies for the garbage collector."""
+        with self._lock:
+            return cast(_Shared, self._interned.setdefault(value, value))
 
     def journal(self, current: Settings | None = None) -> Journal:
         current = current or settings()
@@ -131,17 +140,17 @@ class Studio:
         """The embedded emulator's backend; ``start=False`` (history, reprs) starts no
         server: its URL is filled in when the job is tracked."""
         url = self.emulator_url(current, style) if start else ""
-        return Backend(url, EMULATOR_KEY, emulator=True,
-                       time_scale=current.emulator_time_scale,
-                       download_timeout=current.download_timeout,
-                       max_video_bytes=current.max_video_bytes, style=style)
+        return self._one(Backend(url, EMULATOR_KEY, emulator=True,
+                                 time_scale=current.emulator_time_scale,
+                                 download_timeout=current.download_timeout,
+                                 max_video_bytes=current.max_video_bytes, style=style))
 
-    @staticmethod
-    def _relay_backend(url: str, key: APIKey | None, current: Settings,
+    def _relay_backend(self, url: str, key: APIKey | None, current: Settings,
                        style: str = "artifex") -> Backend:
-        return Backend(url, key, emulator=False, time_scale=current.poll_scale,
-                       timeout=current.http_timeout, download_timeout=current.download_timeout,
-                       max_video_bytes=current.max_video_bytes, style=style)
+        return self._one(Backend(url, key, emulator=False, time_scale=current.poll_scale,
+                                 timeout=current.http_timeout,
+                                 download_timeout=current.download_timeout,
+                                 max_video_bytes=current.max_video_bytes, style=style))
 
     def _backend_of(self, record: JobRecord, current: Settings) -> tuple[Backend, str | None]:
         """The backend of an existing job, with the key of *its* relay, or a reason why
@@ -169,7 +178,7 @@ class Studio:
             if job is None:
                 backend, problem = self._backend_of(record, current)
                 job = Job.from_record(record, backend, self.journal(current),
-                                      current.videos_dir)
+                                      self._one(current.videos_dir))
                 job._studio = self
                 if problem and not job.settled:
                     job._detach(problem)      # not polled here: another relay's key is unknown
@@ -253,7 +262,7 @@ class Studio:
                 jobs.append(self.track(job))
             with self._lock:
                 for record in claim.created:
-                    job = Job.from_record(record, backend, journal, current.videos_dir)
+                    job = Job.from_record(record, backend, journal, self._one(current.videos_dir))
                     job._studio = self
                     self._live[record.local_id] = job
                     poller().submit(job)

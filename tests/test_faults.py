@@ -159,15 +159,23 @@ def test_fetching_a_fresh_video_link_honours_retry_after(
         relay: RunningEmulator, monkeypatch: pytest.MonkeyPatch) -> None:
     """The link expired when the video is saved, and the refresh GET is told to wait."""
     spy = RetryAfterSpy(monkeypatch)
-    job = sw.generate("a link that expires at once")
+    links = relay._engine.links
+    check = links.check
+    refused: list[str] = []
 
-    def on_status(change: dict[str, Any]) -> None:
-        if change["new"] == "completed":      # poller thread, before it saves the video
-            relay.expire_links()
+    def expired_once(task_id: str, query: str) -> bool:
+        """The first download finds its link expired and the refresh GET meets a 429
+        (set here, at the download itself: an observer of 'completed' raced the save)."""
+        if not refused:
+            refused.append(task_id)
             relay.inject("429", method="GET", retry_after=1)
+            return False
+        return check(task_id, query)
 
-    job.observe(on_status, names="status")
+    monkeypatch.setattr(links, "check", expired_once)
+    job = sw.generate("a link that expires at once")
     job.wait(timeout=30)
+    assert refused == [job.id]
     assert job.local_path is not None and job.local_path.is_file()
     assert len(spy.records) == 1
     assert spy.violations(relay.stats()) == []
