@@ -286,7 +286,7 @@ def main(argv: list[str] | None = None) -> int:
             return all(j.done and (j.status != "completed" or j.local_path is not None)
                        for j in jobs)
 
-        probe = Probe(watch=("sora-widgets-poller", "sora-widgets-events_0"))
+        probe = Probe(watch=("sora-widgets-poller", "sora-widgets-events"))
         gc_pauses = GCPauses()
         control = start_control()
         cpu_run0 = cpu_seconds()

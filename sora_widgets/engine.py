@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import atexit
-import concurrent.futures
 import contextlib
 import functools
 import hashlib
@@ -53,6 +52,7 @@ from .errors import (
     SubmissionUnknown,
     ValidationError,
 )
+from .events import EventsThread
 from .journal import Journal
 from .lifecycle import (
     RELAY_FAILED,
@@ -558,7 +558,7 @@ class Poller:
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._events: concurrent.futures.ThreadPoolExecutor | None = None
+        self._events: EventsThread[_Transition] | None = None
         self._tracked: dict[str, Job] = {}          # under _lock, by handle key (Job._key)
         self._entries: dict[str, _Entry] = {}        # loop thread only, by handle key
         self._heap: list[tuple[float, int, str]] = []
@@ -689,8 +689,7 @@ class Poller:
             self._entries, self._heap, self._clients, self._timer = {}, [], {}, None
             self._in_flight = 0
             if self._events is None:
-                self._events = concurrent.futures.ThreadPoolExecutor(
-                    1, thread_name_prefix="sora-widgets-events")
+                self._events = EventsThread(_apply_all, name="sora-widgets-events")
             self._thread = threading.Thread(target=run, name="sora-widgets-poller", daemon=True)
             self._thread.start()
             ready.wait()
@@ -805,7 +804,10 @@ class Poller:
     def _emit(self, job: Job, state: JobState | None, *, persist: bool = True,
               detach: str | None = None, **extra: Any) -> None:
         """One transition, applied on the events thread: journal, then handle, then event."""
-        self._run_events(lambda: _apply(job, state, persist=persist, detach=detach, **extra))
+        events = self._events
+        if events is not None:
+            with contextlib.suppress(RuntimeError):
+                events.post(_Transition(job, state, persist, detach, extra))
 
     def _client(self, backend: Backend) -> AsyncSoraClient:
         client = self._clients.get(backend)
@@ -1047,37 +1049,89 @@ def _logged(fn: Callable[[], object]) -> None:
         log.exception("sora-widgets events thread: a step failed")
 
 
-def _apply(job: Job, state: JobState | None, *, persist: bool, detach: str | None,
-           **extra: Any) -> None:
-    """On the events thread: journal first, then the handle, then its change event."""
-    if state is not None and persist:
-        before = job._unsaved_base()
+@dataclass(slots=True)
+class _Transition:
+    """What the events thread applies: journal (unless ``persist`` is off), then the
+    handle (``state`` and ``extra`` traits), then ``detach`` (a reason, or "")."""
+
+    job: Job
+    state: JobState | None
+    persist: bool
+    detach: str | None
+    extra: dict[str, Any]
+
+
+def _apply_all(transitions: list[_Transition]) -> None:
+    """On the events thread: the journal writes of a run of transitions (one transaction
+    per journal), then each handle and its change event, in order."""
+    _persist(transitions)
+    for t in transitions:
         try:
-            if before.task_id is None and state.task_id is not None:
-                job._journal.record_submitted(job.local_id, state, before)
+            job = t.job
+            if t.state is not None:
+                job._show(t.state, **t.extra)
+            elif t.extra:
+                with job._lock, job.hold_trait_notifications():
+                    for name, value in t.extra.items():
+                        setattr(job, name, value)
+            if t.detach is not None:
+                job._detach(t.detach or None)
+        except Exception:
+            log.exception("sora-widgets events thread: job %s", t.job.local_id)
+
+
+def _persist(transitions: list[_Transition]) -> None:
+    by_journal: dict[int, tuple[Journal, list[_Transition]]] = {}
+    for t in transitions:
+        if t.state is not None and t.persist:
+            by_journal.setdefault(id(t.job._journal), (t.job._journal, []))[1].append(t)
+    for journal, writes in by_journal.values():
+        if len(writes) > 1:
+            held: dict[str, JobState] = {}     # what the journal holds once the earlier ones land
+            rows = []
+            for t in writes:
+                assert t.state is not None
+                rows.append((t.job.local_id, t.state,
+                             held.get(t.job._key) or t.job._unsaved_base()))
+                held[t.job._key] = t.state
+            try:
+                journal.save_states(rows)
+            except Exception as exc:     # one at a time below: find the write that fails
+                log.debug("a batch of %d journal writes failed (%s); one by one", len(rows), exc)
             else:
-                job._journal.save_state(job.local_id, state, before)
-            job._unsaved = None
-        except Exception as exc:
-            # The id of a paid task must not be lost: keep it, say so, retry on heartbeat.
-            job._unsaved = state
-            job._unsaved_from = before
-            extra["notice"] = (f"the journal could not be written ({type(exc).__name__}): "
-                               f"task id {state.task_id} is kept in memory and retried; "
-                               "keep this kernel running until it is saved")
-            log.warning("journal write failed for job %s (task id %s): %s; kept in memory, "
-                        "retrying", job.local_id, state.task_id, exc)
+                for t in writes:
+                    _written(t)
+                continue
+        for t in writes:
+            _persist_one(t)
+
+
+def _persist_one(t: _Transition) -> None:
+    job, state = t.job, t.state
+    assert state is not None
+    before = job._unsaved_base()
+    try:
+        if before.task_id is None and state.task_id is not None:
+            job._journal.record_submitted(job.local_id, state, before)
         else:
-            if (job.notice or "").startswith("the journal could not"):
-                extra.setdefault("notice", None)
-    if state is not None:
-        job._show(state, **extra)
-    elif extra:
-        with job._lock, job.hold_trait_notifications():
-            for name, value in extra.items():
-                setattr(job, name, value)
-    if detach is not None:
-        job._detach(detach or None)
+            job._journal.save_state(job.local_id, state, before)
+    except Exception as exc:
+        # The id of a paid task must not be lost: keep it, say so, retry on heartbeat.
+        job._unsaved = state
+        job._unsaved_from = before
+        t.extra["notice"] = (f"the journal could not be written ({type(exc).__name__}): "
+                             f"task id {state.task_id} is kept in memory and retried; "
+                             "keep this kernel running until it is saved")
+        log.warning("journal write failed for job %s (task id %s): %s; kept in memory, "
+                    "retrying", job.local_id, state.task_id, exc)
+    else:
+        _written(t)
+
+
+def _written(t: _Transition) -> None:
+    t.job._unsaved = None
+    if (t.job.notice or "").startswith("the journal could not"):
+        t.extra.setdefault("notice", None)
 
 
 def _retry_unsaved(job: Job) -> None:

@@ -41,7 +41,7 @@ def test_fifty_concurrent_jobs_share_one_background_thread(relay: RunningEmulato
             if "process_request" not in t.name and "emulator" not in t.name.lower()]
     # The emulator's handler threads aside: the poller and the events thread, whatever the
     # number of jobs.
-    assert sorted(ours) == ["sora-widgets-events_0", "sora-widgets-poller"]
+    assert sorted(ours) == ["sora-widgets-events", "sora-widgets-poller"]
     assert all(j.status == "completed" and j.local_path and j.local_path.is_file()
                for j in jobs)
     stats = relay.stats()

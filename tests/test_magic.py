@@ -366,7 +366,7 @@ def test_live_widgets_update_from_the_poller_then_give_way(ip: Session) -> None:
     final = ip.settled_slot(0)
     assert _is_final(final) and "application/vnd.jupyter.widget-view+json" not in final
     # Traits are set from the engine's events thread (never the poller's loop, never two).
-    assert seen and {name for name, _ in seen} == {"sora-widgets-events_0"}
+    assert seen and {name for name, _ in seen} == {"sora-widgets-events"}
     assert bar.value == 100 and bar.bar_style == "success"
     assert "<i>" not in status.value and "&lt;i&gt;heron" in status.value
     wait_for(lambda: model_id not in _instances)  # closed: nothing left in saved state

@@ -99,7 +99,7 @@ def test_generate_shows_a_card_that_completes_with_a_playable_video(
     assert "local emulator" not in card_text(card)
     assert "local emulator — no charge" in panel.spend_line.value
     assert panel.jobs == [card.job]
-    assert setters and setters[-1] == "sora-widgets-events_0"   # the engine's events thread
+    assert setters and setters[-1] == "sora-widgets-events"   # the engine's events thread
     assert card.regenerate_button.layout.display == "none"
 
 

@@ -177,6 +177,16 @@ def _total(items: Sequence[tuple[VideoRequest, int, float]],
                  emulator=emulator, amount_usd=amount)
 
 
+def _update_statement(local_id: str, changes: dict[str, Any],
+                      now: float) -> tuple[str, tuple[Any, ...]]:
+    unknown = set(changes) - set(COLUMNS)
+    if unknown:
+        raise ValueError(f"unknown journal columns: {sorted(unknown)}")
+    changes = {**changes, "updated_at": now}
+    assignments = ", ".join(f"{name} = ?" for name in changes)
+    return f"UPDATE jobs SET {assignments} WHERE local_id = ?", (*changes.values(), local_id)
+
+
 class Journal(ABC):
     """Thread-safe journal access. Backends implement ``_tx``, ``_read`` and ``close``."""
 
@@ -334,11 +344,22 @@ class Journal(ABC):
 
     def save_state(self, local_id: str, state: JobState, before: JobState | None = None) -> None:
         """Write a lifecycle transition (only what changed, and the derived status)."""
-        changes = state.changes_from(before) if before is not None else state.as_columns()
-        if not changes:
-            return
-        changes["status"] = state.status.value
-        self.update(local_id, **changes)
+        self.save_states([(local_id, state, before)])
+
+    def save_states(self, transitions: Sequence[tuple[str, JobState, JobState | None]]) -> None:
+        """Several transitions (local id, new state, what the journal holds) in one
+        transaction: the engine writes what piled up at once, one commit for all."""
+        now = time.time()
+        statements = []
+        for local_id, state, before in transitions:
+            changes = state.changes_from(before) if before is not None else state.as_columns()
+            if changes:
+                changes["status"] = state.status.value
+                statements.append(_update_statement(local_id, changes, now))
+        if statements:
+            with self._tx() as cur:
+                for sql, params in statements:
+                    cur.execute(sql, params)
 
     def record_submitted(self, local_id: str, state: JobState, before: JobState) -> None:
         """The POST was answered: the task id (and the charge) right away, before the handle
@@ -346,14 +367,9 @@ class Journal(ABC):
         self.save_state(local_id, state, before)
 
     def update(self, local_id: str, **changes: Any) -> None:
-        unknown = set(changes) - set(COLUMNS)
-        if unknown:
-            raise ValueError(f"unknown journal columns: {sorted(unknown)}")
-        changes["updated_at"] = time.time()
-        assignments = ", ".join(f"{name} = ?" for name in changes)
+        sql, params = _update_statement(local_id, changes, time.time())
         with self._tx() as cur:
-            cur.execute(f"UPDATE jobs SET {assignments} WHERE local_id = ?",
-                        (*changes.values(), local_id))
+            cur.execute(sql, params)
 
     def heartbeat(self, local_ids: Sequence[str]) -> None:
         """Renew this process's lease on the rows it works on (other hosts judge by it)."""

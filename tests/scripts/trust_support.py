@@ -274,14 +274,19 @@ def fail_task_id_writes(monkeypatch: pytest.MonkeyPatch) -> FailingWrites:
 
         monkeypatch.setattr(Old, "update", update)
         return state
-    original = SqliteJournal.record_submitted
+    # Rebuilt core: any UPDATE that writes a task id (alone, or in a batch of transitions)
+    # fails at the statement, as a full disk would make it.
+    from sora_widgets.journal import sqlite as rebuilt
 
-    def record_submitted(self: Any, *args: Any, **kwargs: Any) -> Any:
-        if state.failing:
+    assert SqliteJournal is rebuilt.SqliteJournal
+    original = rebuilt._SqliteCursor.execute
+
+    def execute(self: Any, sql: str, params: Any = ()) -> Any:
+        if state.failing and sql.startswith("UPDATE jobs SET") and "task_id = ?" in sql:
             state.fail()
-        return original(self, *args, **kwargs)
+        return original(self, sql, params)
 
-    monkeypatch.setattr(SqliteJournal, "record_submitted", record_submitted)
+    monkeypatch.setattr(rebuilt._SqliteCursor, "execute", execute)
     return state
 
 
