@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import collections
 import contextlib
 import functools
 import hashlib
@@ -78,6 +79,10 @@ REFUSED_CAP = 30.0
 HEARTBEAT_SECONDS = 30.0
 #: Requests in flight at once (httpcore's pool scan costs CPU per connection).
 MAX_IN_FLIGHT = 32
+#: Of those, video downloads from one relay at once: its slow links (a congested CDN, a
+#: hostile relay) must not take every slot and hold up the polls, submits and downloads of
+#: every other job and relay.
+MAX_SAVING = 8
 _NO_STATE = JobState()
 
 #: A UI may show progress while ``Job.wait()`` blocks its caller (the magic sets one in
@@ -568,6 +573,8 @@ class Poller:
         #: What each relay's jobs taught the schedule (loop thread; kept across restarts).
         self._priors: dict[str, RelayPrior] = {}
         self._in_flight = 0                            # steps running (loop thread)
+        self._saving: collections.Counter[Backend] = collections.Counter()  # downloads
+        self._waiting_saves: dict[Backend, collections.deque[tuple[int, str]]] = {}
         self._heartbeat_due = 0.0
 
     @property
@@ -643,6 +650,7 @@ class Poller:
                         and loop.time() < deadline:
                     await asyncio.sleep(0.01)
                 self._heap.clear()         # nothing more starts (a finishing step re-arms)
+                self._waiting_saves.clear()
                 if self._timer is not None:
                     self._timer.cancel()
                 tasks = [t for t in asyncio.all_tasks(loop) if t is not asyncio.current_task()]
@@ -688,6 +696,8 @@ class Poller:
             self._loop = loop
             self._entries, self._heap, self._clients, self._timer = {}, [], {}, None
             self._in_flight = 0
+            self._saving.clear()
+            self._waiting_saves.clear()
             if self._events is None:
                 self._events = EventsThread(_apply_all, name="sora-widgets-events")
             self._thread = threading.Thread(target=run, name="sora-widgets-poller", daemon=True)
@@ -772,9 +782,16 @@ class Poller:
             entry = self._entries.get(key)
             if entry is None or entry.seq != seq or entry.busy:
                 continue
+            saving = entry.job._backend if entry.mode == "save" else None
+            if saving is not None:
+                if self._saving[saving] >= MAX_SAVING:      # started when a save ends
+                    self._waiting_saves.setdefault(saving, collections.deque()).append(
+                        (seq, key))
+                    continue
+                self._saving[saving] += 1
             entry.busy = True
             self._in_flight += 1
-            entry.task = loop.create_task(self._step(entry))
+            entry.task = loop.create_task(self._step(entry, saving))
         if now >= self._heartbeat_due:
             self._heartbeat_due = now + HEARTBEAT_SECONDS
             self._heartbeat()
@@ -824,7 +841,7 @@ class Poller:
 
     # -- steps (loop thread) ----------------------------------------------------------------
 
-    async def _step(self, entry: _Entry) -> None:
+    async def _step(self, entry: _Entry, saving: Backend | None) -> None:
         try:
             if entry.mode == "submit":
                 await self._submit(entry)
@@ -843,7 +860,19 @@ class Poller:
         finally:
             entry.busy, entry.task = False, None
             self._in_flight -= 1
+            if saving is not None:
+                self._saving[saving] -= 1
+                self._start_waiting_save(saving)
             self._arm()
+
+    def _start_waiting_save(self, backend: Backend) -> None:
+        waiting = self._waiting_saves.get(backend)
+        while waiting:
+            seq, key = waiting.popleft()
+            entry = self._entries.get(key)
+            if entry is not None and entry.seq == seq and not entry.busy:
+                self._push(entry, 0.0)
+                return
 
     async def _submit(self, entry: _Entry) -> None:
         job = entry.job

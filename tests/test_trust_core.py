@@ -482,6 +482,31 @@ def test_a_trickling_video_link_neither_blocks_wait_nor_runs_forever(
     assert first.aborted and first.seconds < 5 + 3, first
 
 
+def test_slow_video_links_do_not_hold_up_the_other_jobs(
+        toy: Callable[..., ToyRelay], emulator: RunningEmulator, home: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """40 jobs of one relay finish and their links trickle (a congested CDN, a hostile
+    relay): at most MAX_SAVING of its downloads run at once, so another relay's job is
+    still submitted, polled and saved. (Before, 32 trickling downloads took every request
+    slot and the other job waited for SORA_DOWNLOAD_TIMEOUT.)"""
+    from sora_widgets.engine import MAX_SAVING
+
+    monkeypatch.setenv("SORA_DOWNLOAD_TIMEOUT", "300")
+    trickle = Stream(head=mp4_bytes("slow")[:32], chunk=b"\0", total=10 * MB, length=10 * MB,
+                     interval=0.25, content_type="video/mp4")
+    slow = toy(video=lambda relay, task_id: trickle)
+    jobs = [sw.generate(f"a slow link {i}") for i in range(40)]
+    wait_until(lambda: len(slow.streams) >= MAX_SAVING and all(j.id for j in jobs), 15,
+               "the first downloads to start")
+    monkeypatch.setenv("SORA_BASE_URL", emulator.base_url)
+    monkeypatch.setenv("SORA_API_KEY", VIP_KEY)
+    other = sw.generate("a job of another relay")
+    other.wait(timeout=20)
+    assert other.status == "completed" and other.local_path is not None
+    assert len(slow.streams) == MAX_SAVING             # the rest wait their turn
+    assert not any(j.local_path for j in jobs)
+
+
 def test_an_endless_video_link_stops_at_the_size_cap_and_leaves_no_file(
         toy: Callable[..., ToyRelay], home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A link that never ends (chunked, no length; the server stops at 64 MB to spare the

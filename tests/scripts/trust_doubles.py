@@ -119,6 +119,7 @@ def serve_mp4(relay: ToyRelay, task_id: str) -> Answer:
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False
+    request_queue_size = 128    # socketserver's 5 resets a burst of 32 connections
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         pass  # clients that hang up mid-answer are what several tests are about
