@@ -109,13 +109,21 @@ def _poster(job: Job) -> str | None:
     return poster_data_uri(job.poster_path)
 
 
-
-
 def _thumbnail(job: Job) -> str | None:
     """A row's still, inline (a few KB): listing history writes no file."""
     from .posters import poster_data_uri
 
     return poster_data_uri(job.poster_path, width=160)
+
+
+def _show_live(shell: InteractiveShell, jobs: Sequence[Job], look: _Look, *, widgets: bool,
+              wait: bool, reused: Mapping[str, bool] | None = None) -> None:
+    """Show ``jobs`` in one live slot (progress, then ``look``'s players); with ``wait``,
+    block the cell until every job is finished."""
+    view = _LiveView(shell, jobs, look, widgets=widgets, wait=wait, reused=reused)
+    view.show()
+    if wait and not view.finished:
+        view.wait()
 
 
 def _settled(job: Job) -> bool:
@@ -587,11 +595,8 @@ class SoraMagics(Magics, Configurable):
         """Show ``jobs`` in one slot; ``reused``: which came from the cache in this call
         (default: the handles' ``cached`` flags)."""
         assert self.shell is not None
-        view = _LiveView(self.shell, jobs, look, widgets=self._widgets_live(), wait=wait,
-                         reused=reused)
-        view.show()
-        if wait and not view.finished:
-            view.wait()
+        _show_live(self.shell, jobs, look, widgets=self._widgets_live(), wait=wait,
+                  reused=reused)
 
     # -- sub-commands -----------------------------------------------------------------------
 
@@ -844,11 +849,8 @@ class JobGrid:
         if shell is None:   # pragma: no cover - IPython calls this only from a shell
             return
         install_wait_hook()
-        view = _LiveView(shell, self.jobs, _preferred_look(), widgets=_live_in(shell),
-                         wait=self.wait)
-        view.show()
-        if self.wait and not view.finished:
-            view.wait()
+        _show_live(shell, self.jobs, _preferred_look(), widgets=_live_in(shell),
+                  wait=self.wait)
 
     def _repr_html_(self) -> str:
         """The grid as it is now (finished players published next to the notebook)."""

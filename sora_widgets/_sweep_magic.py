@@ -40,6 +40,12 @@ class SweepLook(_Look):
 
     sweep: Sweep | None = None
 
+    @classmethod
+    def of(cls, look: _Look, sweep: Sweep) -> SweepLook:
+        """``look``'s settings, laid out as ``sweep``'s grid."""
+        shared = {f.name: getattr(look, f.name) for f in dataclasses.fields(look)}
+        return cls(**shared, sweep=sweep)
+
     def bundle(self, jobs: Sequence[Job],
                reused: Mapping[str, bool] | None = None) -> Bundle:
         if self.sweep is None or len(jobs) < 2:
@@ -126,9 +132,8 @@ def run_sweep(magics: SoraMagics, args: Any, cell: str | None, raw: Sequence[str
     sweep = from_plan(the_plan, jobs, quote)
     if name is not None and magics.shell is not None:
         magics.shell.user_ns[name] = sweep
-    look = magics._look(embed=bool(args.embed))
-    shared = {f.name: getattr(look, f.name) for f in dataclasses.fields(look)}
-    magics._present(jobs, SweepLook(**shared, sweep=sweep), wait=bool(args.wait))
+    magics._present(jobs, SweepLook.of(magics._look(embed=bool(args.embed)), sweep),
+                    wait=bool(args.wait))
     return True
 
 
@@ -137,16 +142,11 @@ def show(sweep: Sweep, *, wait: bool = False) -> None:
     the labelled grid of players (the copies published next to the notebook)."""
     from IPython import get_ipython
 
-    from ._magic import _live_in, _LiveView, _preferred_look, install_wait_hook
+    from ._magic import _live_in, _preferred_look, _show_live, install_wait_hook
 
     shell = get_ipython()
     if shell is None:     # pragma: no cover - IPython calls this only from a shell
         return
     install_wait_hook()
-    look = _preferred_look()
-    shared = {f.name: getattr(look, f.name) for f in dataclasses.fields(look)}
-    view = _LiveView(shell, list(sweep), SweepLook(**shared, sweep=sweep),
-                     widgets=_live_in(shell), wait=wait)
-    view.show()
-    if wait and not view.finished:
-        view.wait()
+    _show_live(shell, list(sweep), SweepLook.of(_preferred_look(), sweep),
+              widgets=_live_in(shell), wait=wait)
