@@ -195,7 +195,7 @@ def final_line(job: Job, error: BaseException | None = None) -> Text:
         if not job.emulator and not job.cached and job.charge == Charge.CHARGED:
             line.append(f" · ${job.cost_usd or job.price_usd:.2f} charged")
         return line
-    if job.status == "unknown":
+    if job.status == Status.UNKNOWN:
         line.append(f"? {UNKNOWN_WORDS}", style="bold yellow")
         line.append(f" · {ref}")
         if job.emulator:

@@ -157,9 +157,12 @@ def _money_span(job: Job, *, reused: bool | None, badge: bool, lead: str = " · 
     if not words:
         return ""
     if words.startswith(REUSED_WORDS):   # a re-run must not look like a fresh job
-        return f"{lead}<span class='sora-money sora-reused' style='{_REUSED_STYLE}'>" \
-               f"{escape(words)}</span>"
+        return lead + _reused_span(words)
     return f"{lead}<span class='sora-money'>{escape(words)}</span>"
+
+
+def _reused_span(words: str) -> str:
+    return f"<span class='sora-money sora-reused' style='{_REUSED_STYLE}'>{escape(words)}</span>"
 
 
 def batch_cost_text(new: int, reused: int, price: float, *, emulator: bool) -> str:
@@ -557,8 +560,7 @@ def card_details_html(job: Job, cached: bool = False, *, badge: bool = False) ->
         return error_html(job, badge=badge, reused=cached)
     ident = f"task {job.id}" if job.id else f"local job {job.local_id[:8]}"
     # The card keeps what the job cost; a reuse is said after it (the last click's news).
-    reuse = (f" · <span class='sora-money sora-reused' style='{_REUSED_STYLE}'>"
-             f"{escape(REUSED_WORDS)}</span>" if cached else "")
+    reuse = " · " + _reused_span(REUSED_WORDS) if cached else ""
     return (f"<div class='sora-card-id' style='{_CARD_FONT}; {_MUTED}; "
             f"overflow-wrap: anywhere'>{escape(ident)}"
             f"{_money_span(job, reused=False, badge=badge)}{reuse}</div>")

@@ -38,7 +38,8 @@ prior serves every scale.
 How the engine uses it (the poller's event-loop thread only; nothing here takes a lock)::
 
     prior = RelayPrior()                      # once per relay (base URL), kept for the process
-    schedule = PollSchedule(policy, prior)     # once per tracked job (policy: shared)
+    schedule = PollSchedule(policy, prior)    # once per tracked job; one PollPolicy(scale=s)
+                                              # serves them all
     schedule.observe(loop.time(), job.status, job.progress) # the state we start from
     while not final:
         await asyncio.sleep(schedule.next_delay(loop.time(), status, progress, hint))

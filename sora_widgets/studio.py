@@ -254,6 +254,7 @@ class Studio:
             parent_id=parent_id, user=current.user, host=current.host,
             new_ids=[uuid.uuid4().hex for _ in requests])
         by_fingerprint: dict[str, list[Job]] = {}
+        videos = self._one(current.videos_dir)
         for (request, _, _), claim in zip(items, claims, strict=True):
             jobs = by_fingerprint.setdefault(request.fingerprint(), [])
             for record in claim.reused:
@@ -262,7 +263,7 @@ class Studio:
                 jobs.append(self.track(job))
             with self._lock:
                 for record in claim.created:
-                    job = Job.from_record(record, backend, journal, self._one(current.videos_dir))
+                    job = Job.from_record(record, backend, journal, videos)
                     job._studio = self
                     self._live[record.local_id] = job
                     poller().submit(job)

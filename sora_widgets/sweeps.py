@@ -414,12 +414,10 @@ def _grid(sweep: Sweep, cell: Callable[[Job], str], header: str | None) -> str:
     if header:
         parts.append(f"<div class='sora-sweep-quote' style='margin: 4px 0'>{escape(header)}"
                      "</div>")
-    if rows and cols:
-        parts.append(f"<div class='sora-sweep-axes' style='{muted}; margin: 2px 0 4px'>rows: "
-                     f"{escape(rows.name)} · columns: {escape(cols.name)}</div>")
-    elif cols:
+    if cols:                                    # rows exist only with columns
+        said = (f"rows: {escape(rows.name)} · " if rows else "") + f"columns: {escape(cols.name)}"
         parts.append(f"<div class='sora-sweep-axes' style='{muted}; margin: 2px 0 4px'>"
-                     f"columns: {escape(cols.name)}</div>")
+                     f"{said}</div>")
     for outer in itertools.product(*(b.values for b in blocks)):
         if blocks:
             title = " · ".join(f"{b.name} = {v}" for b, v in zip(blocks, outer, strict=True))
