@@ -461,13 +461,19 @@ def test_a_key_echoed_in_video_url_is_kept_out_of_journal_handle_and_logs(
 # -- 14. slow and endless video links -----------------------------------------------------------
 
 
+def _trickle() -> Stream:
+    """A video link that sends 4 bytes a second (each read arrives long before any read
+    timeout), 10 MB long: it never ends within a test."""
+    return Stream(head=mp4_bytes("slow")[:32], chunk=b"\0", total=10 * MB, length=10 * MB,
+                  interval=0.25, content_type="video/mp4")
+
+
 def test_a_trickling_video_link_neither_blocks_wait_nor_runs_forever(
         toy: Callable[..., ToyRelay], home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A link that sends 4 bytes a second (each read arrives long before any read timeout):
     wait(timeout=3) ends on time, and the download gives up at SORA_DOWNLOAD_TIMEOUT."""
     monkeypatch.setenv("SORA_DOWNLOAD_TIMEOUT", "5")
-    trickle = Stream(head=mp4_bytes("slow")[:32], chunk=b"\0", total=10 * MB, length=10 * MB,
-                     interval=0.25, content_type="video/mp4")
+    trickle = _trickle()
     relay = toy(video=lambda relay, task_id: trickle)
     job = sw.generate("a video over a very slow link")
     wait_until(lambda: relay.streams, 10, "the download to start")
@@ -492,8 +498,7 @@ def test_slow_video_links_do_not_hold_up_the_other_jobs(
     from sora_widgets.engine import MAX_SAVING
 
     monkeypatch.setenv("SORA_DOWNLOAD_TIMEOUT", "300")
-    trickle = Stream(head=mp4_bytes("slow")[:32], chunk=b"\0", total=10 * MB, length=10 * MB,
-                     interval=0.25, content_type="video/mp4")
+    trickle = _trickle()
     slow = toy(video=lambda relay, task_id: trickle)
     jobs = [sw.generate(f"a slow link {i}") for i in range(40)]
     wait_until(lambda: len(slow.streams) >= MAX_SAVING and all(j.id for j in jobs), 15,

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import secrets
 import shutil
 import socket
@@ -24,7 +25,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -240,12 +241,26 @@ class JupyterServer:
 
 
 #: Servers up now (kernels are shut down after each test, to leave the cores to the next).
+#: The ``src`` of each ``<video>`` in saved or exported HTML.
+VIDEO_SRC = re.compile(r"<video[^>]*\ssrc=['\"]([^'\"]+)['\"]")
+
 RUNNING: list[JupyterServer] = []
 
 
 def start_server(app: str, tmp: Path) -> JupyterServer:
     return JupyterServer(app=app, root=tmp / "root", home=tmp / "home",
                          base=tmp / "jupyter").start()
+
+
+@contextlib.contextmanager
+def serving(app: str, tmp: Path, config: pytest.Config, label: str) -> Iterator[JupyterServer]:
+    """A server for a fixture: started, announced in the test report, stopped after."""
+    server = start_server(app, tmp)
+    report(config, f"{label} {server.url} root={server.root} log={server.log_path}")
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 # -- driving a notebook -------------------------------------------------------------------------

@@ -24,7 +24,7 @@ from ._harness import (
     JupyterServer,
     Notebook,
     report,
-    start_server,
+    serving,
 )
 
 
@@ -41,12 +41,8 @@ def artifacts(request: pytest.FixtureRequest) -> Path:
 def lab(tmp_path_factory: pytest.TempPathFactory,
         request: pytest.FixtureRequest) -> Iterator[JupyterServer]:
     """The session's JupyterLab (kernels: embedded emulator, no key)."""
-    server = start_server("lab", tmp_path_factory.mktemp("lab"))
-    report(request.config, f"JupyterLab {server.url} root={server.root} log={server.log_path}")
-    try:
+    with serving("lab", tmp_path_factory.mktemp("lab"), request.config, "JupyterLab") as server:
         yield server
-    finally:
-        server.stop()
 
 
 # -- the browser ------------------------------------------------------------------------------

@@ -14,9 +14,8 @@ from ._harness import (
     Notebook,
     assert_served_by_jupyter,
     play_video,
-    report,
+    serving,
     shot,
-    start_server,
 )
 
 pytestmark = pytest.mark.browser
@@ -29,12 +28,9 @@ NOTEBOOK7_OWN_ERRORS = {"Cannot read properties of undefined (reading 'schema')"
 @pytest.fixture(scope="module")
 def notebook7(tmp_path_factory: pytest.TempPathFactory,
               request: pytest.FixtureRequest) -> Iterator[JupyterServer]:
-    server = start_server("notebook", tmp_path_factory.mktemp("nb7"))
-    report(request.config, f"Notebook 7 {server.url} root={server.root} log={server.log_path}")
-    try:
+    with serving("notebook", tmp_path_factory.mktemp("nb7"), request.config,
+                 "Notebook 7") as server:
         yield server
-    finally:
-        server.stop()
 
 
 def test_sora_magic_in_notebook7(notebook7: JupyterServer, page: Any, artifacts: Path) -> None:

@@ -25,6 +25,7 @@ import pytest
 
 from ._harness import (
     JOB_DEADLINE_MS,
+    VIDEO_SRC,
     JupyterServer,
     Notebook,
     assert_served_by_jupyter,
@@ -36,7 +37,6 @@ pytestmark = pytest.mark.browser
 
 NAME = "saved-panel.ipynb"
 KEY = "sk-vip-PANEL-SNAPSHOT-SENTINEL-5150"
-VIDEO_SRC = re.compile(r"<video[^>]*\ssrc=['\"]([^'\"]+)['\"]")
 WIDE = "a lighthouse on a cliff at dusk, waves crashing below"
 TALL = "a tall waterfall in a misty jungle, slow upward pan"
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"

@@ -22,6 +22,7 @@ import pytest
 
 from ._harness import (
     JOB_DEADLINE_MS,
+    VIDEO_SRC,
     JupyterServer,
     Notebook,
     assert_served_by_jupyter,
@@ -32,7 +33,6 @@ from ._harness import (
 pytestmark = pytest.mark.browser
 
 NAME = "saved-kite.ipynb"
-VIDEO_SRC = re.compile(r"<video[^>]*\ssrc=['\"]([^'\"]+)['\"]")
 
 
 @dataclass

@@ -22,9 +22,8 @@ from ._harness import (
     Notebook,
     assert_served_by_jupyter,
     play_video,
-    report,
+    serving,
     shot,
-    start_server,
 )
 
 pytestmark = pytest.mark.browser
@@ -36,12 +35,10 @@ ANIMALS = ("fox", "owl", "cat", "heron")
 @pytest.fixture(scope="module")
 def lab13(tmp_path_factory: pytest.TempPathFactory,
           request: pytest.FixtureRequest) -> Iterator[JupyterServer]:
-    server = start_server("lab", tmp_path_factory.mktemp("lab13"))
-    report(request.config, f"JupyterLab (issue 13) {server.url} root={server.root}")
-    try:
+    """A JupyterLab of its own: its history is seeded with 200 jobs."""
+    with serving("lab", tmp_path_factory.mktemp("lab13"), request.config,
+                 "JupyterLab (issue 13)") as server:
         yield server
-    finally:
-        server.stop()
 
 
 def snap(page: Any, name: str, target: Any = None) -> None:
