@@ -253,6 +253,24 @@ def start_server(app: str, tmp: Path) -> JupyterServer:
 
 
 @contextlib.contextmanager
+def offline_export(browser: Any, notebook: Path, html: str,
+                   height: int = 900) -> Iterator[tuple[Any, Path]]:
+    """``html`` written beside ``notebook`` (like ``jupyter nbconvert``) and opened from
+    disk in a page that cannot reach the network (the template's CDN scripts must not
+    stall it, and nothing may play from anywhere but the files beside it)."""
+    export = notebook.with_suffix(".html")
+    export.write_text(html, encoding="utf-8")
+    context = browser.new_context(viewport={"width": 1200, "height": height})
+    context.route(re.compile(r"^(?!file:).*"), lambda route: route.abort())
+    try:
+        page = context.new_page()
+        page.goto(export.as_uri())
+        yield page, export
+    finally:
+        context.close()
+
+
+@contextlib.contextmanager
 def serving(app: str, tmp: Path, config: pytest.Config, label: str) -> Iterator[JupyterServer]:
     """A server for a fixture: started, announced in the test report, stopped after."""
     server = start_server(app, tmp)

@@ -12,7 +12,6 @@ JupyterLab, both videos play from the copies next to the notebook, and so they d
 from __future__ import annotations
 
 import json
-import re
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -29,6 +28,7 @@ from ._harness import (
     JupyterServer,
     Notebook,
     assert_served_by_jupyter,
+    offline_export,
     play_video,
     shot,
 )
@@ -183,13 +183,7 @@ def test_panel_export_plays_its_videos_from_disk(saved: Saved, browser: Any) -> 
     assert "SoraWidget(children" not in body
     outputs_only, _ = HTMLExporter(exclude_input=True).from_filename(str(saved.path))
     assert KEY not in outputs_only and "<video" in outputs_only
-    export = saved.path.with_suffix(".html")
-    export.write_text(body, encoding="utf-8")
-    context = browser.new_context(viewport={"width": 1200, "height": 1000})
-    context.route(re.compile(r"^(?!file:).*"), lambda route: route.abort())   # offline
-    page = context.new_page()
-    try:
-        page.goto(export.as_uri())
+    with offline_export(browser, saved.path, body, height=1000) as (page, export):
         videos = page.locator(".sora-snapshot video.sora-video")
         videos.first.wait_for()
         assert videos.count() == 2
@@ -200,5 +194,3 @@ def test_panel_export_plays_its_videos_from_disk(saved: Saved, browser: Any) -> 
         assert page.locator(f"text={WIDE}").count() >= 1
         page.locator(".sora-snapshot").scroll_into_view_if_needed()
         shot(page, "panel-export")
-    finally:
-        context.close()

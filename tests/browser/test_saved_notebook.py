@@ -8,7 +8,6 @@ with ``nbconvert --to html`` and opened from disk (``file://``) in Chromium.
 
 from __future__ import annotations
 
-import re
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -26,6 +25,7 @@ from ._harness import (
     JupyterServer,
     Notebook,
     assert_served_by_jupyter,
+    offline_export,
     play_video,
     shot,
 )
@@ -112,14 +112,7 @@ def test_nbconvert_html_export_plays_from_disk(saved: Saved, browser: Any) -> No
     from nbconvert import HTMLExporter
 
     body, _ = HTMLExporter().from_filename(str(saved.path))
-    export = saved.path.with_suffix(".html")      # beside the notebook, like `jupyter nbconvert`
-    export.write_text(body, encoding="utf-8")
-    context = browser.new_context(viewport={"width": 1200, "height": 900})
-    # Offline: the template's CDN scripts (require.js, MathJax) must not stall the page.
-    context.route(re.compile(r"^(?!file:).*"), lambda route: route.abort())
-    page = context.new_page()
-    try:
-        page.goto(export.as_uri())
+    with offline_export(browser, saved.path, body) as (page, export):
         video = page.locator("video.sora-video")
         video.wait_for()
         info = play_video(page, video.element_handle())
@@ -127,5 +120,3 @@ def test_nbconvert_html_export_plays_from_disk(saved: Saved, browser: Any) -> No
         assert info["videoWidth"] > 0, info
         assert page.locator("text=a red kite over green hills").count() >= 1
         shot(page, "nbconvert-export")
-    finally:
-        context.close()
