@@ -50,7 +50,7 @@ def child(kind: str, base_url: str, url: str, dest: str) -> None:
 
     import psutil
 
-    from sora_widgets.client import AsyncSoraClient, SoraClient
+    from sora_widgets.relay.client import AsyncSoraClient, SoraClient
 
     me = psutil.Process()
     sync_client = SoraClient(BENCH_KEY, base_url) if kind == "sync" else None

@@ -108,7 +108,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 print(f"only {len(noticed)}/{args.n} noticed within the deadline",
                       file=sys.stderr)
             stats = emu.stats()
-            from sora_widgets.engine import poller
+            from sora_widgets.engine.job import poller
 
             poller().stop()
     finally:

@@ -80,7 +80,7 @@ comm.create_comm = lambda *args, **kwargs: CountingComm(*args, **kwargs)
 
 def _card_comms(card: Any) -> dict[str, str]:
     """comm id -> class of message for every widget of a card."""
-    from sora_widgets.widget import JobCard
+    from sora_widgets.ui.widget import JobCard
 
     assert isinstance(card, JobCard)
     kinds: dict[str, str] = {}
@@ -102,9 +102,9 @@ def _card_comms(card: Any) -> dict[str, str]:
 
 
 def run_panel(jobs: int, throttled: bool, time_scale: float) -> dict[str, Any]:
-    from sora_widgets import studio as studio_module
-    from sora_widgets import widget as widget_module
-    from sora_widgets.engine import poller
+    from sora_widgets.engine.job import poller
+    from sora_widgets.studio import studio as studio_module
+    from sora_widgets.ui import widget as widget_module
 
     widget_module.PROGRESS_SECONDS = 1.0 if throttled else 0.0
     fresh = studio_module.Studio()
@@ -194,9 +194,9 @@ def summarize(label: str, run: dict[str, Any], time_scale: float) -> list[object
 
 
 def time_history(home: Path, count: int, repeat: int, work: Path) -> dict[str, Any]:
-    from sora_widgets import studio as studio_module
-    from sora_widgets.engine import poller
-    from sora_widgets.history import History
+    from sora_widgets.engine.job import poller
+    from sora_widgets.studio import studio as studio_module
+    from sora_widgets.ui.history import History
     from tests.history_seed import seed_history
 
     animals = ("fox", "owl", "cat", "heron")

@@ -46,9 +46,9 @@ def run(n: int, scale: float, hint_ms: int, seed: int) -> dict[str, Any]:
     """Submit ``n`` jobs through the package against an openai-style emulator whose answers
     carry ``openai-poll-after-ms: hint_ms``; check every task's request gaps."""
     import sora_widgets as sw
-    from sora_widgets import studio as studio_module
     from sora_widgets.emulator import EmulatorConfig, start_emulator
-    from sora_widgets.engine import poller
+    from sora_widgets.engine.job import poller
+    from sora_widgets.studio import studio as studio_module
 
     config = EmulatorConfig(time_scale=scale, seed=seed, poll_hint_ms=hint_ms,
                             shared_video=True)

@@ -98,7 +98,7 @@ def child_httpx(strategy: str, base_url: str, scale: float,
     """The baselines, and ``schedule``: our schedule with a shared prior, bare httpx."""
     import httpx
 
-    from sora_widgets.schedule import PollPolicy, PollSchedule, RelayPrior
+    from sora_widgets.engine.schedule import PollPolicy, PollSchedule, RelayPrior
 
     interval = (10.0 if strategy == "provider-10s" else 1.0) * scale
     headers = {"Authorization": f"Bearer {BENCH_KEY}"}
@@ -165,7 +165,7 @@ def policy_overrides(items: list[str] | None) -> dict[str, float]:
     """``--policy name=value``: what-if values for ``PollPolicy`` fields (ours only)."""
     from dataclasses import fields
 
-    from sora_widgets.schedule import PollPolicy
+    from sora_widgets.engine.schedule import PollPolicy
 
     names = {f.name for f in fields(PollPolicy)} - {"scale"}
     out = {}
@@ -395,7 +395,7 @@ def run_virtual(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
 
     from sora_widgets.emulator.tasks import VideoRequest as EmuRequest
     from sora_widgets.emulator.tasks import draw_task
-    from sora_widgets.schedule import PollPolicy, PollSchedule, RelayPrior
+    from sora_widgets.engine.schedule import PollPolicy, PollSchedule, RelayPrior
 
     rng = random.Random(args.seed)
     request = EmuRequest("sora-2", "benchmark", "16:9", 12, ())
@@ -510,7 +510,7 @@ def table(summary: dict[str, dict[str, Any]], live: bool) -> str:
 
 
 def verdict(summary: dict[str, dict[str, Any]], mode: str, live: bool) -> str:
-    from sora_widgets.schedule import PollPolicy
+    from sora_widgets.engine.schedule import PollPolicy
 
     lines = []
     for name in ("schedule", "ours") if live else ("ours",):

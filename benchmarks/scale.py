@@ -241,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:
         os.environ.pop("SORA_BUDGET_USD", None)
 
         import sora_widgets as sw
-        from sora_widgets.studio import default_studio
+        from sora_widgets.studio.studio import default_studio
 
         # 1. idle probe: what the OS alone does to a 5 ms sleep on this machine right now
         idle = Probe()

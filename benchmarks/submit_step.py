@@ -58,8 +58,8 @@ BIG = 1e9     # caps that never refuse: the budget queries run, the claim passes
 
 def worker(config: dict[str, Any]) -> None:
     """Runs in each child: warm up, wait for go, call the step until the window ends."""
+    from sora_widgets.core.models import VideoRequest
     from sora_widgets.journal import Limits, open_journal
-    from sora_widgets.models import VideoRequest
 
     barrier, name, step = Path(config["barrier"]), config["name"], config["step"]
     limits = Limits(session_usd=BIG, daily_usd=BIG, team_usd=BIG, confirm_usd=5.0)
@@ -72,7 +72,7 @@ def worker(config: dict[str, Any]) -> None:
                           session=name, limits=limits, user=name, host="bench",
                           new_ids=[f"{name}-{i}"])
     else:
-        from sora_widgets.studio import default_studio
+        from sora_widgets.studio.studio import default_studio
 
         studio = default_studio()
 

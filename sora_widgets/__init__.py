@@ -9,9 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
-
-from .errors import (
+from sora_widgets.core.errors import (
     APIConnectionError,
     APIError,
     APITimeoutError,
@@ -30,20 +28,22 @@ from .errors import (
     SubmissionUnknown,
     ValidationError,
 )
+from sora_widgets.core.version import __version__
+from sora_widgets.ui.presenters import register_all as _register_presenters
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-    from ._magic import JobGrid
-    from .client import SoraClient
-    from .compare_view import Compare
-    from .engine import Job
-    from .history import History
-    from .models import Quote, TaskSnapshot, VideoRequest
-    from .storyboard import Storyboard
-    from .studio import Studio
-    from .sweeps import Sweep
-    from .widget import SoraWidget
+    from sora_widgets.core.models import Quote, TaskSnapshot, VideoRequest
+    from sora_widgets.engine.job import Job
+    from sora_widgets.relay.client import SoraClient
+    from sora_widgets.studio.storyboard import Storyboard
+    from sora_widgets.studio.studio import Studio
+    from sora_widgets.studio.sweeps import Sweep
+    from sora_widgets.ui.compare import Compare
+    from sora_widgets.ui.history import History
+    from sora_widgets.ui.magic.magics import JobGrid
+    from sora_widgets.ui.widget import SoraWidget
 
 __all__ = [
     "APIConnectionError",
@@ -87,19 +87,21 @@ __all__ = [
     "sweep",
 ]
 
+_register_presenters()   # jobs, sweeps and storyboards are drawn by the UI (lazily)
+
 _LAZY = {
-    "SoraClient": "client",
-    "Job": "engine",
-    "Quote": "models",
-    "Studio": "studio",
-    "TaskSnapshot": "models",
-    "VideoRequest": "models",
-    "SoraWidget": "widget",
-    "Sweep": "sweeps",
-    "Compare": "compare_view",
-    "History": "history",
-    "Storyboard": "storyboard",
-    "stitch": "storyboard",
+    "SoraClient": "relay.client",
+    "Job": "engine.job",
+    "Quote": "core.models",
+    "Studio": "studio.studio",
+    "TaskSnapshot": "core.models",
+    "VideoRequest": "core.models",
+    "SoraWidget": "ui.widget",
+    "Sweep": "studio.sweeps",
+    "Compare": "ui.compare",
+    "History": "ui.history",
+    "Storyboard": "studio.storyboard",
+    "stitch": "studio.storyboard",
 }
 
 
@@ -114,7 +116,7 @@ def __getattr__(name: str) -> Any:
 
 def generate(prompt: str | None = None, **kwargs: Any) -> Job:
     """Submit a Sora 2 job; returns a :class:`Job` at once. See ``Studio.generate``."""
-    from .studio import default_studio
+    from sora_widgets.studio.studio import default_studio
 
     _notebook_hooks()
     return default_studio().generate(prompt, **kwargs)
@@ -124,7 +126,7 @@ def jobs(limit: int | None = None, *, starred: bool | None = None,
          search: str | None = None, team: bool = False) -> list[Job]:
     """Job history from the journal, newest first; filter by star or prompt words;
     ``team=True``: everyone's jobs on a shared journal (SORA_JOURNAL_URL)."""
-    from .studio import default_studio
+    from sora_widgets.studio.studio import default_studio
 
     _notebook_hooks()
     return default_studio().jobs(limit, starred=starred, search=search, team=team)
@@ -132,7 +134,7 @@ def jobs(limit: int | None = None, *, starred: bool | None = None,
 
 def resume() -> list[Job]:
     """Re-attach every journal job not yet final (after a kernel restart); never resubmits."""
-    from .studio import default_studio
+    from sora_widgets.studio.studio import default_studio
 
     _notebook_hooks()
     return default_studio().resume()
@@ -140,30 +142,30 @@ def resume() -> list[Job]:
 
 def spend() -> dict[str, Any]:
     """Spend totals from the journal: ``{"session": Spend, "all_time": Spend}``."""
-    from .studio import default_studio
+    from sora_widgets.studio.studio import default_studio
 
     return dict(default_studio().spend())
 
 
 def storyboard(shots: Any, **kwargs: Any) -> Storyboard:
     """A film made shot by shot, each continuing from the last frame of the one before;
-    returns a :class:`Storyboard` at once. See ``sora_widgets.storyboard.storyboard``."""
-    from .storyboard import storyboard as make
+    returns a :class:`Storyboard` at once. See ``sora_widgets.studio.storyboard.storyboard``."""
+    from sora_widgets.studio.storyboard import storyboard as make
 
     return make(shots, **kwargs)
 
 
 def sweep(prompt: str | None, **kwargs: Any) -> Sweep:
     """Every combination of ``{a|b}`` alternatives (× each ratio of a list) in one call:
-    quoted, budgeted and confirmed as a whole. See ``sora_widgets.sweeps.sweep``."""
-    from .sweeps import sweep as make
+    quoted, budgeted and confirmed as a whole. See ``sora_widgets.studio.sweeps.sweep``."""
+    from sora_widgets.studio.sweeps import sweep as make
 
     return make(prompt, **kwargs)
 
 
 def compare(*jobs: Any, **kwargs: Any) -> Compare:
     """Completed jobs side by side, playing, pausing and seeking together (a widget)."""
-    from .compare_view import compare as make
+    from sora_widgets.ui.compare import compare as make
 
     return make(*jobs, **kwargs)
 
@@ -174,7 +176,9 @@ def _notebook_hooks() -> None:
     import sys
 
     if "ipykernel" in sys.modules:
-        from ._magic import install_wait_hook  # the studio loaded the engine already
+        from sora_widgets.ui.magic.magics import (
+            install_wait_hook,  # the studio loaded the engine already
+        )
 
         install_wait_hook()
 
@@ -182,13 +186,13 @@ def _notebook_hooks() -> None:
 def grid(jobs: Iterable[Job], *, wait: bool = False) -> JobGrid:
     """Jobs side by side in a notebook (live progress, then the players); display it.
     ``wait=True`` blocks the cell until every job is finished. See ``_magic.grid``."""
-    from ._magic import grid as make
+    from sora_widgets.ui.magic.magics import grid as make
 
     return make(jobs, wait=wait)
 
 
 def load_ipython_extension(ipython: Any) -> None:
     """``%load_ext sora_widgets``: register the magics (imported only now)."""
-    from ._magic import load_ipython_extension as load
+    from sora_widgets.ui.magic.magics import load_ipython_extension as load
 
     load(ipython)

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from sora_widgets import studio as studio_module
 from sora_widgets.emulator import EmulatorConfig, RunningEmulator, start_emulator
-from sora_widgets.engine import poller
+from sora_widgets.engine.job import poller
+from sora_widgets.studio import studio as studio_module
 
 #: Emulator timelines in tests run 100x faster; the client's schedule is scaled alike.
 TEST_TIME_SCALE = 0.01

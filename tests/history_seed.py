@@ -15,12 +15,12 @@ import uuid
 from collections.abc import Callable, Collection
 from pathlib import Path
 
+from sora_widgets.core.lifecycle import Phase, RelayStatus
+from sora_widgets.core.models import VideoRequest
 from sora_widgets.emulator.video import render_mp4
-from sora_widgets.engine import poster_of, video_file_name
-from sora_widgets.frames import poster
+from sora_widgets.engine.job import poster_of, video_file_name
 from sora_widgets.journal import open_journal
-from sora_widgets.lifecycle import Phase, RelayStatus
-from sora_widgets.models import VideoRequest
+from sora_widgets.media.frames import poster
 
 __all__ = ["seed_history"]
 

@@ -26,4 +26,5 @@ python=${PYTHON:-python3}
 
 .venv/bin/ruff check .
 .venv/bin/mypy
+.venv/bin/lint-imports
 .venv/bin/python -m pytest "$@"

@@ -1,8 +1,8 @@
 """7. Bad input at every entry point: a clear message naming the problem, nothing sent.
 
 Entry points: ``sw.generate``, the ``%sora`` magic, the ``SoraWidget`` form (Generate
-disabled, with the reason), and the CLI (``sora_widgets.cli.main`` in process, and
-once as ``python -m sora_widgets.cli`` in a subprocess). After every case the relay
+disabled, with the reason), and the CLI (``sora_widgets.ui.cli.main`` in process, and
+once as ``python -m sora_widgets.ui.cli`` in a subprocess). After every case the relay
 (the emulator) has seen 0 POSTs and the journal holds no row: nothing charged,
 nothing recorded.
 """
@@ -23,11 +23,11 @@ from IPython.core.interactiveshell import InteractiveShell
 from traitlets import TraitError
 
 import sora_widgets as sw
-from sora_widgets import cli
-from sora_widgets import studio as studio_module
 from sora_widgets.emulator import RunningEmulator
 from sora_widgets.journal import SqliteJournal as Journal
-from sora_widgets.widget import SoraWidget
+from sora_widgets.studio import studio as studio_module
+from sora_widgets.ui import cli
+from sora_widgets.ui.widget import SoraWidget
 
 from .conftest import VIP_KEY
 
@@ -246,7 +246,7 @@ def test_cli_refuses_bad_input_before_sending(
 
 def test_cli_as_a_real_command(relay: RunningEmulator, home: Path) -> None:
     env = {**os.environ, "SORA_API_KEY": VIP_KEY, "SORA_BASE_URL": relay.base_url}
-    result = subprocess.run([sys.executable, "-m", "sora_widgets.cli", "generate", "--image",
+    result = subprocess.run([sys.executable, "-m", "sora_widgets.ui.cli", "generate", "--image",
                              "notaurl"], env=env, capture_output=True, text=True, timeout=60,
                             check=False)
     assert result.returncode == 2, result.stderr

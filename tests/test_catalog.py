@@ -3,7 +3,7 @@ allowed values, a user file (JSON or TOML) and SORA_PRICE_USD over it.
 
 The money checks go through ``Studio`` against a real emulator: a request outside the
 catalogue is refused with 0 POSTs, and the quote, the budget and the recorded spend all
-use :func:`sora_widgets.catalog.price_of`.
+use :func:`sora_widgets.core.catalog.price_of`.
 """
 
 from __future__ import annotations
@@ -15,13 +15,13 @@ from pathlib import Path
 import pytest
 
 import sora_widgets as sw
-from sora_widgets import studio as studio_module
-from sora_widgets.catalog import BUILTIN, catalogue, price_of
-from sora_widgets.config import settings
+from sora_widgets.core.catalog import BUILTIN, catalogue, price_of
+from sora_widgets.core.errors import BudgetExceededError, ValidationError
+from sora_widgets.core.models import VideoRequest
+from sora_widgets.core.settings import settings
 from sora_widgets.emulator import EmulatorConfig, RunningEmulator, start_emulator
-from sora_widgets.errors import BudgetExceededError, ValidationError
 from sora_widgets.journal import SqliteJournal
-from sora_widgets.models import VideoRequest
+from sora_widgets.studio import studio as studio_module
 
 from .conftest import TEST_TIME_SCALE, VIP_KEY
 

@@ -21,8 +21,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from rich.console import Console
 
-from sora_widgets import JobFailed, SubmissionUnknown, cli
-from sora_widgets.cli import printable
+from sora_widgets import JobFailed, SubmissionUnknown
+from sora_widgets.ui import cli
+from sora_widgets.ui.cli import printable
 
 ROW = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}\s")
 HEADER = ("created", "task id", "status", "ratio", "cost", "prompt", "file")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 import sora_widgets as sw
-from sora_widgets.cli import main
+from sora_widgets.ui.cli import main
 
 
 def test_the_cli_passes_seconds_and_size_of_the_openai_style(

@@ -12,9 +12,7 @@ import av
 import httpx
 import pytest
 
-from sora_widgets.client import SoraClient
-from sora_widgets.emulator import EmulatorConfig, RunningEmulator, start_emulator
-from sora_widgets.errors import (
+from sora_widgets.core.errors import (
     APIConnectionError,
     AuthenticationError,
     BadRequestError,
@@ -25,8 +23,10 @@ from sora_widgets.errors import (
     ServerError,
     SubmissionUnknown,
 )
-from sora_widgets.models import TaskSnapshot, VideoRequest
-from sora_widgets.retry import Backoff
+from sora_widgets.core.models import TaskSnapshot, VideoRequest
+from sora_widgets.core.retry import Backoff
+from sora_widgets.emulator import EmulatorConfig, RunningEmulator, start_emulator
+from sora_widgets.relay.client import SoraClient
 
 from .conftest import VIP_KEY
 

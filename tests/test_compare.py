@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 import sora_widgets as sw
-from sora_widgets.compare_view import STATIC, Compare
+from sora_widgets.core.errors import SoraError
 from sora_widgets.emulator import RunningEmulator
-from sora_widgets.errors import SoraError
-from sora_widgets.studio import Studio
+from sora_widgets.studio.studio import Studio
+from sora_widgets.ui.compare import STATIC, Compare
 
 from .conftest import VIP_KEY
 

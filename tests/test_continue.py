@@ -18,12 +18,12 @@ from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 
 import sora_widgets as sw
-from sora_widgets import studio as studio_module
+from sora_widgets.core.errors import SoraError, ValidationError
+from sora_widgets.core.lifecycle import Status
 from sora_widgets.emulator import RunningEmulator
-from sora_widgets.errors import SoraError, ValidationError
-from sora_widgets.frames import last_frame, probe
-from sora_widgets.lifecycle import Status
-from sora_widgets.widget import SoraWidget
+from sora_widgets.media.frames import last_frame, probe
+from sora_widgets.studio import studio as studio_module
+from sora_widgets.ui.widget import SoraWidget
 
 from .conftest import TEST_TIME_SCALE, VIP_KEY
 from .scripts import storyboard_uploader

@@ -36,10 +36,10 @@ from typing import Any
 import httpx
 import pytest
 
-from sora_widgets import studio as studio_module
 from sora_widgets.emulator import EmulatorConfig, RunningEmulator, start_emulator
-from sora_widgets.engine import Job
+from sora_widgets.engine.job import Job
 from sora_widgets.journal import SqliteJournal as Journal
+from sora_widgets.studio import studio as studio_module
 
 from .conftest import TEST_TIME_SCALE, VIP_KEY
 from .scripts.doubles import ThrottlingProxy

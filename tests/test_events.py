@@ -10,8 +10,8 @@ import pytest
 
 import sora_widgets as sw
 from sora_widgets.emulator import RunningEmulator
-from sora_widgets.engine import poller
-from sora_widgets.events import EventsThread
+from sora_widgets.engine.events import EventsThread
+from sora_widgets.engine.job import poller
 from sora_widgets.journal import SqliteJournal as Journal
 from sora_widgets.journal import sqlite as sqlite_journal
 

@@ -25,13 +25,13 @@ from typing import Any
 import pytest
 
 import sora_widgets as sw
-from sora_widgets import render
-from sora_widgets import studio as studio_module
-from sora_widgets.client import AsyncSoraClient, SoraClient
 from sora_widgets.emulator import EmulatorConfig, RunningEmulator, start_emulator
 from sora_widgets.emulator.handler import Handler
-from sora_widgets.engine import poller
+from sora_widgets.engine.job import poller
 from sora_widgets.journal import SqliteJournal as Journal
+from sora_widgets.relay.client import AsyncSoraClient, SoraClient
+from sora_widgets.studio import studio as studio_module
+from sora_widgets.ui import render
 
 from .conftest import TEST_TIME_SCALE, VIP_KEY
 
@@ -250,7 +250,7 @@ def test_refused_connection_is_retried_and_creates_exactly_one_job(
                 refused.set()
 
     watch = Watch(logging.INFO)
-    logger = logging.getLogger("sora_widgets.client")
+    logger = logging.getLogger("sora_widgets.relay.client")
     logger.addHandler(watch)
     old_level = logger.level
     logger.setLevel(logging.INFO)

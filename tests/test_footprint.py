@@ -23,11 +23,11 @@ import httpx
 import pytest
 
 import sora_widgets as sw
-from sora_widgets import studio as studio_module
-from sora_widgets.client import AsyncSoraClient, SoraClient
+from sora_widgets.core.models import VideoRequest
 from sora_widgets.emulator import RunningEmulator
-from sora_widgets.engine import MAX_IN_FLIGHT, Job, poller
-from sora_widgets.models import VideoRequest
+from sora_widgets.engine.job import MAX_IN_FLIGHT, Job, poller
+from sora_widgets.relay.client import AsyncSoraClient, SoraClient
+from sora_widgets.studio import studio as studio_module
 
 from .conftest import VIP_KEY
 

@@ -24,9 +24,9 @@ import av
 import pytest
 from PIL import Image, ImageChops, ImageStat
 
-from sora_widgets import frames
+from sora_widgets.core.errors import SoraError
 from sora_widgets.emulator.video import frame_size, render_mp4
-from sora_widgets.errors import SoraError
+from sora_widgets.media import frames
 
 # 160x90 and 90x160 (whatever the emulator's base size): real H.264, fast to make and decode.
 SCALE = 160 / max(frame_size("16:9"))
@@ -320,7 +320,7 @@ def test_data_uri_stays_under_the_cap(clips: dict[str, Path],
 
 def test_stitch_copies_matching_clips(clips: dict[str, Path], tmp_path: Path,
                                       caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.INFO, "sora_widgets.frames")
+    caplog.set_level(logging.INFO, "sora_widgets.media.frames")
     out = frames.stitch([clips["a"], clips["b"]], tmp_path / "film.mp4")
     assert out == tmp_path / "film.mp4"
     assert_continuous(out, 24.0)
@@ -456,7 +456,8 @@ def test_stitch_replaces_the_target_atomically(clips: dict[str, Path], tmp_path:
 
 
 def test_importing_frames_loads_no_media_or_ui_library() -> None:
-    code = ("import sys, sora_widgets; before = set(sys.modules); import sora_widgets.frames; "
+    code = ("import sys, sora_widgets; before = set(sys.modules); "
+            "import sora_widgets.media.frames; "
             "new = set(sys.modules) - before; "
             "print(sorted(m for m in new if m.split('.')[0] in "
             "('av', 'PIL', 'IPython', 'ipywidgets')))")

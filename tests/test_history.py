@@ -14,12 +14,12 @@ import pytest
 from PIL import Image
 
 import sora_widgets as sw
-from sora_widgets.compare_view import Compare
+from sora_widgets.core.lifecycle import Status
 from sora_widgets.emulator import RunningEmulator
-from sora_widgets.frames import probe
-from sora_widgets.history import History
-from sora_widgets.lifecycle import Status
-from sora_widgets.studio import Studio
+from sora_widgets.media.frames import probe
+from sora_widgets.studio.studio import Studio
+from sora_widgets.ui.compare import Compare
+from sora_widgets.ui.history import History
 
 from .conftest import VIP_KEY
 from .history_seed import seed_history
@@ -204,7 +204,7 @@ def test_two_hundred_jobs_make_one_page_of_posters(home: Path, studio: Studio,
 
 @pytest.fixture
 def panel(studio: Studio) -> Any:
-    from sora_widgets.widget import SoraWidget
+    from sora_widgets.ui.widget import SoraWidget
 
     made = SoraWidget()
     yield made
@@ -287,8 +287,8 @@ def test_a_card_redraws_progress_at_most_once_a_second_and_keeps_the_last_value(
         studio: Studio) -> None:
     """Progress set 200 times in a burst (as a fast relay would): the card's bar changes
     once at once and once at the end of the second (the last value), not 200 times."""
-    from sora_widgets.engine import Job
-    from sora_widgets.widget import JobCard
+    from sora_widgets.engine.job import Job
+    from sora_widgets.ui.widget import JobCard
 
     job = Job(sw.VideoRequest.create("a burst"), studio.backend(), studio.journal(),
               home_videos := Path.cwd(), status=Status.IN_PROGRESS, progress=1)

@@ -33,15 +33,15 @@ from IPython.core.displaypub import CapturingDisplayPublisher
 from IPython.core.interactiveshell import InteractiveShell
 
 import sora_widgets as sw
-from sora_widgets import render
-from sora_widgets import studio as studio_module
-from sora_widgets.client import SoraClient, error_for_response, parse_task
-from sora_widgets.config import APIKey
-from sora_widgets.engine import Backend, Job
-from sora_widgets.errors import SoraError
+from sora_widgets.core.errors import SoraError
+from sora_widgets.core.models import TaskSnapshot, VideoRequest
+from sora_widgets.core.settings import APIKey
+from sora_widgets.engine.job import Backend, Job
 from sora_widgets.journal import SqliteJournal as Journal
-from sora_widgets.models import TaskSnapshot, VideoRequest
-from sora_widgets.widget import SoraWidget
+from sora_widgets.relay.client import SoraClient, error_for_response, parse_task
+from sora_widgets.studio import studio as studio_module
+from sora_widgets.ui import render
+from sora_widgets.ui.widget import SoraWidget
 
 from .conftest import VIP_KEY
 from .scripts.doubles import Answer, Request, ScriptedRelay

@@ -15,12 +15,12 @@ import pytest
 from traitlets import All
 
 import sora_widgets as sw
-from sora_widgets import studio as studio_module
+from sora_widgets.core.lifecycle import Charge, Phase, RelayStatus
+from sora_widgets.core.models import VideoRequest
 from sora_widgets.emulator import RunningEmulator
-from sora_widgets.engine import poller
+from sora_widgets.engine.job import poller
 from sora_widgets.journal import SqliteJournal as Journal
-from sora_widgets.lifecycle import Charge, Phase, RelayStatus
-from sora_widgets.models import VideoRequest
+from sora_widgets.studio import studio as studio_module
 
 from .conftest import TEST_TIME_SCALE, VIP_KEY
 

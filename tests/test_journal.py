@@ -21,7 +21,10 @@ from typing import Any
 
 import pytest
 
-from sora_widgets.errors import BudgetExceededError, ConfirmationRequired, JournalError
+from sora_widgets.core.errors import BudgetExceededError, ConfirmationRequired, JournalError
+from sora_widgets.core.lifecycle import UNKNOWN_OUTCOME, Charge, Phase, RelayStatus, Status
+from sora_widgets.core.models import VideoRequest
+from sora_widgets.core.owner import current_owner
 from sora_widgets.journal import Journal, Limits, SqliteJournal, open_journal
 from sora_widgets.journal.base import (
     COLUMNS,
@@ -32,9 +35,6 @@ from sora_widgets.journal.base import (
     _utc_month_start,
 )
 from sora_widgets.journal.postgres import PostgresJournal, redact_url, to_pyformat
-from sora_widgets.lifecycle import UNKNOWN_OUTCOME, Charge, Phase, RelayStatus, Status
-from sora_widgets.models import VideoRequest
-from sora_widgets.owner import current_owner
 
 from .pg_fixtures import pg_server, pg_url
 from .pgserver import PASSWORD, PASSWORD_USER, REJECTED_USER, PgServer

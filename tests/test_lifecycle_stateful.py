@@ -36,7 +36,7 @@ from hypothesis.stateful import (
 
 import sora_widgets as sw
 from sora_widgets.emulator import RunningEmulator
-from sora_widgets.studio import Studio
+from sora_widgets.studio.studio import Studio
 
 from .conftest import VIP_KEY
 from .scripts.trust_support import (

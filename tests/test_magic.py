@@ -24,12 +24,12 @@ from IPython.core.displaypub import CapturingDisplayPublisher
 from IPython.core.error import StdinNotImplementedError, UsageError
 from IPython.core.interactiveshell import InteractiveShell
 
-from sora_widgets import config as config_module
-from sora_widgets import studio as studio_module
-from sora_widgets._magic import SoraMagics
+from sora_widgets.core import settings as config_module
+from sora_widgets.core.errors import JobFailed
 from sora_widgets.emulator import RunningEmulator
-from sora_widgets.engine import Job, video_file_name
-from sora_widgets.errors import JobFailed
+from sora_widgets.engine.job import Job, video_file_name
+from sora_widgets.studio import studio as studio_module
+from sora_widgets.ui.magic.magics import SoraMagics
 
 from .conftest import VIP_KEY
 

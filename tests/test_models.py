@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from sora_widgets.errors import MalformedResponseError, ValidationError
-from sora_widgets.models import TaskSnapshot, VideoRequest
+from sora_widgets.core.errors import MalformedResponseError, ValidationError
+from sora_widgets.core.models import TaskSnapshot, VideoRequest
 
 
 @pytest.mark.parametrize(

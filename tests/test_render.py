@@ -9,11 +9,12 @@ from typing import Any
 
 import pytest
 
-from sora_widgets import media, render
-from sora_widgets.engine import Backend, Job
+from sora_widgets.core.models import VideoRequest
+from sora_widgets.engine.job import Backend, Job
 from sora_widgets.journal import Spend
 from sora_widgets.journal import SqliteJournal as Journal
-from sora_widgets.models import VideoRequest
+from sora_widgets.media import publish as media
+from sora_widgets.ui import render
 
 EVIL = "<script>alert('x')</script> & \"quotes\""
 SRC = re.compile(r"<video[^>]* src='([^']*)'")

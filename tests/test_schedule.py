@@ -14,9 +14,9 @@ import sys
 
 import pytest
 
+from sora_widgets.core.retry import Backoff, parse_retry_after
 from sora_widgets.emulator.tasks import Task, VideoRequest, draw_task
-from sora_widgets.retry import Backoff, parse_retry_after
-from sora_widgets.schedule import PollPolicy, PollSchedule, RelayPrior
+from sora_widgets.engine.schedule import PollPolicy, PollSchedule, RelayPrior
 
 REQUEST = VideoRequest("sora-2", "test", "16:9", 12, ())
 

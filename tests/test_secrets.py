@@ -23,13 +23,13 @@ import pytest
 from nbclient import NotebookClient
 
 import sora_widgets as sw
-from sora_widgets import render
-from sora_widgets import studio as studio_module
-from sora_widgets.client import AsyncSoraClient, SoraClient
-from sora_widgets.config import APIKey, settings
+from sora_widgets.core.errors import SoraError
+from sora_widgets.core.models import VideoRequest
+from sora_widgets.core.settings import APIKey, settings
 from sora_widgets.emulator import EmulatorConfig, RunningEmulator, start_emulator
-from sora_widgets.errors import SoraError
-from sora_widgets.models import VideoRequest
+from sora_widgets.relay.client import AsyncSoraClient, SoraClient
+from sora_widgets.studio import studio as studio_module
+from sora_widgets.ui import render
 
 from .conftest import TEST_TIME_SCALE
 from .scripts.doubles import Answer, Request, ScriptedRelay
@@ -250,7 +250,7 @@ NOTEBOOK = [
     "%sora --wait -o first a lighthouse keeper's cat",
     "print(repr(first), first.status, first.cost_usd)\nfirst",
     "import sora_widgets as sw\n"
-    "from sora_widgets.studio import default_studio\n"
+    "from sora_widgets.studio.studio import default_studio\n"
     "panel = sw.SoraWidget(prompt='a widget-made teapot', aspect_ratio='9:16')\n"
     "panel.generate_button.click()\n"
     "card = panel.cards[0]\n"
@@ -320,7 +320,7 @@ def test_a_notebook_using_the_magic_and_the_widget_keeps_the_key_secret(
     assert "<video" in text and stats["tasks_created"] == 3          # 2 videos + 1 lost
     log = log_file.read_text()
     assert "HTTP Request: POST" in log and "DEBUG" in log
-    assert "sora_widgets.client INFO retrieve: ServerError; retry 1" in log
+    assert "sora_widgets.relay.client INFO retrieve: ServerError; retry 1" in log
 
     found = leaks(text, "notebook") + leaks(log, "debug log")
     found += leaks(json.dumps(nb.metadata.get("widgets", {})), "widget state")

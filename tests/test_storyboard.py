@@ -23,13 +23,13 @@ from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 
 import sora_widgets as sw
-from sora_widgets import studio as studio_module
+from sora_widgets.core.errors import BudgetExceededError, ConfirmationRequired, SoraError
+from sora_widgets.core.lifecycle import Status
 from sora_widgets.emulator import EmulatorConfig, RunningEmulator, start_emulator
-from sora_widgets.errors import BudgetExceededError, ConfirmationRequired, SoraError
-from sora_widgets.frames import last_frame, probe
 from sora_widgets.journal import open_journal
-from sora_widgets.lifecycle import Status
-from sora_widgets.storyboard import KIND, Stage, Storyboard, resume_storyboards
+from sora_widgets.media.frames import last_frame, probe
+from sora_widgets.studio import studio as studio_module
+from sora_widgets.studio.storyboard import KIND, Stage, Storyboard, resume_storyboards
 
 from .conftest import VIP_KEY
 from .scripts.storyboard_support import difference, first_frame, wait_until
@@ -229,7 +229,7 @@ def test_stop_then_resume_in_a_new_studio(relay: RunningEmulator,
 def test_importing_the_storyboard_module_keeps_the_core_clean() -> None:
     code = ("import sys, sora_widgets as sw\n"
             "assert callable(sw.storyboard)\n"
-            "import sora_widgets.storyboard as module\n"
+            "import sora_widgets.studio.storyboard as module\n"
             "assert callable(sw.storyboard) and callable(module)  # the module, callable\n"
             "assert sw.Storyboard is module.Storyboard and sw.stitch is module.stitch\n"
             "bad = [m for m in ('IPython', 'ipywidgets', 'av') if m in sys.modules]\n"

@@ -23,15 +23,15 @@ from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 
 import sora_widgets as sw
-from sora_widgets import studio as studio_module
-from sora_widgets._magic import SoraMagics
-from sora_widgets.catalog import price_of
+from sora_widgets.core.catalog import price_of
+from sora_widgets.core.errors import BadRequestError, BudgetExceededError, ValidationError
+from sora_widgets.core.lifecycle import Charge, RelayStatus
+from sora_widgets.core.models import VideoRequest
 from sora_widgets.emulator import EmulatorConfig, RunningEmulator, start_emulator
-from sora_widgets.engine import Job, poller
-from sora_widgets.errors import BadRequestError, BudgetExceededError, ValidationError
-from sora_widgets.lifecycle import Charge, RelayStatus
-from sora_widgets.models import VideoRequest
-from sora_widgets.widget import SoraWidget
+from sora_widgets.engine.job import Job, poller
+from sora_widgets.studio import studio as studio_module
+from sora_widgets.ui.magic.magics import SoraMagics
+from sora_widgets.ui.widget import SoraWidget
 
 from .conftest import TEST_TIME_SCALE, VIP_KEY
 

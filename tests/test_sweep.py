@@ -10,11 +10,12 @@ from typing import Any
 import pytest
 
 import sora_widgets as sw
+from sora_widgets.core.errors import BudgetExceededError, ConfirmationRequired, ValidationError
+from sora_widgets.core.text import substitute_names
 from sora_widgets.emulator import RunningEmulator
-from sora_widgets.errors import BudgetExceededError, ConfirmationRequired, ValidationError
-from sora_widgets.studio import Studio
-from sora_widgets.sweeps import MAX_JOBS, RATIO_AXIS, Axis, escape_braces, expand, plan
-from sora_widgets.text import substitute_names
+from sora_widgets.studio import sweeps
+from sora_widgets.studio.studio import Studio
+from sora_widgets.studio.sweeps import MAX_JOBS, RATIO_AXIS, Axis, escape_braces, expand, plan
 
 # -- the grammar --------------------------------------------------------------------------------
 
@@ -136,7 +137,7 @@ def test_a_2x2_sweep_sends_4_posts_and_a_rerun_sends_none(relay: RunningEmulator
 
 def test_a_sweep_can_be_quoted_without_sending_anything(relay: RunningEmulator,
                                                         studio: Studio) -> None:
-    from sora_widgets import sweeps
+    from sora_widgets.studio import sweeps
 
     sw.sweep("a {red|blue} fox").wait(30)
     before = relay.stats()["posts"]
@@ -301,7 +302,7 @@ def test_a_ratio_list_sweeps_the_ratio_and_n_is_refused_with_a_sweep(
     assert run(shell, "%sora a lighthouse --ratio 16:9,9:16 --wait -o s") is None
     made = shell.user_ns["s"]
     assert [j.aspect_ratio for j in made] == ["16:9", "9:16"]
-    assert made.axes == (sw.sweeps.Axis("ratio", ("16:9", "9:16")),)
+    assert made.axes == (sweeps.Axis("ratio", ("16:9", "9:16")),)
     final = html_outputs(pub)[-1]
     assert "width='640' height='360'" in final and "width='270' height='480'" in final
     error = run(shell, "%sora a {red|blue} kite -n 2")

@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 
 import sora_widgets as sw
-from sora_widgets.cli import main
 from sora_widgets.emulator import RunningEmulator
-from sora_widgets.studio import default_studio
+from sora_widgets.studio.studio import default_studio
+from sora_widgets.ui.cli import main
 
 
 def test_jobs_are_mine_by_default_and_everyones_with_team(
@@ -63,7 +63,7 @@ def test_a_finished_job_whose_video_is_not_here_is_fetched_again_not_paid_again(
         relay: RunningEmulator) -> None:
     """A teammate's job (its file on another machine) is reused: the video comes from a
     fresh link, no POST; when the relay cannot give one, the handle says so."""
-    from sora_widgets.studio import Studio
+    from sora_widgets.studio.studio import Studio
 
     first = sw.generate("a shared lighthouse").wait(timeout=30)
     assert first.local_path is not None

@@ -34,9 +34,9 @@ from IPython.core.interactiveshell import InteractiveShell
 from IPython.core.ultratb import VerboseTB
 
 import sora_widgets as sw
+from sora_widgets.core.models import VideoRequest
 from sora_widgets.emulator import RunningEmulator
-from sora_widgets.models import VideoRequest
-from sora_widgets.studio import Studio
+from sora_widgets.studio.studio import Studio
 
 from .conftest import VIP_KEY
 from .scripts.trust_doubles import Stream, ToyRelay, completed, mp4_bytes, running
@@ -495,7 +495,7 @@ def test_slow_video_links_do_not_hold_up_the_other_jobs(
     relay): at most MAX_SAVING of its downloads run at once, so another relay's job is
     still submitted, polled and saved. (Before, 32 trickling downloads took every request
     slot and the other job waited for SORA_DOWNLOAD_TIMEOUT.)"""
-    from sora_widgets.engine import MAX_SAVING
+    from sora_widgets.engine.job import MAX_SAVING
 
     monkeypatch.setenv("SORA_DOWNLOAD_TIMEOUT", "300")
     trickle = _trickle()

@@ -26,7 +26,7 @@ import pytest
 
 import sora_widgets as sw
 from sora_widgets.emulator import RunningEmulator
-from sora_widgets.studio import Studio
+from sora_widgets.studio.studio import Studio
 
 from .conftest import VIP_KEY
 from .scripts.trust_doubles import ToyRelay, mp4_bytes

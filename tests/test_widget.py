@@ -18,10 +18,10 @@ import ipywidgets
 import pytest
 
 import sora_widgets as sw
-from sora_widgets import studio as studio_module
 from sora_widgets.emulator import RunningEmulator
-from sora_widgets.engine import Job, poller
-from sora_widgets.widget import JobCard, SoraWidget
+from sora_widgets.engine.job import Job, poller
+from sora_widgets.studio import studio as studio_module
+from sora_widgets.ui.widget import JobCard, SoraWidget
 
 MakePanel = Callable[..., SoraWidget]
 SRC = re.compile(r"<video[^>]*\ssrc='([^']*)'")

@@ -19,14 +19,14 @@ import httpx
 import pytest
 from PIL import Image
 
-from sora_widgets.client import SoraClient, parse_task
+from sora_widgets.core.errors import BadRequestError, NotFoundError
+from sora_widgets.core.lifecycle import RelayStatus, relay_status_of
+from sora_widgets.core.models import VideoRequest
+from sora_widgets.core.retry import Backoff
 from sora_widgets.emulator import EmulatorConfig, start_emulator
-from sora_widgets.errors import BadRequestError, NotFoundError
-from sora_widgets.lifecycle import RelayStatus, relay_status_of
-from sora_widgets.models import VideoRequest
-from sora_widgets.retry import Backoff
-from sora_widgets.wire import STYLES, adapter_for, poll_hint_seconds
-from sora_widgets.wire.openai import content_url
+from sora_widgets.relay.client import SoraClient, parse_task
+from sora_widgets.relay.openai import content_url
+from sora_widgets.relay.styles import STYLES, adapter_for, poll_hint_seconds
 
 from .conftest import VIP_KEY
 

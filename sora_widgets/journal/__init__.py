@@ -10,8 +10,8 @@ handle shows it. The API key is never stored.
 
 from __future__ import annotations
 
-from .base import Claim, JobRecord, Journal, Limits, Spend
-from .sqlite import SqliteJournal
+from sora_widgets.journal.base import Claim, JobRecord, Journal, Limits, Spend
+from sora_widgets.journal.sqlite import SqliteJournal
 
 __all__ = ["Claim", "JobRecord", "Journal", "Limits", "Spend", "SqliteJournal", "open_journal"]
 
@@ -19,7 +19,9 @@ __all__ = ["Claim", "JobRecord", "Journal", "Limits", "Spend", "SqliteJournal", 
 def open_journal(location: str) -> Journal:
     """A journal for ``location``: a ``postgresql://`` URL, else a sqlite file path."""
     if location.startswith(("postgresql://", "postgres://")):
-        from .postgres import PostgresJournal  # psycopg is optional: imported only here
+        from sora_widgets.journal.postgres import (
+            PostgresJournal,  # psycopg is optional: imported only here
+        )
 
         return PostgresJournal(location)
     return SqliteJournal(location)

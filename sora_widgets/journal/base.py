@@ -1,7 +1,7 @@
 """The journal's logic, shared by its backends; a backend supplies connections and locking.
 
 SQL here is written with ``?`` placeholders; a backend whose driver wants another style
-translates them. Lifecycle predicates come from :mod:`sora_widgets.lifecycle`.
+translates them. Lifecycle predicates come from :mod:`sora_widgets.core.lifecycle`.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from dataclasses import dataclass, field, fields, replace
 from datetime import datetime, timezone
 from typing import Any, Protocol
 
-from ..errors import BudgetExceededError, ConfirmationRequired
-from ..lifecycle import (
+from sora_widgets.core.errors import BudgetExceededError, ConfirmationRequired
+from sora_widgets.core.lifecycle import (
     SQL_NEEDS_RELAY,
     SQL_NOT_REJECTED,
     SQL_PENDING,
@@ -26,8 +26,8 @@ from ..lifecycle import (
     Phase,
     Status,
 )
-from ..models import Quote, VideoRequest
-from ..owner import Owner, current_owner, owner_alive
+from sora_widgets.core.models import Quote, VideoRequest
+from sora_widgets.core.owner import Owner, current_owner, owner_alive
 
 __all__ = ["Claim", "Cursor", "JobRecord", "Journal", "Limits", "Spend"]
 

@@ -29,9 +29,9 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
-from ..errors import JournalError
-from .base import Cursor, Journal
-from .schema import migrate
+from sora_widgets.core.errors import JournalError
+from sora_widgets.journal.base import Cursor, Journal
+from sora_widgets.journal.schema import migrate
 
 if TYPE_CHECKING:
     import psycopg

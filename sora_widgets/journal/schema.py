@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..lifecycle import Phase, RelayStatus, state_for_status
-from .base import SCHEMA_VERSION, Cursor
+from sora_widgets.core.lifecycle import Phase, RelayStatus, state_for_status
+from sora_widgets.journal.base import SCHEMA_VERSION, Cursor
 
 __all__ = ["migrate"]
 

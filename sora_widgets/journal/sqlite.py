@@ -17,9 +17,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from ..errors import JournalError
-from .base import SCHEMA_VERSION, Cursor, Journal
-from .schema import migrate
+from sora_widgets.core.errors import JournalError
+from sora_widgets.journal.base import SCHEMA_VERSION, Cursor, Journal
+from sora_widgets.journal.schema import migrate
 
 __all__ = ["SqliteJournal"]
 

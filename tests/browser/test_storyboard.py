@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from sora_widgets.lifecycle import Status
+from sora_widgets.core.lifecycle import Status
 
 from ._harness import JOB_DEADLINE_MS, assert_served_by_jupyter, describe_video, shot
 

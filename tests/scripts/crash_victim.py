@@ -15,7 +15,7 @@ import sys
 import threading
 
 import sora_widgets as sw
-from sora_widgets import client
+from sora_widgets.relay import client
 
 
 def main() -> None:

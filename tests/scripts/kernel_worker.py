@@ -14,7 +14,7 @@ import sys
 import time
 
 import sora_widgets as sw
-from sora_widgets.studio import default_studio
+from sora_widgets.studio.studio import default_studio
 
 
 def main() -> None:

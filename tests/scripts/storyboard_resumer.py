@@ -19,8 +19,8 @@ def main() -> None:
     result = shell.run_cell("%sora resume")
     if result.error_in_exec is not None:
         raise result.error_in_exec
-    from sora_widgets.storyboard import KIND, _active
-    from sora_widgets.studio import default_studio
+    from sora_widgets.studio.storyboard import KIND, _active
+    from sora_widgets.studio.studio import default_studio
 
     journal = default_studio().journal()
     deadline = time.monotonic() + 180

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 
 import sora_widgets as sw
-from sora_widgets.studio import default_studio
+from sora_widgets.studio.studio import default_studio
 
 
 def main() -> None:

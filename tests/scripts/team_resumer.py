@@ -15,7 +15,7 @@ import socket
 import sys
 
 import sora_widgets as sw
-from sora_widgets import owner
+from sora_widgets.core import owner
 
 
 def main() -> None:

@@ -18,8 +18,8 @@ import time
 from pathlib import Path
 
 import sora_widgets as sw
-from sora_widgets.errors import BudgetExceededError
-from sora_widgets.studio import default_studio
+from sora_widgets.core.errors import BudgetExceededError
+from sora_widgets.studio.studio import default_studio
 
 
 def main() -> None:

@@ -122,7 +122,7 @@ def main() -> None:
         os._exit(0)
     elif mode == "image":
         path, limit_mb = args[0], int(args[1])
-        from sora_widgets.models import VideoRequest
+        from sora_widgets.core.models import VideoRequest
 
         limit = limit_mb * 1024 * 1024
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))

@@ -207,7 +207,7 @@ def resumed_ids(home: Path, base_url: str | None, key: str | None) -> list[str |
 
 def journal_rows(home: Path) -> list[dict[str, Any]]:
     """What a fresh Studio (a new reader of the journal file) knows: ``jobs()``."""
-    from sora_widgets.studio import Studio
+    from sora_widgets.studio.studio import Studio
 
     reader = Studio()
     return [{"local_id": j.local_id, "id": j.id, "status": str(j.status),
@@ -219,7 +219,7 @@ def submit_via(studio: Any, prompt: str) -> Any:
     """One job of ``prompt`` through a given Studio: ``Studio.submit`` (the rebuilt core);
     0.1 fallback: ``Studio.generate`` (0.1 has no ``submit``)."""
     if hasattr(studio, "submit"):
-        from sora_widgets.models import VideoRequest
+        from sora_widgets.core.models import VideoRequest
 
         return studio.submit(VideoRequest.create(prompt))[0]
     return studio.generate(prompt)
@@ -233,9 +233,9 @@ def submit_via(studio: Any, prompt: str) -> Any:
 
 
 def poller() -> Any:
-    # internal hook: the one poller (rebuilt: sora_widgets.engine.poller; 0.1: job.poller).
+    # internal hook: the one poller (rebuilt: sora_widgets.engine.job.poller; 0.1: job.poller).
     try:
-        from sora_widgets.engine import poller as get
+        from sora_widgets.engine.job import poller as get
     except ImportError:
         from sora_widgets.job import poller as get
     return get()
@@ -316,7 +316,7 @@ def forge_owner_pid(journal: Path, pid: int) -> int:
 def replace_default_studio(monkeypatch: pytest.MonkeyPatch, fresh: Any) -> None:
     # internal hook: the process-wide Studio behind sw.generate/sw.resume (as conftest's
     # ``studio`` fixture does): a "restarted kernel" in this process.
-    from sora_widgets import studio as studio_module
+    from sora_widgets.studio import studio as studio_module
 
     monkeypatch.setattr(studio_module, "_default", fresh)
 

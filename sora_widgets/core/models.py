@@ -1,0 +1,415 @@
+"""Plain data: a validated submit request and a leniently parsed task snapshot.
+
+Requests are strict (bad input must fail before anything is sent or charged);
+answers are lenient (a relay that adds fields, sends ``progress`` as a string or
+invents a status must not crash the client: unknown statuses are kept, not guessed).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import mimetypes
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from sora_widgets.core.errors import MalformedResponseError, ValidationError
+from sora_widgets.core.lifecycle import RelayStatus, relay_status_of
+from sora_widgets.core.settings import DEFAULT_MODEL, api_style
+
+__all__ = [
+    "ASPECT_RATIOS",
+    "DURATION_SECONDS",
+    "Quote",
+    "TaskError",
+    "TaskSnapshot",
+    "VideoRequest",
+]
+
+ASPECT_RATIOS = ("16:9", "9:16")
+DURATION_SECONDS = 12
+MAX_PROMPT_CHARS = 10_000
+MAX_LOCAL_IMAGE_BYTES = 10 * 1024 * 1024
+#: What an image file starts with, by the type its data URI will claim.
+_IMAGE_MAGIC = {
+    "image/png": (b"\x89PNG\r\n\x1a\n",),
+    "image/jpeg": (b"\xff\xd8\xff",),
+    "image/gif": (b"GIF87a", b"GIF89a"),
+    "image/webp": (b"RIFF",),
+}
+
+
+def _check_text(text: str, what: str) -> None:
+    """Text that can be sent as JSON/UTF-8 and means what it shows: no NUL or control
+    characters (newline and tab are fine), no lone surrogates (they cannot be encoded)."""
+    bad = next((c for c in text if (ord(c) < 32 and c not in "\n\r\t") or ord(c) == 127
+                or 0xD800 <= ord(c) <= 0xDFFF), None)
+    if bad is not None:
+        raise ValidationError(f"{what}: contains a character that cannot be sent "
+                              f"(U+{ord(bad):04X}); nothing was sent", field=what)
+
+
+def _local_image(path: Path) -> str:
+    """A local image file as a data URI: its size checked before reading, its bytes checked
+    to be the image its name claims (a text file named .png is refused)."""
+    mime = mimetypes.guess_type(path.name)[0] or ""
+    if mime not in _IMAGE_MAGIC:
+        raise ValidationError(f"image: {path.name!r} is not an image file (PNG, JPEG, GIF or WebP)",
+                              field="image")
+    try:
+        if path.stat().st_size > MAX_LOCAL_IMAGE_BYTES:
+            raise ValidationError("image: local file is larger than 10 MB", field="image")
+        with path.open("rb") as handle:
+            data = handle.read(MAX_LOCAL_IMAGE_BYTES + 1)
+    except OSError as exc:
+        raise ValidationError(f"image: cannot read {path.name!r} ({type(exc).__name__})",
+                              field="image") from None
+    if len(data) > MAX_LOCAL_IMAGE_BYTES:
+        raise ValidationError("image: local file is larger than 10 MB", field="image")
+    if not data.startswith(_IMAGE_MAGIC[mime]) or (mime == "image/webp" and data[8:12] != b"WEBP"):
+        raise ValidationError(f"image: {path.name!r} is not really a {mime} file",
+                              field="image")
+    return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
+
+
+def _image_to_url(image: object) -> str:
+    """An http(s) URL or ``data:image/...`` URI as is; a local image file as a data URI."""
+    if isinstance(image, Path) or (
+        isinstance(image, str) and not image.startswith(("http://", "https://", "data:"))
+        and Path(image).expanduser().is_file()
+    ):
+        path = Path(image).expanduser()
+        if not path.is_file():
+            raise ValidationError(f"image: no such file {path.name!r}", field="image")
+        return _local_image(path)
+    if not isinstance(image, str):
+        raise ValidationError("image: must be a URL string or a local file path", field="image")
+    url = image.strip()
+    _check_text(url, "image")
+    if url.startswith("data:"):
+        if not url.startswith("data:image/") or ";base64," not in url:
+            raise ValidationError("image: a data URI must be data:image/...;base64,...",
+                                  field="image")
+        return url
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc or any(c.isspace() for c in url):
+        raise ValidationError(
+            "image: must be an http(s) URL, a data:image/... URI or an existing local image file",
+            field="image",
+        )
+    return url
+
+
+def _whole_seconds(value: object, name: str, *, text_ok: bool) -> int | None:
+    """A length in whole seconds: an int (or, for ``seconds``, a string of digits as the
+    OpenAI SDK sends it); None when not given."""
+    if value is None:
+        return None
+    if text_ok and isinstance(value, str) and value.strip().isdigit():
+        return int(value.strip())
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValidationError(f"{name}: a whole number of seconds, not {str(value)[:20]!r}",
+                              field=name)
+    return value
+
+
+@dataclass(frozen=True)
+class VideoRequest:
+    """A submit request that has passed validation (build it with :meth:`create`).
+
+    ``style`` is the relay wire style it was checked for (the catalogue of that style);
+    ``duration`` is its length in seconds (``seconds`` is the same), ``size`` the
+    ``WxH`` of a style with sizes (None on the seed's relay, where the shape is
+    ``aspect_ratio``). The wire body is built by the style's adapter (``wire/``);
+    :meth:`to_json` is the journal's form and the cache identity.
+    """
+
+    prompt: str | None
+    aspect_ratio: str = "16:9"
+    images: tuple[str, ...] = ()
+    model: str = DEFAULT_MODEL
+    duration: int = DURATION_SECONDS
+    size: str | None = None
+    style: str = "artifex"
+
+    @property
+    def seconds(self) -> int:
+        return self.duration
+
+    @classmethod
+    def create(
+        cls,
+        prompt: str | None = None,
+        *,
+        aspect_ratio: str | None = None,
+        image: str | Path | Iterable[str | Path] | None = None,
+        model: str | None = DEFAULT_MODEL,
+        duration: int | None = None,
+        seconds: int | str | None = None,
+        size: str | None = None,
+        style: str | None = None,
+        check: bool = True,
+    ) -> VideoRequest:
+        """Validate every field; raise :class:`ValidationError` naming the first bad one.
+
+        ``style`` defaults to the style in force (``SORA_API_STYLE``); the request is
+        checked against that style's catalogue (model, ratio or size, seconds) and the
+        allowed values are named when it is outside. ``aspect_ratio`` picks the style's
+        size for it when no ``size`` is given. ``check=False`` (a journal row) skips the
+        catalogue: the request was checked when it was made.
+        """
+        from sora_widgets.core.catalog import catalogue, style_rules
+
+        if prompt is not None and not isinstance(prompt, str):
+            raise ValidationError("prompt: must be text", field="prompt")
+        text = (prompt or "").strip() or None
+        if text is not None:
+            _check_text(text, "prompt")
+        if text is not None and len(text) > MAX_PROMPT_CHARS:
+            raise ValidationError(f"prompt: longer than {MAX_PROMPT_CHARS} characters",
+                                  field="prompt")
+        if image is None:
+            images: tuple[str, ...] = ()
+        elif isinstance(image, (str, Path)):
+            images = (_image_to_url(image),) if str(image).strip() else ()
+        else:
+            images = tuple(_image_to_url(i) for i in image)
+        if text is None and not images:
+            raise ValidationError("prompt: give a prompt or an image (or both)", field="prompt")
+        wire_style = str(style).strip().lower() if style is not None else api_style()
+        rules = style_rules(wire_style)
+        if rules.needs_prompt and text is None:
+            raise ValidationError(f"prompt: the {wire_style} style needs a prompt (an image "
+                                  "alone is not enough)", field="prompt")
+        if rules.max_images is not None and len(images) > rules.max_images:
+            raise ValidationError(f"image: the {wire_style} style takes {rules.max_images} "
+                                  f"first-frame image, not {len(images)}", field="image")
+        ratio = None if aspect_ratio is None else str(aspect_ratio).strip()
+        if ratio is not None and ratio not in ASPECT_RATIOS:
+            raise ValidationError(
+                f"aspect_ratio: must be 16:9 or 9:16, not {str(aspect_ratio)[:20]!r}",
+                field="aspect_ratio",
+            )
+        length = _whole_seconds(duration, "duration", text_ok=False)
+        given = _whole_seconds(seconds, "seconds", text_ok=True)
+        if length is not None and given is not None and length != given:
+            raise ValidationError(f"seconds: {given} and duration: {length} disagree; give "
+                                  "one of them", field="seconds")
+        length = given if given is not None else length
+        shape = None if size is None else str(size).strip().lower()
+        if shape is not None:
+            _check_text(shape, "size")
+        model_name = (model if model is not None else DEFAULT_MODEL)
+        if not isinstance(model_name, str) or not model_name.strip():
+            raise ValidationError("model: must not be blank", field="model")
+        _check_text(model_name, "model")
+        model_name = model_name.strip()
+        if check:
+            resolved = catalogue().resolve(
+                wire_style, model_name, aspect_ratio=ratio, size=shape, seconds=length,
+                seconds_name="duration" if given is None and duration is not None
+                else "seconds")
+            ratio, shape, length = resolved.aspect_ratio, resolved.size, resolved.seconds
+        elif length is not None and length <= 0:
+            raise ValidationError("seconds: must be positive", field="seconds")
+        return cls(text, ratio or "16:9", images, model_name,
+                   length if length is not None else DURATION_SECONDS,
+                   shape if rules.sizes else None, wire_style)
+
+    def to_json(self) -> dict[str, Any]:
+        """The journal's form of the request (and the cache identity). The seed's relay
+        keeps exactly the shape of 0.1 (old journals still match); other styles add their
+        name, ``seconds`` and ``size``."""
+        body: dict[str, Any] = {"model": self.model}
+        if self.style != "artifex":
+            body["style"] = self.style
+        if self.prompt is not None:
+            body["prompt"] = self.prompt
+        body["aspect_ratio"] = self.aspect_ratio
+        if self.style != "artifex":
+            body["seconds"] = self.duration
+            body["size"] = self.size
+        else:
+            body["duration"] = self.duration
+        if len(self.images) == 1:
+            body["image"] = self.images[0]
+        elif self.images:
+            body["image"] = list(self.images)
+        return body
+
+    @classmethod
+    def from_json(cls, body: Mapping[str, Any]) -> VideoRequest:
+        """A request from :meth:`to_json` (a journal row): not checked against today's
+        catalogue, which may have changed since it was sent."""
+        return cls.create(body.get("prompt"), aspect_ratio=body.get("aspect_ratio"),
+                          image=body.get("image"), model=body.get("model"),
+                          duration=body.get("duration"), seconds=body.get("seconds"),
+                          size=body.get("size"), style=body.get("style") or "artifex",
+                          check=False)
+
+    def fingerprint(self) -> str:
+        """Identity for the no-double-pay cache: the same request gives the same video
+        (style, model, shape, length, prompt and images all count)."""
+        canonical = json.dumps(self.to_json(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class TaskError:
+    message: str
+    code: str | None = None
+
+
+def _as_str(value: object) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+        text = str(value).strip()
+        return text or None
+    return None
+
+
+def _as_progress(value: object) -> int | None:
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, str):
+        value = value.strip().rstrip("%").strip()
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError, OverflowError):
+        return None
+    if number != number:  # NaN
+        return None
+    return int(max(0.0, min(100.0, number)))
+
+
+def _as_timestamp(value: object) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if not isinstance(value, (int, float, str)):
+        return None
+    try:
+        number = float(value.strip() if isinstance(value, str) else value)
+    except (ValueError, OverflowError):
+        return None
+    return number if 0 < number < 1e11 else None
+
+
+def _as_error(value: object) -> TaskError | None:
+    if value is None:
+        return None
+    if isinstance(value, Mapping):
+        message = _as_str(value.get("message")) or "the relay reported a failure without a message"
+        return TaskError(message, _as_str(value.get("code")))
+    text = _as_str(value)
+    return TaskError(text) if text else None
+
+
+@dataclass(frozen=True)
+class TaskSnapshot:
+    """One answer of the relay about a task, parsed leniently.
+
+    ``status`` is the relay's raw word (or None when it sent none); ``relay_status`` what it
+    means, or None for a word never seen before: that is surfaced, never guessed.
+    """
+
+    id: str
+    status: str | None
+    progress: int | None = None
+    video_url: str | None = None
+    error: TaskError | None = None
+    completed_at: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def relay_status(self) -> RelayStatus | None:
+        return relay_status_of(self.status)
+
+    @property
+    def fetch_url(self) -> str | None:
+        """Where the video is fetched from (set by the wire adapter; memory only: a CDN
+        link is kept raw, unscrubbed)."""
+        url = self.extra.get("fetch_url")
+        return url if isinstance(url, str) else None
+
+    @property
+    def expires_at(self) -> float | None:
+        """When the video stops being downloadable (unix seconds), if the relay says."""
+        value = self.extra.get("expires_at")
+        return value if isinstance(value, float) else None
+
+    @property
+    def poll_after(self) -> float | None:
+        """The relay's own polling hint from the answer's headers: no GET before this
+        many seconds (``openai-poll-after-ms``)."""
+        value = self.extra.get("poll_after")
+        return value if isinstance(value, float) else None
+
+    @property
+    def is_final(self) -> bool:
+        return self.relay_status in (RelayStatus.COMPLETED, RelayStatus.FAILED)
+
+    @classmethod
+    def parse(cls, payload: object) -> TaskSnapshot:
+        """Parse a decoded JSON answer; raise :class:`MalformedResponseError` if it has no id."""
+        if not isinstance(payload, Mapping):
+            raise MalformedResponseError(
+                f"expected a JSON object, got {type(payload).__name__}", status_code=200)
+        task_id = _as_str(payload.get("id")) or _as_str(payload.get("task_id"))
+        if task_id is None:
+            raise MalformedResponseError("the answer has no task id", status_code=200)
+        raw_status = _as_str(payload.get("status"))
+        status = raw_status[:64] if raw_status else None
+        progress = _as_progress(payload.get("progress"))
+        if relay_status_of(status) is RelayStatus.COMPLETED:
+            progress = 100
+        video_url = _as_str(payload.get("video_url"))
+        extra = {k: v for k, v in payload.items() if k not in {
+            "id", "task_id", "status", "progress", "video_url", "error", "completed_at"}}
+        return cls(
+            id=task_id[:200],
+            status=status,
+            progress=progress,
+            video_url=video_url,
+            error=_as_error(payload.get("error")),
+            completed_at=_as_timestamp(payload.get("completed_at")),
+            extra=extra,
+        )
+
+
+@dataclass(frozen=True)
+class Quote:
+    """What one call will pay, said before anything is sent."""
+
+    new: int
+    reused: int
+    price_usd: float
+    emulator: bool = False
+    #: Why the call would be refused now (a budget, a confirmation), or None.
+    blocked: str | None = None
+    #: The new charges when prices differ within the call (None: new × price_usd).
+    amount_usd: float | None = None
+
+    @property
+    def new_usd(self) -> float:
+        if self.emulator:
+            return 0.0
+        return self.amount_usd if self.amount_usd is not None else round(
+            self.new * self.price_usd, 2)
+
+    @property
+    def text(self) -> str:
+        """'6 new × $0.90 = $5.40 · 2 reused free' (the emulator: 'free')."""
+        if self.emulator:
+            paid = f"{self.new} new · local emulator — no charge"
+        elif self.new and abs(self.new_usd - self.new * self.price_usd) > 0.005:
+            paid = f"{self.new} new = ${self.new_usd:.2f}"
+        elif self.new:
+            paid = f"{self.new} new × ${self.price_usd:.2f} = ${self.new_usd:.2f}"
+        else:
+            paid = "nothing new to pay"
+        return paid + (f" · {self.reused} reused free" if self.reused else "")

@@ -1,0 +1,382 @@
+"""The History view: every job in the journal (not only this session's), newest first.
+
+Search by prompt words, filter by status and by star, a page at a time. Each card shows a
+poster (the still the engine saved beside the video), not a player: a page of 2,000 jobs
+creates no ``<video>`` until the user opens one. Actions on a card: open (play), load into
+the form, vary (load, and the next submit records this job as its parent), star, note,
+and compare (check two or more, then "compare").
+
+One anywidget model carries the page (``static/history.js`` draws it; every string goes in
+as text). The kernel side answers the front end's messages and asks the studio for the
+page; stars and notes are written to the journal at once (``job.star()``, ``job.note``).
+Posters and opened videos are published next to the notebook (relative paths, resolved by
+the front end like ``sw.compare``'s). The key never reaches the widget's state.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import anywidget
+import ipywidgets as widgets
+import traitlets
+
+from sora_widgets.core.errors import SoraError
+from sora_widgets.core.lifecycle import TERMINAL_ERROR_STATUSES, Status
+from sora_widgets.engine.job import Job
+from sora_widgets.studio.lineage import word_diff
+from sora_widgets.studio.studio import Studio, default_studio
+from sora_widgets.ui import render
+from sora_widgets.ui.compare import STATIC, Compare, front_end, job_sources
+
+__all__ = ["History", "HistoryView", "PanelHistory"]
+
+log = logging.getLogger("sora_widgets.ui.history")
+
+PAGE_SIZE = 12
+#: The status filter's choices: value (a ``Status`` word, "" for any) and label.
+STATUS_OPTIONS = [["", "any status"]] + [
+    [s.value, s.value.replace("_", " ")] for s in
+    (Status.COMPLETED, Status.IN_PROGRESS, Status.QUEUED, Status.FAILED, Status.UNKNOWN)]
+#: Called with (job, vary): put the job's settings in the form; vary remembers the parent.
+LoadCallback = Callable[[Job, bool], None]
+
+
+class HistoryView(anywidget.AnyWidget):
+    """The page of cards in the browser (the kernel side is :class:`History`)."""
+
+    _esm = front_end("history.js")
+    _css = (STATIC / "history.css").read_text("utf-8")
+
+    cards = traitlets.List(traitlets.Dict()).tag(sync=True)
+    #: Local id → relative src of the cards the user opened (they show a player).
+    players = traitlets.Dict().tag(sync=True)
+    query = traitlets.Unicode("").tag(sync=True)
+    status = traitlets.Unicode("").tag(sync=True)
+    starred_only = traitlets.Bool(False).tag(sync=True)
+    page = traitlets.Int(0).tag(sync=True)
+    has_next = traitlets.Bool(False).tag(sync=True)
+    summary = traitlets.Unicode("").tag(sync=True)
+    message = traitlets.Unicode("").tag(sync=True)
+    selected = traitlets.List(traitlets.Unicode()).tag(sync=True)
+    can_load = traitlets.Bool(False).tag(sync=True)
+    status_options = traitlets.List(traitlets.List()).tag(sync=True)
+
+
+class History(widgets.VBox):  # type: ignore[misc]
+    """Every journal job, searchable, a page at a time; ``History()`` alone or in the panel.
+
+    ``on_load(job, vary)`` (the panel passes one) shows the "load" and "vary" actions.
+    """
+
+    def __init__(self, *, studio: Studio | None = None, on_load: LoadCallback | None = None,
+                 page_size: int = PAGE_SIZE, media_dir: str | None = None,
+                 root: Path | None = None, **kwargs: Any) -> None:
+        self._studio = studio
+        self._on_load = on_load
+        self.page_size = max(1, int(page_size))
+        self._media_dir = media_dir
+        self._root = root or Path.cwd()
+        self._jobs: dict[str, Job] = {}          # the page's handles (and selected ones)
+        self._parents: dict[str, str] = {}       # parent local id → its prompt
+        self.view = HistoryView(can_load=on_load is not None, status_options=STATUS_OPTIONS)
+        self.compare_box = widgets.VBox()
+        self.compare_view: Compare | None = None
+        kwargs.setdefault("layout", widgets.Layout(width="100%"))
+        super().__init__([self.view, self.compare_box], **kwargs)
+        self.add_class("sora-history-panel")
+        self.view.observe(self._on_filter, names=["query", "status", "starred_only"])
+        self.view.observe(self._on_page, names=["page"])
+        self.view.on_msg(self._on_msg)
+        self.refresh()
+
+    @property
+    def studio(self) -> Studio:
+        return self._studio or default_studio()
+
+    # -- what is shown ----------------------------------------------------------------------
+
+    @property
+    def jobs(self) -> list[Job]:
+        """The jobs of the page shown, newest first."""
+        return [self._jobs[card["id"]] for card in self.view.cards]
+
+    def search(self, text: str) -> History:
+        self.view.query = text      # observed: back to the first page
+        return self
+
+    def filter(self, *, status: str | None = None, starred: bool | None = None) -> History:
+        with self.view.hold_trait_notifications():
+            if status is not None:
+                self.view.status = Status(status).value if status else ""
+            if starred is not None:
+                self.view.starred_only = bool(starred)
+        return self
+
+    def next_page(self) -> History:
+        if self.view.has_next:
+            self.view.page += 1
+        return self
+
+    def previous_page(self) -> History:
+        self.view.page = max(0, self.view.page - 1)
+        return self
+
+    def _on_filter(self, _change: Any) -> None:
+        if self.view.page:
+            self.view.page = 0     # observed: refreshes
+        else:
+            self.refresh()
+
+    def _on_page(self, _change: Any) -> None:
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Read the page from the journal (one query) and publish its posters."""
+        view = self.view
+        try:
+            found = self.studio.jobs(
+                self.page_size + 1, search=view.query.strip() or None,
+                status=view.status or None, starred=True if view.starred_only else None,
+                offset=view.page * self.page_size)
+        except (SoraError, ValueError) as exc:
+            view.message = str(exc)
+            return
+        page = found[:self.page_size]
+        keep = {i: j for i, j in self._jobs.items() if i in view.selected}
+        self._jobs = {**keep, **{job.local_id: job for job in page}}
+        first = view.page * self.page_size + 1
+        with view.hold_trait_notifications():
+            view.cards = [self._card(job) for job in page]
+            view.has_next = len(found) > self.page_size
+            free = " · local emulator jobs: no charge" if any(j.emulator for j in page) else ""
+            view.summary = (f"{first}–{first + len(page) - 1}, newest first{free}"
+                            if page else "")
+            view.players = {i: src for i, src in view.players.items() if i in self._jobs}
+            view.message = ""
+
+    def _card(self, job: Job) -> dict[str, Any]:
+        _, poster = job_sources(job, media_dir=self._media_dir, root=self._root, video=False)
+        parent = self._parent_prompt(job.parent_id) if job.parent_id else None
+        prompt = job.prompt or "(image only)"
+        diff = ([[op, text] for op, text in word_diff(parent, job.prompt)]
+                if parent is not None else [])
+        return {
+            "id": job.local_id, "task": job.id or "", "prompt": prompt, "diff": diff,
+            "parent": parent or "", "ratio": job.aspect_ratio, "status": job.status,
+            "status_text": _status_text(job),
+            "money": render.money_line(job, reused=False, badge=False),   # said once above
+            "when": time.strftime("%Y-%m-%d %H:%M", time.localtime(job.created_at)),
+            "starred": bool(job.starred), "note": job.note or "", "poster": poster,
+            "openable": job.status == Status.COMPLETED,
+            "error": (job.error or "") if job.status in TERMINAL_ERROR_STATUSES else "",
+        }
+
+    def _parent_prompt(self, parent_id: str) -> str | None:
+        if parent_id not in self._parents:
+            try:
+                self._parents[parent_id] = self.studio.get(parent_id).prompt or ""
+            except SoraError:
+                return None
+        return self._parents[parent_id]
+
+    def _update_card(self, job: Job) -> None:
+        self.view.cards = [self._card(job) if card["id"] == job.local_id else card
+                           for card in self.view.cards]
+
+    # -- actions ------------------------------------------------------------------------------
+
+    def _job(self, local_id: object) -> Job:
+        job = self._jobs.get(str(local_id))
+        if job is None:
+            raise SoraError("that job is no longer on this page; refresh the history")
+        return job
+
+    def play(self, local_id: str) -> str:
+        """Play a card's video: publish it next to the notebook, show a player; its src."""
+        job = self._job(local_id)
+        if job.status != Status.COMPLETED:
+            raise SoraError(f"job {job.id or job.local_id[:8]} is {job.status}: nothing to play")
+        if job.local_path is None:
+            job.download()
+        src, _ = job_sources(job, media_dir=self._media_dir, root=self._root)
+        if not src:
+            raise SoraError("the video could not be published next to the notebook")
+        self.view.players = {**self.view.players, job.local_id: src}
+        return src
+
+    def star(self, local_id: str, on: bool = True) -> None:
+        job = self._job(local_id)
+        job.star(on)             # in the journal at once
+        self._update_card(job)
+
+    def set_note(self, local_id: str, text: str) -> None:
+        job = self._job(local_id)
+        job.note = str(text)[:2000]
+        self._update_card(job)
+
+    def load(self, local_id: str, *, vary: bool = False) -> Job:
+        job = self._job(local_id)
+        if self._on_load is None:
+            raise SoraError("this history is not attached to a form (open it in the panel)")
+        self._on_load(job, vary)
+        return job
+
+    def select(self, local_id: str, on: bool = True) -> None:
+        job = self._job(local_id)
+        chosen = [i for i in self.view.selected if i != job.local_id]
+        self.view.selected = [*chosen, job.local_id] if on else chosen
+
+    def compare(self, local_ids: list[str] | None = None) -> Compare:
+        """Compare the selected takes (or ``local_ids``) below the history."""
+        ids = list(local_ids) if local_ids is not None else list(self.view.selected)
+        if len(ids) < 2:
+            raise SoraError("check two or more takes to compare")
+        view = Compare([self._job(i) for i in ids], media_dir=self._media_dir,
+                       root=self._root)
+        close = widgets.Button(description="close compare", icon="times",
+                               layout=widgets.Layout(width="auto"))
+        close.on_click(lambda _b: self.close_compare())
+        self.close_compare()
+        self.compare_view = view
+        self.compare_box.children = (view, close)
+        return view
+
+    def close_compare(self) -> None:
+        old = list(self.compare_box.children)
+        self.compare_box.children = ()
+        self.compare_view = None
+        for widget in old:
+            widget.close()
+
+    def _on_msg(self, _widget: Any, content: Any, _buffers: Any) -> None:
+        """A front-end action; errors become the view's message line (never raised)."""
+        if not isinstance(content, dict):
+            return
+        action = content.get("action")
+        local_id = str(content.get("id", ""))
+        try:
+            if action == "open":
+                self.play(local_id)
+            elif action == "star":
+                self.star(local_id, bool(content.get("on")))
+            elif action == "note":
+                self.set_note(local_id, str(content.get("text", "")))
+            elif action in ("load", "vary"):
+                self.load(local_id, vary=action == "vary")
+            elif action == "select":
+                self.select(local_id, bool(content.get("on")))
+            elif action == "compare":
+                self.compare()
+            elif action == "refresh":
+                self.refresh()
+            else:
+                return
+            self.view.message = ""
+        except (SoraError, OSError, ValueError) as exc:
+            self.view.message = str(exc)
+        except Exception as exc:   # a kernel-side bug must not break the view
+            log.exception("history action %r failed", action)
+            self.view.message = f"{action} failed ({type(exc).__name__})"
+
+    def close(self) -> None:
+        self.close_compare()
+        self.view.close()
+        super().close()
+
+
+def _status_text(job: Job) -> str:
+    words = job.status.replace("_", " ")
+    if job.status == Status.COMPLETED:
+        return words + ("" if job.local_path else " (not saved)")
+    if job.status == Status.UNKNOWN:
+        return render.UNKNOWN_WORDS
+    if job.status in TERMINAL_ERROR_STATUSES:
+        return words
+    return f"{words} {int(job.progress)}%"
+
+
+class PanelHistory:
+    """The panel's "History" toggle and view, and what "vary" remembers.
+
+    Made by ``SoraWidget``: a bar (the toggle, and the job the next submit will record as
+    its parent) and a box, put just above the panel's gallery. The view is made on first
+    open (a panel that never opens it reads nothing), refreshed on each open and after
+    each submit. ``load`` puts a job in the form; ``vary`` does too and remembers it:
+    the panel passes :attr:`parent_id` to its next submit, then calls :meth:`submitted`.
+    """
+
+    def __init__(self, panel: Any) -> None:
+        self.panel = panel
+        self.parent: Job | None = None
+        self.view: History | None = None
+        self.toggle = widgets.ToggleButton(
+            value=False, description="History", icon="history",
+            tooltip="every job in the journal: search, star, note, load, vary, compare",
+            layout=widgets.Layout(width="auto"))
+        self.toggle.add_class("sora-history-toggle")
+        self.parent_line = widgets.HTML()
+        self.forget_button = widgets.Button(
+            description="forget", icon="times", layout=widgets.Layout(width="auto",
+                                                                      display="none"),
+            tooltip="the next submit is not recorded as a variation")
+        self.forget_button.on_click(lambda _b: self._remember(None))
+        self.bar = widgets.HBox([self.toggle, self.parent_line, self.forget_button],
+                                layout=widgets.Layout(align_items="center",
+                                                      margin="6px 0 0 0"))
+        self.box = widgets.VBox(layout=widgets.Layout(display="none", width="100%"))
+        self.toggle.observe(self._on_toggle, names="value")
+        children = list(panel.children)
+        at = children.index(panel.gallery) if panel.gallery in children else len(children)
+        panel.children = (*children[:at], self.bar, self.box, *children[at:])
+
+    @property
+    def parent_id(self) -> str | None:
+        return self.parent.local_id if self.parent is not None else None
+
+    def open(self, on: bool = True) -> History | None:
+        self.toggle.value = bool(on)    # observed
+        return self.view
+
+    def _on_toggle(self, change: dict[str, Any]) -> None:
+        if change["new"]:
+            if self.view is None:
+                self.view = History(studio=self.panel.studio, on_load=self._load)
+                self.box.children = (self.view,)
+            else:
+                self.view.refresh()
+            self.box.layout.display = None
+        else:
+            self.box.layout.display = "none"
+
+    def _load(self, job: Job, vary: bool) -> None:
+        self.panel.load(job)
+        self._remember(job if vary else None)
+
+    def _remember(self, job: Job | None) -> None:
+        self.parent = job
+        if job is None:
+            self.parent_line.value = ""
+            self.forget_button.layout.display = "none"
+            return
+        prompt = job.prompt or "(image only)"
+        short = prompt if len(prompt) <= 60 else prompt[:59] + "…"
+        self.parent_line.value = (
+            "<span class='sora-vary' style='font-size: 12px; color: "
+            "var(--jp-ui-font-color2, #666)'>the next Generate is a variation of: "
+            f"<b>{render.escape(short)}</b></span>")
+        self.forget_button.layout.display = None
+
+    def submitted(self) -> None:
+        """A submit went through: it recorded the parent (if any); show it in the view."""
+        self._remember(None)
+        if self.view is not None and self.toggle.value:
+            self.view.refresh()
+
+    def close(self) -> None:
+        if self.view is not None:
+            self.view.close()
