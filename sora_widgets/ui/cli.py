@@ -625,7 +625,24 @@ def build_parser() -> argparse.ArgumentParser:
     res.add_argument("--quiet", "-q", action="store_true")
     res.set_defaults(func=_cmd_resume)
     sub.add_parser("emulator", help="run the local relay emulator", add_help=False)
+    sub.add_parser("lab", add_help=False,
+                   help="open working copies of the bundled notebooks in JupyterLab "
+                   "([--dir DIR] [-- JUPYTER-ARGS])")
     return parser
+
+
+def _cmd_lab(rest: list[str]) -> int:
+    from sora_widgets.ui.workspace import run_lab
+
+    parser = argparse.ArgumentParser(prog="sora-widgets lab",
+                                     description="Copy the bundled notebooks into a workspace "
+                                     "outside the clone (kept when already there) and start "
+                                     "JupyterLab there; arguments after -- go to JupyterLab.")
+    parser.add_argument("--dir", type=Path, default=None,
+                        help="the workspace (default: notebooks/ in SORA_WIDGETS_HOME)")
+    split = rest.index("--") if "--" in rest else len(rest)
+    args = parser.parse_args(rest[:split])
+    return run_lab(args.dir, rest[split + 1:])
 
 
 def main(argv: Iterable[str] | None = None) -> int:
@@ -634,6 +651,8 @@ def main(argv: Iterable[str] | None = None) -> int:
         from sora_widgets.emulator.cli import main as emulator_main
 
         return emulator_main(args_list[1:])
+    if args_list[:1] == ["lab"]:
+        return _cmd_lab(args_list[1:])
     args = build_parser().parse_args(args_list)
     console = _stderr_console()
     try:
