@@ -11,7 +11,7 @@ import pytest
 import sora_widgets as sw
 from sora_widgets.emulator import RunningEmulator
 from sora_widgets.engine.events import EventsThread
-from sora_widgets.engine.job import poller
+from sora_widgets.engine.poller import poller
 from sora_widgets.journal import SqliteJournal as Journal
 from sora_widgets.journal import sqlite as sqlite_journal
 
@@ -77,13 +77,13 @@ class IdWrites:
 
 def _answered(jobs: list[Any]) -> bool:
     """Every POST answer reached the poller (and its transition is queued)."""
-    entries = poller()._entries
-    return all(job._key in entries and entries[job._key].state.task_id for job in jobs)
+    records = poller().records()
+    return all(job.key in records and records[job.key].state.task_id for job in jobs)
 
 
 def _hold_events_thread() -> threading.Event:
     gate = threading.Event()
-    events = poller()._events
+    events = poller().events
     assert events is not None
     events.submit(gate.wait, 30)
     return gate

@@ -495,7 +495,7 @@ def test_slow_video_links_do_not_hold_up_the_other_jobs(
     relay): at most MAX_SAVING of its downloads run at once, so another relay's job is
     still submitted, polled and saved. (Before, 32 trickling downloads took every request
     slot and the other job waited for SORA_DOWNLOAD_TIMEOUT.)"""
-    from sora_widgets.engine.job import MAX_SAVING
+    from sora_widgets.engine.poller import MAX_SAVING
 
     monkeypatch.setenv("SORA_DOWNLOAD_TIMEOUT", "300")
     trickle = _trickle()
