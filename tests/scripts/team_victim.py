@@ -1,11 +1,12 @@
 """A teammate's kernel that is about to be SIGKILLed: submit one prompt, say so, hang.
 
-    python team_victim.py PROMPT MOMENT
+    python team_victim.py PROMPT MOMENT [LEASE_SECONDS HEARTBEAT_SECONDS]
 
 MOMENT ``answered``: prints ``ready <task id>`` once the task id is in the journal (the
 handle shows it only after the journal has it). MOMENT ``posting``: prints ``ready`` right
 after ``sw.generate`` returned (the POST runs on the poller thread; the parent watches the
-relay for it). Then sleeps until killed.
+relay for it). Then sleeps until killed (its poller keeps working: a live owner). With
+LEASE_SECONDS and HEARTBEAT_SECONDS the lease is shortened (see ``team_lease``).
 """
 
 from __future__ import annotations
@@ -14,10 +15,13 @@ import sys
 import time
 
 import sora_widgets as sw
+from tests.scripts.team_lease import shorten
 
 
 def main() -> None:
     prompt, moment = sys.argv[1], sys.argv[2]
+    if len(sys.argv) > 4:
+        shorten(float(sys.argv[3]), float(sys.argv[4]))
     job = sw.generate(prompt, aspect_ratio="16:9")
     if moment == "answered":
         deadline = time.monotonic() + 60
