@@ -28,13 +28,13 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 from sora_widgets.core.errors import SoraError
-from sora_widgets.core.lifecycle import UNKNOWN_OUTCOME, JobState, Phase
+from sora_widgets.core.lifecycle import UNKNOWN_OUTCOME, JobState, Phase, submit_charge
 from sora_widgets.engine.backend import Backend
 from sora_widgets.engine.events import EventsThread
 from sora_widgets.engine.lease import Lease, logged
 from sora_widgets.engine.persist import Transition, apply_all, retry_pending
 from sora_widgets.engine.schedule import PollPolicy, PollSchedule, RelayPrior
-from sora_widgets.engine.steps import maybe_charge, run_step
+from sora_widgets.engine.steps import run_step
 from sora_widgets.engine.track import Mode, Track
 from sora_widgets.relay.client import MAY_BE_CHARGED, AsyncSoraClient
 
@@ -298,7 +298,7 @@ class Poller:
             state = job.state.evolve(
                 phase=Phase.SETTLED, error_type=UNKNOWN_OUTCOME,
                 error_message=f"{MAY_BE_CHARGED} (the poller stopped during the submit)",
-                charge=maybe_charge(job))
+                charge=submit_charge(emulator=job.emulator, answered=False))
             self.emit(job, state)
             with self._lock:
                 self._tracked.pop(job.key, None)

@@ -27,7 +27,13 @@ from sora_widgets.core.errors import (
     SubmissionUnknown,
     ValidationError,
 )
-from sora_widgets.core.lifecycle import UNKNOWN_OUTCOME, Charge, JobState, Phase, RelayStatus
+from sora_widgets.core.lifecycle import (
+    UNKNOWN_OUTCOME,
+    JobState,
+    Phase,
+    RelayStatus,
+    submit_charge,
+)
 from sora_widgets.core.retry import Backoff
 from sora_widgets.core.transition import RELAY_WORDS, apply_snapshot, unrecognised_notice
 from sora_widgets.engine.backend import poster_of
@@ -35,10 +41,9 @@ from sora_widgets.engine.track import Mode, Track
 from sora_widgets.relay.client import MAY_BE_CHARGED, is_transient, retry_after_of
 
 if TYPE_CHECKING:
-    from sora_widgets.engine.job import Job
     from sora_widgets.engine.poller import Poller
 
-__all__ = ["REFUSED_CAP", "maybe_charge", "run_step"]
+__all__ = ["REFUSED_CAP", "advance", "run_step"]
 
 log = logging.getLogger("sora_widgets.engine.job")
 
@@ -65,11 +70,6 @@ async def run_step(poller: Poller, track: Track) -> None:
                       "sw.resume() retries")
 
 
-def maybe_charge(job: Job) -> Charge:
-    """The charge of a POST whose answer is lost: maybe (the emulator charges nothing)."""
-    return Charge.NONE if job.emulator else Charge.MAYBE
-
-
 async def _submit(poller: Poller, track: Track) -> None:
     job = track.job
     client = poller.client(job.backend)
@@ -80,7 +80,8 @@ async def _submit(poller: Poller, track: Track) -> None:
         snapshot = await client.submit(job.request)
     except SubmissionUnknown as exc:
         new = state.evolve(phase=Phase.SETTLED, error_type=UNKNOWN_OUTCOME,
-                           error_message=str(exc), charge=maybe_charge(job))
+                           error_message=str(exc),
+                           charge=submit_charge(emulator=job.emulator, answered=False))
     except APIError as exc:   # rejected with 4xx (a 400 too): nothing was charged
         new = state.evolve(phase=Phase.SETTLED, error_type=type(exc).__name__,
                            error_message=str(exc), error_code=str(exc.status_code))
@@ -91,11 +92,11 @@ async def _submit(poller: Poller, track: Track) -> None:
     except Exception as exc:  # a bug once the request may have left: it may be charged
         log.exception("unexpected error while submitting job %s", job.local_id)
         new = state.evolve(phase=Phase.SETTLED, error_type=UNKNOWN_OUTCOME,
-                           charge=maybe_charge(job),
+                           charge=submit_charge(emulator=job.emulator, answered=False),
                            error_message=f"{MAY_BE_CHARGED} (internal error: "
                                          f"{type(exc).__name__})")
     else:
-        charge = Charge.NONE if job.emulator else Charge.CHARGED
+        charge = submit_charge(emulator=job.emulator, answered=True)
         new = apply_snapshot(state.evolve(task_id=snapshot.id, charge=charge,
                                           phase=Phase.POLLING), snapshot)
         track.fetch_url = snapshot.extra.get("fetch_url")
