@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -302,3 +303,45 @@ def test_a_live_owner_keeps_its_lease_through_a_long_poll_hint(
     assert stats["video_downloads"] == 1, stats["video_downloads"]
     assert [(j["task_id"], j["status"]) for j in result["resumed"]] == [(task_id, "completed")]
     assert str(team.home("resumer")) not in (result["resumed"][0]["local_path"] or "")
+
+
+def test_a_frozen_owner_taken_over_meanwhile_does_not_download_again(
+        tmp_path: Path, pg_url: str) -> None:
+    """Host A is frozen (SIGSTOP) longer than its lease; host B takes the job over and
+    saves it. When A wakes up its next renewal finds the row is B's: A follows it through
+    the journal instead of polling and downloading it too (one POST, one download)."""
+    lease = 2.0
+    config = EmulatorConfig(time_scale=TEST_TIME_SCALE, seed=22, queue_seconds=(0.0, 1.0),
+                            run_seconds=(10.0, 20.0), stall_probability=0.0,
+                            shared_video=True, poll_hint_ms=20000)
+    with start_emulator(config) as relay:
+        team = Team("postgres", tmp_path, relay, pg_url)
+        proc, line = _victim(team, "an owner frozen past its lease", "answered+report",
+                             lease, lease / 4)
+        task_id = line.split()[1]
+        try:
+            os.kill(proc.pid, signal.SIGSTOP)
+            journal = open_journal(pg_url)
+            try:
+                deadline = time.monotonic() + 30
+                while True:           # the frozen owner's lease lapses (by its own clock)
+                    record = next(r for r in journal.iter_all() if r.task_id == task_id)
+                    if time.time() - (record.heartbeat_at or 0.0) > lease + 0.2:
+                        break
+                    assert time.monotonic() < deadline, "the lease never lapsed"
+                    time.sleep(0.05)
+            finally:
+                journal.close()
+            result = _resume_elsewhere(team, lease_seconds=lease, wait=60)
+            os.kill(proc.pid, signal.SIGCONT)
+            assert proc.stdout is not None
+            done = proc.stdout.readline().split()       # A's handle finished, somehow
+        finally:
+            _kill(proc)
+        stats = relay.stats()
+    assert [(j["task_id"], j["status"]) for j in result["resumed"]] == [(task_id, "completed")]
+    assert str(team.home("resumer")) in (result["resumed"][0]["local_path"] or "")
+    assert done[:2] == ["done", "completed"], done
+    assert stats["posts"] == 1
+    assert stats["video_downloads"] == 1, stats["video_downloads"]
+    assert str(team.home("victim")) not in done[2], "the frozen owner downloaded it too"

@@ -46,12 +46,16 @@ class Lease:
     """One timer on the poller's loop: renew ``owned()``'s rows, retry pending writes.
 
     ``owned`` lists the handles whose rows this process works on; ``executor`` runs the
-    journal calls (the events thread: they queue behind the transitions)."""
+    journal calls (the events thread: they queue behind the transitions); ``lost`` is
+    called there with a journal and the ids of rows another process owns now (it took
+    them over while this one was frozen longer than the lease)."""
 
     def __init__(self, owned: Callable[[], Iterable[Job]],
-                 executor: Callable[[], Executor | None]) -> None:
+                 executor: Callable[[], Executor | None],
+                 lost: Callable[[Journal, list[str]], None]) -> None:
         self._owned = owned
         self._executor = executor
+        self._lost = lost
         self._timer: asyncio.TimerHandle | None = None
         self._due = 0.0
 
@@ -89,7 +93,14 @@ class Lease:
             journal = job.journal
             by_journal.setdefault(id(journal), (journal, []))[1].append(job.local_id)
         for journal, ids in by_journal.values():
-            self._run(functools.partial(journal.heartbeat, ids))
+            self._run(functools.partial(self._renew_rows, journal, ids))
+
+    def _renew_rows(self, journal: Journal, ids: list[str]) -> None:
+        lost = journal.heartbeat(ids)
+        if lost:
+            log.warning("%d job(s) were taken over by another process while this one did "
+                        "not renew its lease; following them through the journal", len(lost))
+            self._lost(journal, lost)
 
     def _run(self, fn: Callable[[], object]) -> None:
         executor = self._executor()

@@ -40,6 +40,7 @@ from sora_widgets.relay.client import MAY_BE_CHARGED, AsyncSoraClient
 
 if TYPE_CHECKING:
     from sora_widgets.engine.job import Job
+    from sora_widgets.journal import Journal
 
 __all__ = ["MAX_IN_FLIGHT", "MAX_SAVING", "Poller", "poller"]
 
@@ -77,7 +78,7 @@ class Poller:
         self._seq = 0
         self._timer: asyncio.TimerHandle | None = None
         self._lease = Lease(lambda: [t.job for t in self._entries.values() if t.owned],
-                            lambda: self._events)
+                            lambda: self._events, self._taken_over)
         self._clients: dict[Backend, AsyncSoraClient] = {}
         #: What each relay's jobs taught the schedule (loop thread; kept across restarts).
         self._priors: dict[str, RelayPrior] = {}
@@ -110,7 +111,7 @@ class Poller:
     def fetch(self, job: Job) -> None:
         """Save a completed job's video that is not on this machine (a teammate's job):
         from a fresh link, never by generating it again."""
-        self._add(job, Mode.SAVE)
+        self._add(job, Mode.SAVE, borrowed=True)
 
     def untrack(self, job: Job) -> None:
         """Stop following a job at once; a POST in flight is still answered and its task id
@@ -306,7 +307,8 @@ class Poller:
         self._add(job, Mode.SUBMIT if job.state.phase is Phase.SUBMITTING else Mode.POLL,
                   readopt=True)
 
-    def _add(self, job: Job, mode: Mode, *, readopt: bool = False) -> None:
+    def _add(self, job: Job, mode: Mode, *, readopt: bool = False,
+             borrowed: bool = False) -> None:
         if job.owner_pid != os.getpid():
             raise SoraError("this job handle belongs to the parent process (it was forked); "
                             "use sw.jobs() or sw.resume() in this process")
@@ -323,11 +325,27 @@ class Poller:
         def start() -> None:
             if key in self._entries:
                 return
-            track = Track(job, job.state, mode)
+            track = Track(job, job.state, mode, borrowed=borrowed)
             self._entries[key] = track
             self.push(track, 0.0)
 
         loop.call_soon_threadsafe(start)
+
+    def _taken_over(self, journal: Journal, local_ids: list[str]) -> None:
+        """(Events thread.) Rows another process took over: this one only watches them now,
+        so two live processes never both poll or download one job."""
+        loop = self._loop
+        if loop is not None:
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(self._watch_instead, journal, set(local_ids))
+
+    def _watch_instead(self, journal: Journal, local_ids: set[str]) -> None:
+        for track in list(self._entries.values()):
+            job = track.job
+            if (track.owned and not track.busy and job.local_id in local_ids
+                    and job.journal is journal):
+                track.mode = Mode.WATCH
+                self.push(track, 0.0)
 
     def _arm(self) -> None:
         """Wake up when the earliest step falls due. Not while every request slot is taken:

@@ -41,6 +41,9 @@ class Track:
     mode: Mode
     #: The POST left (or may have): it must never be sent again.
     post_started: bool = False
+    #: Only a copy of the video is saved here (``Poller.fetch``: a teammate's finished
+    #: job); the row stays its owner's.
+    borrowed: bool = False
     schedule: PollSchedule | None = None
     seq: int = 0
     busy: bool = False
@@ -57,6 +60,6 @@ class Track:
 
     @property
     def owned(self) -> bool:
-        """This process works on the row (its lease is ours to renew); a watched row's
-        lease belongs to the process that owns it."""
-        return self.mode is not Mode.WATCH
+        """This process works on the row (its lease is ours to renew); a watched or
+        borrowed row's lease belongs to the process that owns it."""
+        return self.mode is not Mode.WATCH and not self.borrowed
