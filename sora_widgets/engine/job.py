@@ -5,8 +5,8 @@ keeps one tracking record per job and decides each next state; the events thread
 (:mod:`sora_widgets.engine.persist`) writes it to the journal, then shows it here. The
 methods the engine calls are public but internal, and few: ``show_state``, ``set_traits``,
 ``detach``, ``detach_inherited``, ``mark_tracked``, ``video_target`` and the read-only
-``backend``, ``journal``, ``key`` and ``owner_pid``. Nothing else of the engine reads or
-writes a handle's private fields.
+``backend``, ``journal``, ``key`` and ``owner_pid``; the studio's are ``bind`` and
+``use_backend``. Nothing else of the engine reads or writes a handle's private fields.
 
 Three threads, whatever the number of jobs: the caller's thread writes the intent
 (``Studio.submit``) and never waits on the relay; the poller's loop does I/O and
@@ -230,6 +230,15 @@ class Job(HasTraits):
     def owner_pid(self) -> int:
         """The process that made the handle (a forked child must not track it)."""
         return self._owner_pid
+
+    def bind(self, studio: Any) -> None:
+        """The Studio that made the handle (``continue_with`` asks it); for the studio."""
+        self._studio = studio
+
+    def use_backend(self, backend: Backend) -> None:
+        """Point an untracked handle at another backend (the studio's emulator came back on
+        another port); for the studio."""
+        self._backend = backend
 
     def on_change(self, callback: Callable[[dict[str, Any]], None]) -> None:
         """Call ``callback({"owner": job, "name": "state", ...})`` once per transition
