@@ -199,6 +199,12 @@ async def _save(poller: Poller, track: Track) -> None:
     client = poller.client(job.backend)
     target = job.video_target()
     scale = job.backend.time_scale
+    loop = asyncio.get_running_loop()
+    if track.save_attempts == 0:
+        # Journal first: the events thread has written "completed" (everything queued
+        # before this no-op) before any byte of the video is asked for, so a crash
+        # mid-download leaves a row that says so.
+        await loop.run_in_executor(poller.events, _barrier)
     track.save_attempts += 1
     try:
         url = track.fetch_url
@@ -211,7 +217,7 @@ async def _save(poller: Poller, track: Track) -> None:
         if urlsplit(url).scheme.lower() not in ("http", "https"):
             raise APIError("the relay's video link is not an http(s) URL", status_code=0)
         await client.download(url, target)
-        await asyncio.get_running_loop().run_in_executor(poller.events, _make_poster, target)
+        await loop.run_in_executor(poller.events, _make_poster, target)
     except Exception as exc:
         track.refusals = 0 if is_transient(exc) else track.refusals + 1
         if track.refusals >= 8 or track.save_attempts >= 30:
@@ -249,6 +255,10 @@ async def _watch(poller: Poller, track: Track) -> None:
     else:
         track.mode = Mode.SAVE if state.phase is Phase.SAVING else Mode.POLL
         poller.push(track, 0.0)
+
+
+def _barrier() -> None:
+    """Nothing: run on the events thread, it ends once what was queued before has run."""
 
 
 def _make_poster(video: Path) -> None:
