@@ -10,8 +10,10 @@ handle, then callbacks), so a slow observer or a slow disk never delays polling.
 A second timer, independent of any poll falling due (issue 21 #4: a long poll hint once
 let a live owner's lease lapse), renews the lease of the rows this process *owns* (never
 those it only watches: issue 21 #3) and retries journal writes that failed, tracked or not.
-A forked child never adopts its parent's jobs; a poller restarted after its thread died
-re-sends only POSTs that provably never started.
+A row another process took over while this one was frozen past its lease is followed
+through the journal from then on, never polled or downloaded twice. A forked child never
+adopts its parent's jobs; a poller restarted after its thread died re-sends only POSTs
+that provably never started.
 """
 
 from __future__ import annotations
