@@ -11,7 +11,8 @@ import pytest
 import sora_widgets as sw
 from sora_widgets.emulator import RunningEmulator
 from sora_widgets.engine.events import EventsThread
-from sora_widgets.engine.job import poller
+from sora_widgets.engine.poller import poller
+from sora_widgets.engine.track import Mode
 from sora_widgets.journal import SqliteJournal as Journal
 from sora_widgets.journal import sqlite as sqlite_journal
 
@@ -77,13 +78,13 @@ class IdWrites:
 
 def _answered(jobs: list[Any]) -> bool:
     """Every POST answer reached the poller (and its transition is queued)."""
-    entries = poller()._entries
-    return all(job._key in entries and entries[job._key].state.task_id for job in jobs)
+    records = poller().records()
+    return all(job.key in records and records[job.key].state.task_id for job in jobs)
 
 
 def _hold_events_thread() -> threading.Event:
     gate = threading.Event()
-    events = poller()._events
+    events = poller().events
     assert events is not None
     events.submit(gate.wait, 30)
     return gate
@@ -125,3 +126,26 @@ def test_a_batch_that_cannot_be_written_keeps_every_paid_id(
     wait_until(lambda: all(journal.get(job.local_id).task_id == job.id for job in jobs),
                30, "the kept ids in the journal", step=0.1)
     assert relay.stats()["posts"] == 11
+
+
+def test_a_video_is_asked_for_only_once_the_journal_says_completed(
+        relay: RunningEmulator, home: Path) -> None:
+    """Journal first, for the download too: while the events thread cannot write the
+    "completed" transition, no byte of the video is asked for (0.2 started the download
+    at once, so a kernel killed mid-download could leave a row still saying in_progress)."""
+    sw.generate("start the engine").wait(timeout=30)
+    job = sw.generate("journal before the video")
+    wait_until(lambda: job.id is not None, 20, "the task id")
+    gate = _hold_events_thread()
+    try:
+        wait_until(lambda: poller().records()[job.key].mode is Mode.SAVE, 30,
+                   "the poller to see the job completed")
+        before = relay.stats()["video_downloads"]
+        asked = wait_until(lambda: relay.stats()["video_downloads"] > before, 2.0,
+                           fail=False)
+        assert not asked, "the video was downloaded before the journal said completed"
+    finally:
+        gate.set()
+    job.wait(timeout=30)
+    row = Journal(home / "journal.sqlite3").get(job.local_id)
+    assert row is not None and row.status == "completed" and row.local_path

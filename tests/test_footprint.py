@@ -25,7 +25,8 @@ import pytest
 import sora_widgets as sw
 from sora_widgets.core.models import VideoRequest
 from sora_widgets.emulator import RunningEmulator
-from sora_widgets.engine.job import MAX_IN_FLIGHT, Job, poller
+from sora_widgets.engine.job import Job
+from sora_widgets.engine.poller import MAX_IN_FLIGHT, poller
 from sora_widgets.relay.client import AsyncSoraClient, SoraClient
 from sora_widgets.studio import studio as studio_module
 
@@ -66,7 +67,7 @@ def _wait_until(condition: object, seconds: float) -> None:
 
 
 def _loop_tasks() -> int:
-    loop = poller()._loop
+    loop = poller().loop
     assert loop is not None
 
     async def count() -> int:
@@ -94,7 +95,7 @@ def test_a_polled_job_costs_few_collector_objects(slow_relay: str) -> None:
     """Handles share their backend, folder and schedule policy; no Event or observer
     structures per handle. Measured with every job submitted and waiting for its next GET."""
     sw.generate("warm up: imports, clients, connections").cancel()
-    _wait_until(lambda: not poller()._entries, 30)
+    _wait_until(lambda: not poller().records(), 30)
     before = _tracked_objects()
     jobs: list[Job] = [sw.generate(f"footprint {i}") for i in range(N_JOBS)]
     _wait_until(lambda: all(j.id for j in jobs) and _loop_tasks() <= 1, 60)
@@ -104,7 +105,7 @@ def test_a_polled_job_costs_few_collector_objects(slow_relay: str) -> None:
     # structures). Now 11: the handle, its dict, lock, request, state, weak reference, and
     # the poller's entry with its schedule (its dict and two lists).
     assert per_job <= 14, per_job
-    assert len({id(j._backend) for j in jobs}) == 1
+    assert len({id(j.backend) for j in jobs}) == 1
     assert len({id(j._videos_dir) for j in jobs}) == 1
 
 

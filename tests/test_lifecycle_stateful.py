@@ -10,9 +10,12 @@ and, before those are read, that no journal row stays 'submitting': each POST's 
 is recorded (an in-flight row that never resolves is a lost task id or a hang).
 
 Steps: generate (a few prompts, force or not), generate-then-cancel (Ctrl-C right after
-the submit), cancel, wait, resume, restart the Studio (a kernel restart in-process), and
+the submit), cancel, wait, resume, restart the Studio (a kernel restart in-process),
 inject a POST fault (5xx, dropped or reset connection, garbled answer, accepted then
-dropped). Polls meet random 503 / 429 / dropped / garbled answers throughout.
+dropped), a journal that refuses every write of a task id ("disk full") until a job has
+finished (issue 21 #1: the writes must land once it has room, tracked or not), and a
+second process that resumes the journal and exits (it must neither re-send a POST nor
+strand a row). Polls meet random 503 / 429 / dropped / garbled answers throughout.
 Small on purpose: 10 examples of up to 8 steps, no shrinking, derandomized.
 """
 
@@ -41,9 +44,13 @@ from sora_widgets.studio.studio import Studio
 from .conftest import VIP_KEY
 from .scripts.trust_support import (
     SCALE,
+    FailingWrites,
+    fail_task_id_writes,
     journal_rows,
+    kernel_env,
     phase_of,
     replace_default_studio,
+    run_kernel,
     tracked_jobs,
     unfinished_local_ids,
     wait_until,
@@ -56,7 +63,7 @@ RESOLVE_SECONDS = 15.0
 
 
 def lifecycle_machine(emulator: RunningEmulator, monkeypatch: pytest.MonkeyPatch,
-                      root: Path) -> type[RuleBasedStateMachine]:
+                      root: Path, writes: FailingWrites) -> type[RuleBasedStateMachine]:
     class Lifecycle(RuleBasedStateMachine):
         def __init__(self) -> None:
             super().__init__()
@@ -115,6 +122,20 @@ def lifecycle_machine(emulator: RunningEmulator, monkeypatch: pytest.MonkeyPatch
         @rule(fault=st.sampled_from(POST_FAULTS))
         def inject_post_fault(self, fault: str) -> None:
             emulator.inject(fault, method="POST")
+
+        @rule(prompt=st.sampled_from(PROMPTS))
+        def journal_full_until_a_job_is_done(self, prompt: str) -> None:
+            writes.failing = True
+            try:
+                job = sw.generate(prompt, force=True)
+                self.jobs.append(job)
+                wait_until(lambda: job.finished, RESOLVE_SECONDS, fail=False)
+            finally:
+                writes.failing = False        # the disk has room again
+
+        @rule()
+        def resume_in_another_process(self) -> None:
+            run_kernel(["resume"], kernel_env(self.home, emulator.base_url, VIP_KEY))
 
         # -- invariants -----------------------------------------------------------------------
 
@@ -179,7 +200,9 @@ def test_the_lifecycle_keeps_its_money_invariants_under_faults(
     monkeypatch.setenv("SORA_API_KEY", VIP_KEY)
     monkeypatch.setenv("SORA_BASE_URL", emulator.base_url)
     monkeypatch.setenv("SORA_POLL_SCALE", str(SCALE))
-    machine = lifecycle_machine(emulator, monkeypatch, tmp_path)
+    writes = fail_task_id_writes(monkeypatch)
+    writes.failing = False
+    machine = lifecycle_machine(emulator, monkeypatch, tmp_path, writes)
     run_state_machine_as_test(machine, settings=settings(
         max_examples=10, stateful_step_count=8, deadline=None, derandomize=True,
         database=None, phases=[Phase.explicit, Phase.generate],

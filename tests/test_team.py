@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -178,19 +179,24 @@ def _another_host(name: str) -> list[str]:
             f'hostname {name} && exec "$@"', "sh"]
 
 
-def _resume_elsewhere(team: Team, lease_seconds: float) -> dict[str, Any]:
+def _resume_elsewhere(team: Team, lease_seconds: float, *, wait: float = 120.0,
+                      heartbeat: float | None = None) -> dict[str, Any]:
+    tail = [repr(wait)] + ([repr(heartbeat)] if heartbeat is not None else [])
     out = subprocess.run(
         [*_another_host("other-host"), sys.executable, str(SCRIPTS / "team_resumer.py"),
-         repr(lease_seconds)], env=team.env("resumer"), cwd=team.root, capture_output=True,
-        text=True, timeout=180, check=False)
+         repr(lease_seconds), *tail], env=team.env("resumer"), cwd=team.root,
+        capture_output=True, text=True, timeout=180, check=False)
     assert out.returncode == 0, out.stderr
     result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["host"] == "other-host"
     return result
 
 
-def _victim(team: Team, prompt: str, moment: str) -> tuple[subprocess.Popen[str], str]:
-    proc = subprocess.Popen([sys.executable, str(SCRIPTS / "team_victim.py"), prompt, moment],
+def _victim(team: Team, prompt: str, moment: str, *lease: float
+            ) -> tuple[subprocess.Popen[str], str]:
+    """A teammate's kernel on this host; ``lease``: (lease, heartbeat) seconds, shortened."""
+    proc = subprocess.Popen([sys.executable, str(SCRIPTS / "team_victim.py"), prompt, moment,
+                             *map(repr, lease)],
                             env=team.env("victim"), cwd=team.root, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     assert proc.stdout is not None
@@ -243,3 +249,99 @@ def test_killed_during_the_post_another_host_settles_it_after_the_lease(pg_team:
     assert [(j["status"], j["charge"], j["task_id"]) for j in late["jobs"]] == [
         ("unknown", "maybe", None)]
     assert relay.stats()["posts"] == 1
+
+
+# -- leases: renewed by their owner only, on a timer of their own (issue 21 #3, #4) --------------
+
+
+def test_a_host_that_resumes_within_the_lease_takes_over_once_it_expires(
+        pg_team: Team) -> None:
+    """Host A is SIGKILLed right after its answer; host B resumes at once, while A's lease
+    still runs. B must not renew a lease it does not own: once A's lease expires B takes
+    the job over and finishes it (0.2: B's first heartbeat ran before its take-over check
+    and renewed every row it watched, so A looked alive for ever and B never polled)."""
+    lease = 3.0
+    proc, line = _victim(pg_team, "a kernel killed while its lease runs", "answered")
+    task_id = line.split()[1]
+    _kill(proc)
+    result = _resume_elsewhere(pg_team, lease_seconds=lease, wait=lease + 30,
+                               heartbeat=lease / 4)
+    assert [(j["task_id"], j["status"]) for j in result["resumed"]] == [(task_id, "completed")]
+    assert Path(result["resumed"][0]["local_path"]).is_file()
+    assert str(pg_team.home("resumer")) in result["resumed"][0]["local_path"]
+    assert pg_team.relay.stats()["posts"] == 1
+
+
+def test_a_live_owner_keeps_its_lease_through_a_long_poll_hint(
+        tmp_path: Path, pg_url: str) -> None:
+    """Host A is alive and its relay asks for 8 s between GETs (``openai-poll-after-ms``),
+    four times the (shortened) lease. A's lease stays fresh on its own timer, so host B's
+    resume follows the job through the journal and never takes it over: one POST, one
+    download (0.2 renewed only when a poll fell due: B took over, both downloaded)."""
+    lease = 2.0
+    config = EmulatorConfig(time_scale=TEST_TIME_SCALE, seed=21, queue_seconds=(0.0, 1.0),
+                            run_seconds=(10.0, 20.0), stall_probability=0.0,
+                            shared_video=True, poll_hint_ms=8000)
+    with start_emulator(config) as relay:
+        team = Team("postgres", tmp_path, relay, pg_url)
+        proc, line = _victim(team, "a live owner told to wait 8 s", "answered", lease,
+                             lease / 4)
+        try:
+            result = _resume_elsewhere(team, lease_seconds=lease, wait=60)
+            # The owner saves the video once its hinted GET falls due (at once if it did).
+            videos = team.home("victim") / "videos"
+            deadline = time.monotonic() + 60
+            while not list(videos.glob("*.mp4")):
+                assert proc.poll() is None, "the owner died during the test"
+                assert time.monotonic() < deadline, "the owner never saved the video"
+                time.sleep(0.05)
+        finally:
+            _kill(proc)
+        stats = relay.stats()
+    task_id = line.split()[1]
+    assert stats["posts"] == 1
+    assert stats["video_downloads"] == 1, stats["video_downloads"]
+    assert [(j["task_id"], j["status"]) for j in result["resumed"]] == [(task_id, "completed")]
+    assert str(team.home("resumer")) not in (result["resumed"][0]["local_path"] or "")
+
+
+def test_a_frozen_owner_taken_over_meanwhile_does_not_download_again(
+        tmp_path: Path, pg_url: str) -> None:
+    """Host A is frozen (SIGSTOP) longer than its lease; host B takes the job over and
+    saves it. When A wakes up its next renewal finds the row is B's: A follows it through
+    the journal instead of polling and downloading it too (one POST, one download)."""
+    lease = 2.0
+    config = EmulatorConfig(time_scale=TEST_TIME_SCALE, seed=22, queue_seconds=(0.0, 1.0),
+                            run_seconds=(10.0, 20.0), stall_probability=0.0,
+                            shared_video=True, poll_hint_ms=20000)
+    with start_emulator(config) as relay:
+        team = Team("postgres", tmp_path, relay, pg_url)
+        proc, line = _victim(team, "an owner frozen past its lease", "answered+report",
+                             lease, lease / 4)
+        task_id = line.split()[1]
+        try:
+            os.kill(proc.pid, signal.SIGSTOP)
+            journal = open_journal(pg_url)
+            try:
+                deadline = time.monotonic() + 30
+                while True:           # the frozen owner's lease lapses (by its own clock)
+                    record = next(r for r in journal.iter_all() if r.task_id == task_id)
+                    if time.time() - (record.heartbeat_at or 0.0) > lease + 0.2:
+                        break
+                    assert time.monotonic() < deadline, "the lease never lapsed"
+                    time.sleep(0.05)
+            finally:
+                journal.close()
+            result = _resume_elsewhere(team, lease_seconds=lease, wait=60)
+            os.kill(proc.pid, signal.SIGCONT)
+            assert proc.stdout is not None
+            done = proc.stdout.readline().split()       # A's handle finished, somehow
+        finally:
+            _kill(proc)
+        stats = relay.stats()
+    assert [(j["task_id"], j["status"]) for j in result["resumed"]] == [(task_id, "completed")]
+    assert str(team.home("resumer")) in (result["resumed"][0]["local_path"] or "")
+    assert done[:2] == ["done", "completed"], done
+    assert stats["posts"] == 1
+    assert stats["video_downloads"] == 1, stats["video_downloads"]
+    assert str(team.home("victim")) not in done[2], "the frozen owner downloaded it too"

@@ -50,6 +50,7 @@ from .scripts.trust_support import (
     kernel_env,
     leaks,
     phase_of,
+    poller,
     resumed_ids,
     run_kernel,
     submit_via,
@@ -115,6 +116,34 @@ def test_a_failed_journal_write_after_the_post_keeps_the_paid_task_id(
     wait_until(lambda: any(r["id"] == "v_toy_1" for r in journal_rows(home)), 15,
                "the kept task id to be written to the journal", step=0.1)
     assert "v_toy_1" in resumed_ids(home, relay.base_url, KEY)
+    assert len(relay.posts()) == 1
+
+
+def test_a_failed_journal_write_that_outlasts_the_job_still_lands(
+        toy: Callable[..., ToyRelay], home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 21 #1: the journal refuses every write that carries the task id ("disk full")
+    until well after the job completed, its video was saved and the poller let it go; once
+    the disk has room the row still gets its task id, the charge and the final status
+    (0.2 retried only for jobs the poller still tracked: the row stayed ``submitting``
+    without a task id, and after exit the same request would reuse a dead "maybe" row)."""
+    writes = fail_task_id_writes(monkeypatch)
+    relay = toy(task=completed)
+    job = sw.generate("a journal full until after the job")
+    wait_until(lambda: job.settled and job.local_path is not None, 20,
+               "the job to complete and its video to be saved (in memory)")
+    assert job.id == "v_toy_1" and job.status == "completed" and job.charge == "charged"
+    wait_until(lambda: not poller().tracked(), 10, "the poller to let go of the job")
+    row = next(r for r in journal_rows(home) if r["local_id"] == job.local_id)
+    assert row["id"] is None and row["status"] == "submitting", row    # still held back
+
+    writes.failing = False           # the disk has room again; the kernel keeps running
+    wait_until(lambda: next(r for r in journal_rows(home) if r["local_id"] == job.local_id
+                            )["id"] == "v_toy_1", 15, "the kept task id to reach the journal",
+               step=0.1)
+    row = next(r for r in journal_rows(home) if r["local_id"] == job.local_id)
+    assert (row["status"], row["charge"]) == ("completed", "charged"), row
+    assert row["local_path"] == str(job.local_path)
+    wait_until(lambda: not job.notice, 5, "the notice about the journal to clear")
     assert len(relay.posts()) == 1
 
 
@@ -495,7 +524,7 @@ def test_slow_video_links_do_not_hold_up_the_other_jobs(
     relay): at most MAX_SAVING of its downloads run at once, so another relay's job is
     still submitted, polled and saved. (Before, 32 trickling downloads took every request
     slot and the other job waited for SORA_DOWNLOAD_TIMEOUT.)"""
-    from sora_widgets.engine.job import MAX_SAVING
+    from sora_widgets.engine.poller import MAX_SAVING
 
     monkeypatch.setenv("SORA_DOWNLOAD_TIMEOUT", "300")
     trickle = _trickle()

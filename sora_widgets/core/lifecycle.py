@@ -40,6 +40,7 @@ __all__ = [
     "relay_status_of",
     "sql_in",
     "status_of",
+    "submit_charge",
 ]
 
 
@@ -198,6 +199,14 @@ def status_of(phase: Phase, relay_status: RelayStatus | None, error_type: str | 
     if error_type is not None:      # rejected at submit (or refused locally): nothing paid
         return Status.FAILED
     return Status.QUEUED            # accepted; the relay has not said a word we know yet
+
+
+def submit_charge(*, emulator: bool, answered: bool) -> Charge:
+    """What a POST that may have left costs: charged once the relay accepted it, maybe when
+    its answer was lost (money rules are pessimistic); the emulator never charges."""
+    if emulator:
+        return Charge.NONE
+    return Charge.CHARGED if answered else Charge.MAYBE
 
 
 #: The error codes of a rejected submit, and the exception each one raises.

@@ -63,305 +63,13 @@ fixed number of fixed-size histograms with exponential forgetting (its ``memory`
 recent jobs), so memory stays the same after 10 or 10,000 jobs, and the same inputs in
 the same order give the same prior (no randomness anywhere).
 """
-
 from __future__ import annotations
 
-import math
-from bisect import bisect_left, bisect_right
-from dataclasses import dataclass
-from typing import Any
-
 from sora_widgets.core.lifecycle import Status
+from sora_widgets.engine.policy import PollPolicy
+from sora_widgets.engine.prior import FIT, NBANDS, PAUSED, PRIOR, Lesson, RelayPrior, band_key
 
 __all__ = ["PollPolicy", "PollSchedule", "RelayPrior"]
-
-
-@dataclass(frozen=True)
-class PollPolicy:
-    """The schedule's constants, in real seconds (multiplied by ``scale`` when used)."""
-
-    scale: float = 1.0
-    first_poll: float = 2.0          # "submitting": the first GET after the submit answer
-    queue_quantile: float = 0.9      # while queued, look when this share has left the queue
-    queued_share: float = 0.3        # ... but at most this share of the shortest likely run
-    end_progress: float = 99.0       # completion when the fitted progress crosses this
-    fit_span: float = 3.0            # in_progress seconds needed before a rate is fitted
-    fit_points: float = 8.0          # ... and progress points (integers are coarse)
-    fit_halflife: float = 10.0       # > 0: older points weigh half every this many seconds
-    overshoot_budget: float = 0.01   # a jump may cost this many unnoticed seconds on average
-    approach_quantile: float = 0.005  # ... and never passes this quantile of the end
-    approach_share: float = 0.7      # ... nor this share of the way to the median end
-    poll_cost: float = 0.04          # latency-seconds one GET is worth (dense interval)
-    dense_min: float = 0.3           # the shortest interval where the end is likely ...
-    dense_max: float = 0.75          # ... and the longest (the latency bound there)
-    plateau_steps: float = 1.5       # a value held this many steps (1/rate) longer: a pause
-    plateau_slack: float = 0.3       # ... plus this
-    lead_share: float = 0.7          # paused: look every share of the fastest rest of the way
-    lead_max: float = 6.0            # ... at most this often
-    late_growth: float = 0.1         # past everything learned: interval grows this per second
-    blind_growth: float = 0.1        # no usable progress, start unknown: share of elapsed
-    blind_dense: float = 0.7         # blind, start known: shortest interval ...
-    blind_cost: float = 0.2          # ... and latency-seconds one GET is worth
-    blind_max: float = 6.0           # ... bounded: worst-case delay for a blind job
-    retry_base: float = 0.25         # after a failed GET: base * 2**(failures-1) ...
-    retry_cap: float = 1.0           # ... up to this while the job may have ended
-    retry_far: float = 30.0          # ... or this, far from the end (a relay that is down)
-    missed_share: float = 0.02       # "may have ended": this share of such jobs would have
-    min_interval: float = 0.25       # every delay is clamped to these (then the hint)
-    max_interval: float = 60.0
-
-    def s(self, seconds: float) -> float:
-        return seconds * self.scale
-
-
-# --------------------------------------------------------------------------------------------
-# histograms on a signed-log grid (real seconds): fine near 0, wide far away
-# --------------------------------------------------------------------------------------------
-
-def _grid(unit: float = 0.25, per_side: int = 64, span: float = 3600.0) -> tuple[float, ...]:
-    step = math.log1p(span / unit) / per_side
-    pos = [unit * math.expm1(step * k) for k in range(1, per_side + 1)]
-    return (*(-x for x in reversed(pos)), 0.0, *pos)
-
-
-_EDGES = _grid()
-_NBINS = len(_EDGES) - 1
-_LOW, _HIGH = _EDGES[0], _EDGES[-1]
-
-
-class _Hist:
-    """Weights on ``_EDGES`` bins, density uniform within a bin; CDF cached until changed."""
-
-    __slots__ = ("cum", "w")
-
-    def __init__(self) -> None:
-        self.w = [0.0] * _NBINS
-        self.cum: list[float] | None = None
-
-    def add(self, lo: float, hi: float, weight: float) -> None:
-        """Spread ``weight`` uniformly over [lo, hi] (clamped to the grid)."""
-        lo = min(max(lo, _LOW), _HIGH)
-        hi = min(max(hi, lo), _HIGH)
-        self.cum = None
-        i = min(bisect_right(_EDGES, lo) - 1, _NBINS - 1)
-        if hi - lo < 1e-9:
-            self.w[i] += weight
-            return
-        while i < _NBINS and _EDGES[i] < hi:
-            overlap = min(hi, _EDGES[i + 1]) - max(lo, _EDGES[i])
-            if overlap > 0:
-                self.w[i] += weight * overlap / (hi - lo)
-            i += 1
-
-    def scale(self, factor: float) -> None:
-        self.w = [x * factor for x in self.w]
-        self.cum = None
-
-    def _cum(self) -> list[float]:
-        cum = self.cum
-        if cum is None:
-            cum = [0.0] * (_NBINS + 1)
-            total = 0.0
-            for i, x in enumerate(self.w):
-                total += x
-                cum[i + 1] = total
-            self.cum = cum
-        return cum
-
-    def cdf(self, x: float) -> float:
-        cum = self._cum()
-        total = cum[-1]
-        if total <= 0 or x <= _LOW:
-            return 0.0
-        if x >= _HIGH:
-            return 1.0
-        i = bisect_right(_EDGES, x) - 1
-        e0, e1 = _EDGES[i], _EDGES[i + 1]
-        return (cum[i] + self.w[i] * (x - e0) / (e1 - e0)) / total
-
-    def quantile(self, u: float) -> float:
-        cum = self._cum()
-        target = min(max(u, 0.0), 1.0) * cum[-1]
-        i = min(max(bisect_left(cum, target) - 1, 0), _NBINS - 1)   # the bin reaching it
-        while i < _NBINS - 1 and self.w[i] <= 0:
-            i += 1
-        w = self.w[i]
-        frac = 0.0 if w <= 0 else min(max((target - cum[i]) / w, 0.0), 1.0)
-        return _EDGES[i] + frac * (_EDGES[i + 1] - _EDGES[i])
-
-    def cond_quantile(self, x0: float, u: float) -> float | None:
-        """Quantile ``u`` of the distribution given a value above ``x0`` (None: no mass)."""
-        f0 = self.cdf(x0)
-        if f0 >= 1.0 - 1e-6:
-            return None
-        return max(x0, self.quantile(f0 + u * (1.0 - f0)))
-
-    def budget_point(self, x0: float, eps: float) -> float | None:
-        """The largest ``u`` with E[(u − X)⁺ | X > x0] ≤ eps (None: no mass above ``x0``).
-
-        Polling at ``u`` costs, on average over the jobs still running at ``x0``, at most
-        ``eps`` seconds of unnoticed completion: far from the mass ``u`` jumps across it
-        (stopping earlier when the left tail is long), inside it ``u − x0`` is about
-        √(2·eps/hazard), the classic inspection interval.
-        """
-        cum = self._cum()
-        total = cum[-1]
-        f0 = self.cdf(x0)
-        if total <= 0 or f0 >= 1.0 - 1e-6:
-            return None
-        budget = eps * (1.0 - f0)
-        a = max(x0, _LOW)
-        i = min(bisect_right(_EDGES, a) - 1, _NBINS - 1)
-        fa = f0
-        acc = 0.0
-        while i < _NBINS:
-            b = _EDGES[i + 1]
-            fb = cum[i + 1] / total
-            area = ((fa - f0) + (fb - f0)) / 2 * (b - a)
-            if acc + area >= budget:
-                k = (fb - fa) / (b - a) if b > a else 0.0
-                left, need = fa - f0, budget - acc
-                if k > 1e-15:
-                    step = (-left + math.sqrt(left * left + 2 * k * need)) / k
-                else:
-                    step = need / left if left > 0 else b - a
-                return a + min(max(step, 0.0), b - a)
-            acc += area
-            a, fa = b, fb
-            i += 1
-        return _HIGH
-
-    def cond_prob(self, x0: float, x1: float) -> float | None:
-        """P(value ≤ x1 | value > x0) (None: no mass above ``x0``)."""
-        f0 = self.cdf(x0)
-        if f0 >= 1.0 - 1e-6:
-            return None
-        return (self.cdf(x1) - f0) / (1.0 - f0)
-
-    def inspection(self, x0: float, window: float, cost: float) -> float | None:
-        """√(2·cost/hazard): the interval that balances ``cost`` per look against the
-        expected unnoticed time, for the mean hazard over (x0, x0 + window] given a
-        value above ``x0`` (inf: no mass in the window; None: no mass above ``x0``)."""
-        p = self.cond_prob(x0, x0 + window)
-        if p is None:
-            return None
-        hazard = -math.log(max(1.0 - p, 1e-9)) / window
-        return math.sqrt(2 * cost / hazard) if hazard > 0 else math.inf
-
-
-# --------------------------------------------------------------------------------------------
-# the shared, learned part
-# --------------------------------------------------------------------------------------------
-
-# State kinds: the rate comes from the prior (one progress value seen), from the job's own
-# fit, or the job is paused (a value held far longer than its rate explains).
-_PRIOR, _FIT, _PAUSED = 0, 1, 2
-# Bands of E − now in real seconds (negative: the fitted end has passed).
-_BANDS = (-8.0, -2.0, 0.0, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0)
-_BAND_REP = (-16.0, -4.0, -1.0, 0.5, 1.5, 3.0, 6.0, 12.0, 24.0, 48.0, 96.0)
-_NBANDS = len(_BANDS) + 1
-_KEYS = 3 * _NBANDS
-
-
-def _key(kind: int, rho: float) -> int:
-    return kind * _NBANDS + bisect_right(_BANDS, rho)
-
-
-class RelayPrior:
-    """What one relay's jobs have shown so far; shared by every ``PollSchedule`` of it.
-
-    Create one per relay (base URL) and pass it to each job's schedule. Only the
-    thread that runs the schedules (the poller's event loop) may touch it: no locks.
-
-    ``memory`` is the number of recent jobs that carry most of the weight: the learned
-    distributions follow a relay that changes, and old jobs fade exponentially. The
-    cold-start defaults (60–180 s runs, a 0–20 s queue, generous errors) count as
-    ``prior_jobs`` jobs and fade the same way.
-    """
-
-    __slots__ = ("_growth", "_hists", "_queue", "_run", "_unit", "jobs_learned")
-
-    def __init__(self, *, memory: int = 200, prior_jobs: float = 3.0) -> None:
-        if memory < 1:
-            raise ValueError("memory must be at least 1 job")
-        self._growth = 1.0 + 1.0 / memory
-        self._unit = 1.0
-        self.jobs_learned = 0
-        self._queue = _Hist()
-        self._run = _Hist()
-        self._queue.add(0.0, 30.0, prior_jobs)
-        self._run.add(30.0, 200.0, prior_jobs)
-        self._hists = [_Hist() for _ in range(_KEYS)]
-        for kind in (_PRIOR, _FIT, _PAUSED):
-            for band, rho in enumerate(_BAND_REP):
-                ahead, behind = max(rho, 0.0), max(-rho, 0.0)
-                if kind == _PRIOR:
-                    lo, hi = -0.5 * ahead - 3.0, 0.6 * ahead + 5.0 + 2.0 * behind
-                elif kind == _FIT:
-                    lo, hi = -0.3 * ahead - 2.0, 0.3 * ahead + 4.0 + 2.0 * behind
-                else:
-                    lo, hi = -2.0, 25.0 + 2.0 * behind
-                self._hists[kind * _NBANDS + band].add(lo, hi, prior_jobs)
-
-    # -- learning (the engine, or observe(…, "completed", …)) ------------------------------
-
-    def learn(self, schedule: PollSchedule) -> bool:
-        """Teach the prior a job that completed (once per schedule; False: nothing learned)."""
-        done = schedule._completed
-        if schedule._learned or done is None or schedule._prior is not self:
-            return False
-        schedule._learned = True
-        t_lo, t_hi = done
-        sc = schedule.policy.scale
-        unit = self._unit
-        if (t_hi - t_lo) / sc <= 20.0:   # a vague end (many failed GETs) would only blur
-            for key, ends in schedule._log.items():
-                w = unit / len(ends)
-                hist = self._hists[key]
-                for end in ends:
-                    hist.add((t_lo - end) / sc, (t_hi - end) / sc, w)
-        start = schedule._start_range()
-        if start is not None:
-            s_lo, s_hi = start
-            self._run.add((t_lo - s_hi) / sc, (t_hi - s_lo) / sc, unit)
-            if schedule._fresh:
-                self._queue.add((s_lo - schedule._t0) / sc, (s_hi - schedule._t0) / sc, unit)
-        self.jobs_learned += 1
-        self._unit *= self._growth
-        if self._unit > 1e12:   # renormalise now and then: only ratios matter
-            for hist in (*self._hists, self._queue, self._run):
-                hist.scale(1.0 / self._unit)
-            self._unit = 1.0
-        return True
-
-    # -- what the schedules ask ------------------------------------------------------------
-
-    def residual(self, key: int) -> _Hist:
-        return self._hists[key]
-
-    @property
-    def queue(self) -> _Hist:
-        return self._queue
-
-    @property
-    def run(self) -> _Hist:
-        return self._run
-
-    def summary(self) -> dict[str, Any]:
-        """Typical values learned so far, in real seconds (for display and debugging)."""
-        late = self._hists[_key(_PAUSED, -1.0)]
-        return {
-            "jobs_learned": self.jobs_learned,
-            "queue_p50": round(self._queue.quantile(0.5), 2),
-            "queue_p90": round(self._queue.quantile(0.9), 2),
-            "run_p05": round(self._run.quantile(0.05), 2),
-            "run_p50": round(self._run.quantile(0.5), 2),
-            "run_p95": round(self._run.quantile(0.95), 2),
-            "pause_residual_p50": round(late.quantile(0.5), 2),
-            "fit_residual_1_2s_p05_p95": (
-                round(self._hists[_key(_FIT, 1.5)].quantile(0.05), 2),
-                round(self._hists[_key(_FIT, 1.5)].quantile(0.95), 2)),
-        }
 
 
 # --------------------------------------------------------------------------------------------
@@ -539,6 +247,15 @@ class PollSchedule:
         rate = sxy / sxx
         return rate if rate > 1e-6 else None
 
+    def lesson_for(self, prior: RelayPrior) -> Lesson | None:
+        """What this completed job teaches ``prior``, once, and only its own prior (None:
+        nothing to teach, or taught already)."""
+        if self._learned or self._completed is None or self._prior is not prior:
+            return None
+        self._learned = True
+        return Lesson(self._completed, self.policy.scale, self._log, self._start_range(),
+                      self._fresh, self._t0)
+
     def _start_range(self) -> tuple[float, float] | None:
         """When the job left the queue: between the last queued and first in_progress answer."""
         if self._t_last_queued is None or self._t_first_ip is None:
@@ -568,7 +285,7 @@ class PollSchedule:
         if rate is None:
             # One value so far: the relay's typical rate (its median run time).
             end = val[0] + max(pol.end_progress - 0.5 - val[1], 0.0) * self._typical_step()
-            return _key(_PRIOR, (end - now) / sc), end, 0.0
+            return band_key(PRIOR, (end - now) / sc), end, 0.0
         # The (weighted) centre of the current stretch, carried to the end at the rate.
         w, st, sp = self._fit[0], self._fit[1], self._fit[2]
         end = self._seg_t0 + (st + (pol.end_progress * w - sp) / rate) / w
@@ -577,8 +294,8 @@ class PollSchedule:
             # Paused: it must move again first and then cover the rest at up to ~1.4x speed.
             rest = max(pol.end_progress - 1.0 - val[1], 0.0)
             lead = min(pol.s(pol.lead_max), pol.lead_share * rest / rate)
-            return _key(_PAUSED, (end - now) / sc), end, lead
-        return _key(_FIT, (end - now) / sc), end, 0.0
+            return band_key(PAUSED, (end - now) / sc), end, lead
+        return band_key(FIT, (end - now) / sc), end, 0.0
 
     def predicted_end(self) -> float | None:
         """The likeliest completion time on the clock (median given what is known), or None."""
@@ -687,7 +404,7 @@ class PollSchedule:
             reach = min(reach, x0 + pol.approach_share * (median - x0))
         approach = reach - x0 - lead_r
         val = self._val
-        if key // _NBANDS == _PRIOR and val is not None:
+        if key // NBANDS == PRIOR and val is not None:
             # No rate of its own yet: not past the end at the fastest run this relay had.
             fastest = max(self._prior.run.quantile(pol.approach_quantile), 1.0)
             start = self._start_range()

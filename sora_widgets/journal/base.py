@@ -371,17 +371,23 @@ class Journal(ABC):
         with self._tx() as cur:
             cur.execute(sql, params)
 
-    def heartbeat(self, local_ids: Sequence[str]) -> None:
-        """Renew this process's lease on the rows it works on (other hosts judge by it)."""
+    def heartbeat(self, local_ids: Sequence[str]) -> list[str]:
+        """Renew this process's lease on the rows it owns among ``local_ids`` (other hosts
+        judge by it; a row it only watches keeps its owner's lease). Returns the ids of the
+        rows another process owns now (it took them over while this one was frozen)."""
         if not local_ids:
-            return
-        now = time.time()
+            return []
+        me, now, lost = str(current_owner()), time.time(), []
         with self._tx() as cur:
             for start in range(0, len(local_ids), 500):
                 chunk = local_ids[start:start + 500]
                 marks = ", ".join("?" for _ in chunk)
-                cur.execute(f"UPDATE jobs SET heartbeat_at = ? WHERE local_id IN ({marks})",
-                            (now, *chunk))
+                cur.execute(f"UPDATE jobs SET heartbeat_at = ? WHERE owner = ?"
+                            f" AND local_id IN ({marks})", (now, me, *chunk))
+                rows = cur.execute(f"SELECT local_id FROM jobs WHERE local_id IN ({marks})"
+                                   " AND (owner IS NULL OR owner <> ?)", (*chunk, me))
+                lost += [str(row["local_id"]) for row in rows.fetchall()]
+        return lost
 
     def adopt(self, local_id: str) -> None:
         """This process takes over a row's lease (resume)."""

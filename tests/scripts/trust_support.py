@@ -233,11 +233,15 @@ def submit_via(studio: Any, prompt: str) -> Any:
 
 
 def poller() -> Any:
-    # internal hook: the one poller (rebuilt: sora_widgets.engine.job.poller; 0.1: job.poller).
+    # internal hook: the one poller (rebuilt: sora_widgets.engine.poller.poller; 0.2:
+    # sora_widgets.engine.job.poller; 0.1: job.poller).
     try:
-        from sora_widgets.engine.job import poller as get
+        from sora_widgets.engine.poller import poller as get
     except ImportError:
-        from sora_widgets.job import poller as get
+        try:
+            from sora_widgets.engine.job import poller as get
+        except ImportError:
+            from sora_widgets.job import poller as get
     return get()
 
 
