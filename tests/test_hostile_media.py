@@ -160,3 +160,18 @@ def test_a_normal_clip_is_within_every_bound(clip: Path, tmp_path: Path) -> None
     assert frames.last_frame(clip).size == (64, 64)
     film = frames.stitch([clip, clip], tmp_path / "film.mp4")
     assert frames.probe(film).frames == 48
+
+
+def test_sound_held_for_one_clip_is_capped(clip: Path, tmp_path: Path) -> None:
+    """Re-encoding audio holds a clip's decoded sound: a file claiming hours of 8-channel
+    192 kHz sound would be gigabytes, so the samples held are capped too."""
+    from .test_frames import with_audio
+
+    aac = with_audio(clip, tmp_path / "aac.mp4", freq=440)
+    mp3 = with_audio(clip, tmp_path / "mp3.mp4", freq=880, codec="libmp3lame", rate=44_100)
+    with pytest.raises(SoraError, match=r"more than 1000 audio samples"):
+        frames.stitch([aac, mp3], tmp_path / "film.mp4",
+                      limits=MediaLimits(max_audio_samples=1000))
+    assert not (tmp_path / "film.mp4").exists()
+    film = frames.stitch([aac, mp3], tmp_path / "film.mp4")
+    assert frames.probe(film).has_audio

@@ -78,6 +78,9 @@ class MediaLimits:
     """Wall-clock seconds for one poster, one last frame, or one clip of a stitch."""
     max_output_bytes: int = 2 * 1024 ** 3
     """Largest film ``stitch`` writes."""
+    max_audio_samples: int = 300 * 48_000 * 2
+    """Decoded sound ``stitch`` holds for one clip when it re-encodes the audio (samples
+    of all channels: 300 s of 48 kHz stereo, ~115 MB as floats)."""
 
 
 #: The bounds used when a caller gives none.
@@ -94,6 +97,7 @@ class Work:
         self.limits = limits
         self.clock = clock
         self.frames = 0
+        self.samples = 0
         self.deadline = clock() + limits.decode_seconds
 
     def step(self, frames: int = 1) -> None:
@@ -105,6 +109,14 @@ class Work:
         if self.clock() > self.deadline:
             raise SoraError(f"cannot read {self.path.name}: decoding took longer than "
                             f"{self.limits.decode_seconds:g} s; it was stopped")
+
+
+    def sound(self, samples: int) -> None:
+        """Count decoded audio samples (all channels) held for this clip."""
+        self.samples += samples
+        if self.samples > self.limits.max_audio_samples:
+            raise SoraError(f"cannot read {self.path.name}: more than "
+                            f"{self.limits.max_audio_samples} audio samples; it was stopped")
 
 
 def check_picture(width: int, height: int, path: Path, limits: MediaLimits) -> None:
@@ -137,7 +149,9 @@ def open_clip(path: Path, limits: MediaLimits | None = None) -> InputContainer:
         raise FileNotFoundError(errno.ENOENT, "no such video", str(path))
     guard = _decoder_options(limits or LIMITS)
     try:
-        return av.open(str(path), "r", stream_options=[guard] * _GUARDED_STREAMS)
+        # One dict per stream (PyAV's stub says ``list[str]``; its code reads dicts).
+        per_stream = cast("list[str]", [guard] * _GUARDED_STREAMS)
+        return av.open(str(path), "r", stream_options=per_stream)
     except av.FFmpegError as exc:
         if is_file_error(exc):
             raise

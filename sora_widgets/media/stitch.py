@@ -280,7 +280,9 @@ class _Stitcher:
                     if packet.dts is not None and packet.pts is not None and packet.size:
                         audio_packets.append(packet)
                 else:
-                    audio_frames.extend(cast("list[AudioFrame]", _decode(packet, path)))
+                    decoded = cast("list[AudioFrame]", _decode(packet, path))
+                    audio_frames.extend(decoded)
+                    work.sound(sum(f.samples * len(f.layout.channels) for f in decoded))
             if clip.end is None:
                 raise SoraError(f"cannot read {path.name}: no video frames")
             if self.audio_mode == "copy":
