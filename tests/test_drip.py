@@ -22,6 +22,7 @@ import sora_widgets as sw
 from sora_widgets.core.errors import APITimeoutError
 from sora_widgets.core.settings import settings
 from sora_widgets.relay.client import AsyncSoraClient, SoraClient, is_transient
+from sora_widgets.relay.download import MIN_STALL_SECONDS
 from sora_widgets.studio.studio import Studio
 
 from .scripts.trust_doubles import Answer, Stream, ToyRelay, mp4_bytes, serve_mp4
@@ -132,14 +133,15 @@ def test_the_async_client_cuts_a_drip_too(env: Path, relay: Callable[..., ToyRel
 def test_a_link_that_sends_headers_then_nothing_is_cut_within_the_speed_time(
         env: Path, relay: Callable[..., ToyRelay], tmp_path: Path) -> None:
     """A stall sends nothing at all: no byte arrives to check the rule on, so the read
-    timeout of a download is never longer than the speed time (30 s of zero is below it)."""
+    timeout of a download is never longer than the speed time (30 s of zero is below it),
+    floored at MIN_STALL_SECONDS (the headers' wait: the emulator renders on a first GET)."""
     stall = Stream(head=mp4_bytes("stall")[:32], chunk=b"\0", total=64, length=MB,
                    interval=60.0, content_type="video/mp4")
     toy = relay(video=lambda r, task_id: stall)
     started = time.monotonic()
     with SoraClient(KEY, toy.base_url) as client, pytest.raises(APITimeoutError):
         client.download(toy.video_url("t1"), tmp_path / "stall.mp4")
-    assert time.monotonic() - started < SPEED_TIME + SLACK
+    assert time.monotonic() - started < max(SPEED_TIME, MIN_STALL_SECONDS) + SLACK
 
 
 def test_a_slow_link_above_the_limit_is_not_cut(env: Path, relay: Callable[..., ToyRelay],
@@ -195,3 +197,24 @@ def test_a_drip_settles_wait_from_a_fresh_link(
     _cut(toy)
     assert len(toy.gets(job.id)) >= 2          # the fresh link came from a new GET
     assert len(toy.posts()) == 1               # and nothing was paid twice
+
+
+def test_the_rule_on_a_clock() -> None:
+    """curl's rule, on an injected clock: a window below the limit ends the transfer; a
+    stall followed by a burst that makes up for it does not; limit 0 never cuts."""
+    from sora_widgets.relay.download import LowSpeed
+
+    now = [0.0]
+    rule = LowSpeed(2048, 10.0, clock=lambda: now[0])
+    for second in range(1, 10):          # 9 s at 100 B/s: the window is not over yet
+        now[0] = float(second)
+        rule.add(100)
+    now[0] = 12.0
+    rule.add(30_000)                     # a burst: 30,900 B in 12 s is above 2 KiB/s
+    now[0] = 23.0
+    with pytest.raises(APITimeoutError, match=r"less than 2 KiB/s for 10 s"):
+        rule.add(5000)                   # 5,000 B in the next 11 s: below
+    off = LowSpeed(0, 10.0, clock=lambda: now[0])
+    now[0] = 1000.0
+    off.add(1)
+    assert not off.active

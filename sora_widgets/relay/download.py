@@ -12,8 +12,9 @@ fill the disk, whatever the far end does:
   overall deadline; now it is cut within the speed time with an
   :class:`~sora_widgets.core.errors.APITimeoutError` (transient), and the engine asks the
   relay for a fresh link on its GET schedule. The rule is checked as each piece arrives,
-  and the client's read timeout is never longer than the speed time, so a link that sends
-  nothing at all is cut as well.
+  and the client's read timeout is never longer than the speed time (but at least
+  :data:`MIN_STALL_SECONDS`, which also covers the wait for the answer's headers), so a
+  link that sends nothing at all is cut as well.
 
 The file itself is a temp file beside the target, fsynced and renamed when complete and
 removed on any failure: a half-written video never passes for a finished one.
@@ -31,13 +32,16 @@ import httpx
 
 from sora_widgets.core.errors import APIConnectionError, APIError, APITimeoutError
 
-__all__ = ["MIN_LOW_SPEED_TIME", "LowSpeed", "ProgressCallback", "Sink", "content_length",
-           "overall_timeout", "stream_timeout"]
+__all__ = ["MIN_LOW_SPEED_TIME", "MIN_STALL_SECONDS", "LowSpeed", "ProgressCallback", "Sink",
+           "content_length", "overall_timeout", "stream_timeout"]
 
 ProgressCallback = Callable[[int, int | None], None]
 #: The shortest speed time, however compressed the tests' clock: a pause of a busy
 #: 2-core machine on loopback must not count as a drip.
 MIN_LOW_SPEED_TIME = 1.0
+#: The shortest read timeout of a download. It also bounds the wait for the headers, which
+#: a relay may spend making the file (the emulator renders a clip on its first GET).
+MIN_STALL_SECONDS = 5.0
 
 
 class LowSpeed:
@@ -80,12 +84,13 @@ class LowSpeed:
 
 def stream_timeout(timeout: httpx.Timeout | float | None,
                      speed: LowSpeed) -> httpx.Timeout:
-    """The client's timeout with its read part no longer than the speed time: a link that
-    sends nothing for that long is below any speed limit."""
+    """The client's timeout with its read part no longer than the speed time (floored at
+    :data:`MIN_STALL_SECONDS`): a link that sends nothing for that long is below any limit."""
     base = timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout)
     if not speed.active:
         return base
-    read = speed.seconds if base.read is None else min(base.read, speed.seconds)
+    stall = max(speed.seconds, MIN_STALL_SECONDS)
+    read = stall if base.read is None else min(base.read, stall)
     return httpx.Timeout(connect=base.connect, read=read, write=base.write, pool=base.pool)
 
 
