@@ -218,3 +218,22 @@ def test_the_rule_on_a_clock() -> None:
     now[0] = 1000.0
     off.add(1)
     assert not off.active
+
+
+def test_a_slow_first_byte_does_not_count_as_a_drip(
+        env: Path, relay: Callable[..., ToyRelay], tmp_path: Path) -> None:
+    """A relay that takes longer than the speed time to answer (the emulator renders a clip
+    on its first GET), then sends the file at full speed: the speed window starts with
+    the answer's headers (their wait is bounded by the read timeout), so it is not cut."""
+    total = 1024 * 1024
+    fast = Stream(head=mp4_bytes("late")[:32], chunk=b"\1" * 65536, total=total,
+                  length=total, interval=0.01, content_type="video/mp4")
+
+    def late(toy: ToyRelay, task_id: str) -> Stream:
+        toy.stopping.wait(SPEED_TIME + 1.0)     # making the file, before any header
+        return fast
+
+    toy = relay(video=late)
+    with SoraClient(KEY, toy.base_url) as client:
+        saved = client.download(toy.video_url("t1"), tmp_path / "late.mp4")
+    assert saved.stat().st_size == total

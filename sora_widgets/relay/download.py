@@ -55,7 +55,12 @@ class LowSpeed:
         self.limit = max(0, limit)
         self.seconds = seconds
         self.clock = clock
-        self.since = clock()
+        self.restart()
+
+    def restart(self) -> None:
+        """Start a window now: when the answer's headers are in (the wait for them is the
+        read timeout's business; a relay may spend it making the file)."""
+        self.since = self.clock()
         self.bytes = 0
 
     @property
@@ -130,6 +135,7 @@ class Sink:
     def start(self, response: httpx.Response) -> None:
         """The answer's headers are in: check the announced size, start the speed window."""
         self.total = content_length(response)
+        self.speed.restart()
         if self.total is not None and self.total > self.max_bytes:
             raise APIError(f"the video is {self.total // (1024 * 1024)} MB, more than the "
                            f"{self.max_bytes // (1024 * 1024)} MB cap "
