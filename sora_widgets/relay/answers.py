@@ -48,6 +48,8 @@ _STALE_HEADERS = ("content-encoding", "content-length", "transfer-encoding")
 
 
 def buffered(response: httpx.Response, body: bytes) -> httpx.Response:
+    """A streamed answer, read (up to the cap), as a plain response: parsing it needs no
+    open connection, and the stream can be closed at once."""
     headers = [(k, v) for k, v in response.headers.multi_items()
                if k.lower() not in _STALE_HEADERS]
     return httpx.Response(response.status_code, headers=headers, content=body,
