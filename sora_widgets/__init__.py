@@ -3,6 +3,11 @@
 ``%load_ext sora_widgets`` registers the ``%sora`` magics; ``sw.SoraWidget()`` is the
 panel; ``sw.generate()`` the engine both use. Importing this package imports
 neither IPython nor ipywidgets: the UI modules load on first use.
+
+The public face is small and typed: the functions below take the same keyword
+parameters as the layer functions they call (so ``help(sw.generate)`` and an IDE show
+them), the classes are lazy names (``dir(sw)`` lists them), and the version is read from
+the package metadata (``core/version.py``, the one place).
 """
 
 from __future__ import annotations
@@ -32,10 +37,12 @@ from sora_widgets.core.version import __version__
 from sora_widgets.ui.presenters import register_all as _register_presenters
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Sequence
+    from pathlib import Path
 
     from sora_widgets.core.models import Quote, TaskSnapshot, VideoRequest
     from sora_widgets.engine.job import Job
+    from sora_widgets.journal.base import Spend
     from sora_widgets.relay.client import SoraClient
     from sora_widgets.studio.storyboard import Storyboard
     from sora_widgets.studio.studio import Studio
@@ -57,6 +64,7 @@ __all__ = [
     "History",
     "Job",
     "JobFailed",
+    "JobGrid",
     "JournalError",
     "MalformedResponseError",
     "NotFoundError",
@@ -67,6 +75,7 @@ __all__ = [
     "SoraClient",
     "SoraError",
     "SoraWidget",
+    "Spend",
     "Storyboard",
     "Studio",
     "SubmissionUnknown",
@@ -102,6 +111,8 @@ _LAZY = {
     "History": "ui.history",
     "Storyboard": "studio.storyboard",
     "stitch": "studio.storyboard",
+    "Spend": "journal.base",
+    "JobGrid": "ui.magic.magics",
 }
 
 
@@ -114,12 +125,51 @@ def __getattr__(name: str) -> Any:
     return getattr(import_module(f"{__name__}.{module}"), name)
 
 
-def generate(prompt: str | None = None, **kwargs: Any) -> Job:
-    """Submit a Sora 2 job; returns a :class:`Job` at once. See ``Studio.generate``."""
+def __dir__() -> list[str]:
+    """The module's names and the lazy ones (``Job``, ``SoraWidget``, ...), which exist
+    as soon as they are asked for."""
+    return sorted({*globals(), *_LAZY})
+
+
+def generate(
+    prompt: str | None = None,
+    *,
+    aspect_ratio: str | None = None,
+    image: str | Path | Iterable[str | Path] | None = None,
+    model: str | None = None,
+    duration: int | None = None,
+    seconds: int | str | None = None,
+    size: str | None = None,
+    wait: bool = False,
+    force: bool = False,
+    timeout: float | None = None,
+    base_url: str | None = None,
+) -> Job:
+    """Submit one Sora video job; returns its :class:`Job` at once (the POST runs in the
+    background). Bad input is refused before anything is sent or charged.
+
+    - ``prompt``: what to film (at least one of ``prompt`` and ``image``).
+    - ``aspect_ratio``: ``"16:9"`` or ``"9:16"`` (default: the style's first); on a style
+      with sizes it picks the size when ``size`` is not given.
+    - ``image``: a first-frame image: an http(s) URL, a local file, or several URLs.
+    - ``model``: default ``SORA_MODEL`` / ``%config`` / ``"sora-2"``.
+    - ``seconds`` (``duration`` is the same): the clip's length where the style and model
+      allow a choice (the catalogue says which; the seed's relay makes 12 s).
+    - ``size``: ``"WxH"`` on a style with sizes (``openai``).
+    - ``wait``: block until the job is finished (``timeout`` seconds at most: then
+      ``TimeoutError``, the job keeps running).
+    - ``force``: pay for a new take although an identical earlier request exists (it is
+      otherwise reused: no POST, no charge).
+    - ``base_url``: a relay other than ``SORA_BASE_URL`` for this job.
+
+    See :meth:`sora_widgets.studio.studio.Studio.generate`."""
     from sora_widgets.studio.studio import default_studio
 
     _notebook_hooks()
-    return default_studio().generate(prompt, **kwargs)
+    return default_studio().generate(
+        prompt, aspect_ratio=aspect_ratio, image=image, model=model, duration=duration,
+        seconds=seconds, size=size, wait=wait, force=force, timeout=timeout,
+        base_url=base_url)
 
 
 def jobs(limit: int | None = None, *, starred: bool | None = None,
@@ -140,34 +190,84 @@ def resume() -> list[Job]:
     return default_studio().resume()
 
 
-def spend() -> dict[str, Any]:
-    """Spend totals from the journal: ``{"session": Spend, "all_time": Spend}``."""
+def spend() -> dict[str, Spend]:
+    """Spend totals from the journal: ``{"session": Spend, "all_time": Spend}``
+    (:class:`Spend`: charged, maybe charged and pending dollars, and the job count)."""
     from sora_widgets.studio.studio import default_studio
 
     return dict(default_studio().spend())
 
 
-def storyboard(shots: Any, **kwargs: Any) -> Storyboard:
+def storyboard(
+    shots: Sequence[str],
+    *,
+    aspect_ratio: str = "16:9",
+    image: str | Path | Sequence[str | Path] | None = None,
+    model: str | None = None,
+    force: bool = False,
+    confirm: bool = False,
+    film: str | Path | None = None,
+) -> Storyboard:
     """A film made shot by shot, each continuing from the last frame of the one before;
-    returns a :class:`Storyboard` at once. See ``sora_widgets.studio.storyboard.storyboard``."""
+    returns a :class:`Storyboard` at once. The whole storyboard is quoted first.
+
+    - ``shots``: one prompt per shot.
+    - ``aspect_ratio``, ``model``: as for :func:`generate`, for every shot.
+    - ``image``: the first shot's first-frame image.
+    - ``force``: pay for a new take of every shot (finished shots are otherwise reused).
+    - ``confirm``: go ahead although the new charges pass ``SORA_CONFIRM_USD`` (else
+      ``ConfirmationRequired``, nothing sent).
+    - ``film``: where the joined film is written (default: the videos folder).
+
+    See :func:`sora_widgets.studio.storyboard.storyboard`."""
     from sora_widgets.studio.storyboard import storyboard as make
 
-    return make(shots, **kwargs)
+    return make(shots, aspect_ratio=aspect_ratio, image=image, model=model, force=force,
+                confirm=confirm, film=film)
 
 
-def sweep(prompt: str | None, **kwargs: Any) -> Sweep:
-    """Every combination of ``{a|b}`` alternatives (× each ratio of a list) in one call:
-    quoted, budgeted and confirmed as a whole. See ``sora_widgets.studio.sweeps.sweep``."""
+def sweep(
+    prompt: str | None,
+    *,
+    aspect_ratio: str | Sequence[str] | None = "16:9",
+    image: str | Path | Iterable[str | Path] | None = None,
+    model: str | None = None,
+    force: bool = False,
+    confirm: bool = False,
+    studio: Studio | None = None,
+) -> Sweep:
+    """Every combination of ``prompt``'s ``{a|b}`` alternatives (× each ratio of a list)
+    in one call, quoted, budgeted and confirmed as a whole; returns a :class:`Sweep` (a
+    sequence of jobs with labels) at once.
+
+    - ``prompt``: a template, ``"a {red|blue} fox"`` (``{...}`` is never evaluated).
+    - ``aspect_ratio``: one ratio or a list of them (each is one more axis).
+    - ``image``, ``model``: as for :func:`generate`, for every job.
+    - ``force``: pay for new takes although identical earlier jobs exist.
+    - ``confirm``: go ahead although the new charges pass ``SORA_CONFIRM_USD`` (else
+      ``ConfirmationRequired`` carrying the quote, nothing sent).
+    - ``studio``: the :class:`Studio` to use (default: the process-wide one).
+
+    See :func:`sora_widgets.studio.sweeps.sweep`."""
     from sora_widgets.studio.sweeps import sweep as make
 
-    return make(prompt, **kwargs)
+    return make(prompt, aspect_ratio=aspect_ratio, image=image, model=model, force=force,
+                confirm=confirm, studio=studio)
 
 
-def compare(*jobs: Any, **kwargs: Any) -> Compare:
-    """Completed jobs side by side, playing, pausing and seeking together (a widget)."""
+def compare(*jobs: Job | str, media_dir: str | None = None, width: int = 360) -> Compare:
+    """Completed jobs side by side, playing, pausing and seeking together (a widget).
+
+    - ``jobs``: :class:`Job` handles or task ids.
+    - ``media_dir``: the folder beside the notebook where the players' files are
+      published, so Jupyter serves them (default: the ``media_dir`` preference,
+      ``sora_videos``).
+    - ``width``: each player's width in CSS pixels.
+
+    See :func:`sora_widgets.ui.compare.compare`."""
     from sora_widgets.ui.compare import compare as make
 
-    return make(*jobs, **kwargs)
+    return make(*jobs, media_dir=media_dir, width=width)
 
 
 def _notebook_hooks() -> None:
@@ -184,8 +284,13 @@ def _notebook_hooks() -> None:
 
 
 def grid(jobs: Iterable[Job], *, wait: bool = False) -> JobGrid:
-    """Jobs side by side in a notebook (live progress, then the players); display it.
-    ``wait=True`` blocks the cell until every job is finished. See ``_magic.grid``."""
+    """Jobs side by side in a notebook (3 in a row, 4 as 2 × 2): live progress, then the
+    players; display it (a :class:`JobGrid`).
+
+    - ``jobs``: the :class:`Job` handles (a :class:`Sweep` is one).
+    - ``wait``: block the cell until every job is finished.
+
+    See :func:`sora_widgets.ui.magic.magics.grid`."""
     from sora_widgets.ui.magic.magics import grid as make
 
     return make(jobs, wait=wait)

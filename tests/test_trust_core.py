@@ -527,6 +527,8 @@ def test_slow_video_links_do_not_hold_up_the_other_jobs(
     from sora_widgets.engine.poller import MAX_SAVING
 
     monkeypatch.setenv("SORA_DOWNLOAD_TIMEOUT", "300")
+    # Held slots are the subject here: the low-speed cut (tests/test_drip.py) would free them.
+    monkeypatch.setenv("SORA_LOW_SPEED_LIMIT", "0")
     trickle = _trickle()
     slow = toy(video=lambda relay, task_id: trickle)
     jobs = [sw.generate(f"a slow link {i}") for i in range(40)]

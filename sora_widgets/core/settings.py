@@ -121,6 +121,11 @@ class Settings:
     #: Overall seconds one video download may take, and its size cap (a 12 s clip is MBs).
     download_timeout: float = 600.0
     max_video_bytes: int = 256 * 1024 * 1024
+    #: A download under this many bytes a second for ``low_speed_time`` s (scaled by
+    #: ``poll_scale``) is a drip, cut and retried from a fresh link, as curl's
+    #: --speed-limit/--speed-time (SORA_LOW_SPEED_LIMIT, 0: off; SORA_LOW_SPEED_TIME).
+    low_speed_limit: int = 16 * 1024
+    low_speed_time: float = 30.0
     #: The relay's wire style (SORA_API_STYLE): "artifex" (default) or "openai".
     api_style: str = "artifex"
     #: SORA_PRICE_USD: a flat price per clip replacing the catalogue's rule (None: the rule).
@@ -189,6 +194,8 @@ def settings() -> Settings:
     confirm = os.environ.get("SORA_CONFIRM_USD", "").strip()
     download_timeout = _float_env("SORA_DOWNLOAD_TIMEOUT")
     max_video_mb = _float_env("SORA_MAX_VIDEO_MB")
+    low_speed_limit = _float_env("SORA_LOW_SPEED_LIMIT")
+    low_speed_time = _float_env("SORA_LOW_SPEED_TIME")
     style = os.environ.get("SORA_API_STYLE", "").strip().lower() or API_STYLES[0]
     if style not in API_STYLES:
         from sora_widgets.core.errors import ValidationError
@@ -213,6 +220,8 @@ def settings() -> Settings:
         host=_hostname(),
         download_timeout=download_timeout if download_timeout else 600.0,
         max_video_bytes=int(max_video_mb * 1024 * 1024) if max_video_mb else 256 * 1024 * 1024,
+        low_speed_limit=int(low_speed_limit) if low_speed_limit is not None else 16 * 1024,
+        low_speed_time=low_speed_time if low_speed_time else 30.0,
         api_style=style,
         price_usd=_float_env("SORA_PRICE_USD"),
     )

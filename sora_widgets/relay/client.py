@@ -1,7 +1,7 @@
 """The relay's wire protocol on httpx: submit, retrieve, download.
 
-Errors are converted here, once, into the tree of ``errors.py``. The money rule
-lives here too: a POST is retried only when the connection failed before the
+Errors are converted once, at this boundary (``answers.py`` holds the mapping). The
+money rule lives here: a POST is retried only when the connection failed before the
 request could be sent (nothing reached the relay, nothing was charged). Any
 failure after that — a lost answer, a reset, a gateway 5xx, a garbled body —
 raises :class:`SubmissionUnknown`, because the relay has no idempotency key. A
@@ -12,12 +12,12 @@ dict (verbose tracebacks print frame locals), and transport errors are raised
 without their httpcore chain (h11's events print the raw headers). Every string
 that came from the relay is scrubbed of the key before it is returned.
 
-Resources: answers are read up to :data:`MAX_ANSWER_BYTES`; a download has an
-overall deadline and a size cap, so a hostile or broken relay cannot hang a
-caller or fill the disk.
+Resources: answers are read up to ``MAX_ANSWER_BYTES``; a download has a size cap, an
+overall deadline and a low-speed cutoff (``download.py``), so a hostile or broken relay
+cannot hang a caller, keep a paid video unsaved or fill the disk.
 
 Styles: what goes on the wire (the body, where the video is, the poll hint) is the job of
-the style's adapter (``wire/``); this module keeps the transport and the rules above for
+the style's adapter (``styles.py``); this module keeps the transport and the rules above for
 every style. The key goes only to the relay's own origin (its ``/content`` endpoint), never
 to a CDN link, and httpx drops it on a redirect to another origin.
 """
@@ -28,11 +28,8 @@ import asyncio
 import concurrent.futures
 import logging
 import os
-import tempfile
 import time
 import warnings
-from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -43,34 +40,45 @@ import httpx
 from sora_widgets.core.errors import (
     APIConnectionError,
     APIError,
-    APITimeoutError,
-    AuthenticationError,
-    BadRequestError,
     MalformedResponseError,
-    NotFoundError,
-    PermissionDeniedError,
-    RateLimitError,
-    ServerError,
     SoraError,
     SubmissionUnknown,
     ValidationError,
 )
-from sora_widgets.core.models import TaskError, TaskSnapshot, VideoRequest
-from sora_widgets.core.redact import install_log_filter, scrub
-from sora_widgets.core.retry import Backoff, parse_retry_after
+from sora_widgets.core.models import TaskSnapshot, VideoRequest
+from sora_widgets.core.redact import install_log_filter
+from sora_widgets.core.retry import Backoff
 from sora_widgets.core.settings import APIKey, api_style, is_loopback_url, settings
 from sora_widgets.core.version import __version__
-from sora_widgets.relay.base import poll_hint_seconds as _poll_hint
+from sora_widgets.relay.answers import (
+    MAX_ANSWER_BYTES,
+    VIP_MESSAGE,
+    buffered,
+    error_for_response,
+    is_transient,
+    parse_task,
+    poll_hint_seconds,
+    retry_after_of,
+    too_big,
+    transport_error,
+    unlink,
+)
+from sora_widgets.relay.download import (
+    MIN_LOW_SPEED_TIME,
+    LowSpeed,
+    ProgressCallback,
+    Sink,
+    overall_timeout,
+    stream_timeout,
+)
 from sora_widgets.relay.styles import WireAdapter, adapter_for
 
-__all__ = ["AsyncSoraClient", "SoraClient", "poll_hint_seconds"]
+__all__ = ["MAY_BE_CHARGED", "VIP_MESSAGE", "AsyncSoraClient", "SoraClient",
+           "error_for_response", "is_transient", "parse_task", "poll_hint_seconds",
+           "retry_after_of", "transport_error", "warn_if_cleartext"]
 
 log = logging.getLogger("sora_widgets.relay.client")
 
-VIP_MESSAGE = (
-    "this API key is not in the provider's VIP group: Sora 2 needs a key from the "
-    "'vip' group (an ordinary key gets 403)"
-)
 MAY_BE_CHARGED = (
     "The submit may have reached the relay and may have been charged ($0.90), but its answer "
     "was lost, so the task id is unknown. It was not retried, to avoid paying twice."
@@ -81,16 +89,6 @@ NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 _HEADERS = MappingProxyType({"User-Agent": f"sora-widgets/{__version__}",
                              "Accept": "application/json"})
 _AGENT = {"User-Agent": _HEADERS["User-Agent"]}
-ProgressCallback = Callable[[int, int | None], None]
-#: A task answer is a few hundred bytes: more than this is not an answer (memory stays flat).
-MAX_ANSWER_BYTES = 1024 * 1024
-#: Headers of a buffered answer that no longer describe its (decoded) body.
-_STALE_HEADERS = ("content-encoding", "content-length", "transfer-encoding")
-
-
-def _scrub(text: str, key: APIKey | None = None) -> str:
-    """Remove every known key (and any long piece of one) from text that came from elsewhere."""
-    return scrub(text)
 
 
 class BearerAuth(httpx.Auth):
@@ -105,144 +103,6 @@ class BearerAuth(httpx.Auth):
     def auth_flow(self, request: httpx.Request) -> Any:
         request.headers["Authorization"] = "Bearer " + self._key.reveal()
         yield request
-
-
-def _buffered(response: httpx.Response, body: bytes) -> httpx.Response:
-    headers = [(k, v) for k, v in response.headers.multi_items()
-               if k.lower() not in _STALE_HEADERS]
-    return httpx.Response(response.status_code, headers=headers, content=body,
-                          request=response.request)
-
-
-#: What a closed answer's stream is replaced with (it is never read again).
-_READ = httpx.ByteStream(b"")
-
-
-def _unlink(response: httpx.Response) -> None:
-    """Break httpx's response <-> stream cycle once the answer is read and closed. Left
-    alone, every request left ~40 objects (request, headers, pool stream, events) to the
-    cyclic garbage collector, whose passes hold the GIL: with a thousand jobs polling,
-    that garbage set how often and how long the kernel's main thread stalled."""
-    response.stream = _READ
-
-
-def _too_big(response: httpx.Response) -> MalformedResponseError:
-    return MalformedResponseError(
-        f"the relay's answer is larger than {MAX_ANSWER_BYTES // 1024} KiB; it was not read",
-        status_code=response.status_code)
-
-
-def _error_fields(response: httpx.Response) -> tuple[str, str | None]:
-    try:
-        body = response.json()
-    except (ValueError, RecursionError):
-        body = None
-    message: object = None
-    code: object = None
-    if isinstance(body, dict):
-        err = body.get("error")
-        if isinstance(err, dict):
-            message, code = err.get("message"), err.get("code")
-        elif isinstance(err, str):
-            message = err
-        message = message or body.get("message") or body.get("detail")
-    if not isinstance(message, str) or not message.strip():
-        reason = response.reason_phrase or "error"
-        message = f"HTTP {response.status_code} {reason}"
-    return message.strip()[:2000], (str(code) if code is not None else None)
-
-
-def error_for_response(response: httpx.Response, key: APIKey | None) -> APIError:
-    """Map an HTTP error answer to the exception tree."""
-    status = response.status_code
-    message, code = _error_fields(response)
-    message = _scrub(message, key)
-    code = _scrub(code, key) if code is not None else None
-    retry_after = parse_retry_after(response.headers.get("retry-after"))
-    if status == 400 or status == 422:
-        return BadRequestError(f"the relay rejected the request: {message}", status_code=status,
-                               code=code)
-    if status == 401:
-        return AuthenticationError(
-            f"authentication failed (401): {message}. Set SORA_API_KEY to your relay key.",
-            status_code=status, code=code)
-    if status == 403:
-        if code == "link_expired" or "expired" in message.lower():
-            return PermissionDeniedError(f"the video link has expired (403): {message}",
-                                         status_code=status, code=code or "link_expired")
-        return PermissionDeniedError(f"{VIP_MESSAGE}. The relay said: {message}",
-                                     status_code=status, code=code)
-    if status == 404:
-        return NotFoundError(f"not found (404): {message}", status_code=status, code=code)
-    if status == 410:
-        return NotFoundError(f"gone (410): {message}", status_code=status, code=code)
-    if status == 429:
-        return RateLimitError(f"rate limited (429): {message}", code=code,
-                              retry_after=retry_after)
-    if status >= 500:
-        return ServerError(f"relay server error ({status}): {message}", status_code=status,
-                           code=code, retry_after=retry_after)
-    return APIError(f"unexpected answer ({status}): {message}", status_code=status, code=code)
-
-
-def parse_task(response: httpx.Response, key: APIKey | None,
-               wire: WireAdapter | None = None, base_url: str = "") -> TaskSnapshot:
-    """An answer as a snapshot, through the style's adapter (the seed's by default)."""
-    wire = wire or adapter_for("artifex")
-    if response.status_code >= 400:
-        raise error_for_response(response, key)
-    try:
-        payload: Any = response.json()
-    except (ValueError, RecursionError) as exc:
-        raise MalformedResponseError(
-            f"the relay answered {response.status_code} with a body that is not JSON",
-            status_code=response.status_code) from exc
-    snapshot = wire.snapshot(payload, base_url=base_url)
-    # A relay that echoes the key (in a failure message, a status word or a video link)
-    # must not put it in the journal, a trait or a log. The raw link stays usable: the
-    # engine keeps it in memory only (``fetch_url``).
-    extra: dict[str, Any] = {name: snapshot.extra[name] for name in ("fetch_url", "expires_at")
-                             if snapshot.extra.get(name) is not None}
-    hint = wire.poll_hint(response.headers)
-    if hint is not None:
-        extra["poll_after"] = hint
-    return replace(
-        snapshot,
-        id=_scrub(snapshot.id),
-        status=_scrub(snapshot.status) if snapshot.status else None,
-        video_url=_scrub(snapshot.video_url) if snapshot.video_url else None,
-        error=TaskError(_scrub(snapshot.error.message),
-                        _scrub(snapshot.error.code) if snapshot.error.code else None)
-        if snapshot.error is not None else None,
-        extra=extra)
-
-
-def poll_hint_seconds(response_headers: httpx.Headers) -> float | None:
-    """A server's own polling hint (``openai-poll-after-ms``), if any."""
-    return _poll_hint(response_headers)
-
-
-def is_transient(exc: BaseException) -> bool:
-    """Worth retrying a GET after: transport trouble, 429, 5xx, a garbled body."""
-    return isinstance(exc, (APIConnectionError, RateLimitError, ServerError,
-                            MalformedResponseError))
-
-
-def retry_after_of(exc: BaseException | None) -> float | None:
-    return getattr(exc, "retry_after", None)
-
-
-def transport_error(exc: BaseException) -> APIConnectionError:
-    """Any failure of the exchange itself (refused, reset, timeout, undecodable body).
-
-    Raise it with ``from None`` (or outside the ``except``): httpcore's frames and h11's
-    events in the chain would print the request headers in a verbose traceback."""
-    kind = type(exc).__name__
-    if isinstance(exc, httpx.TimeoutException):
-        return APITimeoutError(f"the relay did not answer in time ({kind})")
-    if isinstance(exc, httpx.TransportError):
-        return APIConnectionError(f"could not talk to the relay ({kind})")
-    return APIConnectionError(f"the relay's answer could not be read ({kind})")
 
 
 def warn_if_cleartext(url: str) -> None:
@@ -267,6 +127,8 @@ class _Base:
         download_timeout: float | None = None,
         max_video_bytes: int | None = None,
         style: str | None = None,
+        low_speed_limit: int | None = None,
+        low_speed_time: float | None = None,
     ) -> None:
         current = settings()
         #: The relay's wire style (default: the style in force, SORA_API_STYLE).
@@ -286,6 +148,13 @@ class _Base:
         self.max_connect_attempts = max_connect_attempts
         self.download_timeout = download_timeout or current.download_timeout
         self.max_video_bytes = max_video_bytes or current.max_video_bytes
+        #: The low-speed cutoff (bytes a second, 0: off; seconds): SORA_LOW_SPEED_LIMIT
+        #: and SORA_LOW_SPEED_TIME, the time scaled by SORA_POLL_SCALE like every interval.
+        self.low_speed_limit = (current.low_speed_limit if low_speed_limit is None
+                                else max(0, low_speed_limit))
+        self.low_speed_time = (low_speed_time if low_speed_time is not None else
+                               max(MIN_LOW_SPEED_TIME,
+                                   current.low_speed_time * current.poll_scale))
         self._auth = BearerAuth(self._key) if self._key is not None else None
         install_log_filter()
 
@@ -345,12 +214,18 @@ class _Base:
         detail = type(exc).__name__ if not isinstance(exc, APIError) else str(exc)
         return SubmissionUnknown(f"{MAY_BE_CHARGED} (cause: {detail})")
 
-    def _check_size(self, response: httpx.Response) -> None:
-        length = _content_length(response)
-        if length is not None and length > self.max_video_bytes:
-            raise APIError(f"the video is {length // (1024 * 1024)} MB, more than the "
-                           f"{self.max_video_bytes // (1024 * 1024)} MB cap "
-                           "(SORA_MAX_VIDEO_MB); it was not downloaded", status_code=0)
+    def _sink(self, path: Path, on_progress: ProgressCallback | None) -> Sink:
+        """A download's file, bounded by the cap, the overall deadline and the speed rule."""
+        return Sink(path, on_progress, self.max_video_bytes,
+                    time.monotonic() + self.download_timeout,
+                    LowSpeed(self.low_speed_limit, self.low_speed_time))
+
+    def _download_error(self, exc: httpx.RequestError, sink: Sink) -> APIConnectionError:
+        """A read that timed out while the speed rule is on is the rule's cut (nothing came
+        for the speed time); any other transport failure is converted as usual."""
+        if isinstance(exc, httpx.ReadTimeout) and sink.speed.active:
+            return sink.speed.too_slow()
+        return transport_error(exc)
 
 
 def _post_outcome(client: _Base, response: httpx.Response) -> TaskSnapshot:
@@ -390,11 +265,11 @@ class SoraClient(_Base):
             for chunk in response.iter_bytes():
                 body += chunk
                 if len(body) > MAX_ANSWER_BYTES:
-                    raise _too_big(response)
-            return _buffered(response, bytes(body))
+                    raise too_big(response)
+            return buffered(response, bytes(body))
         finally:
             response.close()
-            _unlink(response)
+            unlink(response)
 
     def submit(self, request: VideoRequest) -> TaskSnapshot:
         """POST once. Retried only if the connection failed before anything was sent."""
@@ -439,102 +314,29 @@ class SoraClient(_Base):
                  on_progress: ProgressCallback | None = None) -> Path:
         """Stream ``url`` to ``path`` in constant memory; the file appears only when complete.
 
-        Gives up after ``download_timeout`` seconds overall and at ``max_video_bytes``."""
-        deadline = time.monotonic() + self.download_timeout
+        Gives up at ``max_video_bytes``, after ``download_timeout`` seconds overall, and
+        when the link sends under ``low_speed_limit`` bytes a second for ``low_speed_time``
+        seconds (a transient :class:`APITimeoutError`: ask the relay for a fresh link)."""
         failure: APIConnectionError | None = None
         r: httpx.Response | None = None
-        with _Sink(Path(path), on_progress, self.max_video_bytes, deadline) as sink:
+        with self._sink(Path(path), on_progress) as sink:
             try:
-                with self._http.stream("GET", url, headers=_AGENT,
-                                       auth=self._auth_for(url)) as r:
+                with self._http.stream("GET", url, headers=_AGENT, auth=self._auth_for(url),
+                                       timeout=stream_timeout(self.timeout, sink.speed)) as r:
                     if r.status_code >= 400:
                         r.read()
                         raise error_for_response(r, self._key)
-                    self._check_size(r)
                     sink.start(r)
-                    for chunk in r.iter_bytes(CHUNK):
+                    for chunk in r.iter_bytes():
                         sink.write(chunk)
             except httpx.RequestError as exc:
-                failure = transport_error(exc)
+                failure = self._download_error(exc, sink)
             finally:
                 if r is not None:
-                    _unlink(r)
+                    unlink(r)
             if failure is not None:
                 raise failure
         return sink.target
-
-
-CHUNK = 256 * 1024
-
-
-class _Sink:
-    """A download's file: a temp file beside the target, fsynced and renamed when complete,
-    removed on any failure, so a half-written video can never pass for a finished one.
-    It enforces the size cap and the overall deadline as bytes arrive."""
-
-    def __init__(self, target: Path, on_progress: ProgressCallback | None,
-                 max_bytes: int, deadline: float) -> None:
-        self.target = target
-        self.on_progress = on_progress
-        self.max_bytes = max_bytes
-        self.deadline = deadline
-        self.total: int | None = None
-        self.done = 0
-        self.finished = False
-
-    def __enter__(self) -> _Sink:
-        self.target.parent.mkdir(parents=True, exist_ok=True)
-        fd, self.tmp_name = tempfile.mkstemp(prefix=f".{self.target.name}.", suffix=".part",
-                                             dir=self.target.parent)
-        self.out = os.fdopen(fd, "wb")
-        return self
-
-    def start(self, response: httpx.Response) -> None:
-        self.total = _content_length(response)
-
-    def write(self, chunk: bytes) -> None:
-        self.done += len(chunk)
-        if self.done > self.max_bytes:
-            raise APIError(f"the video passed the {self.max_bytes // (1024 * 1024)} MB cap "
-                           "(SORA_MAX_VIDEO_MB); the download was stopped", status_code=0)
-        self.check_deadline()
-        self.out.write(chunk)
-        if self.on_progress is not None:
-            self.on_progress(self.done, self.total)
-
-    def check_deadline(self) -> None:
-        if time.monotonic() > self.deadline:
-            raise APITimeoutError("the video download took longer than SORA_DOWNLOAD_TIMEOUT;"
-                                  " it was stopped (job.download() tries again)")
-
-    def finish(self) -> None:
-        """Flush, fsync and rename into place (blocking: the async client runs it in a
-        worker thread, so a slow disk never stalls the poller's loop)."""
-        if self.total is not None and self.done != self.total:
-            raise APIConnectionError(f"download ended early ({self.done} of {self.total} bytes)")
-        self.out.flush()
-        os.fsync(self.out.fileno())
-        self.out.close()
-        os.replace(self.tmp_name, self.target)
-        self.finished = True
-
-    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-        try:
-            if exc_type is None and not self.finished:
-                self.finish()
-        finally:
-            self.out.close()
-            Path(self.tmp_name).unlink(missing_ok=True)
-
-
-def _content_length(response: httpx.Response) -> int | None:
-    try:
-        length = int(response.headers.get("content-length", ""))
-    except ValueError:
-        return None
-    if response.headers.get("content-encoding", "identity") not in ("identity", ""):
-        return None
-    return length
 
 
 class AsyncSoraClient(_Base):
@@ -562,11 +364,11 @@ class AsyncSoraClient(_Base):
             async for chunk in response.aiter_bytes():
                 body += chunk
                 if len(body) > MAX_ANSWER_BYTES:
-                    raise _too_big(response)
-            return _buffered(response, bytes(body))
+                    raise too_big(response)
+            return buffered(response, bytes(body))
         finally:
             await response.aclose()
-            _unlink(response)
+            unlink(response)
 
     async def submit(self, request: VideoRequest) -> TaskSnapshot:
         built = self._submit_request(self._http, request)
@@ -598,35 +400,34 @@ class AsyncSoraClient(_Base):
                        on_progress: ProgressCallback | None = None) -> Path:
         """Stream to a temp file beside ``path``, fsync, then rename: never a half file.
 
-        The overall deadline holds even against a link that sends one byte a second."""
-        deadline = time.monotonic() + self.download_timeout
+        The same bounds as :meth:`SoraClient.download`; the overall deadline is also a
+        ``wait_for``, so it holds even while no byte arrives."""
         try:
-            return await asyncio.wait_for(self._download(url, path, on_progress, deadline),
+            return await asyncio.wait_for(self._download(url, path, on_progress),
                                           timeout=self.download_timeout)
         except asyncio.TimeoutError:
-            raise APITimeoutError("the video download took longer than SORA_DOWNLOAD_TIMEOUT;"
-                                  " it was stopped (job.download() tries again)") from None
+            raise overall_timeout() from None
 
-    async def _download(self, url: str, path: Path, on_progress: ProgressCallback | None,
-                        deadline: float) -> Path:
+    async def _download(self, url: str, path: Path,
+                        on_progress: ProgressCallback | None) -> Path:
         failure: APIConnectionError | None = None
         r: httpx.Response | None = None
-        with _Sink(path, on_progress, self.max_video_bytes, deadline) as sink:
+        with self._sink(path, on_progress) as sink:
             try:
-                async with self._http.stream("GET", url, headers=_AGENT,
-                                             auth=self._auth_for(url)) as r:
+                async with self._http.stream(
+                        "GET", url, headers=_AGENT, auth=self._auth_for(url),
+                        timeout=stream_timeout(self.timeout, sink.speed)) as r:
                     if r.status_code >= 400:
                         await r.aread()
                         raise error_for_response(r, self._key)
-                    self._check_size(r)
                     sink.start(r)
-                    async for chunk in r.aiter_bytes(CHUNK):
+                    async for chunk in r.aiter_bytes():
                         sink.write(chunk)
             except httpx.RequestError as exc:
-                failure = transport_error(exc)
+                failure = self._download_error(exc, sink)
             finally:
                 if r is not None:
-                    _unlink(r)
+                    unlink(r)
             if failure is not None:
                 raise failure
             await asyncio.get_running_loop().run_in_executor(self.io_executor, sink.finish)
