@@ -327,7 +327,7 @@ def test_follow_plain_lines() -> None:
     assert lines[0].startswith("submitting… · 0s")
     assert any(line.startswith("generating 5% · 0s · estimating…") for line in lines)
     assert any(line.startswith("generating 40% · 0s · about 6s left") for line in lines)
-    assert any("almost done" in line for line in lines)
+    assert any("finishing…" in line for line in lines)
     assert lines[-1] == "✔ completed in 0s · task v_fake0123"
 
 

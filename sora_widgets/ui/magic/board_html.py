@@ -34,7 +34,7 @@ def money(board: Storyboard) -> str:
             jobs and all(job.emulator for job in jobs)):
         return words.EMULATOR_BADGE
     if board.stage in ENDED:
-        return f"cost ${board.cost_usd:.2f}"
+        return f"cost {words.money(board.cost_usd)}"
     return board.quote.text if board.quote is not None else ""
 
 
@@ -45,17 +45,17 @@ def shot_words(board: Storyboard, index: int) -> str:
             return "not made"
         return "waiting for shot " + str(index) if index else "waiting"
     if job.status == Status.COMPLETED:
-        words = "reused (no new charge)" if job.cached else Status.COMPLETED.value
+        said = Status.COMPLETED.value     # a reuse is said by the money words below
     elif job.status in TERMINAL_ERROR_STATUSES:
-        words = f"{job.status}: {job.error or 'no message'}"
+        said = f"{job.status}: {job.error or 'no message'}"
     elif job.status == Status.IN_PROGRESS:
-        words = f"generating {int(job.progress)}%"      # the words the magic uses
+        said = f"{words.status(job.status)} {int(job.progress)}%"   # the magic's words
     else:
-        words = f"{job.status.replace('_', ' ')}…"
+        said = f"{words.status(job.status)}…"
     ident = f"task {job.id}" if job.id else f"local job {job.local_id[:8]}"
     # The header says "local emulator — no charge" once; a shot adds only real money words.
-    money = render.money_line(job, badge=False)
-    return f"{words} · {ident}" + (f" · {money}" if money else "")
+    money = words.money_line(job, badge=False)
+    return f"{said} · {ident}" + (f" · {money}" if money else "")
 
 
 def _film_seconds(path: Path | None) -> float | None:

@@ -23,7 +23,7 @@ from traitlets import All
 
 from sora_widgets.core import words
 from sora_widgets.core.errors import SoraError
-from sora_widgets.ui import render
+from sora_widgets.ui import cards, render
 from sora_widgets.ui.display import Slot
 from sora_widgets.ui.magic.look import Bundle, Look, badge_once, status_bundle
 
@@ -172,7 +172,7 @@ class LiveView:
             cell = w.VBox([status, bar], layout=w.Layout(min_width="0"))
             cells.append(cell)
             self._widgets += [status, bar, cell]
-        restart = w.HTML(value=render.restart_html("magic"))
+        restart = w.HTML(value=cards.restart_html("magic"))
         restart.add_class("sora-restart")
         parts: list[Any] = []
         if len(cells) == 1:
