@@ -253,3 +253,16 @@ def test_restart_message_and_panel_snapshot(make_job: Any, saved_video: Path) ->
     assert html.count(render.EMULATOR_BADGE) == 1
     with pytest.raises(ValueError):
         cards.panel_snapshot_html("x{} body", [])
+
+
+def test_a_first_frame_image_is_never_silent(make_job: Any) -> None:
+    """Issue 22 (first hour): an accepted image URL shows in every output of the job."""
+    job = make_job(None, status="in_progress", progress=10)    # image only
+    for html in (render.status_html(job), render.job_html(job)):
+        assert ("first frame: <a class='sora-first-frame' href='https://example.com/i.png'"
+                in html), html
+        assert ">example.com/i.png</a>" in html
+    failed = make_job(None, status="failed", error="boom")
+    assert "sora-first-frame" in render.error_html(failed)
+    assert "first frame: https://example.com/i.png" in render.job_text(job)
+    assert "first frame" not in render.job_html(make_job("a fox", status="queued"))

@@ -32,14 +32,14 @@ def job(**fields: Any) -> Any:
             "eta_seconds": None, "local_id": "0123abcd" * 4, "id": "v_1",
             "created_at": 1_700_000_000.0, "completed_at": None, "poll_error": None,
             "download_error": None, "notice": None, "prompt": "a heron", "aspect_ratio":
-            "16:9", "error": None, "done": False}
+            "16:9", "error": None, "done": False, "request": SimpleNamespace(images=())}
     base.update(fields)
     return SimpleNamespace(**base)
 
 
 def test_durations_read_as_a_clock_everywhere() -> None:
-    assert [words.duration(s) for s in (0, 5.9, 59.99, 60, 65, 725)] == [
-        "0s", "5s", "59s", "1:00", "1:05", "12:05"]
+    assert [words.duration(s) for s in (0, 5.9, 59.99, 60, 65, 725, 3600, 7384)] == [
+        "0s", "5s", "59s", "1:00", "1:05", "12:05", "1:00:00", "2:03:04"]
     assert words.duration(None) == ""
 
 

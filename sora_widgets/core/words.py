@@ -71,11 +71,13 @@ class JobFacts(Protocol):
 
 
 def duration(seconds: float | None) -> str:
-    """'42s', '1:05', '12:00': an elapsed time or a time left (empty when unknown).
-    Whole seconds, rounded down, as a clock shows them."""
+    """'42s', '1:05', '12:00', '2:03:04': an elapsed time or a time left (empty when
+    unknown). Whole seconds, rounded down, as a clock shows them (tqdm's format too)."""
     if seconds is None:
         return ""
     whole = max(0, int(seconds))
+    if whole >= 3600:
+        return f"{whole // 3600}:{whole % 3600 // 60:02d}:{whole % 60:02d}"
     return f"{whole // 60}:{whole % 60:02d}" if whole >= 60 else f"{whole}s"
 
 

@@ -22,7 +22,7 @@ from sora_widgets.core.lifecycle import TERMINAL_ERROR_STATUSES, Status
 from sora_widgets.core.words import EMULATOR_BADGE, REUSED_WORDS, money_line
 from sora_widgets.core.words import size as size_text
 from sora_widgets.media import publish as media
-from sora_widgets.ui.safe import escape, poster_attr, safe_url, still_src
+from sora_widgets.ui.safe import escape, http_url, poster_attr, safe_url, still_src
 
 if TYPE_CHECKING:
     from sora_widgets.engine.job import Job
@@ -39,6 +39,7 @@ __all__ = [
     "error_html",
     "escape",
     "eta_left",
+    "first_frame_html",
     "grid_columns",
     "grid_html",
     "job_html",
@@ -138,7 +139,8 @@ def status_html(job: Job, *, now: float | None = None, bar: bool = True,
         f"<div class='sora-status' style='{_STYLE}'>"
         f"<b class='sora-phase'>{escape(phase_words(job, now))}</b>"
         f"{money_span(job, reused=reused, badge=badge)}{meter}"
-        f"<div style='color:#666'>{escape(job.prompt or '(image only)')}</div>{trouble}</div>"
+        f"<div style='color:#666'>{escape(job.prompt or '(image only)')}"
+        f"{first_frame_html(job)}</div>{trouble}</div>"
     )
 
 
@@ -167,11 +169,27 @@ def error_html(job: Job, *, badge: bool = True, reused: bool | None = None) -> s
     )
 
 
+def first_frame_html(job: Job) -> str:
+    """' · first frame: example.com/cat.jpg' (a link) when the job starts from an image:
+    an accepted image is never silent. Only a plain http(s) URL becomes a link."""
+    images = job.request.images
+    if not images:
+        return ""
+    url = http_url(images[0])
+    more = f" (+{len(images) - 1})" if len(images) > 1 else ""
+    if url is None:
+        return f" · first frame from an image{escape(more)}"
+    shown = url.split("://", 1)[-1]
+    shown = shown if len(shown) <= 48 else shown[:47] + "…"
+    return (f" · first frame: <a class='sora-first-frame' href='{escape(url)}' "
+            f"target='_blank' rel='noopener noreferrer'>{escape(shown)}</a>{escape(more)}")
+
+
 def _identity(job: Job, *, badge: bool = True, reused: bool | None = None) -> str:
     """'task v_1 · 16:9 · $0.90' as HTML (escaped), the money part left out when empty."""
     ident = f"task {job.id}" if job.id else f"local job {job.local_id[:8]}"
     return (f"{escape(ident)} · {escape(job.aspect_ratio)}"
-            f"{money_span(job, reused=reused, badge=badge)}")
+            f"{money_span(job, reused=reused, badge=badge)}{first_frame_html(job)}")
 
 
 def video_html(job: Job, src: str, *, note: str | None = None, badge: bool = True,
@@ -236,6 +254,9 @@ def job_text(job: Job, src: str | None = None, *, reused: bool | None = None) ->
     ident = f"task {job.id}" if job.id else f"local job {job.local_id[:8]}"
     prompt = (job.prompt or "(image only)")[:60]
     money = money_line(job, reused=reused)
+    images = job.request.images
+    if images:      # an accepted image is never silent (plain text: the URL as it is)
+        money += f" · first frame: {http_url(images[0]) or 'an image'}"
     if job.status in TERMINAL_ERROR_STATUSES:
         title, _ = _error_words(job)
         return f"Sora: {title}: {job.error or 'no message'} · {ident} · {money}"

@@ -32,7 +32,8 @@ if TYPE_CHECKING:
 
     from sora_widgets.engine.job import Job
 
-__all__ = ["TICK_SECONDS", "LiveView", "magic_is_waiting", "settled", "show_live"]
+__all__ = ["TICK_SECONDS", "LiveView", "close_widgets", "magic_is_waiting", "settled",
+           "show_live", "widget_bundle"]
 
 log = logging.getLogger("sora_widgets.magic")
 
@@ -51,6 +52,22 @@ def show_live(shell: InteractiveShell, jobs: Sequence[Job], look: Look, *, widge
     view.show()
     if wait and not view.finished:
         view.wait()
+
+
+def widget_bundle(root: Any) -> Bundle:
+    """A live ipywidgets view as a display bundle (its text says it needs the kernel)."""
+    bundle = dict(root._repr_mimebundle_())
+    bundle["text/plain"] = "Sora: live progress (needs the running kernel)"
+    return bundle
+
+
+def close_widgets(made: Sequence[Any]) -> None:
+    """Close every model a view made (layouts and styles too), so no state is saved."""
+    for widget in reversed(made):
+        for part in (widget, getattr(widget, "layout", None), getattr(widget, "style", None)):
+            if part is not None:
+                with contextlib.suppress(Exception):
+                    part.close()
 
 
 def settled(job: Job) -> bool:
@@ -101,7 +118,7 @@ class LiveView:
             self._slot = Slot(self.shell, self.look.bundle(self.jobs, self.reused))
             return
         if self._use_widgets:
-            self._slot = Slot(self.shell, self._widget_bundle(self._build_widgets()))
+            self._slot = Slot(self.shell, widget_bundle(self._build_widgets()))
         else:
             self._slot = Slot(self.shell, status_bundle(self.jobs, self.reused))
         for job in self.jobs:  # observe after displaying: an update never precedes its slot
@@ -149,15 +166,9 @@ class LiveView:
     def _replace(self, bundle: Bundle) -> None:
         assert self._slot is not None
         self._slot.update(bundle)
-        self._close_widgets()
+        close_widgets(self._widgets)
 
     # -- widgets (created on the main thread, then only their traits change) -----------------
-
-    @staticmethod
-    def _widget_bundle(root: Any) -> Bundle:
-        bundle = dict(root._repr_mimebundle_())
-        bundle["text/plain"] = "Sora: live progress (needs the running kernel)"
-        return bundle
 
     def _build_widgets(self) -> Any:
         import ipywidgets as w
@@ -242,11 +253,3 @@ class LiveView:
         """Replace the live slot by the final HTML, in the cell that started the jobs."""
         if self._end():
             self._replace(self.look.bundle(self.jobs, self.reused))
-
-    def _close_widgets(self) -> None:
-        """Close every model we made (layouts and styles too), so no state is saved."""
-        for widget in reversed(self._widgets):
-            for part in (widget, getattr(widget, "layout", None), getattr(widget, "style", None)):
-                if part is not None:
-                    with contextlib.suppress(Exception):
-                        part.close()

@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from IPython.core.error import UsageError
@@ -22,6 +21,7 @@ from IPython.core.error import UsageError
 from sora_widgets.core.errors import SoraError
 from sora_widgets.studio.storyboard import ENDED, Storyboard
 from sora_widgets.ui import render
+from sora_widgets.ui.display import Slot
 from sora_widgets.ui.magic.board_html import (
     MUTED,
     STYLE,
@@ -35,6 +35,7 @@ from sora_widgets.ui.magic.board_html import (
 from sora_widgets.ui.magic.command import SoraCommand
 from sora_widgets.ui.magic.context import MagicContext
 from sora_widgets.ui.magic.kernel import live_widgets
+from sora_widgets.ui.magic.live import close_widgets, widget_bundle
 from sora_widgets.ui.magic.look import show_quote
 
 if TYPE_CHECKING:
@@ -44,14 +45,6 @@ __all__ = ["StoryboardView", "display_board", "paragraphs", "run_storyboard",
            "show_storyboard"]
 
 log = logging.getLogger("sora_widgets.magic")
-
-
-def _display(*args: Any, **kwargs: Any) -> Any:
-    """IPython's ``display`` (imported only when a view shows something)."""
-    from IPython.display import display
-
-    show: Callable[..., Any] = display
-    return show(*args, **kwargs)
 
 
 def paragraphs(text: str) -> list[str]:
@@ -83,29 +76,27 @@ class StoryboardView:
         self._background = not wait
         self._lock = threading.RLock()
         self._finished = False
-        self._handle: Any = None
+        self._slot: Slot | None = None
         self._rows: list[tuple[Any, Any]] = []
         self._header: Any = None
         self._widgets: list[Any] = []
         self._watched: set[str] = set()
-        get_parent = getattr(shell, "get_parent", None)
-        self._parent: Any = get_parent() if callable(get_parent) else None
 
     def show(self) -> None:
         if self.board.stage in ENDED:
             self._finished = True
-            bundle = final_bundle(self.board, self.media_dir, embed=self.embed)
-            self._handle = _display(bundle, raw=True, display_id=True)
+            self._slot = Slot(self.shell, final_bundle(self.board, self.media_dir,
+                                                       embed=self.embed))
             return
         if self._use_widgets:
-            self._handle = _display(self._build(), display_id=True)
+            self._slot = Slot(self.shell, widget_bundle(self._build()))
         else:
-            self._handle = _display(self._status(), raw=True, display_id=True)
+            self._slot = Slot(self.shell, self._status())
         self.board.observe(self._on_board, names=["stage", "current", "jobs"])
         self._watch_jobs()
         self._refresh()
         if self._background and self.board.stage in ENDED:
-            self._finish(in_thread=False)
+            self._finish()
 
     def wait(self) -> None:
         """``--wait``: block (Ctrl-C leaves the storyboard going), then finish here."""
@@ -119,7 +110,7 @@ class StoryboardView:
                   "will replace the progress above.")
             if self.board.stage not in ENDED:
                 return
-        self._finish(in_thread=False)
+        self._finish()
 
     def _status(self) -> Bundle:
         return {"text/html": storyboard_html(self.board),
@@ -175,7 +166,7 @@ class StoryboardView:
             self._watch_jobs()
             self._refresh()
             if self._background and self.board.stage in ENDED:
-                self._finish(in_thread=True)
+                self._finish()
         except Exception:
             log.exception("could not update the storyboard output")
 
@@ -186,7 +177,9 @@ class StoryboardView:
         except Exception:
             log.exception("could not update the storyboard output")
 
-    def _finish(self, *, in_thread: bool) -> None:
+    def _finish(self) -> None:
+        """Replace the slot by the film, in the cell that started the board (the slot
+        borrows that cell's parent from any thread)."""
         with self._lock:
             if self._finished:
                 return
@@ -197,24 +190,10 @@ class StoryboardView:
             if job is not None:
                 with contextlib.suppress(ValueError):
                     job.unobserve(self._on_job, names=["progress", "status"])
-        bundle = final_bundle(self.board, self.media_dir, embed=self.embed)
-        set_parent = getattr(self.shell, "set_thread_parent", None)
-        reset_parent = getattr(self.shell, "reset_thread_parent", None)
-        tokens = None
-        if in_thread and self._parent is not None and callable(set_parent) \
-                and callable(reset_parent):
-            tokens = set_parent(self._parent)
-        try:
-            self._handle.update(bundle, raw=True)
-        finally:
-            if tokens is not None and callable(reset_parent):
-                reset_parent(tokens)
-        for widget in reversed(self._widgets):
-            for part in (widget, getattr(widget, "layout", None),
-                         getattr(widget, "style", None)):
-                if part is not None:
-                    with contextlib.suppress(Exception):
-                        part.close()
+        assert self._slot is not None
+        self._slot.update(final_bundle(self.board, self.media_dir, embed=self.embed))
+        close_widgets(self._widgets)
+
 
 # -- the magic's parts --------------------------------------------------------------------------
 
