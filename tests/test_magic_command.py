@@ -57,6 +57,11 @@ def test_a_subcommand_keeps_its_words_and_refuses_a_body() -> None:
         parse("jobs", "a body")
 
 
+def test_the_command_never_shows_its_words() -> None:
+    cmd = parse("key {secret}", secret="sk-live-0123456789")
+    assert "sk-live" not in repr(cmd) and "key" in repr(cmd)
+
+
 def test_an_unknown_flag_lists_the_valid_ones() -> None:
     with pytest.raises(UsageError) as info:
         parse("--bogus-flag a cat")

@@ -16,6 +16,7 @@ from collections.abc import Callable
 
 import pytest
 
+from sora_widgets.core.alternatives import count
 from sora_widgets.core.errors import ValidationError
 from sora_widgets.studio.sweeps import MAX_JOBS, expand, plan, variants
 
@@ -70,6 +71,7 @@ def refused_quickly(call: Callable[[], object], *, deadline: float = 10.0,
 def test_a_nested_sweep_bomb_is_refused_at_once(groups: int) -> None:
     message = refused_quickly(lambda: expand(bomb(groups)))
     assert f"at most {MAX_JOBS}" in message
+    assert count(bomb(groups)) == 4 ** groups + 1
     assert f"{4 ** groups + 1} combinations" in message    # counted, not built
 
 
@@ -85,6 +87,12 @@ def test_variants_of_a_bomb_are_refused() -> None:
     request = VideoRequest.create("a fox", aspect_ratio="16:9")
     bombed = dataclasses.replace(request, prompt=bomb(12))
     refused_quickly(lambda: variants(bombed))
+
+
+def test_a_count_saturates_instead_of_growing_without_end() -> None:
+    assert count(deeply(12)) == 10**12          # the cap of a count, not a 2**4096 integer
+    assert "more than 1,000,000,000,000 combinations" in refused_quickly(
+        lambda: expand(deeply(12)))
 
 
 def test_deep_nesting_is_refused_as_bad_input_not_a_crash() -> None:

@@ -11,9 +11,9 @@ of it, and earlier identical jobs are reused for free as everywhere.
 The grammar of the alternatives, and the count made before any expansion, are in
 :mod:`sora_widgets.core.alternatives`.
 
-``{name}`` notebook variables are substituted *before* this parser runs (the magic calls
-``text.substitute_names(..., unescape=False)`` with values whose braces are doubled), so a
-variable's text is data here, never sweep syntax.
+The magic reads the template as written and hands :func:`plan` its ``{name}`` rule as
+``substitute``, which runs on each expanded prompt (``{{`` kept doubled until then): a
+notebook variable's text is data here, never sweep syntax.
 """
 
 from __future__ import annotations

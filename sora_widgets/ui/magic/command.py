@@ -141,7 +141,7 @@ def _no_expansion(text: str) -> str:
     return text
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class SoraCommand:
     """One ``%sora`` call: its words, its options parsed once, and the cell body.
 
@@ -154,6 +154,11 @@ class SoraCommand:
     cell: str | None
     args: argparse.Namespace | None
     expand: Callable[[str], str] = _no_expansion
+
+    def __repr__(self) -> str:
+        """Never the words: ``%sora key <value>`` may carry the key itself."""
+        what = f"sub-command {self.subcommand!r}" if self.args is None else "generate"
+        return f"<SoraCommand {what}, {len(self.raw)} words>"
 
     @classmethod
     def parse(cls, line: str, cell: str | None = None,
