@@ -28,14 +28,20 @@ from sora_widgets.core.settings import preferences
 from sora_widgets.core.text import substitute_names
 from sora_widgets.media import publish as media
 from sora_widgets.ui.magic.command import SoraCommand, sora_parser
-from sora_widgets.ui.magic.context import MagicContext
-from sora_widgets.ui.magic.grid import JobGrid, grid
 from sora_widgets.ui.magic.kernel import live_widgets
-from sora_widgets.ui.magic.look import Look
 from sora_widgets.ui.magic.wait import before_cell, install_wait_hook
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from IPython.core.interactiveshell import InteractiveShell
+
+    from sora_widgets.engine.job import Job
+    from sora_widgets.ui.magic.context import MagicContext
+    from sora_widgets.ui.magic.grid import JobGrid
+
+# The parts (views, sweeps, storyboards, sub-commands) are imported when a call first needs
+# them: ``%load_ext sora_widgets`` registers the magic and its help text only.
 
 __all__ = ["JobGrid", "SoraMagics", "grid", "install_wait_hook", "load_ipython_extension"]
 
@@ -146,10 +152,29 @@ class SoraMagics(Magics, Configurable):
 
     def context(self) -> MagicContext:
         """This call's settings, as the magic's parts read them."""
+        from sora_widgets.ui.magic.context import MagicContext
+        from sora_widgets.ui.magic.look import Look
+
         look = Look(embed=self.embed, autodownload=self.autodownload,
                     media_dir=self.media_dir)
         return MagicContext(shell=self.shell, look=look, default_ratio=self.default_ratio,
                             base_url=self.base_url or None, widgets=self.widgets_live())
+
+
+def grid(jobs: Iterable[Job], *, wait: bool = False) -> JobGrid:
+    """``sw.grid(jobs)``: the jobs side by side (see :mod:`.grid`)."""
+    from sora_widgets.ui.magic.grid import grid as make
+
+    return make(jobs, wait=wait)
+
+
+def __getattr__(name: str) -> object:
+    """``JobGrid`` on first use (the class lives in :mod:`.grid`)."""
+    if name == "JobGrid":
+        from sora_widgets.ui.magic.grid import JobGrid
+
+        return JobGrid
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def load_ipython_extension(ipython: InteractiveShell) -> None:

@@ -13,23 +13,23 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from sora_widgets.core import words
-from sora_widgets.core.lifecycle import Status
-from sora_widgets.core.settings import preferences
-from sora_widgets.ui import render
 from sora_widgets.ui.magic.kernel import live_widgets
-from sora_widgets.ui.magic.live import LiveView, magic_is_waiting, settled
-from sora_widgets.ui.magic.look import Look
-from sora_widgets.ui.publish import publish
 
 if TYPE_CHECKING:
     from sora_widgets.engine.job import Job
+    from sora_widgets.ui.magic.look import Look
+
+# The views are imported when a wait first shows one: ``%load_ext`` stays light (it only
+# installs this hook).
 
 __all__ = ["before_cell", "install_wait_hook", "preferred_look", "wait_progress"]
 
 
 def preferred_look() -> Look:
     """How finished jobs look outside a magic call (``%config SoraMagics.*`` settings)."""
+    from sora_widgets.core.settings import preferences
+    from sora_widgets.ui.magic.look import Look
+
     return Look(embed=preferences.embed, autodownload=preferences.autodownload,
                 media_dir=preferences.media_dir)
 
@@ -40,6 +40,12 @@ def wait_progress(job: Job, clock: Callable[[], float] | None = None,
     live progress there; when the wait ends, leave one short line in its place (the
     result itself is what the cell shows next, e.g. ``job``). ``clock``: for tests."""
     import time
+
+    from sora_widgets.core import words
+    from sora_widgets.core.lifecycle import Status
+    from sora_widgets.ui import render
+    from sora_widgets.ui.magic.live import LiveView, magic_is_waiting, settled
+    from sora_widgets.ui.publish import publish
 
     if threading.current_thread() is not threading.main_thread() or magic_is_waiting():
         return None
