@@ -63,8 +63,6 @@ def still_src(value: str | None) -> str | None:
     return url if url and not url.startswith("data:") else None
 
 
-
-
 def http_url(url: str | None) -> str | None:
     """The URL if it is a plain http(s) URL (the only kind an ``<img>`` preview may load)."""
     if not url or not isinstance(url, str):

@@ -17,6 +17,7 @@ from sora_widgets.core.lifecycle import TERMINAL_ERROR_STATUSES, Status
 from sora_widgets.media import publish as media
 from sora_widgets.studio.storyboard import ENDED, Stage, Storyboard
 from sora_widgets.ui import render
+from sora_widgets.ui.display import Bundle
 from sora_widgets.ui.publish import publish
 
 __all__ = ["MUTED", "STYLE", "final_bundle", "money", "shot_words", "storyboard_html",
@@ -25,7 +26,6 @@ __all__ = ["MUTED", "STYLE", "final_bundle", "money", "shot_words", "storyboard_
 STYLE = ("font-family: var(--jp-ui-font-family, sans-serif); font-size: 13px; "
          "line-height: 1.4; max-width: 760px")
 MUTED = "color: var(--jp-ui-font-color2, #666)"
-Bundle = dict[str, str]
 
 
 def money(board: Storyboard) -> str:

@@ -24,8 +24,8 @@ from traitlets import All
 from sora_widgets.core import words
 from sora_widgets.core.errors import SoraError
 from sora_widgets.ui import cards, render
-from sora_widgets.ui.display import Slot
-from sora_widgets.ui.magic.look import Bundle, Look, badge_once, status_bundle
+from sora_widgets.ui.display import Bundle, Slot
+from sora_widgets.ui.magic.look import Look, badge_once, status_bundle
 
 if TYPE_CHECKING:
     from IPython.core.interactiveshell import InteractiveShell

@@ -10,27 +10,21 @@ for ``-n``, sweeps and storyboards.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, cast
-
-from IPython.display import display as _display
+from typing import TYPE_CHECKING
 
 from sora_widgets.core import words
 from sora_widgets.core.lifecycle import Status
 from sora_widgets.media import publish as media
 from sora_widgets.ui import render
+from sora_widgets.ui.display import Bundle, display
 from sora_widgets.ui.publish import publish
 
 if TYPE_CHECKING:
     from sora_widgets.engine.job import Job
 
-__all__ = ["Bundle", "Look", "badge_once", "display", "show_quote", "status_bundle",
-           "thumbnail"]
-
-Bundle = dict[str, str]
-#: IPython leaves ``display`` untyped.
-display = cast("Callable[..., object]", _display)
+__all__ = ["Look", "badge_once", "poster", "show_quote", "status_bundle", "thumbnail"]
 
 
 def poster(job: Job) -> str | None:

@@ -21,11 +21,10 @@ from IPython.core.error import UsageError
 from sora_widgets.core.errors import SoraError
 from sora_widgets.studio.storyboard import ENDED, Storyboard
 from sora_widgets.ui import render
-from sora_widgets.ui.display import Slot
+from sora_widgets.ui.display import Bundle, Slot
 from sora_widgets.ui.magic.board_html import (
     MUTED,
     STYLE,
-    Bundle,
     final_bundle,
     money,
     shot_words,

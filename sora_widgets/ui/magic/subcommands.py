@@ -19,9 +19,10 @@ from sora_widgets.core import words
 from sora_widgets.core.errors import SoraError
 from sora_widgets.core.settings import set_session_key, settings
 from sora_widgets.ui import render
+from sora_widgets.ui.display import display
 from sora_widgets.ui.magic.command import SoraCommand, sub_parser, unquote, variable_name
 from sora_widgets.ui.magic.context import MagicContext
-from sora_widgets.ui.magic.look import display, thumbnail
+from sora_widgets.ui.magic.look import thumbnail
 from sora_widgets.ui.magic.storyboard import show_storyboard
 
 __all__ = ["PAGE_SIZE", "prompt_hint", "run_subcommand"]

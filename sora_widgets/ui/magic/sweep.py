@@ -23,11 +23,12 @@ from IPython.core.error import UsageError
 from sora_widgets.core.errors import SoraError
 from sora_widgets.core.settings import preferences, settings
 from sora_widgets.studio.sweeps import RATIO_AXIS, Sweep, SweepPlan, expand, from_plan, plan
+from sora_widgets.ui.display import Bundle
 from sora_widgets.ui.magic.command import SoraCommand
 from sora_widgets.ui.magic.context import MagicContext
 from sora_widgets.ui.magic.kernel import live_widgets
 from sora_widgets.ui.magic.live import show_live
-from sora_widgets.ui.magic.look import Bundle, Look, show_quote
+from sora_widgets.ui.magic.look import Look, show_quote
 from sora_widgets.ui.magic.wait import install_wait_hook, preferred_look
 from sora_widgets.ui.sweep_grid import sweep_grid_html
 
