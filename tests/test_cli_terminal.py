@@ -27,7 +27,7 @@ ARTIFACTS = REPO / "artifacts" / "terminal"
 BIN = Path(sys.executable).parent
 WIDTH, HEIGHT = 120, 30
 PROMPT = "$ "
-DONE = re.compile(r"✔ completed in (\d+s|\d+m\d\ds) · task (\S+)")
+DONE = re.compile(r"✔ completed in (\d+s|\d+(?::\d\d)+) · task (\S+)")
 BAR_GLYPHS = ("━", "╸", "╺", "⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏")
 LIVE_WORDS = ("estimating…", "generating", "queued", "submitting", "saving the video", "%")
 

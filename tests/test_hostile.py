@@ -40,7 +40,7 @@ from sora_widgets.engine.job import Backend, Job
 from sora_widgets.journal import SqliteJournal as Journal
 from sora_widgets.relay.client import SoraClient, error_for_response, parse_task
 from sora_widgets.studio import studio as studio_module
-from sora_widgets.ui import render
+from sora_widgets.ui import cards, render
 from sora_widgets.ui.widget import SoraWidget
 
 from .conftest import VIP_KEY
@@ -225,12 +225,12 @@ def test_every_render_escapes_every_payload(journal: Journal, tmp_path: Path) ->
                 "video_html": render.video_html(job, payload, note=payload),
                 "jobs_table_html": render.jobs_table_html([job], {job.local_id: payload}),
                 "grid_html": render.grid_html([render.status_html(job), payload]),
-                "card_header_html": render.card_header_html(job),
-                "card_status_html": render.card_status_html(job),
-                "card_details_html": render.card_details_html(job, cached=True),
-                "card_video_html": render.card_video_html(payload, job.aspect_ratio),
-                "image_preview_html": render.image_preview_html(payload),
-                "notice_html": render.notice_html(payload),
+                "card_header_html": cards.card_header_html(job),
+                "card_status_html": cards.card_status_html(job),
+                "card_details_html": cards.card_details_html(job, cached=True),
+                "card_video_html": cards.card_video_html(payload, job.aspect_ratio),
+                "image_preview_html": cards.image_preview_html(payload),
+                "notice_html": cards.notice_html(payload),
             }
             for name, html in pieces.items():
                 if name == "grid_html":   # the raw payload is the caller's own HTML there

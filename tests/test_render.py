@@ -14,7 +14,7 @@ from sora_widgets.engine.job import Backend, Job
 from sora_widgets.journal import Spend
 from sora_widgets.journal import SqliteJournal as Journal
 from sora_widgets.media import publish as media
-from sora_widgets.ui import render
+from sora_widgets.ui import cards, render
 
 EVIL = "<script>alert('x')</script> & \"quotes\""
 SRC = re.compile(r"<video[^>]* src='([^']*)'")
@@ -172,7 +172,7 @@ def test_no_estimate_says_estimating(make_job: Any) -> None:
         job = make_job(status=status, progress=3)
         assert job.eta_seconds is None
         assert "estimating…" in render.status_html(job, now=job.created_at + 2)
-        assert "left" not in render.card_status_html(job, now=job.created_at + 2)
+        assert "left" not in cards.card_status_html(job, now=job.created_at + 2)
     done = make_job(status="completed", completed_at=1_700_000_017.0)
     assert "estimating" not in render.status_html(done) and "completed in 17s" in \
         render.status_html(done)
@@ -226,30 +226,43 @@ def test_publish_video_links_once_and_refuses_odd_folders(saved_video: Path,
 
 def test_image_preview_is_a_box_with_the_url_and_no_img(make_job: Any) -> None:
     url = "https://example.com/cat.png?a='><script>x</script>(1)\\"
-    html = render.image_preview_html(url)
+    html = cards.image_preview_html(url)
     assert "<img" not in html and "<script>" not in html      # no broken-image icon, ever
     assert "sora-image-url" in html and "example.com/cat.png" in html   # the URL as text
     (css,) = re.findall(r"url\('([^']*)'\)", html.replace("&#x27;", "\x00"))
     assert not set(css) & set("'\"()\\ <>"), css              # cannot leave url('...')
     assert "%27%3E%3Cscript%3Ex%3C/script%3E%281%29%5C" in css
     for bad in ("javascript:alert(1)", "ftp://x/y.png", "not a url", "", None):
-        assert render.image_preview_html(bad) == ""
+        assert cards.image_preview_html(bad) == ""
 
 
 def test_restart_message_and_panel_snapshot(make_job: Any, saved_video: Path) -> None:
-    restart = render.restart_html("magic")
+    restart = cards.restart_html("magic")
     assert "kernel restarted" in restart and "%sora resume" in restart
     assert ".sora-live.jupyter-widgets-disconnected .sora-restart" in restart
-    assert "run its cell again" in render.restart_html("panel")
+    assert "run its cell again" in cards.restart_html("panel")
     done = make_job(status="completed", id="v_1", local_path=saved_video, prompt=EVIL)
     failed = make_job(status="failed", id="v_2", error="policy", error_code="policy")
-    tiles = [render.snapshot_tile_html(done, "sora_videos/v_1.mp4"),
-             render.snapshot_tile_html(failed, None)]
-    html = render.panel_snapshot_html("abc123", tiles, running=1, emulator=True)
+    tiles = [cards.snapshot_tile_html(done, "sora_videos/v_1.mp4"),
+             cards.snapshot_tile_html(failed, None)]
+    html = cards.panel_snapshot_html("abc123", tiles, running=1, emulator=True)
     assert SRC.findall(html) == ["sora_videos/v_1.mp4"]
     assert "sora-error" in html and "<script>alert" not in html
     assert "body:has(.sora-live-abc123) .sora-snapshot-abc123" in html
     assert "2 finished jobs" in html and "1 still running" in html
     assert html.count(render.EMULATOR_BADGE) == 1
     with pytest.raises(ValueError):
-        render.panel_snapshot_html("x{} body", [])
+        cards.panel_snapshot_html("x{} body", [])
+
+
+def test_a_first_frame_image_is_never_silent(make_job: Any) -> None:
+    """Issue 22 (first hour): an accepted image URL shows in every output of the job."""
+    job = make_job(None, status="in_progress", progress=10)    # image only
+    for html in (render.status_html(job), render.job_html(job)):
+        assert ("first frame: <a class='sora-first-frame' href='https://example.com/i.png'"
+                in html), html
+        assert ">example.com/i.png</a>" in html
+    failed = make_job(None, status="failed", error="boom")
+    assert "sora-first-frame" in render.error_html(failed)
+    assert "first frame: https://example.com/i.png" in render.job_text(job)
+    assert "first frame" not in render.job_html(make_job("a fox", status="queued"))

@@ -8,40 +8,24 @@ sweeps the ratio as well. The whole sweep is one call of ``Studio.submit_many``:
 journal transaction, so the budgets and the confirmation (``SORA_CONFIRM_USD``) cover all
 of it, and earlier identical jobs are reused for free as everywhere.
 
-The grammar, in full::
+The grammar of the alternatives, and the count made before any expansion, are in
+:mod:`sora_widgets.core.alternatives`.
 
-    text        := (literal | '{{' | '}}' | group | braces)*
-    group       := '{' alternative ('|' alternative)+ '}'     one axis of the sweep
-    alternative := text, trimmed, never empty                  nested groups expand in it
-    braces      := '{' text-without-'|' '}'                    kept as written
-
-* ``{{`` and ``}}`` are literal braces in the prompt's text. Inside braces, braces are
-  structure (``{red|{dark|light}}`` nests, as in ``str.format`` fields): a literal brace
-  inside an alternative is written as braces without ``|`` (``{a|{x}}``: "a" or "{x}").
-* Braces with no ``|`` at their own level are kept as written: ``{name}`` of a notebook
-  variable the magic could not substitute, or ``{x}`` in a prompt about code. Nothing in
-  braces is ever evaluated. Such braces may not hold a sweep (``{x {a|b}}``): that is
-  refused, with the hint to write ``{{``.
-* A group nested in an alternative adds values to the same axis:
-  ``{red|{dark|light} blue}`` is one axis of three values.
-* Refused before anything is sent, with the column: an empty alternative (``{red|}``), a
-  repeated one, an unclosed ``{``, a stray ``}``, more than :data:`MAX_JOBS` combinations.
-
-``{name}`` notebook variables are substituted *before* this parser runs (the magic calls
-``text.substitute_names(..., unescape=False)`` with values whose braces are doubled), so a
-variable's text is data here, never sweep syntax.
+The magic reads the template as written and hands :func:`plan` its ``{name}`` rule as
+``substitute``, which runs on each expanded prompt (``{{`` kept doubled until then): a
+notebook variable's text is data here, never sweep syntax.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import itertools
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Union, overload
+from typing import TYPE_CHECKING, Any, overload
 
 from sora_widgets.core import presenters
+from sora_widgets.core.alternatives import MAX_JOBS, Axis, escape_braces, expand
 from sora_widgets.core.errors import ValidationError
 from sora_widgets.core.models import Quote, VideoRequest
 
@@ -63,176 +47,8 @@ __all__ = [
     "variants",
 ]
 
-#: One call never makes more jobs than this (``Studio.submit`` has the same cap).
-MAX_JOBS = 100
 #: The axis name of a ratio sweep.
 RATIO_AXIS = "ratio"
-_HINT = "write {{ or }} for a literal brace"
-
-
-@dataclass(frozen=True)
-class Axis:
-    """One varying part: its name (the group as written, or "ratio") and its values."""
-
-    name: str
-    values: tuple[str, ...]
-
-
-# -- parsing ----------------------------------------------------------------------------------
-
-@dataclass
-class _Group:
-    """Braces in the source: alternatives (each a sequence of pieces), where they start."""
-
-    alternatives: list[list[_Piece]]
-    start: int
-    end: int = 0
-
-
-_Piece = Union[str, _Group]  # noqa: UP007 (a runtime alias: 3.10 has no str | class here)
-
-
-def _error(template: str, at: int, message: str) -> ValidationError:
-    snippet = template[max(0, at - 12):at + 12]
-    return ValidationError(f"prompt: {message} at column {at + 1} (…{snippet}…); {_HINT}",
-                           field="prompt")
-
-
-def _parse(template: str, at: int = 0, depth: int = 0,
-           keep: bool = False) -> tuple[list[list[_Piece]], int]:
-    """Alternatives of the text from ``at`` up to the ``}`` that closes this level."""
-    alternatives: list[list[_Piece]] = [[]]
-    text: list[str] = []
-
-    def flush() -> None:
-        if text:
-            alternatives[-1].append("".join(text))
-            text.clear()
-
-    i = 0 + at
-    while i < len(template):
-        char = template[i]
-        pair = template[i:i + 2]
-        if depth == 0 and pair in ("{{", "}}"):
-            text.append(pair if keep else char)
-            i += 2
-        elif char == "{":
-            flush()
-            inner, end = _parse(template, i + 1, depth + 1)
-            alternatives[-1].append(_Group(inner, i, end))
-            i = end + 1
-        elif char == "}":
-            if depth == 0:
-                raise _error(template, i, "a '}' that closes nothing")
-            flush()
-            return alternatives, i
-        elif char == "|" and depth > 0:
-            flush()
-            alternatives.append([])
-            i += 1
-        else:
-            text.append(char)
-            i += 1
-    if depth > 0:
-        raise _error(template, at - 1, "a '{' that is never closed")
-    flush()
-    return alternatives, i
-
-
-def _flatten(pieces: Sequence[_Piece], template: str) -> list[str]:
-    """Every text a sequence of pieces expands to (nested groups multiply)."""
-    options: list[list[str]] = []
-    for piece in pieces:
-        if isinstance(piece, str):
-            options.append([piece])
-        else:
-            options.append(list(_values(piece, template)))
-    return ["".join(parts) for parts in itertools.product(*options)]
-
-
-def _is_sweep(group: _Group) -> bool:
-    return len(group.alternatives) > 1
-
-
-def _literal(group: _Group, template: str) -> str:
-    """Braces without '|': kept as written (after ``{{``/``}}`` were read)."""
-    for piece in group.alternatives[0]:
-        if isinstance(piece, _Group) and (_is_sweep(piece) or _has_sweep(piece)):
-            raise _error(template, piece.start,
-                         "alternatives inside braces that are not a sweep")
-    return "{" + "".join(_flatten(group.alternatives[0], template)[0:1]) + "}"
-
-
-def _has_sweep(group: _Group) -> bool:
-    return any(isinstance(p, _Group) and (_is_sweep(p) or _has_sweep(p))
-               for alt in group.alternatives for p in alt)
-
-
-def _values(group: _Group, template: str) -> tuple[str, ...]:
-    """The values one group stands for (one literal text, or every alternative)."""
-    if not _is_sweep(group):
-        return (_literal(group, template),)
-    values: list[str] = []
-    for alternative in group.alternatives:
-        for value in _flatten(alternative, template):
-            value = value.strip()
-            if not value:
-                raise _error(template, group.start, "an empty alternative")
-            if value in values:
-                raise _error(template, group.start, f"the alternative {value!r} twice")
-            values.append(value)
-    return tuple(values)
-
-
-def expand(template: str, *, keep_escapes: bool = False,
-           ) -> tuple[tuple[Axis, ...], list[tuple[str, tuple[str, ...]]]]:
-    """The axes of ``template`` and every (prompt, values) combination, first axis slowest.
-
-    ``expand("a {red|blue} fox")`` → ``((Axis("{red|blue}", ("red", "blue")),),
-    [("a red fox", ("red",)), ("a blue fox", ("blue",))])``. Raises ``ValidationError``.
-
-    ``keep_escapes``: ``{{``/``}}`` stay doubled in the texts, for a substitution of
-    ``{name}`` variables that runs after the expansion (the magic's: a variable's value is
-    never sweep syntax, and ``{{`` is still a literal brace for it).
-    """
-    alternatives, _ = _parse(template, keep=keep_escapes)
-    pieces = alternatives[0]
-    axes: list[Axis] = []
-    slots: list[tuple[str, ...]] = []   # per piece: its texts (one, or an axis's values)
-    axis_of_slot: list[int | None] = []
-    for piece in pieces:
-        if isinstance(piece, str):
-            slots.append((piece,))
-            axis_of_slot.append(None)
-        elif _is_sweep(piece):
-            values = _values(piece, template)
-            name = template[piece.start:piece.end + 1]
-            taken = {axis.name for axis in axes}
-            name = next(f"{name} ({n})" for n in itertools.count(2)
-                        if f"{name} ({n})" not in taken) if name in taken else name
-            axes.append(Axis(name, values))
-            slots.append(values)
-            axis_of_slot.append(len(axes) - 1)
-        else:
-            slots.append((_literal(piece, template),))
-            axis_of_slot.append(None)
-    count = 1
-    for axis in axes:
-        count *= len(axis.values)
-    if count > MAX_JOBS:
-        raise ValidationError(f"prompt: {count} combinations; one sweep makes at most "
-                              f"{MAX_JOBS} jobs", field="prompt")
-    combos: list[tuple[str, tuple[str, ...]]] = []
-    for chosen in itertools.product(*(axis.values for axis in axes)):
-        parts = [chosen[a] if a is not None else slot[0]
-                 for slot, a in zip(slots, axis_of_slot, strict=True)]
-        combos.append(("".join(parts), tuple(chosen)))
-    return tuple(axes), combos
-
-
-def escape_braces(text: str) -> str:
-    """``text`` as literal sweep text: its braces doubled (a variable's value is data)."""
-    return text.replace("{", "{{").replace("}", "}}")
 
 
 # -- the plan and the sweep -------------------------------------------------------------------

@@ -28,9 +28,9 @@ from sora_widgets.core.errors import SoraError
 from sora_widgets.core.lifecycle import Status
 from sora_widgets.core.settings import preferences
 from sora_widgets.engine.job import Job
-from sora_widgets.media import publish as media
 from sora_widgets.studio.lineage import diff_html, word_diff
 from sora_widgets.ui import render
+from sora_widgets.ui.publish import publish
 
 __all__ = ["Compare", "compare", "job_sources"]
 
@@ -46,24 +46,14 @@ def front_end(name: str) -> str:
     return (STATIC / "common.js").read_text("utf-8") + "\n" + (STATIC / name).read_text("utf-8")
 
 
-def _publish(path: Path | None, media_dir: str, root: Path) -> str:
-    """Copy a file next to the notebook (the UI's act) and return its relative src."""
-    if path is None or not path.is_file():
-        return ""
-    try:
-        return render.safe_url(media.publish_video(path, media_dir, root)) or ""
-    except (OSError, ValueError) as exc:
-        log.warning("could not publish %s next to the notebook: %s", path.name, exc)
-        return ""
-
-
 def job_sources(job: Job, *, media_dir: str | None = None, root: Path | None = None,
                 video: bool = True) -> tuple[str, str]:
     """(video src, poster src) of a saved job, published next to the notebook."""
     media_dir = media_dir or preferences.media_dir
     root = root or Path.cwd()
-    poster = _publish(job.poster_path, media_dir, root)
-    return (_publish(job.local_path, media_dir, root) if video else ""), poster
+    poster = render.safe_url(publish(job.poster_path, media_dir, root=root)) or ""
+    video_src = publish(job.local_path, media_dir, root=root) if video else None
+    return render.safe_url(video_src) or "", poster
 
 
 def _box(jobs: Iterable[Job], width: int) -> dict[str, int]:

@@ -20,10 +20,12 @@ from typing import Any, cast
 
 from IPython.display import display as _display
 
-__all__ = ["Slot", "in_cell"]
+__all__ = ["Bundle", "Slot", "in_cell"]
 
 log = logging.getLogger("sora_widgets.display")
 
+#: A display bundle: mime type -> data (what a slot shows).
+Bundle = dict[str, str]
 #: IPython leaves ``display`` untyped.
 display = cast("Callable[..., object]", _display)
 

@@ -36,7 +36,7 @@ def _sweep_display(sweep: Sweep, **options: Any) -> None:
 
 
 def _storyboard_html(board: Storyboard) -> str:
-    from sora_widgets.ui.magic.storyboard import storyboard_html
+    from sora_widgets.ui.magic.board_html import storyboard_html
 
     return storyboard_html(board)
 

@@ -1,40 +1,45 @@
 """HTML (and a plain-text line) for jobs: status, progress, the ``<video>`` player, errors.
 
-Every string that came from a user or a server is escaped here, and only
+Every string that came from a user or a server is escaped, and only
 ``http(s)`` URLs, ``data:video/mp4`` and plain relative paths ever become a
-``src`` or ``href``. A saved video is played from the copy ``media`` publishes
-next to the notebook (a relative path), because relay links expire and the
-per-user data dir is not served by Jupyter. No IPython or ipywidgets imports:
-the magic and the widget both wrap these strings.
+``src`` or ``href`` (the rules of :mod:`sora_widgets.ui.safe`). The words are the core's
+phrasebook (:mod:`sora_widgets.core.words`), which the CLI and the panel format too. A
+saved video is played from the copy ``media`` publishes next to the notebook (a relative
+path), because relay links expire and the per-user data dir is not served by Jupyter. No
+IPython or ipywidgets imports: the magic and the panel both wrap these strings (the
+panel's own pieces are in :mod:`sora_widgets.ui.cards`).
 """
 
 from __future__ import annotations
 
-import html
-import threading
 import time
-import weakref
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
-from urllib.parse import quote, urlsplit
 
-from sora_widgets.core.lifecycle import TERMINAL_ERROR_STATUSES, Charge, Status
+from sora_widgets.core import words
+from sora_widgets.core.lifecycle import TERMINAL_ERROR_STATUSES, Status
+from sora_widgets.core.words import EMULATOR_BADGE, REUSED_WORDS, money_line
+from sora_widgets.core.words import size as size_text
 from sora_widgets.media import publish as media
+from sora_widgets.ui.safe import escape, http_url, poster_attr, safe_url, still_src
 
 if TYPE_CHECKING:
     from sora_widgets.engine.job import Job
     from sora_widgets.journal import Spend
 
 __all__ = [
+    "COUNTDOWN",
     "EMULATOR_BADGE",
     "REUSED_WORDS",
+    "UNKNOWN_WORDS",
     "VIP_WORDS",
     "bar_style",
     "batch_cost_text",
     "error_html",
     "escape",
     "eta_left",
+    "first_frame_html",
     "grid_columns",
     "grid_html",
     "job_html",
@@ -42,18 +47,18 @@ __all__ = [
     "jobs_table_html",
     "local_src",
     "money_line",
-    "panel_snapshot_html",
-    "restart_html",
+    "money_span",
+    "phase_words",
+    "reused_span",
     "safe_url",
     "size_text",
     "spend_html",
     "status_html",
+    "team_spend_html",
+    "team_spend_text",
     "video_html",
 ]
 
-EMULATOR_BADGE = "local emulator — no charge"
-#: How every UI says that a job came from the cache (the CLI says the same words).
-REUSED_WORDS = "reused — no new charge"
 _STYLE = ("font-family: var(--jp-ui-font-family, sans-serif); font-size: 13px; "
           "line-height: 1.4; max-width: 720px")
 VIP_WORDS = "this key is not in the VIP group"
@@ -61,108 +66,43 @@ VIP_WORDS = "this key is not in the VIP group"
 _CLAMP = ("max-width: 360px; display: -webkit-box; -webkit-line-clamp: 3; "
           "-webkit-box-orient: vertical; overflow: hidden; overflow-wrap: anywhere")
 UNKNOWN_WORDS = "Submit outcome unknown — this job may have been charged"
+#: The countdown every HTML view shares: its clock is the wall clock, as ``created_at``.
+COUNTDOWN = words.Countdown(clock=time.time)
 
 
-def escape(text: object) -> str:
-    return html.escape("" if text is None else str(text), quote=True)
+def eta_left(job: Job, now: float | None = None) -> float | None:
+    """Seconds left by the job's estimate, counted down since the estimate was made
+    (None while there is no estimate: the engine has no evidence yet)."""
+    return COUNTDOWN(job, now)
 
 
-def safe_url(url: str | None) -> str | None:
-    """The URL if it may become a ``src``/``href``: http(s), inline mp4, or a relative path."""
-    if not url or not isinstance(url, str):
-        return None
-    url = url.strip()
-    if any(ord(c) < 32 for c in url):
-        return None
-    if url.startswith("data:video/mp4;base64,"):
-        return url
-    parts = urlsplit(url)
-    if parts.scheme in ("http", "https") and parts.netloc:
-        return url
-    if not parts.scheme and not parts.netloc and not url.startswith(("/", "\\")) \
-            and ":" not in url.split("/")[0] and ".." not in url.split("/"):
-        return url
-    return None
-
-
-_JPEG_URI = "data:image/jpeg;base64,"
-_BASE64 = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=")
-
-
-def _poster_attr(poster: str | None) -> str:
-    """`` poster='...'`` for a still shown before the video plays (and where it cannot):
-    an inline JPEG, or a URL that may be a ``src``; anything else adds nothing."""
-    still = _still_src(poster)
-    return f" poster='{escape(still)}'" if still else ""
-
-
-def _is_inline_jpeg(value: str) -> bool:
-    return value.startswith(_JPEG_URI) and set(value[len(_JPEG_URI):]) <= _BASE64
-
-
-def _still_src(value: str | None) -> str | None:
-    """A thumbnail's ``src``: an inline JPEG (base64 only), or a URL that may be a src."""
-    if not value or not isinstance(value, str):
-        return None
-    if _is_inline_jpeg(value):
-        return value
-    url = safe_url(value)
-    return url if url and not url.startswith("data:") else None
-
-
-def _fmt_seconds(seconds: float | None) -> str:
-    if seconds is None:
-        return ""
-    seconds = max(0, round(seconds))
-    return f"{seconds // 60}:{seconds % 60:02d}" if seconds >= 60 else f"{seconds}s"
-
-
-def size_text(n_bytes: int) -> str:
-    """'834 KB' / '1.2 MB': how much an embedded video adds to the notebook."""
-    if n_bytes >= 1024 * 1024:
-        return f"{n_bytes / (1024 * 1024):.1f} MB"
-    return f"{max(1, round(n_bytes / 1024))} KB"
-
-
-def money_line(job: Job, *, reused: bool | None = None, badge: bool = True) -> str:
-    """What the job cost, in words.
-
-    ``reused``: the job came from the cache in the call being shown (default: the handle's
-    ``cached`` flag) — every UI then says "reused — no new charge". ``badge=False``: the
-    output says "local emulator — no charge" once elsewhere, so an emulator job says
-    nothing here (the words once per output, not on every tile)."""
-    if job.cached if reused is None else reused:
-        if job.charge == Charge.MAYBE:
-            return f"{REUSED_WORDS} (its first submit may have been charged " \
-                   f"${job.price_usd:.2f})"
-        return REUSED_WORDS
-    if job.emulator:
-        return EMULATOR_BADGE if badge else ""
-    if job.charge == Charge.MAYBE:
-        return f"may have been charged ${job.price_usd:.2f}"
-    if job.charge == Charge.CHARGED:
-        return f"${job.cost_usd:.2f}"
-    if job.status == Status.SUBMITTING:
-        return f"${job.price_usd:.2f} at submit"
-    return "not charged"
+def phase_words(job: Job, now: float | None = None) -> str:
+    """What the job is doing now, in the core's words (elapsed time, then time left)."""
+    elapsed = (job.completed_at or now or time.time()) - job.created_at
+    ended = job.status in TERMINAL_ERROR_STATUSES or job.status == Status.COMPLETED
+    if ended:
+        COUNTDOWN.forget(job)
+    running = not ended and job.status != Status.SUBMITTING
+    return words.phase(job, elapsed, eta_left(job, now) if running else None)
 
 
 _REUSED_STYLE = ("background: #e6f4ea; color: #1e5631; padding: 0 5px; border-radius: 3px; "
                  "white-space: nowrap")
 
 
-def _money_span(job: Job, *, reused: bool | None, badge: bool, lead: str = " · ") -> str:
+def money_span(job: Job, *, reused: bool | None, badge: bool, lead: str = " · ") -> str:
     """The money words as a span (nothing at all when there is nothing to say)."""
-    words = money_line(job, reused=reused, badge=badge)
-    if not words:
+    said = money_line(job, reused=reused, badge=badge)
+    if not said:
         return ""
-    if words.startswith(REUSED_WORDS):   # a re-run must not look like a fresh job
-        return lead + _reused_span(words)
-    return f"{lead}<span class='sora-money'>{escape(words)}</span>"
+    if said.startswith(REUSED_WORDS):   # a re-run must not look like a fresh job
+        return lead + reused_span(said)
+    return f"{lead}<span class='sora-money'>{escape(said)}</span>"
 
 
-def _reused_span(words: str) -> str:
-    return f"<span class='sora-money sora-reused' style='{_REUSED_STYLE}'>{escape(words)}</span>"
+def reused_span(said: str) -> str:
+    """The reuse words, marked (green) so a re-run never looks like a fresh charge."""
+    return f"<span class='sora-money sora-reused' style='{_REUSED_STYLE}'>{escape(said)}</span>"
 
 
 def batch_cost_text(new: int, reused: int, price: float, *, emulator: bool) -> str:
@@ -174,7 +114,7 @@ def batch_cost_text(new: int, reused: int, price: float, *, emulator: bool) -> s
     if emulator:
         parts.append(f"{new} new · {EMULATOR_BADGE}")
     else:
-        parts.append(f"{new} × ${price:.2f} = ${new * price:.2f}" if new else
+        parts.append(f"{new} × {words.money(price)} = {words.money(new * price)}" if new else
                      "nothing new to pay")
     return ": ".join(parts[:1]) + (" — " + "; ".join(parts[1:]))
 
@@ -197,9 +137,10 @@ def status_html(job: Job, *, now: float | None = None, bar: bool = True,
              "</progress>" if bar else "")
     return (
         f"<div class='sora-status' style='{_STYLE}'>"
-        f"<b class='sora-phase'>{escape(_phase(job, now))}</b>"
-        f"{_money_span(job, reused=reused, badge=badge)}{meter}"
-        f"<div style='color:#666'>{escape(job.prompt or '(image only)')}</div>{trouble}</div>"
+        f"<b class='sora-phase'>{escape(phase_words(job, now))}</b>"
+        f"{money_span(job, reused=reused, badge=badge)}{meter}"
+        f"<div style='color:#666'>{escape(job.prompt or '(image only)')}"
+        f"{first_frame_html(job)}</div>{trouble}</div>"
     )
 
 
@@ -228,11 +169,27 @@ def error_html(job: Job, *, badge: bool = True, reused: bool | None = None) -> s
     )
 
 
+def first_frame_html(job: Job) -> str:
+    """' · first frame: example.com/cat.jpg' (a link) when the job starts from an image:
+    an accepted image is never silent. Only a plain http(s) URL becomes a link."""
+    images = job.request.images
+    if not images:
+        return ""
+    url = http_url(images[0])
+    more = f" (+{len(images) - 1})" if len(images) > 1 else ""
+    if url is None:
+        return f" · first frame from an image{escape(more)}"
+    shown = url.split("://", 1)[-1]
+    shown = shown if len(shown) <= 48 else shown[:47] + "…"
+    return (f" · first frame: <a class='sora-first-frame' href='{escape(url)}' "
+            f"target='_blank' rel='noopener noreferrer'>{escape(shown)}</a>{escape(more)}")
+
+
 def _identity(job: Job, *, badge: bool = True, reused: bool | None = None) -> str:
     """'task v_1 · 16:9 · $0.90' as HTML (escaped), the money part left out when empty."""
     ident = f"task {job.id}" if job.id else f"local job {job.local_id[:8]}"
     return (f"{escape(ident)} · {escape(job.aspect_ratio)}"
-            f"{_money_span(job, reused=reused, badge=badge)}")
+            f"{money_span(job, reused=reused, badge=badge)}{first_frame_html(job)}")
 
 
 def video_html(job: Job, src: str, *, note: str | None = None, badge: bool = True,
@@ -243,7 +200,7 @@ def video_html(job: Job, src: str, *, note: str | None = None, badge: bool = Tru
     size = "width='270' height='480'" if portrait else "width='640' height='360'"
     player = (f"<video class='sora-video' controls loop muted playsinline preload='auto' "
               f"{size} style='max-width: 100%; height: auto; background: #000' "
-              f"src='{escape(url)}'{_poster_attr(poster)}></video>" if url else
+              f"src='{escape(url)}'{poster_attr(poster)}></video>" if url else
               "<div>the video link is not a safe URL; it was not embedded</div>")
     link = f"<a href='{escape(url)}' download target='_blank'>download mp4</a>" if url else ""
     extra = f" · {escape(note)}" if note else ""
@@ -297,6 +254,9 @@ def job_text(job: Job, src: str | None = None, *, reused: bool | None = None) ->
     ident = f"task {job.id}" if job.id else f"local job {job.local_id[:8]}"
     prompt = (job.prompt or "(image only)")[:60]
     money = money_line(job, reused=reused)
+    images = job.request.images
+    if images:      # an accepted image is never silent (plain text: the URL as it is)
+        money += f" · first frame: {http_url(images[0]) or 'an image'}"
     if job.status in TERMINAL_ERROR_STATUSES:
         title, _ = _error_words(job)
         return f"Sora: {title}: {job.error or 'no message'} · {ident} · {money}"
@@ -342,7 +302,7 @@ def jobs_table_html(jobs: Iterable[Job], sources: Mapping[str, str] | None = Non
         prompt = job.prompt or "(image only)"
         src = safe_url(sources.get(job.local_id))
         link = safe_url(job.video_url)
-        still = _still_src((posters or {}).get(job.local_id))
+        still = still_src((posters or {}).get(job.local_id))
         if still:
             img = (f"<img class='sora-thumb' src='{escape(still)}' alt='poster' width='160' "
                    "style='max-height: 120px; background: #000; display: block'>")
@@ -379,315 +339,28 @@ def jobs_table_html(jobs: Iterable[Job], sources: Mapping[str, str] | None = Non
 
 def spend_html(session: Spend, all_time: Spend, budget: float | None, *,
                emulator: bool = False) -> str:
-    budget_text = f" of a ${budget:.2f} budget" if budget is not None else ""
-    maybe = (f" (+ ${session.maybe_usd:.2f} may have been charged)"
+    budget_text = f" of a {words.money(budget)} budget" if budget is not None else ""
+    maybe = (f" (+ {words.money(session.maybe_usd)} may have been charged)"
              if session.maybe_usd else "")
     free = (f"<div style='color:#666'>No SORA_API_KEY: new jobs run on the "
             f"{escape(EMULATOR_BADGE)}.</div>" if emulator else "")
     return (f"<div class='sora-spend' style='{_STYLE}'>This session: "
-            f"<b>${session.charged_usd:.2f}</b>{escape(budget_text)}{escape(maybe)} · "
-            f"all time: ${all_time.charged_usd:.2f} "
+            f"<b>{words.money(session.charged_usd)}</b>{escape(budget_text)}{escape(maybe)} · "
+            f"all time: {words.money(all_time.charged_usd)} "
             f"({all_time.jobs} paid jobs){free}</div>")
-
-
-# -- widget
-# HTML pieces of the SoraWidget panel (widget.py). Same rules as above: every string is
-# escaped; only http(s) URLs (image preview) or plain relative paths (the published video)
-# become a src/href. Sizes are card thumbnails: 16:9 plays at 320x180, 9:16 at 180x320.
-
-_CARD_FONT = ("font-family: var(--jp-ui-font-family, sans-serif); font-size: 12px; "
-              "line-height: 1.4")
-_MUTED = "color: var(--jp-ui-font-color2, #666)"
-_TONES = {"error": "#b3261e", "warning": "#a15c00", "info": "#555"}
-
-
-def _http_url(url: str | None) -> str | None:
-    """The URL if it is a plain http(s) URL (the only kind an ``<img>`` preview may load)."""
-    if not url or not isinstance(url, str):
-        return None
-    url = url.strip()
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        return None
-    if any(ord(c) < 33 for c in url):
-        return None
-    return url
-
-
-def video_size(aspect_ratio: str, width: int = 320) -> tuple[int, int]:
-    """(width, height) of a card's player: landscape 320x180, portrait 180x320."""
-    short = round(width * 9 / 16)
-    return (short, width) if aspect_ratio == "9:16" else (width, short)
-
-
-#: Characters kept as they are when a URL goes into CSS ``url('...')``: no quote, paren,
-#: backslash or space can close the string or the function.
-_CSS_URL_SAFE = ":/?#[]@!$&*+,;=%~-._"
-
-
-def image_preview_html(url: str | None) -> str:
-    """A small thumbnail of the first-frame image, or nothing if it is not http(s).
-
-    A neutral box shows the URL as text; the picture is a CSS background on a layer
-    above it. When the image cannot be loaded, that layer stays transparent: the user
-    sees the box and the URL, never a broken-image icon (and no script is needed)."""
-    src = _http_url(url)
-    if src is None:
-        return ""
-    css_url = quote(src, safe=_CSS_URL_SAFE)
-    shown = src if len(src) <= 90 else src[:89] + "…"
-    return (
-        f"<div class='sora-image-preview' title='{escape(src)}' style='position: relative; "
-        "display: inline-block; vertical-align: middle; width: 112px; height: 63px; "
-        "overflow: hidden; border-radius: 4px; background: var(--jp-layout-color2, #eee); "
-        "border: 1px solid var(--jp-border-color2, #ddd)'>"
-        f"<div class='sora-image-url' style='position: absolute; inset: 0; padding: 3px 4px; "
-        f"{_MUTED}; font: 9px/1.25 var(--jp-ui-font-family, sans-serif); "
-        f"word-break: break-all; overflow: hidden'>{escape(shown)}</div>"
-        "<div class='sora-image-picture' role='img' aria-label='first frame' "
-        f"style=\"position: absolute; inset: 0; background: url('{escape(css_url)}') "
-        "center / cover no-repeat\"></div></div>"
-    )
-
-
-def notice_html(text: str | None, tone: str = "error") -> str:
-    """One short line under the form: why Generate is disabled, or what went wrong."""
-    if not text:
-        return ""
-    color = _TONES.get(tone, _TONES["info"])
-    return f"<div class='sora-notice' style='{_CARD_FONT}; color: {color}'>{escape(text)}</div>"
-
-
-def card_header_html(job: Job) -> str:
-    """The prompt (clamped to three lines, full text on hover) and the request's settings."""
-    prompt = job.prompt or "(image only)"
-    when = time.strftime("%H:%M", time.localtime(job.created_at)) if job.created_at else ""
-    image = " · first frame from an image" if job.request.images else ""
-    return (
-        f"<div class='sora-card-header' style='{_CARD_FONT}'>"
-        f"<div class='sora-prompt' title='{escape(prompt)}' style='font-size: 13px; "
-        "font-weight: 600; display: -webkit-box; -webkit-line-clamp: 3; "
-        "-webkit-box-orient: vertical; overflow: hidden; word-break: break-word'>"
-        f"{escape(prompt)}</div>"
-        f"<div style='{_MUTED}'>{escape(job.aspect_ratio)} · {escape(job.request.model)}"
-        f"{escape(image)} · {escape(when)}</div></div>"
-    )
-
-
-_eta_lock = threading.Lock()
-#: When each job's current ETA was first rendered: the time left then counts down between
-#: polls (a UI ticks once a second; the engine sets a new estimate on each poll).
-_eta_seen: weakref.WeakKeyDictionary[Job, tuple[float, float]] = weakref.WeakKeyDictionary()
-
-
-def eta_left(job: Job, now: float | None = None) -> float | None:
-    """Seconds left by the job's estimate, counted down since the estimate was made
-    (None while there is no estimate: the engine has no evidence yet)."""
-    eta = job.eta_seconds
-    if eta is None:
-        return None
-    now = time.time() if now is None else now
-    with _eta_lock:
-        seen = _eta_seen.get(job)
-        if seen is None or seen[0] != eta:
-            _eta_seen[job] = (eta, now)
-            return eta
-    return max(0.0, eta - (now - seen[1]))
-
-
-def _phase(job: Job, now: float | None) -> str:
-    elapsed = _fmt_seconds((job.completed_at or now or time.time()) - job.created_at)
-    if job.status == Status.COMPLETED:
-        return f"completed in {elapsed}" + ("" if job.local_path else " · saving the video…")
-    if job.status == Status.FAILED:
-        return f"failed after {elapsed}"
-    if job.status == Status.UNKNOWN:
-        return "submit outcome unknown"
-    if job.status == Status.SUBMITTING:
-        return f"submitting… · {elapsed}"
-    words = "generating" if job.status == Status.IN_PROGRESS else job.status.replace("_", " ")
-    left = eta_left(job, now)
-    if left is None:
-        eta = " · estimating…"
-    elif left >= 1:
-        eta = f" · about {_fmt_seconds(left)} left"
-    else:
-        eta = " · finishing…"
-    return f"{words} {int(job.progress)}% · {elapsed}{eta}"
-
-
-def card_status_html(job: Job, now: float | None = None) -> str:
-    """Status, elapsed time and time left; transient trouble (reconnecting) in amber."""
-    trouble = job.poll_error or job.notice or (
-        f"saving the video: {job.download_error}"
-        if job.download_error and not job.local_path else None)
-    line = (f"<div style='color: {_TONES['warning']}'>{escape(trouble)}</div>"
-            if trouble and job.status not in TERMINAL_ERROR_STATUSES else "")
-    running = "" if job.done else " sora-phase-running"
-    return (f"<div class='sora-card-status' style='{_CARD_FONT}'>"
-            f"<span class='sora-phase{running}'>{escape(_phase(job, now))}</span>{line}</div>")
-
-
-def card_placeholder_html(aspect_ratio: str) -> str:
-    """A grey box of the video's shape, so the card does not jump when the video arrives."""
-    width, height = video_size(aspect_ratio)
-    return (f"<div class='sora-placeholder' style='width: {width}px; height: {height}px; "
-            "background: var(--jp-layout-color2, #eee); border-radius: 4px'></div>")
-
-
-def card_video_html(src: str, aspect_ratio: str, poster: str | None = None) -> str:
-    """The player and a download link, for an ``Output`` (so a relative src gets resolved)."""
-    url = safe_url(src)
-    if url is None:
-        return notice_html("the video link is not a safe URL; it was not embedded")
-    width, height = video_size(aspect_ratio)
-    return (
-        f"<div class='sora-card-video' style='{_CARD_FONT}'>"
-        f"<video class='sora-video' controls loop muted playsinline preload='metadata' "
-        f"width='{width}' height='{height}' src='{escape(url)}'{_poster_attr(poster)} "
-        "style='background: #000; border-radius: 4px; display: block'></video>"
-        f"<a href='{escape(url)}' download target='_blank'>download mp4</a></div>"
-    )
-
-
-def card_details_html(job: Job, cached: bool = False, *, badge: bool = False) -> str:
-    """Task id and what it cost; the relay's error (or the maybe-charged notice) in red.
-
-    ``cached``: the card shows a reused job ("reused — no new charge"). ``badge``: say
-    "local emulator — no charge" on the card (the panel's spend line already says it
-    when the panel itself runs on the emulator)."""
-    if job.status in TERMINAL_ERROR_STATUSES:
-        return error_html(job, badge=badge, reused=cached)
-    ident = f"task {job.id}" if job.id else f"local job {job.local_id[:8]}"
-    # The card keeps what the job cost; a reuse is said after it (the last click's news).
-    reuse = " · " + _reused_span(REUSED_WORDS) if cached else ""
-    return (f"<div class='sora-card-id' style='{_CARD_FONT}; {_MUTED}; "
-            f"overflow-wrap: anywhere'>{escape(ident)}"
-            f"{_money_span(job, reused=False, badge=badge)}{reuse}</div>")
-
-
-def panel_spend_html(session: Spend | None, all_time: Spend | None, budget: float | None,
-                     emulator: bool, price: float) -> str:
-    """The spend line: the emulator says it is free; a key shows session spend and budget."""
-    if emulator or session is None or all_time is None:
-        return (f"<div class='sora-spend' style='{_CARD_FONT}; {_MUTED}'>"
-                f"{escape(EMULATOR_BADGE)} · set SORA_API_KEY to use the relay "
-                f"(${price:.2f} per video)</div>")
-    return spend_html(session, all_time, budget)
-
-
-#: Polish only (the panel works without it): rounded cards, spacing. CSS, no script.
-_PANEL_CSS = (
-    ".sora-card { border-radius: 8px; box-shadow: 0 1px 3px rgba(0, 0, 0, 0.08); "
-    "background: var(--jp-layout-color1, #fff); }"
-    ".sora-card > * { margin-top: 2px; margin-bottom: 2px; }"
-    ".sora-generate { font-weight: 600; }"
-)
-
-#: A live view (the ``%sora`` progress, the panel) whose kernel restarted: JupyterLab's
-#: widget manager marks every view of the old kernel's models ``jupyter-widgets-disconnected``
-#: (and never runs our code again), so CSS alone swaps the frozen progress for the restart
-#: message. No script: none would run in every frontend.
-_LIVE_CSS = (
-    ".sora-live .sora-restart { display: none !important; }"
-    ".sora-live.jupyter-widgets-disconnected .sora-restart { display: block !important; }"
-    ".sora-live.jupyter-widgets-disconnected .sora-running,"
-    ".sora-live.jupyter-widgets-disconnected .sora-phase-running { display: none !important; }"
-    ".sora-live.jupyter-widgets-disconnected .sora-form { opacity: 0.45; }"
-    # A click or a key on a dead model only raises "Cannot send" in the page: the controls
-    # of a dead view take none (its videos still play).
-    ".sora-live.jupyter-widgets-disconnected :is(.sora-form, button, input, textarea, "
-    "select) { pointer-events: none !important; }"
-    # ipywidgets draws a broken-chain icon before every disconnected view: one message
-    # says it here, not an icon per control.
-    ".sora-live.jupyter-widgets-disconnected::before,"
-    ".sora-live .jupyter-widgets-disconnected::before { content: none !important; "
-    "display: none !important; }"
-)
-
-RESTART_WORDS = "kernel restarted"
-
-
-def restart_html(what: str = "magic") -> str:
-    """The message a live view shows once its kernel has restarted (hidden until then);
-    ``what``: "magic" (a ``%sora`` output) or "panel"."""
-    if what == "panel":
-        advice = ("this panel is no longer live: run its cell again; "
-                  "<code>%sora resume</code> follows jobs that were still running")
-    else:
-        advice = ("run <code>%sora resume</code> to follow this job again (it keeps running "
-                  "on the relay, and the journal has it)")
-    return (f"<style>{_LIVE_CSS}</style><div class='sora-restart-text' style='{_CARD_FONT}; "
-            "font-size: 13px; color: #6b4200; background: #fff4e0; border: 1px solid #f0c36d; "
-            f"border-radius: 4px; padding: 6px 8px'><b>{RESTART_WORDS}</b> — {advice}</div>")
-
-
-def panel_title_html() -> str:
-    """The panel's heading, carrying its small stylesheet."""
-    return (f"<style>{_PANEL_CSS}{_LIVE_CSS}</style><div class='sora-title' "
-            f"style='{_CARD_FONT}'><b style='font-size: 14px'>Sora 2</b> "
-            f"<span style='{_MUTED}'>· 12-second videos, one card per job (newest first)"
-            "</span></div>")
-
-
-def snapshot_tile_html(job: Job, src: str | None, *, reused: bool = False,
-                       badge: bool = False) -> str:
-    """One settled card of the panel as plain HTML: prompt, the player (or the red box)."""
-    if job.status in TERMINAL_ERROR_STATUSES:
-        body = error_html(job, badge=badge, reused=reused)
-    elif src and safe_url(src):
-        body = card_video_html(src, job.aspect_ratio) + card_details_html(
-            job, reused, badge=badge)
-    else:
-        body = card_placeholder_html(job.aspect_ratio) + card_details_html(
-            job, reused, badge=badge)
-    return (f"<div class='sora-snapshot-card' style='width: 328px; padding: 8px; "
-            "border: 1px solid var(--jp-border-color2, #ddd); border-radius: 8px'>"
-            f"{card_header_html(job)}{body}</div>")
-
-
-def panel_snapshot_html(uid: str, tiles: Sequence[str], *, running: int = 0,
-                        emulator: bool = False) -> str:
-    """The panel's settled cards as a plain ``text/html`` output beside its live view.
-
-    It is what a saved notebook reopened without the kernel, and its nbconvert export,
-    show in place of the panel (relative ``src``: the copies published next to the
-    notebook). While the live panel is on the page (it carries the class
-    ``sora-live-<uid>``) CSS hides this copy, and where JupyterLab could not restore the
-    panel it hides the "Error displaying widget" line above it."""
-    if not uid.isalnum():
-        raise ValueError("the snapshot id must be alphanumeric")
-    # Without the live panel on the page, the widget's own output right above this one
-    # can only hold the widget manager's words ("Loading widget...", "Error displaying
-    # widget: model not found"; its node has no mime type, an HTML output's has): hidden.
-    css = (f"body:has(.sora-live-{uid}) .sora-snapshot-{uid} {{ display: none !important; }}"
-           f"body:not(:has(.sora-live-{uid})) .jp-OutputArea-child"
-           ":has(> .jp-OutputArea-output:not([data-mime-type]))"
-           f":has(+ .jp-OutputArea-child .sora-snapshot-{uid}) {{ display: none; }}")
-    count = len(tiles)
-    words = [f"Sora panel — saved view: {count} finished job{'s' if count != 1 else ''}"]
-    if running:
-        words.append(f"{running} still running when this was saved "
-                     "(%sora resume follows {0})".format("it" if running == 1 else "them"))
-    if emulator:
-        words.append(EMULATOR_BADGE)
-    words.append("run the cell again for the live panel")
-    head = (f"<div class='sora-snapshot-head' style='{_CARD_FONT}; {_MUTED}; "
-            f"margin-bottom: 6px'>{escape(' · '.join(words))}</div>")
-    grid = ("<div class='sora-snapshot-grid' style='display: grid; gap: 12px; "
-            "grid-template-columns: repeat(auto-fill, 346px); align-items: start'>"
-            f"{''.join(tiles)}</div>" if tiles else "")
-    return (f"<style>{css}</style><div class='sora-snapshot sora-snapshot-{uid}'>"
-            f"{head}{grid}</div>")
 
 
 # -- team spend (%sora cost --team)
 
+def _usd(row: Mapping[str, object], name: str) -> float:
+    return float(str(row[name]))
+
+
 def team_spend_text(rows: Iterable[Mapping[str, object]]) -> str:
     """Spend per user and UTC day, as plain text."""
-    lines = [f"{r['day']}  {r['user']}: {r['jobs']} jobs, ${float(str(r['charged_usd'])):.2f}"
-             + (f" (+ ${float(str(r['maybe_usd'])):.2f} may have been charged)"
-                if float(str(r["maybe_usd"])) else "") for r in rows]
+    lines = [f"{r['day']}  {r['user']}: {r['jobs']} jobs, {words.money(_usd(r, 'charged_usd'))}"
+             + (f" (+ {words.money(_usd(r, 'maybe_usd'))} may have been charged)"
+                if _usd(r, "maybe_usd") else "") for r in rows]
     return "\n".join(lines) or "No paid jobs this month on this journal."
 
 
@@ -696,8 +369,8 @@ def team_spend_html(rows: Iterable[Mapping[str, object]]) -> str:
     body = "".join(
         f"<tr><td style='{_CELL}'>{escape(r['day'])}</td><td style='{_CELL}'>"
         f"{escape(r['user'])}</td><td style='{_CELL}'>{escape(r['jobs'])}</td>"
-        f"<td style='{_CELL}'>${float(str(r['charged_usd'])):.2f}</td><td style='{_CELL}'>"
-        + (f"${float(str(r['maybe_usd'])):.2f}" if float(str(r["maybe_usd"])) else "—")
+        f"<td style='{_CELL}'>{words.money(_usd(r, 'charged_usd'))}</td><td style='{_CELL}'>"
+        + (words.money(_usd(r, "maybe_usd")) if _usd(r, "maybe_usd") else "—")
         + "</td></tr>" for r in rows)
     if not body:
         return f"<div style='{_STYLE}'>No paid jobs this month on this journal.</div>"

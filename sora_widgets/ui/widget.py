@@ -43,11 +43,7 @@ from sora_widgets.media.posters import poster_data_uri
 from sora_widgets.media.publish import publish_video
 from sora_widgets.studio.studio import Studio, default_studio
 from sora_widgets.studio.sweeps import variants
-from sora_widgets.ui.display import Slot, display
-from sora_widgets.ui.history import PanelHistory
-from sora_widgets.ui.render import (
-    _http_url,
-    bar_style,
+from sora_widgets.ui.cards import (
     card_details_html,
     card_header_html,
     card_placeholder_html,
@@ -61,6 +57,10 @@ from sora_widgets.ui.render import (
     restart_html,
     snapshot_tile_html,
 )
+from sora_widgets.ui.display import Slot, display
+from sora_widgets.ui.history import PanelHistory
+from sora_widgets.ui.render import bar_style
+from sora_widgets.ui.safe import http_url
 from sora_widgets.ui.throttle import Throttle
 
 __all__ = ["JobCard", "SoraWidget"]
@@ -101,7 +101,7 @@ def _display_data(html: str) -> dict[str, Any]:
 
 def _first_http_image(request: VideoRequest) -> str:
     """The image URL to put back in the form (a local file's data URI is too big for it)."""
-    return next((url for url in request.images if _http_url(url)), "")
+    return next((url for url in request.images if http_url(url)), "")
 
 
 class JobCard(widgets.VBox):  # type: ignore[misc]
