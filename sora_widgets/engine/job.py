@@ -45,11 +45,13 @@ from sora_widgets.core import errors, presenters
 from sora_widgets.core.errors import (
     APIConnectionError,
     APIError,
+    ErrorKind,
     JobFailed,
     NotFoundError,
     SoraError,
     SubmissionUnknown,
     ValidationError,
+    kind_of,
 )
 from sora_widgets.core.lifecycle import (
     RELAY_FAILED,
@@ -484,21 +486,9 @@ def _state_from_traits(traits: dict[str, Any]) -> JobState:
 
 
 def _rejection(state: JobState) -> SoraError:
-    """The exception a rejected submit raises from ``wait()``: the class it was rejected with."""
-    cls = getattr(errors, state.error_type or "", None)
-    message = state.error_message or "the relay rejected the submit"
-    if isinstance(cls, type) and issubclass(cls, errors.APIError):
-        code = int(state.error_code) if state.error_code and state.error_code.isdigit() else 0
-        try:
-            return cls(message, status_code=code)
-        except TypeError:
-            return errors.APIError(message, status_code=code)
-    if isinstance(cls, type) and issubclass(cls, SoraError):
-        try:
-            return cls(message)
-        except TypeError:
-            pass
-    return SoraError(message)
+    """The exception a rejected submit raises from ``wait()``: the class of its kind."""
+    return errors.error_of(state.error_type, state.error_message or
+                           "the relay rejected the submit", code=state.error_code)
 
 
 def apply_snapshot(state: JobState, snapshot: TaskSnapshot) -> JobState:
@@ -623,7 +613,7 @@ class Poller:
             if entry is not None and entry.mode == "submit" and not job._post_started:
                 # Cancelled before its POST left: settled, nothing sent, nothing charged.
                 self._emit(job, entry.state.evolve(
-                    phase=Phase.SETTLED, error_type=SoraError.__name__,
+                    phase=Phase.SETTLED, error_type=ErrorKind.NOT_SENT.value,
                     error_message="cancelled before it was sent; nothing was charged"),
                     detach="")
             elif submitting:
@@ -889,11 +879,11 @@ class Poller:
             new = state.evolve(phase=Phase.SETTLED, error_type=UNKNOWN_OUTCOME,
                                error_message=str(exc), charge=self._maybe(job))
         except APIError as exc:   # rejected with 4xx (a 400 too): nothing was charged
-            new = state.evolve(phase=Phase.SETTLED, error_type=type(exc).__name__,
+            new = state.evolve(phase=Phase.SETTLED, error_type=kind_of(exc).value,
                                error_message=str(exc), error_code=str(exc.status_code))
         except (ValidationError, APIConnectionError) as exc:
             # Not sent (could not be encoded, or the connection was refused each time).
-            new = state.evolve(phase=Phase.SETTLED, error_type=type(exc).__name__,
+            new = state.evolve(phase=Phase.SETTLED, error_type=kind_of(exc).value,
                                error_message=f"{exc}; nothing was charged")
         except Exception as exc:  # a bug once the request may have left: it may be charged
             log.exception("unexpected error while submitting job %s", job.local_id)

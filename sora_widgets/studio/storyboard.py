@@ -38,10 +38,8 @@ import contextlib
 import hashlib
 import json
 import logging
-import os
 import sys
 import threading
-import time
 import types
 import uuid
 from collections.abc import Callable, Sequence
@@ -58,6 +56,7 @@ from sora_widgets.core.lifecycle import Charge, Status
 from sora_widgets.core.models import Quote, VideoRequest
 from sora_widgets.core.settings import preferences, settings
 from sora_widgets.engine.job import Job
+from sora_widgets.studio.continuation import continuation_request
 
 if TYPE_CHECKING:
     from sora_widgets.studio.studio import Studio
@@ -238,14 +237,15 @@ class Storyboard(HasTraits):
             elif job is None and index == 0:
                 requests.append(self._first_request())  # new, unless an identical one exists
             elif job is None and parent is not None and not force and _usable(parent):
-                requests.append(_continuation(parent, prompt, self.model)
+                requests.append(_continuation(parent, prompt, self.model,
+                                              self._studio.style())
                                 or _placeholder(self._first_request(), prompt))
             else:
                 requests.append(_placeholder(self._first_request(), prompt))
             parent = job
         quote = self._studio.quote_many(requests, force=force, confirm=confirm)
-        if quote.blocked and refuse:
-            _refuse(self._studio, quote, confirm)
+        if refuse:
+            self._studio.require(quote)      # the class and words submit would raise
         self.quote = quote
         return quote
 
@@ -419,24 +419,22 @@ def _failed(job: Job) -> bool:
 
 
 def _usable(job: Job) -> bool:
-    """A finished clip on disk: its continuation request can be built now."""
+    """A finished clip on disk whose continuation request can be built here (an uploader
+    would be called, and paid for, by the real submit only)."""
     return (job.status == Status.COMPLETED and job.local_path is not None
-            and not os.environ.get("SORA_IMAGE_UPLOADER", "").strip())
+            and not settings().image_uploader)
 
 
-def _continuation(parent: Job, prompt: str, model: str) -> VideoRequest | None:
-    """The request ``Studio.continue_from`` will send, built the same way, so the cache can
+def _continuation(parent: Job, prompt: str, model: str, style: str) -> VideoRequest | None:
+    """The request ``Studio.continue_from`` will send (the same builder), so the cache can
     say 'reused' in the quote; None when it cannot be built here (the quote then counts
     the shot as new, which errs on the side of asking)."""
-    from sora_widgets.core.settings import api_style
     from sora_widgets.media.frames import last_frame_data_uri
 
     assert parent.local_path is not None
     try:
-        same_style = parent.request.style == api_style()
-        return VideoRequest.create(prompt, aspect_ratio=parent.aspect_ratio,
-                                   image=last_frame_data_uri(parent.local_path), model=model,
-                                   size=parent.request.size if same_style else None)
+        return continuation_request(parent, prompt, style=style, model=model,
+                                    image=last_frame_data_uri(parent.local_path))
     except (SoraError, OSError) as exc:
         log.info("storyboard quote: shot request not built (%s): counted as new", exc)
         return None
@@ -447,16 +445,6 @@ def _placeholder(first: VideoRequest, prompt: str) -> VideoRequest:
     never sent: the real one needs the parent's last frame, which does not exist yet."""
     return replace(first, prompt=f"{prompt[:200]} [storyboard shot, not sent: "
                                  f"{uuid.uuid4().hex}]", images=())
-
-
-def _refuse(studio: Studio, quote: Quote, confirm: bool) -> None:
-    """Raise what ``submit`` would raise for this quote: the same class and words."""
-    current = settings()
-    journal = studio.journal(current)
-    with journal._read() as cur:
-        journal._check_limits(cur, quote, studio._limits(current, confirm), studio.session,
-                              time.time())
-    raise ValidationError(quote.blocked or "refused", field="budget")
 
 
 def _plan_id(request: VideoRequest, shots: Sequence[str], model: str, backend: str) -> str:

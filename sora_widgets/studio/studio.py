@@ -13,7 +13,6 @@ is not sent the new key; it waits, with a notice, until that relay's key is set 
 
 from __future__ import annotations
 
-import importlib
 import logging
 import os
 import threading
@@ -27,7 +26,8 @@ from typing import Any, TypeVar, cast
 from sora_widgets.core.catalog import price_of
 from sora_widgets.core.errors import SoraError, ValidationError
 from sora_widgets.core.lifecycle import Status
-from sora_widgets.core.models import Quote, VideoRequest
+from sora_widgets.core.models import VideoRequest
+from sora_widgets.core.money import Limits, Quote, paid_price
 from sora_widgets.core.settings import (
     APIKey,
     Settings,
@@ -37,9 +37,11 @@ from sora_widgets.core.settings import (
     settings,
 )
 from sora_widgets.engine.job import Backend, Job, poller
-from sora_widgets.journal import JobRecord, Journal, Limits, Spend, open_journal
+from sora_widgets.journal import JobRecord, Journal, Spend, open_journal
+from sora_widgets.journal.ledger import utc_month_start
 from sora_widgets.relay.client import warn_if_cleartext
 from sora_widgets.relay.styles import adapter_for
+from sora_widgets.studio.continuation import continuation_request, first_frame_image
 
 __all__ = ["EMULATOR_KEY", "Studio", "default_studio"]
 
@@ -94,7 +96,7 @@ class Studio:
 
     def journal(self, current: Settings | None = None) -> Journal:
         current = current or settings()
-        location = os.environ.get("SORA_JOURNAL_URL", "").strip() or str(current.journal_path)
+        location = current.journal_location
         with self._lock:
             self._check_fork()
             journal = self._journals.get(location)
@@ -135,7 +137,7 @@ class Studio:
         style = self.style(current)
         if current.uses_emulator:
             return self._emulator_backend(current, style=style)
-        url = (base_url or preferences.base_url or current.base_url).rstrip("/")
+        url = (base_url or preferences.base_url_or(current)).rstrip("/")
         warn_if_cleartext(url)   # here, on the caller's thread, before anything is sent
         assert current.api_key is not None
         with self._lock:
@@ -192,7 +194,10 @@ class Studio:
                 self._live[record.local_id] = job
             return job
 
-    def _limits(self, current: Settings, confirm: bool) -> Limits:
+    @staticmethod
+    def limits(current: Settings | None = None, *, confirm: bool = False) -> Limits:
+        """The caps in force now (SORA_*BUDGET_USD); ``confirm``: no confirmation asked."""
+        current = current or settings()
         return Limits(session_usd=current.budget_usd, daily_usd=current.daily_budget_usd,
                       team_usd=current.team_budget_usd,
                       confirm_usd=None if confirm else current.confirm_usd)
@@ -206,14 +211,9 @@ class Studio:
     def quote(self, request: VideoRequest, n: int = 1, *, force: bool = False,
               confirm: bool = False, base_url: str | None = None) -> Quote:
         """What ``submit(request, n)`` would pay now (new jobs × price, reused ones free),
-        and ``blocked``: why it would be refused (a budget, a confirmation), if it would."""
-        current = settings()
-        backend = self.backend(current, base_url=base_url)
-        _check_style(request, backend)
-        return self.journal(current).quote(
-            request=request, backend=backend.journal_name, emulator=backend.emulator,
-            price_usd=price_of(request, current), session=self.session, n=n,
-            force=force, limits=self._limits(current, confirm))
+        and its ``refusal`` (a cap, a confirmation) if it would be refused; ``require``
+        raises that refusal."""
+        return self.quote_many([request] * n, force=force, confirm=confirm, base_url=base_url)
 
     def quote_many(self, requests: Sequence[VideoRequest], *, force: bool = False,
                    confirm: bool = False, base_url: str | None = None) -> Quote:
@@ -223,9 +223,15 @@ class Studio:
         for request in requests:
             _check_style(request, backend)
         return self.journal(current).quote_many(
-            items=self._items(requests, current), backend=backend.journal_name,
-            emulator=backend.emulator, session=self.session, force=force,
-            limits=self._limits(current, confirm))
+            items=self._items(requests, current, emulator=backend.emulator),
+            backend=backend.journal_name, emulator=backend.emulator, session=self.session,
+            force=force, limits=self.limits(current, confirm=confirm))
+
+    @staticmethod
+    def require(quote: Quote) -> Quote:
+        """``quote``, or its refusal raised (``BudgetExceededError``,
+        ``ConfirmationRequired``) with the very class and words ``submit`` raises."""
+        return quote.require()
 
     def submit(self, request: VideoRequest, n: int = 1, *, force: bool = False,
                confirm: bool = False, base_url: str | None = None,
@@ -253,11 +259,12 @@ class Studio:
         backend = self.backend(current, base_url=base_url)
         for request in requests:
             _check_style(request, backend)
+            request.check_sendable()      # a hostile journal row is shown, never sent
         journal = self.journal(current)
-        items = self._items(requests, current)
+        items = self._items(requests, current, emulator=backend.emulator)
         claims = journal.claim_many(
             items=items, backend=backend.journal_name, emulator=backend.emulator,
-            session=self.session, force=force, limits=self._limits(current, confirm),
+            session=self.session, force=force, limits=self.limits(current, confirm=confirm),
             parent_id=parent_id, user=current.user, host=current.host,
             new_ids=[uuid.uuid4().hex for _ in requests])
         by_fingerprint: dict[str, list[Job]] = {}
@@ -278,14 +285,17 @@ class Studio:
         return [by_fingerprint[r.fingerprint()].pop(0) for r in requests]
 
     @staticmethod
-    def _items(requests: Sequence[VideoRequest],
-               current: Settings) -> list[tuple[VideoRequest, int, float]]:
-        """Identical requests counted together, first appearance first."""
+    def _items(requests: Sequence[VideoRequest], current: Settings, *,
+               emulator: bool) -> list[tuple[VideoRequest, int, float]]:
+        """Identical requests counted together, first appearance first, each priced (a
+        paid relay is never sent a request priced $0)."""
         counts: dict[str, tuple[VideoRequest, int]] = {}
         for request in requests:
             known = counts.get(request.fingerprint())
             counts[request.fingerprint()] = (request, known[1] + 1 if known else 1)
-        return [(request, n, price_of(request, current)) for request, n in counts.values()]
+        return [(request, n, paid_price(price_of(request, current), emulator=emulator,
+                                        what=f"{request.model} ({request.style})"))
+                for request, n in counts.values()]
 
     def generate(
         self,
@@ -333,12 +343,10 @@ class Studio:
             raise SoraError(f"job {parent.id or parent.local_id} is {parent.status}: only a "
                             "completed clip can be continued")
         video = parent.download()
-        same_style = parent.request.style == self.style()
-        request = VideoRequest.create(prompt, aspect_ratio=parent.aspect_ratio,
-                                      image=_first_frame_image(video),
-                                      model=model or parent.request.model,
-                                      size=parent.request.size if same_style else None,
-                                      style=self.style())
+        current = settings()
+        request = continuation_request(
+            parent, prompt, image=first_frame_image(video, current.image_uploader),
+            model=model, style=self.style(current))
         job = self.submit(request, 1, force=force, confirm=confirm,
                           parent_id=parent.local_id)[0]
         if wait:
@@ -397,9 +405,7 @@ class Studio:
 
     def team_spend(self) -> list[dict[str, Any]]:
         """Spend per user and UTC day this month, everyone on this journal."""
-        from sora_widgets.journal.base import _utc_month_start
-
-        return self.journal().spend_by_user_day(_utc_month_start(time.time()))
+        return self.journal().spend_by_user_day(utc_month_start(time.time()))
 
     def spend(self) -> dict[str, Spend]:
         journal = self.journal()
@@ -427,27 +433,6 @@ def _check_style(request: VideoRequest, backend: Backend) -> None:
             f"style: this request was made for the {request.style} style, but {where} speaks "
             f"{backend.style} now (SORA_API_STYLE / %config SoraMagics.api_style); make it "
             "again; nothing was sent", field="style")
-
-
-def _first_frame_image(video: Path) -> str:
-    """The clip's last frame as the next job's image: a data URI, or an uploaded URL."""
-    from sora_widgets.media.frames import last_frame, last_frame_data_uri
-
-    spec = os.environ.get("SORA_IMAGE_UPLOADER", "").strip()
-    if not spec:
-        return last_frame_data_uri(video)
-    module_name, _, function_name = spec.partition(":")
-    if not module_name or not function_name:
-        raise ValidationError("SORA_IMAGE_UPLOADER must be 'module:function'",
-                              field="SORA_IMAGE_UPLOADER")
-    upload = getattr(importlib.import_module(module_name), function_name)
-    still = video.with_name(video.stem + ".last.jpg")
-    last_frame(video).save(still, "JPEG", quality=90)
-    url = upload(still)
-    if not isinstance(url, str) or not url.startswith(("http://", "https://")):
-        raise ValidationError("SORA_IMAGE_UPLOADER returned no http(s) URL",
-                              field="SORA_IMAGE_UPLOADER")
-    return url
 
 
 _default: Studio | None = None

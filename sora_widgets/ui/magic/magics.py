@@ -29,7 +29,6 @@ import contextlib
 import getpass
 import keyword
 import logging
-import os
 import sys
 import threading
 import time
@@ -46,9 +45,9 @@ from IPython.utils.process import arg_split  # type: ignore[attr-defined]
 from traitlets import All, Bool, Enum, TraitError, Unicode, observe, validate
 from traitlets.config import Configurable
 
-from sora_widgets.core.errors import SoraError
+from sora_widgets.core.errors import ConfirmationRequired, SoraError
 from sora_widgets.core.lifecycle import Status
-from sora_widgets.core.settings import preferences, set_session_key, settings
+from sora_widgets.core.settings import env_key_set, preferences, set_session_key, settings
 from sora_widgets.core.text import substitute_names
 from sora_widgets.media import publish as media
 from sora_widgets.ui import render
@@ -576,7 +575,8 @@ class SoraMagics(Magics, Configurable):
             jobs = studio.submit(request, n, force=bool(args.force), confirm=bool(args.yes),
                                  base_url=self.base_url or None)
         except SoraError as exc:  # raised before the POST (budget, emulator missing...)
-            raise UsageError(f"%sora: {exc}") from None
+            hint = " Add --yes to confirm." if isinstance(exc, ConfirmationRequired) else ""
+            raise UsageError(f"%sora: {exc}{hint}") from None
         if name is not None:
             self.shell.user_ns[name] = jobs[0] if n == 1 else jobs  # type: ignore[union-attr]
         self._present(jobs, look, wait=bool(args.wait))
@@ -716,7 +716,7 @@ class SoraMagics(Magics, Configurable):
             return
         set_session_key(value)
         message = "Key set for this session: kept in memory only, never saved or shown."
-        if os.environ.get("SORA_API_KEY", "").strip():
+        if env_key_set():
             message += " Note: SORA_API_KEY is set in the environment and takes precedence."
         print(message)
 

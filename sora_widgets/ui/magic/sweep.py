@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from IPython.core.error import UsageError
 
-from sora_widgets.core.errors import SoraError
+from sora_widgets.core.errors import ConfirmationRequired, SoraError
 from sora_widgets.core.settings import preferences, settings
 from sora_widgets.studio.sweeps import RATIO_AXIS, Sweep, SweepPlan, expand, from_plan, plan
 from sora_widgets.ui import render
@@ -129,7 +129,8 @@ def run_sweep(magics: SoraMagics, args: Any, cell: str | None, raw: Sequence[str
         jobs = studio.submit_many(the_plan.requests, force=bool(args.force),
                                   confirm=bool(args.yes), base_url=base_url)
     except SoraError as exc:   # refused before any POST: bad input, budget, confirmation
-        raise UsageError(f"%sora: {exc}") from None
+        hint = " Add --yes to confirm." if isinstance(exc, ConfirmationRequired) else ""
+        raise UsageError(f"%sora: {exc}{hint}") from None
     sweep = from_plan(the_plan, jobs, quote)
     if name is not None and magics.shell is not None:
         magics.shell.user_ns[name] = sweep
