@@ -36,7 +36,7 @@ from sora_widgets.core.lifecycle import (
     Status,
 )
 from sora_widgets.core.models import VideoRequest
-from sora_widgets.core.money import MIN_CHARGE_USD, Limits, Quote, decide, total
+from sora_widgets.core.money import MIN_CHARGE_USD, Limits, Quote, decide, paid_price, total
 from sora_widgets.core.owner import Owner, current_owner, owner_alive
 from sora_widgets.journal.ledger import SQL_PAID, CursorLedger, read_spend
 from sora_widgets.journal.plans import Store
@@ -138,6 +138,8 @@ class Journal(Store):
         """:meth:`claim` for several requests (a sweep, a storyboard) in one transaction:
         the caps and the confirmation hold for the whole call. A refusal raises
         (``BudgetExceededError``, ``ConfirmationRequired``) and writes nothing."""
+        for request, _, price in items:        # a paid row is never written at $0
+            paid_price(price, emulator=emulator, what=f"{request.model} ({request.style})")
         now = time.time()
         owner = current_owner()
         ids = iter(new_ids)
