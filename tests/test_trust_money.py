@@ -127,9 +127,12 @@ def test_a_poisoned_row_breaks_neither_history_nor_resume(studio: Studio,
 
     bad = _poison(studio, phase=Phase.SETTLED, task_id="task-poisoned")
     waiting = _poison(studio, phase=Phase.POLLING, task_id="task-poisoned-2")
+    odd = _poison(studio, phase=Phase.SETTLED, task_id="task-odd")
+    studio.journal().update(odd, phase="bogus", charge="free", relay_status="???")
     good = sw.generate("a good clip", wait=True, timeout=60)
     listed = {job.local_id: job for job in sw.jobs()}
-    assert {bad, waiting, good.local_id} <= set(listed)
+    assert {bad, waiting, odd, good.local_id} <= set(listed)
+    assert listed[odd].settled and listed[odd].charge == Charge.MAYBE
     shown = listed[bad].prompt
     assert ESC not in shown and "\a" not in shown and "alert" in shown
     assert {job.local_id for job in sw.jobs(team=True)} >= {bad, waiting, good.local_id}

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any, Protocol
 
 from sora_widgets.core.errors import kind_named
-from sora_widgets.core.lifecycle import JobState
+from sora_widgets.core.lifecycle import Charge, JobState, Phase, RelayStatus
 from sora_widgets.core.models import VideoRequest
 
 __all__ = ["COLUMNS", "INTERRUPTED", "NOT_SENT", "SCHEMA_VERSION", "Claim", "Cursor",
@@ -30,6 +30,9 @@ COLUMNS = (
     "pid", "heartbeat_at", "created_at", "updated_at", "completed_at", "parent_id",
     "starred", "note", "user_name", "host",
 )
+_PHASES = frozenset(p.value for p in Phase)
+_CHARGES = frozenset(c.value for c in Charge)
+_RELAY = frozenset(s.value for s in RelayStatus)
 INTERRUPTED = ("the session ended while this job was being submitted: it may have been "
                "charged, but its task id was never received")
 #: A row this process wrote but never sent (its claim's commit was not confirmed).
@@ -93,6 +96,16 @@ class JobRecord:
         values["price_usd"] = float(values["price_usd"])
         kind = kind_named(values["error_type"])     # 0.2 wrote class names (still may)
         values["error_type"] = kind.value if kind is not None else None
+        # A word no version ever wrote (a hand-edited row) is read pessimistically: a phase
+        # as settled (nothing is done with it), a charge as maybe (it counts as spent).
+        if values["phase"] not in _PHASES:
+            values["phase"] = Phase.SETTLED.value
+        if values["charge"] not in _CHARGES:
+            values["charge"] = Charge.MAYBE.value
+        if values["relay_status"] is not None and values["relay_status"] not in _RELAY:
+            values["relay_status"] = None
+        if not isinstance(values["progress"], int):
+            values["progress"] = 0
         return cls(**values)
 
     @property
