@@ -343,7 +343,9 @@ class Journal(Store):
              state.charge.value, now, record.local_id))
 
     def recover_interrupted_submits(self) -> list[JobRecord]:
-        """Rows left 'submitting' by a process that is gone become 'unknown': maybe charged."""
+        """Rows left 'submitting' by a process that is gone become 'unknown': maybe charged
+        (and this process's own unconfirmed claims are settled as never sent)."""
+        self.settle_unsent()
         now = time.time()
         recovered = []
         with self._tx(exclusive=True) as cur:
