@@ -18,9 +18,13 @@ from sora_widgets.core.models import VideoRequest
 from sora_widgets.core.money import Limits, Quote, Scope, cents, decide, total
 from sora_widgets.core.settings import ENV_VARS, api_style, preferences, settings
 from sora_widgets.emulator import RunningEmulator
-from sora_widgets.journal import SqliteJournal
+from sora_widgets.journal import open_journal
 from sora_widgets.journal.records import SCHEMA_VERSION
 from sora_widgets.studio.studio import Studio
+
+from .pg_fixtures import pg_server, pg_url
+
+__all__ = ["pg_server", "pg_url"]   # fixtures used by name
 
 
 class Book:
@@ -107,9 +111,32 @@ def test_every_error_has_a_kind_that_raises_its_class_again() -> None:
     assert errors.kind_named("SomethingNew") is ErrorKind.ERROR
 
 
-def test_a_journal_of_0_2_opens_and_stores_kinds(tmp_path: Path) -> None:
-    path = tmp_path / "journal.sqlite3"
-    journal = SqliteJournal(path)
+@pytest.fixture(params=["sqlite", "postgres"])
+def location(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return str(tmp_path / "journal.sqlite3")
+    return str(request.getfixturevalue("pg_url"))
+
+
+def _raw(location: str, sql: str) -> list[tuple[object, ...]]:
+    """Run SQL on the journal's database directly, as 0.2 (or a teammate) would."""
+    if location.startswith("postgresql://"):
+        import psycopg
+
+        with psycopg.connect(location, autocommit=True) as db:
+            cur = db.execute(sql)
+            return list(cur.fetchall()) if cur.description else []
+    db = sqlite3.connect(location)
+    try:
+        rows = db.execute(sql).fetchall()
+        db.commit()
+        return rows
+    finally:
+        db.close()
+
+
+def test_a_journal_of_0_2_opens_and_stores_kinds(location: str) -> None:
+    journal = open_journal(location)
     request = VideoRequest.create("an old rejected job")
     for local_id, name, status in (("a", "PermissionDeniedError", Status.FAILED),
                                    ("b", "SubmissionUnknown", Status.UNKNOWN),
@@ -121,13 +148,10 @@ def test_a_journal_of_0_2_opens_and_stores_kinds(tmp_path: Path) -> None:
                        else Charge.NONE.value,
                        relay_status=RelayStatus.FAILED.value if local_id == "c" else None)
     journal.close()
-    db = sqlite3.connect(path)
-    db.execute("UPDATE schema_version SET version = 2")       # as 0.2 left it
-    db.commit()
-    db.close()
-    journal = SqliteJournal(path)
-    assert journal.schema_version == SCHEMA_VERSION == 3
-    raw = dict(sqlite3.connect(path).execute("SELECT local_id, error_type FROM jobs"))
+    _raw(location, "UPDATE schema_version SET version = 2")        # as 0.2 left it
+    journal = open_journal(location)
+    assert journal.schema_version == SCHEMA_VERSION == 3        # type: ignore[attr-defined]
+    raw = {str(k): v for k, v in _raw(location, "SELECT local_id, error_type FROM jobs")}
     assert raw == {"a": "permission_denied", "b": "unknown_outcome", "c": "relay_failed"}
     states = {r.local_id: r.state.status for r in journal.iter_all()}
     assert states == {"a": Status.FAILED, "b": Status.UNKNOWN, "c": Status.FAILED}
