@@ -26,14 +26,8 @@ from sora_widgets.core.lifecycle import UNKNOWN_OUTCOME, Charge, Phase, RelaySta
 from sora_widgets.core.models import VideoRequest
 from sora_widgets.core.owner import current_owner
 from sora_widgets.journal import Journal, Limits, SqliteJournal, open_journal
-from sora_widgets.journal.base import (
-    COLUMNS,
-    INTERRUPTED,
-    SCHEMA_VERSION,
-    JobRecord,
-    _utc_day_start,
-    _utc_month_start,
-)
+from sora_widgets.journal.base import COLUMNS, INTERRUPTED, SCHEMA_VERSION, JobRecord
+from sora_widgets.journal.ledger import utc_day_start, utc_month_start
 from sora_widgets.journal.postgres import PostgresJournal, redact_url, to_pyformat
 
 from .pg_fixtures import pg_server, pg_url
@@ -209,7 +203,7 @@ def test_emulator_jobs_cost_nothing_and_pass_every_cap(journal: Journal) -> None
 
 def test_daily_and_team_budgets_by_date(journal: Journal) -> None:
     now = time.time()
-    day, month = _utc_day_start(now), _utc_month_start(now)
+    day, month = utc_day_start(now), utc_month_start(now)
     old_month = one(journal, "last month")
     yesterday = one(journal, "yesterday")
     today = one(journal, "today")
@@ -536,18 +530,18 @@ CREATE INDEX IF NOT EXISTS jobs_created ON jobs (created_at);
 """
 
 #: local_id: (task_id, status, charge, local_path, error_code) of 0.1, and what schema 2
-#: must make of it: (phase, relay_status, error_type, status).
+#: must make of it: (phase, relay_status, error kind, status).
 V1_ROWS: dict[str, tuple[tuple[Any, ...], tuple[Any, ...]]] = {
     "submitting": ((None, "submitting", "none", None, None),
                    ("submitting", None, None, "submitting")),
     "unknown": ((None, "unknown", "maybe", None, None),
                 ("settled", None, UNKNOWN_OUTCOME, "unknown")),
     "rejected": ((None, "failed", "none", None, "403"),
-                 ("settled", None, "PermissionDeniedError", "failed")),
+                 ("settled", None, "permission_denied", "failed")),
     "rejected_odd": ((None, "failed", "none", None, "418"),
-                     ("settled", None, "APIError", "failed")),
+                     ("settled", None, "api", "failed")),
     "failed": (("t-failed", "failed", "charged", None, "content_policy"),
-               ("settled", "failed", "JobFailed", "failed")),
+               ("settled", "failed", "relay_failed", "failed")),
     "saved": (("t-saved", "completed", "charged", "/videos/a.mp4", None),
               ("settled", "completed", None, "completed")),
     "unsaved": (("t-unsaved", "completed", "charged", None, None),

@@ -28,7 +28,6 @@ from __future__ import annotations
 import importlib
 import json
 import math
-import os
 import re
 import threading
 from collections.abc import Mapping
@@ -37,6 +36,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sora_widgets.core.errors import ValidationError
+from sora_widgets.core.money import cents
 from sora_widgets.core.settings import API_STYLES, Settings, settings
 
 if TYPE_CHECKING:
@@ -127,7 +127,7 @@ class Price:
 
     def of(self, shape: str | None, seconds: int) -> float:
         unit = self.by_size.get(shape or "", self.usd)
-        return round(unit * (seconds if self.per == "second" else 1), 2)
+        return cents(unit * (seconds if self.per == "second" else 1))   # never down to $0
 
     def describe(self) -> str:
         unit = "clip" if self.per == "clip" else "s"
@@ -356,7 +356,7 @@ _cache: dict[tuple[str, int, int], Catalogue] = {}
 
 
 def _user_file(current: Settings) -> Path | None:
-    explicit = os.environ.get("SORA_CATALOG", "").strip()
+    explicit = current.catalog_file
     if explicit:
         path = Path(explicit).expanduser()
         if not path.is_file():

@@ -23,9 +23,16 @@ Errors are converted once, at the client boundary (``client.py``), and raised
 
 No message ever contains the API key: messages are built from server text and
 our own words only, and the client scrubs the key from server text as well.
+
+The journal records how a job ended as an :class:`ErrorKind` (a word of ours, stable across
+renames), never a class name: :func:`kind_of` names an exception's kind, :func:`error_of`
+builds the exception a kind stands for (``job.wait()`` raises it), and 0.2's class names
+are read as their kinds (:func:`kind_named`).
 """
 
 from __future__ import annotations
+
+from enum import Enum
 
 __all__ = [
     "APIConnectionError",
@@ -35,6 +42,7 @@ __all__ = [
     "BadRequestError",
     "BudgetExceededError",
     "ConfirmationRequired",
+    "ErrorKind",
     "JobFailed",
     "JournalError",
     "MalformedResponseError",
@@ -45,6 +53,9 @@ __all__ = [
     "SoraError",
     "SubmissionUnknown",
     "ValidationError",
+    "error_of",
+    "kind_named",
+    "kind_of",
 ]
 
 
@@ -179,3 +190,83 @@ class JobFailed(SoraError):
         super().__init__(message)
         self.job_id = job_id
         self.code = code
+
+
+class ErrorKind(str, Enum):
+    """How a job ended badly, as the journal stores it."""
+
+    UNKNOWN_OUTCOME = "unknown_outcome"      # the submit's answer was lost: maybe charged
+    RELAY_FAILED = "relay_failed"            # the relay ran the job and failed it
+    BAD_REQUEST = "bad_request"              # the relay rejected the submit (400) ...
+    AUTHENTICATION = "authentication"        # 401
+    PERMISSION_DENIED = "permission_denied"  # 403
+    NOT_FOUND = "not_found"                  # 404
+    RATE_LIMITED = "rate_limited"            # 429
+    SERVER = "server"                        # 5xx
+    MALFORMED = "malformed"                  # a 2xx that was not the documented JSON
+    API = "api"                              # another HTTP error
+    INVALID = "invalid"                      # could not be sent (refused locally)
+    CONNECTION = "connection"                # refused each time: nothing was sent
+    TIMEOUT = "timeout"
+    NOT_SENT = "not_sent"                    # cancelled, or never sent: nothing charged
+    ERROR = "error"                          # anything else of ours
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+
+#: Most specific first: the first class an exception is an instance of names its kind.
+_KINDS: tuple[tuple[type[SoraError], ErrorKind], ...] = (
+    (SubmissionUnknown, ErrorKind.UNKNOWN_OUTCOME),
+    (JobFailed, ErrorKind.RELAY_FAILED),
+    (BadRequestError, ErrorKind.BAD_REQUEST),
+    (AuthenticationError, ErrorKind.AUTHENTICATION),
+    (PermissionDeniedError, ErrorKind.PERMISSION_DENIED),
+    (NotFoundError, ErrorKind.NOT_FOUND),
+    (RateLimitError, ErrorKind.RATE_LIMITED),
+    (ServerError, ErrorKind.SERVER),
+    (MalformedResponseError, ErrorKind.MALFORMED),
+    (APIError, ErrorKind.API),
+    (APITimeoutError, ErrorKind.TIMEOUT),
+    (APIConnectionError, ErrorKind.CONNECTION),
+    (ValidationError, ErrorKind.INVALID),
+)
+#: The class each kind raises again (NOT_SENT and ERROR: a plain SoraError).
+_CLASSES = {kind: cls for cls, kind in _KINDS}
+#: 0.2 stored class names: each one's kind (a migration reads them; anything else is ERROR).
+_BY_NAME = {cls.__name__: kind for cls, kind in _KINDS} | {
+    "SoraError": ErrorKind.NOT_SENT, "BudgetExceededError": ErrorKind.INVALID,
+    "ConfirmationRequired": ErrorKind.INVALID, "JournalError": ErrorKind.ERROR}
+
+
+def kind_of(exc: BaseException) -> ErrorKind:
+    """The kind the journal records for ``exc``."""
+    for cls, kind in _KINDS:
+        if isinstance(exc, cls):
+            return kind
+    return ErrorKind.ERROR
+
+
+def kind_named(word: str | None) -> ErrorKind | None:
+    """The kind a stored word means: a kind, or a class name of 0.2 (None stays None)."""
+    if word is None:
+        return None
+    try:
+        return ErrorKind(word)
+    except ValueError:
+        return _BY_NAME.get(word, ErrorKind.ERROR)
+
+
+def error_of(kind: str | None, message: str, *, code: str | None = None) -> SoraError:
+    """The exception a recorded kind raises again (``job.wait()`` after a rejection)."""
+    cls = _CLASSES.get(kind_named(kind) or ErrorKind.ERROR)
+    status = int(code) if code and code.isdigit() else 0
+    if cls is None:
+        return SoraError(message)
+    if issubclass(cls, APIError):
+        return cls(message, status_code=status)
+    if cls is SubmissionUnknown:
+        return SubmissionUnknown(message)
+    if cls is JobFailed:
+        return JobFailed(message, code=code)
+    return cls(message)

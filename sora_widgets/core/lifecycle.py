@@ -25,6 +25,8 @@ from dataclasses import dataclass, replace
 from enum import Enum
 from typing import Any
 
+from sora_widgets.core.errors import ErrorKind
+
 __all__ = [
     "ACCEPTED_ERROR_TYPES",
     "DONE_STATUSES",
@@ -95,10 +97,10 @@ _SYNONYMS: dict[str, RelayStatus] = {
                     RelayStatus.FAILED),
 }
 
-#: The error type recorded for a submit whose answer was lost (the only "unknown" outcome).
-UNKNOWN_OUTCOME = "SubmissionUnknown"
-#: The error type of a job the relay ran and failed.
-RELAY_FAILED = "JobFailed"
+#: The error kind recorded for a submit whose answer was lost (the only "unknown" outcome).
+UNKNOWN_OUTCOME = ErrorKind.UNKNOWN_OUTCOME.value
+#: The error kind of a job the relay ran and failed.
+RELAY_FAILED = ErrorKind.RELAY_FAILED.value
 #: Error types that come with an accepted submit (the others are rejections: nothing paid).
 ACCEPTED_ERROR_TYPES = frozenset({RELAY_FAILED, UNKNOWN_OUTCOME})
 
@@ -209,10 +211,10 @@ def submit_charge(*, emulator: bool, answered: bool) -> Charge:
     return Charge.CHARGED if answered else Charge.MAYBE
 
 
-#: The error codes of a rejected submit, and the exception each one raises.
-REJECTED_BY_CODE = {"400": "BadRequestError", "401": "AuthenticationError",
-                    "403": "PermissionDeniedError", "404": "NotFoundError",
-                    "429": "RateLimitError"}
+#: The error codes of a rejected submit, and the error kind of each one.
+REJECTED_BY_CODE = {"400": ErrorKind.BAD_REQUEST.value, "401": ErrorKind.AUTHENTICATION.value,
+                    "403": ErrorKind.PERMISSION_DENIED.value, "404": ErrorKind.NOT_FOUND.value,
+                    "429": ErrorKind.RATE_LIMITED.value}
 
 
 def state_for_status(status: str, *, task_id: str | None = None,
@@ -226,7 +228,8 @@ def state_for_status(status: str, *, task_id: str | None = None,
     elif status == Status.UNKNOWN:
         phase, error_type = Phase.SETTLED, UNKNOWN_OUTCOME
     elif status == Status.FAILED and task_id is None:
-        phase, error_type = Phase.SETTLED, REJECTED_BY_CODE.get(str(error_code), "APIError")
+        phase, error_type = Phase.SETTLED, REJECTED_BY_CODE.get(str(error_code),
+                                                               ErrorKind.API.value)
     elif status == Status.FAILED:
         phase, relay, error_type = Phase.SETTLED, RelayStatus.FAILED, RELAY_FAILED
     elif status == Status.COMPLETED:

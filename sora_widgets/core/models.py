@@ -1,4 +1,5 @@
-"""Plain data: a validated submit request and a leniently parsed task snapshot.
+"""Plain data: a validated submit request (and, re-exported, the leniently parsed task
+snapshot of :mod:`sora_widgets.core.snapshot` and the quote of :mod:`sora_widgets.core.money`).
 
 Requests are strict (bad input must fail before anything is sent or charged);
 answers are lenient (a relay that adds fields, sends ``progress`` as a string or
@@ -17,9 +18,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from sora_widgets.core.errors import MalformedResponseError, ValidationError
-from sora_widgets.core.lifecycle import RelayStatus, relay_status_of
+from sora_widgets.core.errors import ValidationError
+from sora_widgets.core.money import Quote
 from sora_widgets.core.settings import DEFAULT_MODEL, api_style
+from sora_widgets.core.snapshot import TaskError, TaskSnapshot
 
 __all__ = [
     "ASPECT_RATIOS",
@@ -28,6 +30,7 @@ __all__ = [
     "TaskError",
     "TaskSnapshot",
     "VideoRequest",
+    "printable",
 ]
 
 ASPECT_RATIOS = ("16:9", "9:16")
@@ -43,11 +46,20 @@ _IMAGE_MAGIC = {
 }
 
 
+def _unsendable(c: str) -> bool:
+    return (ord(c) < 32 and c not in "\n\r\t") or ord(c) == 127 or 0xD800 <= ord(c) <= 0xDFFF
+
+
+def printable(text: str) -> str:
+    """``text`` without the characters a request may not carry (control characters, lone
+    surrogates): how a row read back from the journal is shown."""
+    return "".join(c for c in text if not _unsendable(c))
+
+
 def _check_text(text: str, what: str) -> None:
     """Text that can be sent as JSON/UTF-8 and means what it shows: no NUL or control
     characters (newline and tab are fine), no lone surrogates (they cannot be encoded)."""
-    bad = next((c for c in text if (ord(c) < 32 and c not in "\n\r\t") or ord(c) == 127
-                or 0xD800 <= ord(c) <= 0xDFFF), None)
+    bad = next((c for c in text if _unsendable(c)), None)
     if bad is not None:
         raise ValidationError(f"{what}: contains a character that cannot be sent "
                               f"(U+{ord(bad):04X}); nothing was sent", field=what)
@@ -135,6 +147,8 @@ class VideoRequest:
     duration: int = DURATION_SECONDS
     size: str | None = None
     style: str = "artifex"
+    #: Read from a journal row that no valid request could have written: never sent.
+    tainted: bool = field(default=False, compare=False, repr=False)
 
     @property
     def seconds(self) -> int:
@@ -243,173 +257,53 @@ class VideoRequest:
 
     @classmethod
     def from_json(cls, body: Mapping[str, Any]) -> VideoRequest:
-        """A request from :meth:`to_json` (a journal row): not checked against today's
-        catalogue, which may have changed since it was sent."""
-        return cls.create(body.get("prompt"), aspect_ratio=body.get("aspect_ratio"),
-                          image=body.get("image"), model=body.get("model"),
-                          duration=body.get("duration"), seconds=body.get("seconds"),
-                          size=body.get("size"), style=body.get("style") or "artifex",
-                          check=False)
+        """A request from :meth:`to_json` (a journal row), read as data: not checked against
+        today's catalogue (it may have changed since), never refused. A field that a valid
+        request cannot hold (a control character, a wrong type: a row written by hand into
+        a shared journal) is shown cleaned and marks the request ``tainted``, which keeps it
+        from ever being sent (:meth:`check_sendable`)."""
+        tainted = False
+
+        def text(value: object, default: str | None = None) -> str | None:
+            nonlocal tainted
+            if value is None:
+                return default
+            if not isinstance(value, str):
+                tainted = True
+                return default
+            clean = printable(value)
+            tainted = tainted or clean != value
+            return clean
+
+        raw_images = body.get("image")
+        listed = raw_images if isinstance(raw_images, list) else (
+            [] if raw_images is None else [raw_images])
+        images = tuple(i for i in (text(v) for v in listed) if i)
+        seconds = body.get("seconds", body.get("duration"))
+        if isinstance(seconds, str) and seconds.strip().isdigit():
+            seconds = int(seconds.strip())
+        if isinstance(seconds, bool) or not isinstance(seconds, int) or seconds <= 0:
+            tainted = tainted or seconds is not None
+            seconds = DURATION_SECONDS
+        style = text(body.get("style"), "artifex") or "artifex"
+        request = cls((text(body.get("prompt")) or "").strip() or None,
+                      text(body.get("aspect_ratio"), "16:9") or "16:9", images,
+                      text(body.get("model"), DEFAULT_MODEL) or DEFAULT_MODEL, seconds,
+                      text(body.get("size")) if style != "artifex" else None, style,
+                      tainted=tainted)
+        return request
+
+    def check_sendable(self) -> VideoRequest:
+        """This request, or a ValidationError when it came from a row that no valid
+        request could have written: such a row is shown, never sent."""
+        if self.tainted:
+            raise ValidationError("request: this job's stored request holds characters or "
+                                  "values that cannot be sent (it was written into the "
+                                  "journal by hand); nothing was sent", field="prompt")
+        return self
 
     def fingerprint(self) -> str:
         """Identity for the no-double-pay cache: the same request gives the same video
         (style, model, shape, length, prompt and images all count)."""
         canonical = json.dumps(self.to_json(), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()
-
-
-@dataclass(frozen=True)
-class TaskError:
-    message: str
-    code: str | None = None
-
-
-def _as_str(value: object) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, (str, int, float)) and not isinstance(value, bool):
-        text = str(value).strip()
-        return text or None
-    return None
-
-
-def _as_progress(value: object) -> int | None:
-    if isinstance(value, bool) or value is None:
-        return None
-    if isinstance(value, str):
-        value = value.strip().rstrip("%").strip()
-    try:
-        number = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError, OverflowError):
-        return None
-    if number != number:  # NaN
-        return None
-    return int(max(0.0, min(100.0, number)))
-
-
-def _as_timestamp(value: object) -> float | None:
-    if isinstance(value, bool):
-        return None
-    if not isinstance(value, (int, float, str)):
-        return None
-    try:
-        number = float(value.strip() if isinstance(value, str) else value)
-    except (ValueError, OverflowError):
-        return None
-    return number if 0 < number < 1e11 else None
-
-
-def _as_error(value: object) -> TaskError | None:
-    if value is None:
-        return None
-    if isinstance(value, Mapping):
-        message = _as_str(value.get("message")) or "the relay reported a failure without a message"
-        return TaskError(message, _as_str(value.get("code")))
-    text = _as_str(value)
-    return TaskError(text) if text else None
-
-
-@dataclass(frozen=True)
-class TaskSnapshot:
-    """One answer of the relay about a task, parsed leniently.
-
-    ``status`` is the relay's raw word (or None when it sent none); ``relay_status`` what it
-    means, or None for a word never seen before: that is surfaced, never guessed.
-    """
-
-    id: str
-    status: str | None
-    progress: int | None = None
-    video_url: str | None = None
-    error: TaskError | None = None
-    completed_at: float | None = None
-    extra: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
-
-    @property
-    def relay_status(self) -> RelayStatus | None:
-        return relay_status_of(self.status)
-
-    @property
-    def fetch_url(self) -> str | None:
-        """Where the video is fetched from (set by the wire adapter; memory only: a CDN
-        link is kept raw, unscrubbed)."""
-        url = self.extra.get("fetch_url")
-        return url if isinstance(url, str) else None
-
-    @property
-    def expires_at(self) -> float | None:
-        """When the video stops being downloadable (unix seconds), if the relay says."""
-        value = self.extra.get("expires_at")
-        return value if isinstance(value, float) else None
-
-    @property
-    def poll_after(self) -> float | None:
-        """The relay's own polling hint from the answer's headers: no GET before this
-        many seconds (``openai-poll-after-ms``)."""
-        value = self.extra.get("poll_after")
-        return value if isinstance(value, float) else None
-
-    @property
-    def is_final(self) -> bool:
-        return self.relay_status in (RelayStatus.COMPLETED, RelayStatus.FAILED)
-
-    @classmethod
-    def parse(cls, payload: object) -> TaskSnapshot:
-        """Parse a decoded JSON answer; raise :class:`MalformedResponseError` if it has no id."""
-        if not isinstance(payload, Mapping):
-            raise MalformedResponseError(
-                f"expected a JSON object, got {type(payload).__name__}", status_code=200)
-        task_id = _as_str(payload.get("id")) or _as_str(payload.get("task_id"))
-        if task_id is None:
-            raise MalformedResponseError("the answer has no task id", status_code=200)
-        raw_status = _as_str(payload.get("status"))
-        status = raw_status[:64] if raw_status else None
-        progress = _as_progress(payload.get("progress"))
-        if relay_status_of(status) is RelayStatus.COMPLETED:
-            progress = 100
-        video_url = _as_str(payload.get("video_url"))
-        extra = {k: v for k, v in payload.items() if k not in {
-            "id", "task_id", "status", "progress", "video_url", "error", "completed_at"}}
-        return cls(
-            id=task_id[:200],
-            status=status,
-            progress=progress,
-            video_url=video_url,
-            error=_as_error(payload.get("error")),
-            completed_at=_as_timestamp(payload.get("completed_at")),
-            extra=extra,
-        )
-
-
-@dataclass(frozen=True)
-class Quote:
-    """What one call will pay, said before anything is sent."""
-
-    new: int
-    reused: int
-    price_usd: float
-    emulator: bool = False
-    #: Why the call would be refused now (a budget, a confirmation), or None.
-    blocked: str | None = None
-    #: The new charges when prices differ within the call (None: new × price_usd).
-    amount_usd: float | None = None
-
-    @property
-    def new_usd(self) -> float:
-        if self.emulator:
-            return 0.0
-        return self.amount_usd if self.amount_usd is not None else round(
-            self.new * self.price_usd, 2)
-
-    @property
-    def text(self) -> str:
-        """'6 new × $0.90 = $5.40 · 2 reused free' (the emulator: 'free')."""
-        if self.emulator:
-            paid = f"{self.new} new · local emulator — no charge"
-        elif self.new and abs(self.new_usd - self.new * self.price_usd) > 0.005:
-            paid = f"{self.new} new = ${self.new_usd:.2f}"
-        elif self.new:
-            paid = f"{self.new} new × ${self.price_usd:.2f} = ${self.new_usd:.2f}"
-        else:
-            paid = "nothing new to pay"
-        return paid + (f" · {self.reused} reused free" if self.reused else "")

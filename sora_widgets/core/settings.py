@@ -2,6 +2,12 @@
 
 A user who sets ``os.environ["SORA_API_KEY"]`` or ``SORA_BUDGET_USD`` in a cell
 expects the very next call to use it, so nothing here is cached.
+
+This module is the only one that reads a ``SORA_*`` variable (:data:`ENV_VARS` lists them
+all). ``%config SoraMagics.*`` preferences (:class:`Preferences`) are an overlay with one
+precedence: **a preference set in the session wins over the environment**, which wins over
+the built-in default (the later, more specific choice wins, as ``%config`` is typed in the
+notebook itself). An empty preference means "not set": the environment decides.
 """
 
 from __future__ import annotations
@@ -20,10 +26,12 @@ __all__ = [
     "API_STYLES",
     "DEFAULT_BASE_URL",
     "DEFAULT_MODEL",
+    "ENV_VARS",
     "APIKey",
     "Preferences",
     "Settings",
     "api_style",
+    "env_key_set",
     "is_loopback_url",
     "preferences",
     "settings",
@@ -35,6 +43,16 @@ DEFAULT_MODEL = "sora-2"
 API_STYLES = ("artifex", "openai")
 #: The embedded emulator runs jobs this much faster than the real relay (demo pace).
 DEFAULT_EMULATOR_TIME_SCALE = 0.1
+
+#: Every environment variable sora-widgets reads (the tests clear all of them).
+ENV_VARS = (
+    "SORA_API_KEY", "SORA_BASE_URL", "SORA_API_STYLE", "SORA_MODEL", "SORA_WIDGETS_HOME",
+    "SORA_JOURNAL_URL", "SORA_USER", "SORA_BUDGET_USD", "SORA_DAILY_BUDGET_USD",
+    "SORA_TEAM_BUDGET_USD", "SORA_CONFIRM_USD", "SORA_PRICE_USD", "SORA_CATALOG",
+    "SORA_IMAGE_UPLOADER", "SORA_EMULATOR_TIME_SCALE", "SORA_POLL_SCALE",
+    "SORA_HTTP_TIMEOUT", "SORA_DOWNLOAD_TIMEOUT", "SORA_MAX_VIDEO_MB", "SORA_LOW_SPEED_LIMIT",
+    "SORA_LOW_SPEED_TIME",
+)
 
 _session_key: APIKey | None = None
 
@@ -130,6 +148,12 @@ class Settings:
     api_style: str = "artifex"
     #: SORA_PRICE_USD: a flat price per clip replacing the catalogue's rule (None: the rule).
     price_usd: float | None = None
+    #: SORA_JOURNAL_URL: a ``postgresql://`` team journal ("" : the sqlite file in home).
+    journal_url: str = ""
+    #: SORA_CATALOG: a catalogue file replacing the one in home ("": none given).
+    catalog_file: str = ""
+    #: SORA_IMAGE_UPLOADER: ``module:function`` uploading a still, returning its https URL.
+    image_uploader: str = ""
 
     @property
     def uses_emulator(self) -> bool:
@@ -141,13 +165,28 @@ class Settings:
         return self.home / "journal.sqlite3"
 
     @property
+    def journal_location(self) -> str:
+        """Where the journal is: the team database's URL, else the sqlite file."""
+        return self.journal_url or str(self.journal_path)
+
+    @property
     def videos_dir(self) -> Path:
         return self.home / "videos"
 
 
+def _env(name: str) -> str:
+    """One variable, stripped ("" when unset): the one place the environment is read."""
+    return os.environ.get(name, "").strip()
+
+
+def env_key_set() -> bool:
+    """Whether SORA_API_KEY is set in the environment (it wins over ``%sora key``)."""
+    return bool(_env("SORA_API_KEY"))
+
+
 def _float_env(name: str) -> float | None:
     """A finite, non-negative number (``nan``/``inf`` would silently disable a cap)."""
-    raw = os.environ.get(name, "").strip()
+    raw = _env(name)
     if not raw:
         return None
     try:
@@ -184,19 +223,19 @@ def default_home() -> Path:
 
 def settings() -> Settings:
     """The settings in force now: the environment, then the in-memory session key."""
-    raw_key = os.environ.get("SORA_API_KEY", "").strip()
+    raw_key = _env("SORA_API_KEY")
     key = APIKey(raw_key) if raw_key else _session_key
-    home_env = os.environ.get("SORA_WIDGETS_HOME", "").strip()
-    model = os.environ.get("SORA_MODEL", "").strip() or DEFAULT_MODEL
+    home_env = _env("SORA_WIDGETS_HOME")
+    model = _env("SORA_MODEL") or DEFAULT_MODEL
     scale = _float_env("SORA_EMULATOR_TIME_SCALE")
     poll_scale = _float_env("SORA_POLL_SCALE")
     timeout = _float_env("SORA_HTTP_TIMEOUT")
-    confirm = os.environ.get("SORA_CONFIRM_USD", "").strip()
+    confirm = _env("SORA_CONFIRM_USD")
     download_timeout = _float_env("SORA_DOWNLOAD_TIMEOUT")
     max_video_mb = _float_env("SORA_MAX_VIDEO_MB")
     low_speed_limit = _float_env("SORA_LOW_SPEED_LIMIT")
     low_speed_time = _float_env("SORA_LOW_SPEED_TIME")
-    style = os.environ.get("SORA_API_STYLE", "").strip().lower() or API_STYLES[0]
+    style = _env("SORA_API_STYLE").lower() or API_STYLES[0]
     if style not in API_STYLES:
         from sora_widgets.core.errors import ValidationError
 
@@ -204,7 +243,7 @@ def settings() -> Settings:
                               f"not {style[:40]!r}", field="SORA_API_STYLE")
     return Settings(
         api_key=key,
-        base_url=(os.environ.get("SORA_BASE_URL", "").strip() or DEFAULT_BASE_URL).rstrip("/"),
+        base_url=(_env("SORA_BASE_URL") or DEFAULT_BASE_URL).rstrip("/"),
         home=Path(home_env).expanduser() if home_env else default_home(),
         budget_usd=_float_env("SORA_BUDGET_USD"),
         model=model,
@@ -215,8 +254,7 @@ def settings() -> Settings:
         daily_budget_usd=_float_env("SORA_DAILY_BUDGET_USD"),
         team_budget_usd=_float_env("SORA_TEAM_BUDGET_USD"),
         # JupyterHub sets JUPYTERHUB_USER in every single-user server: the hub's name wins.
-        user=(os.environ.get("SORA_USER", "").strip()
-              or os.environ.get("JUPYTERHUB_USER", "").strip())[:64] or _login(),
+        user=(_env("SORA_USER") or _env("JUPYTERHUB_USER"))[:64] or _login(),
         host=_hostname(),
         download_timeout=download_timeout if download_timeout else 600.0,
         max_video_bytes=int(max_video_mb * 1024 * 1024) if max_video_mb else 256 * 1024 * 1024,
@@ -224,6 +262,9 @@ def settings() -> Settings:
         low_speed_time=low_speed_time if low_speed_time else 30.0,
         api_style=style,
         price_usd=_float_env("SORA_PRICE_USD"),
+        journal_url=_env("SORA_JOURNAL_URL"),
+        catalog_file=_env("SORA_CATALOG"),
+        image_uploader=_env("SORA_IMAGE_UPLOADER"),
     )
 
 
@@ -251,7 +292,10 @@ def is_loopback_url(url: str) -> bool:
 @dataclass
 class Preferences:
     """How the magic and the panel behave, shared by both (``%config SoraMagics.*`` writes
-    here). Process-wide and in memory; the environment still wins for model and relay."""
+    here). Process-wide and in memory. For model, relay and wire style a preference that is
+    set **wins over the environment** (SORA_MODEL, SORA_BASE_URL, SORA_API_STYLE); empty
+    means not set. Read them through :meth:`model_or`, :meth:`base_url_or`, :func:`api_style`.
+    """
 
     model: str = ""                 # empty: SORA_MODEL, else sora-2
     default_ratio: str = "16:9"
@@ -262,7 +306,12 @@ class Preferences:
     api_style: str = ""             # empty: SORA_API_STYLE, else artifex
 
     def model_or(self, current: Settings) -> str:
+        """The model in force: ``%config SoraMagics.model``, else SORA_MODEL, else sora-2."""
         return self.model or current.model
+
+    def base_url_or(self, current: Settings) -> str:
+        """The relay in force: ``%config SoraMagics.base_url``, else SORA_BASE_URL."""
+        return (self.base_url or current.base_url).rstrip("/")
 
 
 preferences = Preferences()

@@ -29,18 +29,6 @@ def state_from_traits(traits: dict[str, Any]) -> JobState:
 
 
 def rejection(state: JobState) -> SoraError:
-    """The exception a rejected submit raises from ``wait()``: the class it was rejected with."""
-    cls = getattr(errors, state.error_type or "", None)
-    message = state.error_message or "the relay rejected the submit"
-    if isinstance(cls, type) and issubclass(cls, errors.APIError):
-        code = int(state.error_code) if state.error_code and state.error_code.isdigit() else 0
-        try:
-            return cls(message, status_code=code)
-        except TypeError:
-            return errors.APIError(message, status_code=code)
-    if isinstance(cls, type) and issubclass(cls, SoraError):
-        try:
-            return cls(message)
-        except TypeError:
-            pass
-    return SoraError(message)
+    """The exception a rejected submit raises from ``wait()``: the class of its kind."""
+    return errors.error_of(state.error_type, state.error_message or
+                           "the relay rejected the submit", code=state.error_code)

@@ -29,7 +29,7 @@ import os
 import threading
 from typing import TYPE_CHECKING, Any
 
-from sora_widgets.core.errors import SoraError
+from sora_widgets.core.errors import ErrorKind, SoraError
 from sora_widgets.core.lifecycle import UNKNOWN_OUTCOME, JobState, Phase, submit_charge
 from sora_widgets.engine.backend import Backend
 from sora_widgets.engine.events import EventsThread
@@ -137,7 +137,7 @@ class Poller:
             if track is not None and track.mode is Mode.SUBMIT and not track.post_started:
                 # Cancelled before its POST left: settled, nothing sent, nothing charged.
                 self.emit(job, track.state.evolve(
-                    phase=Phase.SETTLED, error_type=SoraError.__name__,
+                    phase=Phase.SETTLED, error_type=ErrorKind.NOT_SENT.value,
                     error_message="cancelled before it was sent; nothing was charged"),
                     detach="")
             elif submitting:

@@ -26,6 +26,7 @@ from sora_widgets.core.errors import (
     SoraError,
     SubmissionUnknown,
     ValidationError,
+    kind_of,
 )
 from sora_widgets.core.lifecycle import (
     UNKNOWN_OUTCOME,
@@ -83,11 +84,11 @@ async def _submit(poller: Poller, track: Track) -> None:
                            error_message=str(exc),
                            charge=submit_charge(emulator=job.emulator, answered=False))
     except APIError as exc:   # rejected with 4xx (a 400 too): nothing was charged
-        new = state.evolve(phase=Phase.SETTLED, error_type=type(exc).__name__,
+        new = state.evolve(phase=Phase.SETTLED, error_type=kind_of(exc).value,
                            error_message=str(exc), error_code=str(exc.status_code))
     except (ValidationError, APIConnectionError) as exc:
         # Not sent (could not be encoded, or the connection was refused each time).
-        new = state.evolve(phase=Phase.SETTLED, error_type=type(exc).__name__,
+        new = state.evolve(phase=Phase.SETTLED, error_type=kind_of(exc).value,
                            error_message=f"{exc}; nothing was charged")
     except Exception as exc:  # a bug once the request may have left: it may be charged
         log.exception("unexpected error while submitting job %s", job.local_id)

@@ -1,9 +1,10 @@
 """The durable job journal: one interface, two backends (sqlite file, PostgreSQL).
 
-Money rules live in its transactions: :meth:`Journal.claim` is the one atomic step of a
-paid submit — the cache lookup, every budget check and the intent inserts commit
-together, so two processes (or two machines) sending the same request at the same
-instant pay once, and concurrent submits cannot pass a cap together. The task id is
+It stores, totals and reserves; it decides no money question (:mod:`sora_widgets.core.money`
+does, from the totals it supplies). :meth:`Journal.claim` is the one atomic step of a paid
+submit — the cache lookup, the caps' check and the intent inserts commit together, so two
+processes (or two machines) sending the same request at the same instant pay once, and
+concurrent submits cannot pass a cap together. The task id is
 written right after the POST answer (:meth:`Journal.record_submitted`), before the
 handle shows it. The API key is never stored.
 """

@@ -1,5 +1,15 @@
 """The journal's logic, shared by its backends; a backend supplies connections and locking.
 
+The journal stores, totals and reserves; it decides no money question. Its one atomic step,
+:meth:`Journal.claim_many`, runs the cache lookup, the caps (decided by the pure
+:func:`sora_widgets.core.money.decide`, fed by a ledger over the same transaction) and the
+intent inserts in one exclusive transaction, so it holds across processes.
+
+A commit whose answer is lost (the connection cut after the server committed) is resolved
+by reading back: the claim's rows are there (the claim stands) or not (nothing happened).
+When even that cannot be known, the rows are remembered, and settled as *not sent* (nothing
+was charged: the POST only ever follows a confirmed claim) at the next chance.
+
 SQL here is written with ``?`` placeholders; a backend whose driver wants another style
 translates them. Lifecycle predicates come from :mod:`sora_widgets.core.lifecycle`.
 """
@@ -7,15 +17,14 @@ translates them. Lifecycle predicates come from :mod:`sora_widgets.core.lifecycl
 from __future__ import annotations
 
 import json
+import os
+import threading
 import time
-from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager
-from dataclasses import dataclass, field, fields, replace
+from collections.abc import Iterator, Sequence
 from datetime import datetime, timezone
-from typing import Any, Protocol
+from typing import Any
 
-from sora_widgets.core.errors import BudgetExceededError, ConfirmationRequired
+from sora_widgets.core.errors import ErrorKind, JournalError
 from sora_widgets.core.lifecycle import (
     SQL_NEEDS_RELAY,
     SQL_NOT_REJECTED,
@@ -26,134 +35,37 @@ from sora_widgets.core.lifecycle import (
     Phase,
     Status,
 )
-from sora_widgets.core.models import Quote, VideoRequest
+from sora_widgets.core.models import VideoRequest
+from sora_widgets.core.money import MIN_CHARGE_USD, Limits, Quote, decide, paid_price, total
 from sora_widgets.core.owner import Owner, current_owner, owner_alive
-
-__all__ = ["Claim", "Cursor", "JobRecord", "Journal", "Limits", "Spend"]
-
-SCHEMA_VERSION = 2
-#: Every column of ``jobs`` in schema 2 (a backend's DDL must create exactly these).
-COLUMNS = (
-    "local_id", "task_id", "fingerprint", "request", "backend", "emulator", "status",
-    "phase", "relay_status", "relay_word", "progress", "video_url", "error_message",
-    "error_code", "error_type", "price_usd", "charge", "local_path", "session", "owner",
-    "pid", "heartbeat_at", "created_at", "updated_at", "completed_at", "parent_id",
-    "starred", "note", "user_name", "host",
+from sora_widgets.journal.ledger import SQL_PAID, CursorLedger, read_spend
+from sora_widgets.journal.plans import Store
+from sora_widgets.journal.records import (
+    COLUMNS,
+    INTERRUPTED,
+    NOT_SENT,
+    SCHEMA_VERSION,
+    Claim,
+    Cursor,
+    JobRecord,
+    Spend,
 )
+
+__all__ = ["COLUMNS", "INTERRUPTED", "SCHEMA_VERSION", "Claim", "Cursor", "JobRecord",
+           "Journal", "Limits", "Spend"]
+
 _ORDER = " ORDER BY created_at DESC, local_id DESC"
-INTERRUPTED = ("the session ended while this job was being submitted: it may have been "
-               "charged, but its task id was never received")
+#: How often an unconfirmed commit is read back before its outcome is called unknown.
+_READ_BACK_TRIES = 3
+#: Rows this process wrote whose claim's commit was never confirmed (nothing was sent for
+#: them): settled as not sent at the next chance. Per process: a forked child has none.
+_unsent: set[str] = set()
+_unsent_lock = threading.Lock()
+_unsent_pid = [os.getpid()]
 
-
-class Cursor(Protocol):
-    def execute(self, sql: str, params: Sequence[Any] = ...) -> Any: ...
-
-
-@dataclass(frozen=True)
-class JobRecord:
-    """One journal row."""
-
-    local_id: str
-    task_id: str | None
-    fingerprint: str
-    request: str
-    backend: str
-    emulator: bool
-    status: str
-    phase: str
-    relay_status: str | None
-    relay_word: str | None
-    progress: int
-    video_url: str | None
-    error_message: str | None
-    error_code: str | None
-    error_type: str | None
-    price_usd: float
-    charge: str
-    local_path: str | None
-    session: str
-    owner: str
-    pid: int
-    heartbeat_at: float | None
-    created_at: float
-    updated_at: float
-    completed_at: float | None
-    parent_id: str | None
-    starred: bool
-    note: str | None
-    user_name: str | None
-    host: str | None
-
-    @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> JobRecord:
-        values = {name: row[name] for name in COLUMNS}
-        values["emulator"] = bool(values["emulator"])
-        values["starred"] = bool(values["starred"])
-        values["price_usd"] = float(values["price_usd"])
-        return cls(**values)
-
-    @property
-    def state(self) -> JobState:
-        return JobState.from_columns(self.__dict__)
-
-    @property
-    def video_request(self) -> VideoRequest:
-        return VideoRequest.from_json(json.loads(self.request))
-
-    @property
-    def cost_usd(self) -> float:
-        return self.state.cost(self.price_usd)
-
-
-@dataclass(frozen=True)
-class Spend:
-    """Money: charged (accepted by the relay), maybe (outcome unknown), pending (submitting)."""
-
-    charged_usd: float
-    maybe_usd: float
-    pending_usd: float
-    jobs: int
-
-    @property
-    def worst_case_usd(self) -> float:
-        return round(self.charged_usd + self.maybe_usd + self.pending_usd, 2)
-
-
-@dataclass(frozen=True)
-class Limits:
-    """The caps one claim is checked against (None: no such cap)."""
-
-    session_usd: float | None = None
-    daily_usd: float | None = None
-    team_usd: float | None = None
-    confirm_usd: float | None = None
-
-
-@dataclass(frozen=True)
-class Claim:
-    """What :meth:`Journal.claim` decided, atomically: reuse these, submit those."""
-
-    reused: list[JobRecord] = field(default_factory=list)
-    created: list[JobRecord] = field(default_factory=list)
-
-
-def _utc_day_start(now: float) -> float:
-    day = datetime.fromtimestamp(now, timezone.utc).replace(hour=0, minute=0, second=0,
-                                                             microsecond=0)
-    return day.timestamp()
-
-
-def _utc_month_start(now: float) -> float:
-    month = datetime.fromtimestamp(now, timezone.utc).replace(day=1, hour=0, minute=0,
-                                                               second=0, microsecond=0)
-    return month.timestamp()
-
-
-_SPEND_SQL = (
-    f"SELECT COALESCE(SUM(CASE WHEN charge = '{Charge.CHARGED.value}' THEN price_usd END), 0)"
-    f" AS charged, COALESCE(SUM(CASE WHEN charge = '{Charge.MAYBE.value}' THEN price_usd END),"
-    f" 0) AS maybe, COALESCE(SUM(CASE WHEN {SQL_PENDING} THEN price_usd END), 0) AS pending,"
-    " COUNT(*) AS n FROM jobs WHERE emulator = 0")
+NO_LIMITS = Limits()
+#: One claim item: (request, how many asked, price of one).
+Item = tuple[VideoRequest, int, float]
 
 
 def _like_prefix(text: str) -> str:
@@ -163,18 +75,8 @@ def _like_prefix(text: str) -> str:
 
 def _prompt_has(record: JobRecord, words: Sequence[str]) -> bool:
     """Every word (lower case) is in the record's prompt ("2" is not found in "duration")."""
-    prompt = str(json.loads(record.request).get("prompt") or "").lower()
+    prompt = record.prompt.lower()
     return all(word in prompt for word in words)
-
-
-def _total(items: Sequence[tuple[VideoRequest, int, float]],
-           reused: Sequence[Sequence[JobRecord]], emulator: bool) -> Quote:
-    """The quote of a whole call: new jobs and their amount (prices may differ by model)."""
-    new = [n - len(earlier) for (_, n, _), earlier in zip(items, reused, strict=True)]
-    amount = round(sum(count * price for count, (_, _, price) in zip(new, items, strict=True)), 2)
-    price = items[0][2] if items else 0.0
-    return Quote(new=sum(new), reused=sum(len(e) for e in reused), price_usd=price,
-                 emulator=emulator, amount_usd=amount)
 
 
 def _update_statement(local_id: str, changes: dict[str, Any],
@@ -187,23 +89,29 @@ def _update_statement(local_id: str, changes: dict[str, Any],
     return f"UPDATE jobs SET {assignments} WHERE local_id = ?", (*changes.values(), local_id)
 
 
-class Journal(ABC):
+def _remember_unsent(local_ids: Sequence[str]) -> None:
+    with _unsent_lock:
+        if _unsent_pid[0] != os.getpid():
+            _unsent.clear()
+            _unsent_pid[0] = os.getpid()
+        _unsent.update(local_ids)
+
+
+def _take_unsent() -> list[str]:
+    with _unsent_lock:
+        if _unsent_pid[0] != os.getpid():
+            _unsent.clear()
+            _unsent_pid[0] = os.getpid()
+        taken = sorted(_unsent)
+        _unsent.clear()
+        return taken
+
+
+class Journal(Store):
     """Thread-safe journal access. Backends implement ``_tx``, ``_read`` and ``close``."""
 
-    location: str
-
-    # -- backend hooks --------------------------------------------------------------------
-
-    @abstractmethod
-    def _tx(self, *, exclusive: bool = False) -> AbstractContextManager[Cursor]:
-        """A transaction; ``exclusive`` serialises it against every other claim."""
-
-    @abstractmethod
-    def _read(self) -> AbstractContextManager[Cursor]:
-        """A cursor for reads (a consistent snapshot is not required)."""
-
-    @abstractmethod
-    def close(self) -> None: ...
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.location!r})"
 
     def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[JobRecord]:
         with self._read() as cur:
@@ -212,7 +120,7 @@ class Journal(ABC):
     # -- the atomic money step ------------------------------------------------------------
 
     def claim(self, *, request: VideoRequest, backend: str, emulator: bool, price_usd: float,
-              session: str, n: int = 1, force: bool = False, limits: Limits = Limits(),
+              session: str, n: int = 1, force: bool = False, limits: Limits = NO_LIMITS,
               parent_id: str | None = None, user: str = "", host: str = "",
               new_ids: Sequence[str]) -> Claim:
         """Reuse up to ``n`` earlier identical jobs, check every cap for the rest and write
@@ -223,32 +131,94 @@ class Journal(ABC):
                                    new_ids=new_ids)
         return claim
 
-    def claim_many(self, *, items: Sequence[tuple[VideoRequest, int, float]], backend: str,
-                   emulator: bool, session: str, force: bool = False,
-                   limits: Limits = Limits(), parent_id: str | None = None, user: str = "",
-                   host: str = "", new_ids: Sequence[str]) -> list[Claim]:
+    def claim_many(self, *, items: Sequence[Item], backend: str, emulator: bool, session: str,
+                   force: bool = False, limits: Limits = NO_LIMITS,
+                   parent_id: str | None = None, user: str = "", host: str = "",
+                   new_ids: Sequence[str]) -> list[Claim]:
         """:meth:`claim` for several requests (a sweep, a storyboard) in one transaction:
-        the caps and the confirmation hold for the whole call."""
+        the caps and the confirmation hold for the whole call. A refusal raises
+        (``BudgetExceededError``, ``ConfirmationRequired``) and writes nothing."""
+        for request, _, price in items:        # a paid row is never written at $0
+            paid_price(price, emulator=emulator, what=f"{request.model} ({request.style})")
         now = time.time()
         owner = current_owner()
         ids = iter(new_ids)
-        with self._tx(exclusive=True) as cur:
-            reused = [[] if force else self._reusable(cur, request.fingerprint(), backend, n)
-                      for request, n, _ in items]
-            quote = _total(items, reused, emulator)
-            if quote.new and not emulator:
-                self._check_limits(cur, quote, limits, session, now)
-            claims = []
-            for (request, n, price), earlier in zip(items, reused, strict=True):
-                created = []
-                for _ in range(n - len(earlier)):
-                    created.append(self._insert(
+        claims: list[Claim] = []
+        self.settle_unsent()
+        try:
+            with self._tx(exclusive=True) as cur:
+                reused = self._reuse(cur, items, backend, force)
+                quote = self._decide(cur, items, reused, emulator, limits, session, now)
+                quote.require()
+                for (request, n, price), earlier in zip(items, reused, strict=True):
+                    created = [self._insert(
                         cur, local_id=next(ids), request=request, backend=backend,
                         emulator=emulator, price_usd=price, session=session,
                         owner=str(owner), pid=owner.pid, now=now, parent_id=parent_id,
-                        user=user, host=host))
-                claims.append(Claim(reused=earlier, created=created))
+                        user=user, host=host) for _ in range(n - len(earlier))]
+                    claims.append(Claim(reused=earlier, created=created))
+        except JournalError as exc:
+            written = [r.local_id for claim in claims for r in claim.created]
+            if len(claims) < len(items) or not written:
+                raise          # failed before the claim was complete: nothing was written
+            landed = self._landed(written)
+            if landed:
+                return claims  # the commit had happened: the claim stands
+            if landed is None:
+                _remember_unsent(written)
+            raise JournalError(f"{exc} (the claim was not written: nothing was sent, "
+                               "nothing was charged)") from exc
         return claims
+
+    def _landed(self, local_ids: Sequence[str]) -> bool | None:
+        """Whether a claim's rows are in the journal (read back after an unconfirmed
+        commit): True, False, or None when the journal cannot be read either."""
+        marks = ", ".join("?" for _ in local_ids)
+        for attempt in range(_READ_BACK_TRIES):
+            try:
+                with self._read() as cur:
+                    found = cur.execute(f"SELECT COUNT(*) AS n FROM jobs WHERE local_id IN"
+                                        f" ({marks})", tuple(local_ids)).fetchone()
+                return int(found["n"]) > 0
+            except JournalError:
+                time.sleep(0.05 * (attempt + 1))
+        return None
+
+    def _settle_unsent(self, cur: Cursor, local_ids: Sequence[str], owner: Owner,
+                       now: float) -> None:
+        """Rows of an unconfirmed claim of this process: never sent, so not charged."""
+        for local_id in local_ids:
+            cur.execute(
+                "UPDATE jobs SET phase = ?, status = ?, error_type = ?, error_message = ?,"
+                " charge = ?, updated_at = ? WHERE local_id = ? AND owner = ? AND task_id IS"
+                f" NULL AND {SQL_PENDING}",
+                (Phase.SETTLED.value, Status.FAILED.value, ErrorKind.NOT_SENT.value, NOT_SENT,
+                 Charge.NONE.value, now, local_id, str(owner)))
+
+    def settle_unsent(self) -> None:
+        """Settle, now, the rows of this process's unconfirmed claims (resume, a new claim)."""
+        unsent = _take_unsent()
+        if not unsent:
+            return
+        try:
+            with self._tx() as cur:
+                self._settle_unsent(cur, unsent, current_owner(), time.time())
+        except JournalError:
+            _remember_unsent(unsent)
+            raise
+
+    def _reuse(self, cur: Cursor, items: Sequence[Item], backend: str,
+               force: bool) -> list[list[JobRecord]]:
+        return [[] if force else self._reusable(cur, request.fingerprint(), backend, n)
+                for request, n, _ in items]
+
+    @staticmethod
+    def _decide(cur: Cursor, items: Sequence[Item], reused: Sequence[Sequence[JobRecord]],
+                emulator: bool, limits: Limits, session: str, now: float) -> Quote:
+        quote = total([(n, len(earlier), price)
+                       for (_, n, price), earlier in zip(items, reused, strict=True)],
+                      emulator=emulator)
+        return decide(quote, limits, CursorLedger(cur, session=session, now=now))
 
     def _insert(self, cur: Cursor, *, local_id: str, request: VideoRequest, backend: str,
                 emulator: bool, price_usd: float, session: str, owner: str, pid: int,
@@ -270,25 +240,17 @@ class Journal(ABC):
 
     def quote(self, *, request: VideoRequest, backend: str, emulator: bool, price_usd: float,
               session: str, n: int = 1, force: bool = False,
-              limits: Limits = Limits()) -> Quote:
-        """What :meth:`claim` would do now, and why it would refuse (read only: the claim
-        itself decides, atomically)."""
+              limits: Limits = NO_LIMITS) -> Quote:
+        """What :meth:`claim` would do now, and its refusal if it would refuse (read only:
+        the claim itself decides, atomically)."""
         return self.quote_many(items=[(request, n, price_usd)], backend=backend,
                                emulator=emulator, session=session, force=force, limits=limits)
 
-    def quote_many(self, *, items: Sequence[tuple[VideoRequest, int, float]], backend: str,
-                   emulator: bool, session: str, force: bool = False,
-                   limits: Limits = Limits()) -> Quote:
+    def quote_many(self, *, items: Sequence[Item], backend: str, emulator: bool,
+                   session: str, force: bool = False, limits: Limits = NO_LIMITS) -> Quote:
         with self._read() as cur:
-            reused = [[] if force else self._reusable(cur, request.fingerprint(), backend, n)
-                      for request, n, _ in items]
-            quote = _total(items, reused, emulator)
-            if quote.new and not emulator:
-                try:
-                    self._check_limits(cur, quote, limits, session, time.time())
-                except (BudgetExceededError, ConfirmationRequired) as exc:
-                    return replace(quote, blocked=str(exc))
-        return quote
+            reused = self._reuse(cur, items, backend, force)
+            return self._decide(cur, items, reused, emulator, limits, session, time.time())
 
     def _reusable(self, cur: Cursor, fingerprint: str, backend: str,
                   limit: int) -> list[JobRecord]:
@@ -296,49 +258,6 @@ class Journal(ABC):
             f"SELECT * FROM jobs WHERE fingerprint = ? AND backend = ? AND {SQL_NOT_REJECTED}"
             f"{_ORDER} LIMIT ?", (fingerprint, backend, limit)).fetchall()
         return [JobRecord.from_row(r) for r in rows]
-
-    def _check_limits(self, cur: Cursor, quote: Quote, limits: Limits, session: str,
-                      now: float) -> None:
-        if (limits.confirm_usd is not None and quote.new > 1
-                and quote.new_usd > limits.confirm_usd + 1e-9):
-            raise ConfirmationRequired(
-                f"confirm: {quote.text} is more than SORA_CONFIRM_USD="
-                f"${limits.confirm_usd:.2f} for one call; nothing was sent. Pass confirm=True "
-                "(or --yes) to pay it.", quote=quote)
-        scopes = (
-            ("session", limits.session_usd, " AND session = ?", (session,),
-             "this session", "SORA_BUDGET_USD"),
-            ("day", limits.daily_usd, " AND created_at >= ?", (_utc_day_start(now),),
-             "today (UTC), everyone on this journal", "SORA_DAILY_BUDGET_USD"),
-            ("team", limits.team_usd, " AND created_at >= ?", (_utc_month_start(now),),
-             "this month (UTC), everyone on this journal", "SORA_TEAM_BUDGET_USD"),
-        )
-        for scope, cap, where, params, who, name in scopes:
-            if cap is None:
-                continue
-            spent = self._spend(cur, where, params).worst_case_usd
-            if spent + quote.new_usd > cap + 1e-9:
-                left = max(0.0, cap - spent)
-                by = self._spenders(cur, where, params) if scope != "session" else ""
-                raise BudgetExceededError(
-                    f"budget: {quote.text} would pass the cap {name}=${cap:.2f}: "
-                    f"${spent:.2f} spent {who} (charges of unknown outcome count), "
-                    f"${left:.2f} left{by}; nothing was sent.",
-                    spent_usd=spent, price_usd=quote.new_usd, budget_usd=cap, scope=scope)
-
-    def _spenders(self, cur: Cursor, where: str, params: Sequence[Any]) -> str:
-        rows = cur.execute(
-            "SELECT COALESCE(user_name, '?') AS who, SUM(price_usd) AS usd FROM jobs"
-            f" WHERE emulator = 0 AND (charge != '{Charge.NONE.value}' OR {SQL_PENDING}){where}"
-            " GROUP BY COALESCE(user_name, '?') ORDER BY usd DESC LIMIT 5",
-            tuple(params)).fetchall()
-        parts = [f"{row['who']} ${float(row['usd']):.2f}" for row in rows]
-        return f" (spent by {', '.join(parts)})" if parts else ""
-
-    def _spend(self, cur: Cursor, where: str = "", params: Sequence[Any] = ()) -> Spend:
-        row = cur.execute(_SPEND_SQL + where, tuple(params)).fetchone()
-        return Spend(round(float(row["charged"]), 2), round(float(row["maybe"]), 2),
-                     round(float(row["pending"]), 2), int(row["n"]))
 
     # -- state changes ----------------------------------------------------------------------
 
@@ -430,7 +349,9 @@ class Journal(ABC):
              state.charge.value, now, record.local_id))
 
     def recover_interrupted_submits(self) -> list[JobRecord]:
-        """Rows left 'submitting' by a process that is gone become 'unknown': maybe charged."""
+        """Rows left 'submitting' by a process that is gone become 'unknown': maybe charged
+        (and this process's own unconfirmed claims are settled as never sent)."""
+        self.settle_unsent()
         now = time.time()
         recovered = []
         with self._tx(exclusive=True) as cur:
@@ -442,32 +363,6 @@ class Journal(ABC):
                 self._settle_interrupted(cur, record, now)
                 recovered.append(record.local_id)
         return [r for r in map(self.get, recovered) if r is not None]
-
-    # -- plans (storyboards: the shots still to submit survive a crash) --------------------
-
-    def save_plan(self, plan_id: str, kind: str, body: Mapping[str, Any], *, session: str,
-                  done: bool = False) -> None:
-        """Create or replace a plan (its body is JSON: no key, ever)."""
-        now = time.time()
-        text = json.dumps(dict(body))
-        with self._tx() as cur:
-            updated = cur.execute(
-                "UPDATE plans SET body = ?, done = ?, updated_at = ? WHERE plan_id = ?",
-                (text, int(done), now, plan_id)).rowcount
-            if not updated:
-                cur.execute("INSERT INTO plans (plan_id, kind, body, session, done, created_at,"
-                            " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                            (plan_id, kind, text, session, int(done), now, now))
-
-    def plans(self, kind: str, *, done: bool | None = False) -> list[tuple[str, dict[str, Any]]]:
-        """``(plan_id, body)`` of the plans of a kind, oldest first (unfinished by default)."""
-        sql, params = "SELECT plan_id, body FROM plans WHERE kind = ?", list[Any]([kind])
-        if done is not None:
-            sql += " AND done = ?"
-            params.append(int(done))
-        with self._read() as cur:
-            rows = cur.execute(sql + " ORDER BY created_at", params).fetchall()
-        return [(str(row["plan_id"]), json.loads(row["body"])) for row in rows]
 
     # -- reads ------------------------------------------------------------------------------
 
@@ -526,13 +421,12 @@ class Journal(ABC):
     def spend(self, session: str | None = None) -> Spend:
         with self._read() as cur:
             if session is None:
-                return self._spend(cur)
-            return self._spend(cur, " AND session = ?", (session,))
+                return read_spend(cur)
+            return read_spend(cur, " AND session = ?", (session,))
 
     def spend_by_user_day(self, since: float = 0.0) -> list[dict[str, Any]]:
         """Paid jobs (charged, maybe, in flight) per user and UTC day, newest day first."""
-        rows = self._rows(f"SELECT * FROM jobs WHERE emulator = 0 AND created_at >= ?"
-                          f" AND (charge != '{Charge.NONE.value}' OR {SQL_PENDING})"
+        rows = self._rows(f"SELECT * FROM jobs WHERE {SQL_PAID} AND created_at >= ?"
                           " ORDER BY created_at DESC", (since,))
         table: dict[tuple[str, str], dict[str, Any]] = {}
         for record in rows:
@@ -542,12 +436,9 @@ class Journal(ABC):
                                                   "charged_usd": 0.0, "maybe_usd": 0.0})
             entry["jobs"] += 1
             key = "maybe_usd" if record.charge != Charge.CHARGED.value else "charged_usd"
-            entry[key] = round(entry[key] + record.price_usd, 2)
+            entry[key] = round(entry[key] + max(record.price_usd, MIN_CHARGE_USD), 2)
         return list(table.values())
 
     def iter_all(self) -> Iterator[JobRecord]:
         yield from self._rows("SELECT * FROM jobs ORDER BY created_at")
 
-
-_FIELDS = tuple(f.name for f in fields(JobRecord))
-assert _FIELDS == COLUMNS, "JobRecord and COLUMNS must list the same columns in order"

@@ -27,7 +27,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 from sora_widgets.core.errors import JournalError
 from sora_widgets.journal.base import Cursor, Journal
@@ -54,17 +54,48 @@ IDLE_PING_SECONDS = 10.0
 _orphans: list[Any] = []
 
 
+#: Query parameters of a libpq URL that carry a secret (``?password=``, ``sslpassword=``).
+_SECRET_PARAMS = ("password", "sslpassword")
+
+
 def redact_url(url: str) -> str:
-    """``url`` without its password (``postgresql://ann:***@host/db``)."""
+    """``url`` without any password: the userinfo form (``postgresql://ann:***@host/db``)
+    and every ``?password=`` / ``sslpassword=`` parameter (``password=***``)."""
     try:
         parts = urlsplit(url)
+        has_password = parts.password is not None
     except ValueError:
         return "postgresql://(unparsable URL)"
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.rpartition("@")
-    user = netloc[0].partition(":")[0]
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc[2]}"))
+    if has_password:
+        netloc = parts.netloc.rpartition("@")
+        user = netloc[0].partition(":")[0]
+        parts = parts._replace(netloc=f"{user}:***@{netloc[2]}")
+    if parts.query:
+        pairs = parse_qsl(parts.query, keep_blank_values=True)
+        if any(name.lower() in _SECRET_PARAMS for name, _ in pairs):
+            shown = [(name, "***" if name.lower() in _SECRET_PARAMS else value)
+                     for name, value in pairs]
+            parts = parts._replace(query=urlencode(shown, safe="*"))
+    return urlunsplit(parts)
+
+
+def _secrets(url: str) -> list[str]:
+    """The passwords a connection to ``url`` may use (its own, and PGPASSWORD)."""
+    found = [os.environ.get("PGPASSWORD", "")]
+    try:
+        parts = urlsplit(url)
+        found.append(unquote(parts.password or ""))
+        found += [value for name, value in parse_qsl(parts.query, keep_blank_values=True)
+                  if name.lower() in _SECRET_PARAMS]
+    except ValueError:
+        pass
+    return sorted({s for s in found if s}, key=len, reverse=True)
+
+
+def _masked(text: str, secrets: Sequence[str]) -> str:
+    for secret in secrets:
+        text = text.replace(secret, "***")
+    return text
 
 
 @lru_cache(maxsize=1024)
@@ -186,8 +217,10 @@ class PostgresJournal(Journal):
             db = getattr(self._local, "db", None)
             if db is not None and (db.closed or db.broken):
                 self._forget()
-            raise JournalError(f"journal {self.location}: {_first_line(exc)} — "
-                               f"{_advice(exc, pg)}") from exc
+            secrets = _secrets(self._url)
+            raise JournalError(_masked(f"journal {self.location}: {_first_line(exc)} — "
+                                       f"{_advice(exc, pg)}", secrets)) from _Cause(
+                                           _masked(f"{type(exc).__name__}: {exc}", secrets))
 
     @contextmanager
     def _tx(self, *, exclusive: bool = False) -> Iterator[Cursor]:
@@ -217,6 +250,11 @@ class PostgresJournal(Journal):
     def schema_version(self) -> int:
         with self._read() as cur:
             return int(cur.execute("SELECT MAX(version) AS v FROM schema_version").fetchone()["v"])
+
+
+class _Cause(Exception):
+    """The driver's error as text, passwords masked: what a traceback shows as the cause
+    (the driver's own exception object may quote a conninfo string)."""
 
 
 class _PgCursor:

@@ -2,15 +2,19 @@
 
 ``schema_version`` holds the version; a journal of 0.1 (a ``jobs`` table without that
 table) is version 1 and is migrated in place: its status strings become the lifecycle's
-phase / relay status / error type, so nothing it knew about a paid job is lost.
+phase / relay status / error type, so nothing it knew about a paid job is lost. A journal
+of 0.2 (version 2) recorded an exception's class name in ``error_type``; version 3 records
+its kind (:class:`~sora_widgets.core.errors.ErrorKind`), and the migration rewrites each
+name as its kind.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from sora_widgets.core.errors import kind_named
 from sora_widgets.core.lifecycle import Phase, RelayStatus, state_for_status
-from sora_widgets.journal.base import SCHEMA_VERSION, Cursor
+from sora_widgets.journal.records import SCHEMA_VERSION, Cursor
 
 __all__ = ["migrate"]
 
@@ -19,7 +23,7 @@ _TYPES = {
     "postgres": {"real": "DOUBLE PRECISION", "int": "BIGINT", "text": "TEXT"},
 }
 
-#: (column, type, constraint) of schema 2.
+#: (column, type, constraint) of schemas 2 and 3.
 _JOBS = (
     ("local_id", "text", "PRIMARY KEY"),
     ("task_id", "text", ""),
@@ -99,6 +103,8 @@ def migrate(cur: Cursor, *, dialect: str) -> int:
     if version < 2:
         columns = ", ".join(_column(*c, dialect) for c in _PLANS)
         cur.execute(f"CREATE TABLE IF NOT EXISTS plans ({columns})")
+    if 1 <= version < 3:
+        _kinds_for_names(cur)
     if version < SCHEMA_VERSION:
         for sql in _INDEXES:
             cur.execute(sql)
@@ -126,3 +132,15 @@ def _v1_meaning(row: Any) -> tuple[Phase, RelayStatus | None, str | None]:
     state = state_for_status(row["status"], task_id=row["task_id"],
                              local_path=row["local_path"], error_code=row["error_code"])
     return state.phase, state.relay_status, state.error_type
+
+
+def _kinds_for_names(cur: Cursor) -> None:
+    """0.2 stored a class name (``PermissionDeniedError``); 3 stores its kind."""
+    rows = cur.execute("SELECT DISTINCT error_type FROM jobs WHERE error_type IS NOT NULL"
+                       ).fetchall()
+    for row in rows:
+        name = row["error_type"]
+        kind = kind_named(name)
+        if kind is not None and kind.value != name:
+            cur.execute("UPDATE jobs SET error_type = ? WHERE error_type = ?",
+                        (kind.value, name))

@@ -19,7 +19,8 @@ from typing import Any
 from urllib.parse import quote
 
 from sora_widgets.core.errors import ValidationError
-from sora_widgets.core.models import TaskSnapshot, VideoRequest, _as_timestamp
+from sora_widgets.core.models import TaskSnapshot, VideoRequest
+from sora_widgets.core.snapshot import as_timestamp as _as_timestamp
 from sora_widgets.relay.base import poll_hint_seconds
 
 __all__ = ["OpenAIWire", "content_url"]

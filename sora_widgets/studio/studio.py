@@ -1,9 +1,10 @@
-"""The facade every UI uses, and the owner of every money rule.
+"""The facade every UI uses, and where every money decision is taken.
 
-``quote`` says what a call will pay; ``submit`` pays it, through one atomic journal step
-(cache check, budgets, confirmation, intents); ``generate`` is ``submit`` of one. The UIs
-(magic, panel, CLI) never decide a money question themselves: they call these and render
-what comes back.
+``quote`` says what a call will pay (and its typed refusal, raised by ``require``);
+``submit`` pays it, through one atomic journal step (cache check, caps and confirmation as
+:mod:`sora_widgets.core.money` decides them, intents); ``generate`` is ``submit`` of one.
+The UIs (magic, panel, CLI) never decide a money question themselves: they call these and
+render what comes back (each adds its own hint to a refusal: ``--yes``, a button).
 
 Settings are read at each call. With no API key the embedded emulator answers (nothing is
 charged, and every job says so). A job is always polled with the key of its own relay:
@@ -13,7 +14,6 @@ is not sent the new key; it waits, with a notice, until that relay's key is set 
 
 from __future__ import annotations
 
-import importlib
 import logging
 import os
 import threading
@@ -22,57 +22,42 @@ import uuid
 import weakref
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import Any
 
 from sora_widgets.core.catalog import price_of
 from sora_widgets.core.errors import SoraError, ValidationError
 from sora_widgets.core.lifecycle import Status
-from sora_widgets.core.models import Quote, VideoRequest
+from sora_widgets.core.models import VideoRequest
+from sora_widgets.core.money import Limits, Quote, paid_price
 from sora_widgets.core.settings import (
-    APIKey,
     Settings,
-    api_style,
-    missing_key_problem,
     preferences,
     settings,
 )
-from sora_widgets.engine.job import Backend, Job, poller
-from sora_widgets.journal import JobRecord, Journal, Limits, Spend, open_journal
-from sora_widgets.relay.client import warn_if_cleartext
-from sora_widgets.relay.styles import adapter_for
+from sora_widgets.engine.job import Job, poller
+from sora_widgets.journal import JobRecord, Journal, Spend, open_journal
+from sora_widgets.journal.ledger import utc_month_start
+from sora_widgets.studio.continuation import continuation_request, first_frame_image
+from sora_widgets.studio.relays import EMULATOR_KEY, Relays, check_style
 
 __all__ = ["EMULATOR_KEY", "Studio", "default_studio"]
 
 log = logging.getLogger("sora_widgets.studio.studio")
-#: What ``Studio._one`` interns (immutable, hashable).
-_Shared = TypeVar("_Shared", Backend, Path)
-
-#: The embedded emulator wants a VIP key like the relay; this one is public and worthless.
-EMULATOR_KEY = APIKey("sk-local-emulator")
-EMULATOR_BACKEND = "emulator"
-
-
-class Studio:
+class Studio(Relays):
     """Process-wide state: journals, live job handles, the embedded emulator."""
 
     def __init__(self, *, api_style: str | None = None) -> None:
         #: This studio's relay wire style; None: the style in force (SORA_API_STYLE,
         #: ``%config SoraMagics.api_style``), read at each call.
-        self.api_style = adapter_for(api_style).style if api_style is not None else None
+        super().__init__(api_style=api_style)
         self.session = uuid.uuid4().hex
         self._lock = threading.RLock()
         self._journals: dict[str, Journal] = {}
         #: One handle per job while anything holds it (the poller holds the tracked ones);
         #: weak, so paging through a long history does not keep every handle forever.
         self._live: weakref.WeakValueDictionary[str, Job] = weakref.WeakValueDictionary()
-        #: The embedded emulator of each wire style (started on first use).
-        self._emulators: dict[str, Any] = {}
         self._recovered: set[str] = set()
-        #: Keys used with each relay in this process (memory only): an old job is polled
-        #: with the key of its own relay, never with the key of the relay in use now.
-        self._keys: dict[str, APIKey] = {}
         self._pid = os.getpid()
-        self._interned: dict[object, Any] = {}
 
     # -- plumbing -------------------------------------------------------------------------
 
@@ -86,15 +71,9 @@ class Studio:
             self._journals = {}
             self._lock = threading.RLock()
 
-    def _one(self, value: _Shared) -> _Shared:
-        """The one equal object this Studio already holds (a backend, a folder): thousands
-        of handles share it instead of each carrying copies for the garbage collector."""
-        with self._lock:
-            return cast(_Shared, self._interned.setdefault(value, value))
-
     def journal(self, current: Settings | None = None) -> Journal:
         current = current or settings()
-        location = os.environ.get("SORA_JOURNAL_URL", "").strip() or str(current.journal_path)
+        location = current.journal_location
         with self._lock:
             self._check_fork()
             journal = self._journals.get(location)
@@ -104,78 +83,6 @@ class Studio:
                 self._recovered.add(location)
                 journal.recover_interrupted_submits()
             return journal
-
-    def emulator_url(self, current: Settings | None = None, style: str | None = None) -> str:
-        """Start the embedded emulator of a wire style once (its tasks persist under
-        SORA_WIDGETS_HOME: ``emulator/`` for the seed's style, ``emulator-<style>/``)."""
-        current = current or settings()
-        style = style or self.style(current)
-        with self._lock:
-            emulator = self._emulators.get(style)
-            if emulator is None:
-                from sora_widgets.emulator import EmulatorConfig, start_emulator
-
-                folder = "emulator" if style == "artifex" else f"emulator-{style}"
-                config = EmulatorConfig(time_scale=current.emulator_time_scale,
-                                        state_dir=current.home / folder,
-                                        style=cast(Any, style))
-                emulator = self._emulators[style] = start_emulator(config, host="127.0.0.1",
-                                                                   port=0)
-                log.info("local emulator (%s style) started at %s", style, emulator.base_url)
-            else:
-                emulator.config.time_scale = current.emulator_time_scale
-            return str(emulator.base_url)
-
-    def backend(self, current: Settings | None = None, *, base_url: str | None = None) -> Backend:
-        """The backend new jobs go to now (the emulator when no key is set)."""
-        current = current or settings()
-        problem = missing_key_problem(current, base_url)
-        if problem:
-            raise ValidationError(problem, field="api_key")
-        style = self.style(current)
-        if current.uses_emulator:
-            return self._emulator_backend(current, style=style)
-        url = (base_url or preferences.base_url or current.base_url).rstrip("/")
-        warn_if_cleartext(url)   # here, on the caller's thread, before anything is sent
-        assert current.api_key is not None
-        with self._lock:
-            self._keys[url] = current.api_key
-        return self._relay_backend(url, current.api_key, current, style)
-
-    def _emulator_backend(self, current: Settings, *, start: bool = True,
-                          style: str = "artifex") -> Backend:
-        """The embedded emulator's backend; ``start=False`` (history, reprs) starts no
-        server: its URL is filled in when the job is tracked."""
-        url = self.emulator_url(current, style) if start else ""
-        return self._one(Backend(url, EMULATOR_KEY, emulator=True,
-                                 time_scale=current.emulator_time_scale,
-                                 download_timeout=current.download_timeout,
-                                 max_video_bytes=current.max_video_bytes, style=style))
-
-    def _relay_backend(self, url: str, key: APIKey | None, current: Settings,
-                       style: str = "artifex") -> Backend:
-        return self._one(Backend(url, key, emulator=False, time_scale=current.poll_scale,
-                                 timeout=current.http_timeout,
-                                 download_timeout=current.download_timeout,
-                                 max_video_bytes=current.max_video_bytes, style=style))
-
-    def _backend_of(self, record: JobRecord, current: Settings) -> tuple[Backend, str | None]:
-        """The backend of an existing job, with the key of *its* relay, or a reason why
-        this process cannot poll it now. The job's wire style is its request's."""
-        style = record.video_request.style
-        if record.emulator:
-            return self._emulator_backend(current, start=False, style=style), None
-        url = record.backend
-        key = current.api_key if (current.api_key is not None and
-                                  current.base_url.rstrip("/") == url) else None
-        with self._lock:
-            key = key or self._keys.get(url)
-        if key is None:
-            return self._relay_backend(url, None, current, style), (
-                f"this job belongs to the relay {url}, whose key is not set now: it is not "
-                "polled (another relay's key is never sent to it). Set SORA_BASE_URL to "
-                "that relay and its SORA_API_KEY, then sw.resume()")
-        return self._relay_backend(url, key, current, style), None
 
     def _handle(self, record: JobRecord, current: Settings) -> Job:
         """The live handle for a journal row (one handle per job in this process)."""
@@ -192,28 +99,22 @@ class Studio:
                 self._live[record.local_id] = job
             return job
 
-    def _limits(self, current: Settings, confirm: bool) -> Limits:
+    @staticmethod
+    def limits(current: Settings | None = None, *, confirm: bool = False) -> Limits:
+        """The caps in force now (SORA_*BUDGET_USD); ``confirm``: no confirmation asked."""
+        current = current or settings()
         return Limits(session_usd=current.budget_usd, daily_usd=current.daily_budget_usd,
                       team_usd=current.team_budget_usd,
                       confirm_usd=None if confirm else current.confirm_usd)
-
-    def style(self, current: Settings | None = None) -> str:
-        """The wire style new jobs of this studio use now."""
-        return self.api_style or api_style(current)
 
     # -- money ------------------------------------------------------------------------------
 
     def quote(self, request: VideoRequest, n: int = 1, *, force: bool = False,
               confirm: bool = False, base_url: str | None = None) -> Quote:
         """What ``submit(request, n)`` would pay now (new jobs × price, reused ones free),
-        and ``blocked``: why it would be refused (a budget, a confirmation), if it would."""
-        current = settings()
-        backend = self.backend(current, base_url=base_url)
-        _check_style(request, backend)
-        return self.journal(current).quote(
-            request=request, backend=backend.journal_name, emulator=backend.emulator,
-            price_usd=price_of(request, current), session=self.session, n=n,
-            force=force, limits=self._limits(current, confirm))
+        and its ``refusal`` (a cap, a confirmation) if it would be refused; ``require``
+        raises that refusal."""
+        return self.quote_many([request] * n, force=force, confirm=confirm, base_url=base_url)
 
     def quote_many(self, requests: Sequence[VideoRequest], *, force: bool = False,
                    confirm: bool = False, base_url: str | None = None) -> Quote:
@@ -221,11 +122,17 @@ class Studio:
         current = settings()
         backend = self.backend(current, base_url=base_url)
         for request in requests:
-            _check_style(request, backend)
+            check_style(request, backend)
         return self.journal(current).quote_many(
-            items=self._items(requests, current), backend=backend.journal_name,
-            emulator=backend.emulator, session=self.session, force=force,
-            limits=self._limits(current, confirm))
+            items=self._items(requests, current, emulator=backend.emulator),
+            backend=backend.journal_name, emulator=backend.emulator, session=self.session,
+            force=force, limits=self.limits(current, confirm=confirm))
+
+    @staticmethod
+    def require(quote: Quote) -> Quote:
+        """``quote``, or its refusal raised (``BudgetExceededError``,
+        ``ConfirmationRequired``) with the very class and words ``submit`` raises."""
+        return quote.require()
 
     def submit(self, request: VideoRequest, n: int = 1, *, force: bool = False,
                confirm: bool = False, base_url: str | None = None,
@@ -252,12 +159,13 @@ class Studio:
         current = settings()
         backend = self.backend(current, base_url=base_url)
         for request in requests:
-            _check_style(request, backend)
+            check_style(request, backend)
+            request.check_sendable()      # a hostile journal row is shown, never sent
         journal = self.journal(current)
-        items = self._items(requests, current)
+        items = self._items(requests, current, emulator=backend.emulator)
         claims = journal.claim_many(
             items=items, backend=backend.journal_name, emulator=backend.emulator,
-            session=self.session, force=force, limits=self._limits(current, confirm),
+            session=self.session, force=force, limits=self.limits(current, confirm=confirm),
             parent_id=parent_id, user=current.user, host=current.host,
             new_ids=[uuid.uuid4().hex for _ in requests])
         by_fingerprint: dict[str, list[Job]] = {}
@@ -278,14 +186,17 @@ class Studio:
         return [by_fingerprint[r.fingerprint()].pop(0) for r in requests]
 
     @staticmethod
-    def _items(requests: Sequence[VideoRequest],
-               current: Settings) -> list[tuple[VideoRequest, int, float]]:
-        """Identical requests counted together, first appearance first."""
+    def _items(requests: Sequence[VideoRequest], current: Settings, *,
+               emulator: bool) -> list[tuple[VideoRequest, int, float]]:
+        """Identical requests counted together, first appearance first, each priced (a
+        paid relay is never sent a request priced $0)."""
         counts: dict[str, tuple[VideoRequest, int]] = {}
         for request in requests:
             known = counts.get(request.fingerprint())
             counts[request.fingerprint()] = (request, known[1] + 1 if known else 1)
-        return [(request, n, price_of(request, current)) for request, n in counts.values()]
+        return [(request, n, paid_price(price_of(request, current), emulator=emulator,
+                                        what=f"{request.model} ({request.style})"))
+                for request, n in counts.values()]
 
     def generate(
         self,
@@ -333,12 +244,10 @@ class Studio:
             raise SoraError(f"job {parent.id or parent.local_id} is {parent.status}: only a "
                             "completed clip can be continued")
         video = parent.download()
-        same_style = parent.request.style == self.style()
-        request = VideoRequest.create(prompt, aspect_ratio=parent.aspect_ratio,
-                                      image=_first_frame_image(video),
-                                      model=model or parent.request.model,
-                                      size=parent.request.size if same_style else None,
-                                      style=self.style())
+        current = settings()
+        request = continuation_request(
+            parent, prompt, image=first_frame_image(video, current.image_uploader),
+            model=model, style=self.style(current))
         job = self.submit(request, 1, force=force, confirm=confirm,
                           parent_id=parent.local_id)[0]
         if wait:
@@ -397,9 +306,7 @@ class Studio:
 
     def team_spend(self) -> list[dict[str, Any]]:
         """Spend per user and UTC day this month, everyone on this journal."""
-        from sora_widgets.journal.base import _utc_month_start
-
-        return self.journal().spend_by_user_day(_utc_month_start(time.time()))
+        return self.journal().spend_by_user_day(utc_month_start(time.time()))
 
     def spend(self) -> dict[str, Spend]:
         journal = self.journal()
@@ -417,37 +324,6 @@ class Studio:
             self._journals.clear()
             self._live.clear()
             self._recovered.clear()
-
-
-def _check_style(request: VideoRequest, backend: Backend) -> None:
-    """A request is checked against one style's catalogue: it goes only to that style."""
-    if request.style != backend.style:
-        where = "the local emulator" if backend.emulator else backend.base_url
-        raise ValidationError(
-            f"style: this request was made for the {request.style} style, but {where} speaks "
-            f"{backend.style} now (SORA_API_STYLE / %config SoraMagics.api_style); make it "
-            "again; nothing was sent", field="style")
-
-
-def _first_frame_image(video: Path) -> str:
-    """The clip's last frame as the next job's image: a data URI, or an uploaded URL."""
-    from sora_widgets.media.frames import last_frame, last_frame_data_uri
-
-    spec = os.environ.get("SORA_IMAGE_UPLOADER", "").strip()
-    if not spec:
-        return last_frame_data_uri(video)
-    module_name, _, function_name = spec.partition(":")
-    if not module_name or not function_name:
-        raise ValidationError("SORA_IMAGE_UPLOADER must be 'module:function'",
-                              field="SORA_IMAGE_UPLOADER")
-    upload = getattr(importlib.import_module(module_name), function_name)
-    still = video.with_name(video.stem + ".last.jpg")
-    last_frame(video).save(still, "JPEG", quality=90)
-    url = upload(still)
-    if not isinstance(url, str) or not url.startswith(("http://", "https://")):
-        raise ValidationError("SORA_IMAGE_UPLOADER returned no http(s) URL",
-                              field="SORA_IMAGE_UPLOADER")
-    return url
 
 
 _default: Studio | None = None

@@ -27,8 +27,20 @@ from IPython.core.error import UsageError
 from IPython.core.magic_arguments import MagicArgumentParser
 from IPython.utils.process import arg_split  # type: ignore[attr-defined]
 
-__all__ = ["MAX_VARIATIONS", "SUBCOMMANDS", "SoraCommand", "SoraParser", "sora_parser",
-           "split", "sub_parser", "unquote", "variable_name"]
+from sora_widgets.core.errors import ConfirmationRequired, SoraError
+
+__all__ = [
+    "MAX_VARIATIONS",
+    "SUBCOMMANDS",
+    "SoraCommand",
+    "SoraParser",
+    "sora_parser",
+    "split",
+    "sub_parser",
+    "unquote",
+    "usage_error",
+    "variable_name",
+]
 
 SUBCOMMANDS = ("jobs", "show", "resume", "cost", "key", "continue")
 MAX_VARIATIONS = 10
@@ -119,6 +131,13 @@ def unquote(token: str) -> str:
     if len(token) >= 2 and token[0] == token[-1] and token[0] in "\"'":
         return token[1:-1]
     return token
+
+
+def usage_error(exc: SoraError) -> UsageError:
+    """A refusal from below, as the magic says it: the core names no UI's flag, so the
+    confirmation hint is added here."""
+    hint = " Add --yes to confirm." if isinstance(exc, ConfirmationRequired) else ""
+    return UsageError(f"%sora: {exc}{hint}")
 
 
 def split(line: str) -> list[str]:

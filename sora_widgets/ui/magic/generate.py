@@ -9,11 +9,9 @@ A refusal raised before the POST becomes a ``UsageError``: nothing was sent or c
 
 from __future__ import annotations
 
-from IPython.core.error import UsageError
-
 from sora_widgets.core.errors import SoraError
 from sora_widgets.core.settings import preferences, settings
-from sora_widgets.ui.magic.command import SoraCommand
+from sora_widgets.ui.magic.command import SoraCommand, usage_error
 from sora_widgets.ui.magic.context import MagicContext
 from sora_widgets.ui.magic.look import show_quote
 from sora_widgets.ui.magic.sweep import run_sweep
@@ -37,7 +35,7 @@ def run_generate(ctx: MagicContext, cmd: SoraCommand) -> None:
                                       image=cmd.images, model=model,
                                       size=cmd.value("size"), seconds=cmd.value("seconds"))
     except SoraError as exc:
-        raise UsageError(f"%sora: {exc}") from None
+        raise usage_error(exc) from None
     look = ctx.looking(embed=cmd.flag("embed"))
     studio = default_studio()
     force = cmd.flag("force")
@@ -48,6 +46,6 @@ def run_generate(ctx: MagicContext, cmd: SoraCommand) -> None:
         jobs = studio.submit(request, n, force=force, confirm=cmd.flag("yes"),
                              base_url=ctx.base_url)
     except SoraError as exc:  # raised before the POST (budget, emulator missing...)
-        raise UsageError(f"%sora: {exc}") from None
+        raise usage_error(exc) from None
     ctx.store(name, jobs[0] if n == 1 else jobs)
     ctx.present(jobs, look, wait=cmd.flag("wait"))

@@ -31,7 +31,7 @@ from sora_widgets.ui.magic.board_html import (
     storyboard_html,
     storyboard_text,
 )
-from sora_widgets.ui.magic.command import SoraCommand
+from sora_widgets.ui.magic.command import SoraCommand, usage_error
 from sora_widgets.ui.magic.context import MagicContext
 from sora_widgets.ui.magic.kernel import live_widgets
 from sora_widgets.ui.magic.live import close_widgets, widget_bundle
@@ -238,7 +238,7 @@ def run_storyboard(ctx: MagicContext, cmd: SoraCommand) -> None:
             shots, aspect_ratio=cmd.value("ratio") or ctx.default_ratio, image=cmd.images,
             model=cmd.value("model"), force=cmd.flag("force"), confirm=cmd.flag("yes"))
     except SoraError as exc:    # raised before anything is sent (bad input, budget, confirm)
-        raise UsageError(f"%sora: {exc}") from None
+        raise usage_error(exc) from None
     quote = board.quote
     show_quote(f"Storyboard of {len(shots)} shots: " + (quote.text if quote else ""))
     ctx.store(name, board)

@@ -10,14 +10,13 @@ quote it (never for ``key``, whose words may be the key itself).
 from __future__ import annotations
 
 import getpass
-import os
 from collections.abc import Callable, Sequence
 
 from IPython.core.error import StdinNotImplementedError, UsageError
 
 from sora_widgets.core import words
 from sora_widgets.core.errors import SoraError
-from sora_widgets.core.settings import set_session_key, settings
+from sora_widgets.core.settings import env_key_set, set_session_key, settings
 from sora_widgets.ui import render
 from sora_widgets.ui.display import display
 from sora_widgets.ui.magic.command import SoraCommand, sub_parser, unquote, variable_name
@@ -214,7 +213,7 @@ def key(ctx: MagicContext, rest: list[str]) -> None:
         return
     set_session_key(value)
     message = "Key set for this session: kept in memory only, never saved or shown."
-    if os.environ.get("SORA_API_KEY", "").strip():
+    if env_key_set():
         message += " Note: SORA_API_KEY is set in the environment and takes precedence."
     print(message)
 

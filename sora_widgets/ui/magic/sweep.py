@@ -20,11 +20,11 @@ from typing import TYPE_CHECKING, Any
 
 from IPython.core.error import UsageError
 
-from sora_widgets.core.errors import SoraError
+from sora_widgets.core.errors import ConfirmationRequired, SoraError
 from sora_widgets.core.settings import preferences, settings
 from sora_widgets.studio.sweeps import RATIO_AXIS, Sweep, SweepPlan, expand, from_plan, plan
 from sora_widgets.ui.display import Bundle
-from sora_widgets.ui.magic.command import SoraCommand
+from sora_widgets.ui.magic.command import SoraCommand, usage_error
 from sora_widgets.ui.magic.context import MagicContext
 from sora_widgets.ui.magic.kernel import live_widgets
 from sora_widgets.ui.magic.live import show_live
@@ -79,7 +79,7 @@ def run_sweep(ctx: MagicContext, cmd: SoraCommand) -> bool:
     try:
         axes, _ = expand(template, keep_escapes=True) if template else ((), [])
     except SoraError as exc:
-        raise UsageError(f"%sora: {exc}") from None
+        raise usage_error(exc) from None
     if not axes and len(ratios) < 2:
         return False
     if cmd.count != 1:
@@ -99,7 +99,8 @@ def run_sweep(ctx: MagicContext, cmd: SoraCommand) -> bool:
         jobs = studio.submit_many(the_plan.requests, force=force, confirm=cmd.flag("yes"),
                                   base_url=ctx.base_url)
     except SoraError as exc:   # refused before any POST: bad input, budget, confirmation
-        raise UsageError(f"%sora: {exc}") from None
+        hint = " Add --yes to confirm." if isinstance(exc, ConfirmationRequired) else ""
+        raise UsageError(f"%sora: {exc}{hint}") from None
     sweep = from_plan(the_plan, jobs, quote)
     ctx.store(name, sweep)
     ctx.present(jobs, SweepLook.of(ctx.looking(embed=cmd.flag("embed")), sweep),
