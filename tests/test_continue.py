@@ -99,7 +99,7 @@ def test_continuing_again_reuses_the_same_job_for_free(proxy: RecordingProxy,
     parent = sw.generate("a paper boat on a puddle", wait=True, timeout=60)
     child = parent.continue_with("the boat drifts into a gutter", wait=True, timeout=60)
     again = parent.continue_with("the boat drifts into a gutter", wait=True, timeout=60)
-    assert again.local_id == child.local_id and again.cached
+    assert again.local_id == child.local_id and again.reused
     assert len(proxy.posts()) == 2
     # After a restart too: the request (the same last frame) finds the recorded job.
     studio_module.default_studio().close()

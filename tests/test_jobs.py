@@ -80,7 +80,7 @@ def test_lost_submit_answer_is_unknown_may_be_charged_and_never_resent(
 def test_rerun_reuses_the_result_and_force_pays_again(relay: RunningEmulator) -> None:
     first = sw.generate("cache me").wait(timeout=20)
     again = sw.generate("cache me")
-    assert again is first and again.cached and relay.stats()["posts"] == 1
+    assert again is first and again.reused and relay.stats()["posts"] == 1
     in_flight = sw.generate("join me")
     joined = sw.generate("join me")
     assert joined is in_flight

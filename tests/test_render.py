@@ -106,14 +106,14 @@ def test_money_lines(make_job: Any) -> None:
     assert render.money_line(make_job(status="submitting")) == "$0.90 at submit"
     charged = make_job(status="completed", charge="charged", cost_usd=0.90)
     assert render.money_line(charged) == "$0.90"
-    charged.cached = True
+    charged.reused = True
     assert render.money_line(charged) == "reused — no new charge"
     assert render.money_line(charged, reused=False) == "$0.90"     # what this call says
     free = make_job(status="completed", emulator=True)
     assert render.money_line(free) == render.EMULATOR_BADGE
     assert render.money_line(free, badge=False) == ""                # said once elsewhere
     assert render.money_line(free, reused=True, badge=False) == render.REUSED_WORDS
-    maybe = make_job(status="unknown", charge="maybe", cached=True)
+    maybe = make_job(status="unknown", charge="maybe", reused=True)
     assert render.money_line(maybe).startswith(render.REUSED_WORDS)
     assert "may have been charged $0.90" in render.money_line(maybe)
     assert render.batch_cost_text(3, 0, 0.90, emulator=False) == "3 variations — 3 × $0.90 = $2.70"

@@ -120,7 +120,7 @@ def test_a_rerun_in_a_new_process_sends_nothing_either(relay: RunningEmulator,
         again.wait(DEADLINE)
         assert relay.stats()["posts"] == 2
         assert [j.local_id for j in again.jobs] == [j.local_id for j in board.jobs]
-        assert all(j.cached for j in again.jobs)
+        assert all(j.reused for j in again.jobs)
     finally:
         fresh.close()
 

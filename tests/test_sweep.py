@@ -131,7 +131,7 @@ def test_a_2x2_sweep_sends_4_posts_and_a_rerun_sends_none(relay: RunningEmulator
     again = sw.sweep("a {red|blue} fox {running|sleeping}")
     assert relay.stats()["posts"] == 4, "a re-run of the same sweep paid again"
     assert [j.local_id for j in again] == [j.local_id for j in made]
-    assert all(job.cached for job in again)
+    assert all(job.reused for job in again)
     assert again.quote is not None and again.quote.text == "nothing new to pay · 4 reused free"
 
 

@@ -72,7 +72,7 @@ def test_a_finished_job_whose_video_is_not_here_is_fetched_again_not_paid_again(
     teammate = Studio()                             # a fresh kernel: no handle in memory
     try:
         (again,) = teammate.submit(first.request)
-        assert again.cached and again.local_id == first.local_id
+        assert again.reused and again.local_id == first.local_id
         again.wait(timeout=30)
         assert again.local_path is not None and again.local_path.is_file()
         assert relay.stats()["posts"] == posts     # fetched, never paid again

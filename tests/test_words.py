@@ -27,7 +27,7 @@ class FakeClock:
 
 
 def job(**fields: Any) -> Any:
-    base = {"status": "in_progress", "progress": 42, "local_path": None, "cached": False,
+    base = {"status": "in_progress", "progress": 42, "local_path": None, "reused": False,
             "emulator": False, "charge": "none", "price_usd": 0.9, "cost_usd": None,
             "eta_seconds": None, "local_id": "0123abcd" * 4, "id": "v_1",
             "created_at": 1_700_000_000.0, "completed_at": None, "poll_error": None,
@@ -86,7 +86,7 @@ def test_money_words_and_the_badge_are_the_cores() -> None:
     assert words.money_line(job(emulator=True)) == "local emulator — no charge"
     assert words.money_line(job(emulator=True), badge=False) == ""
     assert words.money_line(job(charge="charged", cost_usd=0.9)) == "$0.90"
-    assert words.money_line(job(cached=True)) == words.REUSED_WORDS
+    assert words.money_line(job(reused=True)) == words.REUSED_WORDS
     assert render.size_text(2048) == words.size(2048) == "2 KB"
 
 

@@ -59,7 +59,7 @@ class JobFacts(Protocol):
     @property
     def local_path(self) -> Path | None: ...
     @property
-    def cached(self) -> bool: ...
+    def reused(self) -> bool: ...
     @property
     def emulator(self) -> bool: ...
     @property
@@ -142,7 +142,7 @@ def money_line(job: JobFacts, *, reused: bool | None = None, badge: bool = True)
     ``cached`` flag) — every UI then says "reused — no new charge". ``badge=False``: the
     output says "local emulator — no charge" once elsewhere, so an emulator job says
     nothing here (the words once per output, not on every tile)."""
-    if job.cached if reused is None else reused:
+    if job.reused if reused is None else reused:
         if job.charge == Charge.MAYBE:
             return (f"{REUSED_WORDS} (its first submit may have been charged "
                     f"{money(job.price_usd)})")

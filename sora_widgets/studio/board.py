@@ -272,7 +272,7 @@ class Storyboard(HasTraits):
             job, retry = None, True         # a re-run retries it (quoted as new)
         if job is not None:
             if job.settled and job.status == Status.COMPLETED:
-                job.cached = True           # made by an earlier run: showing it is free
+                job.reused = True           # made by an earlier run: showing it is free
             self._studio.track(job)
             if not job.settled and not job.tracking:    # e.g. its relay's key is not set
                 self._interrupted(f"shot {index + 1} of {len(self.shots)} cannot be "
@@ -286,7 +286,7 @@ class Storyboard(HasTraits):
                           f"sent: {exc}. {self._paid_words()}. Run the storyboard again "
                           "(or %sora resume) to continue from this shot.", done=False)
                 return None
-            if job.cached and _failed(job):
+            if job.reused and _failed(job):
                 self._set_job(index, job)
                 self._failed(index, job, resumed=False)
                 return None

@@ -93,9 +93,9 @@ class Studio(Relays):
                 backend, problem = self._backend_of(record, current)
                 job = Job.from_record(record, backend, self.journal(current),
                                       self._one(current.videos_dir))
-                job._studio = self
+                job.bind(self)
                 if problem and not job.settled:
-                    job._detach(problem)      # not polled here: another relay's key is unknown
+                    job.detach(problem)      # not polled here: another relay's key is unknown
                 self._live[record.local_id] = job
             return job
 
@@ -174,12 +174,12 @@ class Studio(Relays):
             jobs = by_fingerprint.setdefault(request.fingerprint(), [])
             for record in claim.reused:
                 job = self._handle(record, current)
-                job.cached = True
+                job.reused = True
                 jobs.append(self.track(job))
             with self._lock:
                 for record in claim.created:
                     job = Job.from_record(record, backend, journal, videos)
-                    job._studio = self
+                    job.bind(self)
                     self._live[record.local_id] = job
                     poller().submit(job)
                     jobs.append(job)
@@ -265,7 +265,7 @@ class Studio(Relays):
         if job.settled and not missing:
             return job
         if job.emulator and not job._backend.base_url:
-            job._backend = self._emulator_backend(settings(), style=job._backend.style)
+            job.use_backend(self._emulator_backend(settings(), style=job.backend.style))
         if missing:
             poller().fetch(job)
         else:

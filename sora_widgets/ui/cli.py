@@ -90,7 +90,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     except ValidationError as exc:
         console.print(Text(f"error: {printable(exc)}"), soft_wrap=True)
         return 2
-    if job.cached:
+    if job.reused:
         console.print(reuse_line(job), soft_wrap=True)
     elif job.emulator:
         if not args.quiet:

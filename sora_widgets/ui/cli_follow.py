@@ -81,7 +81,7 @@ def final_line(job: Job, error: BaseException | None = None) -> Text:
     if job.status == Status.COMPLETED and error is None:
         line.append("✔ completed", style="bold green")
         line.append(f" in {words.duration(job.elapsed) or '?'} · task {ref}")
-        if not job.emulator and not job.cached and job.charge == Charge.CHARGED:
+        if not job.emulator and not job.reused and job.charge == Charge.CHARGED:
             line.append(f" · {words.money(job.cost_usd or job.price_usd)} charged")
         return line
     if job.status == Status.UNKNOWN:

@@ -469,12 +469,12 @@ class SoraWidget(widgets.VBox):  # type: ignore[misc]
         else:
             self.history.submitted()
             for other in reversed(jobs[1:]):    # a sweep: its first job ends up first
-                self._show(other, cached=other.cached and not force)
+                self._show(other, cached=other.reused and not force)
             job = jobs[0]
-            cached = job.cached and not force
+            cached = job.reused and not force
             self._show(job, cached=cached)
             if len(jobs) > 1:
-                reused = sum(1 for j in jobs if j.cached)
+                reused = sum(1 for j in jobs if j.reused)
                 message, tone = (f"{len(jobs)} jobs: {len(jobs) - reused} new, {reused} "
                                  "reused — no new charge for those", "info")
             elif cached and not job.done:
@@ -542,8 +542,8 @@ class SoraWidget(widgets.VBox):  # type: ignore[misc]
         except SoraError as exc:
             message = str(exc)
         else:
-            self._show(job, cached=job.cached)
-            if job.cached:
+            self._show(job, cached=job.reused)
+            if job.reused:
                 message, tone = ("same continuation as before: its result is shown first "
                                  "(no new charge)", "info")
         finally:

@@ -46,7 +46,7 @@ def main() -> None:
     print(json.dumps({
         "name": name,
         "jobs": [{"prompt": j.prompt, "local_id": j.local_id, "task_id": j.id,
-                  "status": j.status, "cached": j.cached} for j in jobs],
+                  "status": j.status, "cached": j.reused} for j in jobs],
         "refused": refused,
     }), flush=True)
 

@@ -105,7 +105,7 @@ class LiveView:
         self._stop = threading.Event()
         #: Reused in *this* call (the handle's ``cached`` flag may change later).
         self.reused = dict(reused) if reused is not None else {
-            j.local_id: bool(j.cached) for j in self.jobs}
+            j.local_id: bool(j.reused) for j in self.jobs}
 
     @property
     def finished(self) -> bool:
