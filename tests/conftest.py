@@ -6,6 +6,7 @@ server in a thread, never to mocks.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,10 +19,28 @@ from sora_widgets.studio import studio as studio_module
 #: Emulator timelines in tests run 100x faster; the client's schedule is scaled alike.
 TEST_TIME_SCALE = 0.01
 VIP_KEY = "sk-test-vip-0123456789abcdef"
+#: Every setting the package reads (``tests/test_house.py`` checks the list against the
+#: source). The ``home`` fixture clears these and any other ``SORA_*`` variable.
 ENV_VARS = ("SORA_API_KEY", "SORA_BASE_URL", "SORA_BUDGET_USD", "SORA_MODEL", "SORA_PRICE_USD",
             "SORA_EMULATOR_TIME_SCALE", "SORA_POLL_SCALE", "SORA_WIDGETS_HOME",
             "SORA_JOURNAL_URL", "SORA_DAILY_BUDGET_USD", "SORA_TEAM_BUDGET_USD", "SORA_USER",
-            "SORA_CONFIRM_USD", "SORA_DOWNLOAD_TIMEOUT", "SORA_MAX_VIDEO_MB", "SORA_API_STYLE")
+            "SORA_CONFIRM_USD", "SORA_DOWNLOAD_TIMEOUT", "SORA_MAX_VIDEO_MB", "SORA_API_STYLE",
+            "SORA_CATALOG", "SORA_HTTP_TIMEOUT", "SORA_IMAGE_UPLOADER")
+
+
+#: A terminal size inherited from the process that started pytest. Under pytest-xdist it is
+#: always there: pytest imports GNU readline in the controller (its capture's readline
+#: workaround), readline's initialisation exports COLUMNS=80 and LINES=24 into the C
+#: environment, and the workers inherit them, so the CLI's piped tables came out 80 wide.
+TERMINAL_SIZE_VARS = ("COLUMNS", "LINES")
+
+
+def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Unset every ``SORA_*`` variable (the package's settings, and any new one too) and an
+    inherited terminal size (tests that want one set it themselves)."""
+    names = {*ENV_VARS, *TERMINAL_SIZE_VARS, *(n for n in os.environ if n.startswith("SORA_"))}
+    for name in names:
+        monkeypatch.delenv(name, raising=False)
 
 
 @pytest.fixture
@@ -33,8 +52,7 @@ def emulator() -> Iterator[RunningEmulator]:
 @pytest.fixture
 def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A clean environment: no key, a private SORA_WIDGETS_HOME, a private cwd."""
-    for name in ENV_VARS:
-        monkeypatch.delenv(name, raising=False)
+    clean_environment(monkeypatch)
     path = tmp_path / "home"
     monkeypatch.setenv("SORA_WIDGETS_HOME", str(path))
     monkeypatch.setenv("SORA_EMULATOR_TIME_SCALE", str(TEST_TIME_SCALE))

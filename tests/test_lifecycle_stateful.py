@@ -39,6 +39,7 @@ from sora_widgets.emulator import RunningEmulator
 from sora_widgets.studio.studio import Studio
 
 from .conftest import VIP_KEY
+from .doubles import wait_until
 from .scripts.trust_support import (
     SCALE,
     journal_rows,
@@ -46,7 +47,6 @@ from .scripts.trust_support import (
     replace_default_studio,
     tracked_jobs,
     unfinished_local_ids,
-    wait_until,
 )
 
 PROMPTS = ("a red fox in the snow", "a blue whale at dawn", "a green parrot on a mast")

@@ -32,7 +32,7 @@ from sora_widgets.studio import studio as studio_module
 from sora_widgets.ui import render
 
 from .conftest import TEST_TIME_SCALE
-from .scripts.doubles import Answer, Request, ScriptedRelay
+from .doubles import Answer, Request, ScriptedRelay
 
 KEY = f"sk-SENTINEL-{secrets.token_hex(16)}"
 NONVIP_KEY = f"nonvip-SENTINEL-{secrets.token_hex(16)}"

@@ -32,7 +32,8 @@ from sora_widgets.studio import studio as studio_module
 from sora_widgets.studio.storyboard import KIND, Stage, Storyboard, resume_storyboards
 
 from .conftest import VIP_KEY
-from .scripts.storyboard_support import difference, first_frame, wait_until
+from .doubles import wait_until
+from .doubles.images import difference, first_frame
 from .scripts.storyboard_victim import SHOTS as VICTIM_SHOTS
 
 REPO = Path(__file__).resolve().parents[1]
