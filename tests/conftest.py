@@ -85,3 +85,28 @@ def relay(emulator: RunningEmulator, studio: studio_module.Studio,
 def _stop_poller_after_test() -> Iterator[None]:
     yield
     poller().stop()
+
+
+#: Under ``pytest -n 2 --dist loadgroup`` (tests/run.sh) each group runs on one worker, in
+#: collection order: the browser tests share one JupyterLab and one Chromium, and the check
+#: that no loop was left on the main thread must run after them in the same process; the
+#: PostgreSQL tests share one server.
+BROWSER_GROUP = "browser"
+POSTGRES_GROUP = "postgres"
+AFTER_THE_BROWSER = "test_zz_no_leftover_loop.py"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Every test on the real PostgreSQL server is slow (it starts one, in a temp dir); under
+    xdist, the browser and PostgreSQL tests run in their own groups."""
+    grouped = config.pluginmanager.hasplugin("xdist")
+    for item in items:
+        on_postgres = "pg_server" in getattr(item, "fixturenames", ())
+        if on_postgres:
+            item.add_marker(pytest.mark.slow)
+        if not grouped:
+            continue
+        if item.get_closest_marker("browser") or item.path.name == AFTER_THE_BROWSER:
+            item.add_marker(pytest.mark.xdist_group(BROWSER_GROUP))
+        elif on_postgres:
+            item.add_marker(pytest.mark.xdist_group(POSTGRES_GROUP))

@@ -44,6 +44,8 @@ from sora_widgets.studio import studio as studio_module
 from .conftest import TEST_TIME_SCALE, VIP_KEY
 from .doubles import ThrottlingProxy
 
+pytestmark = pytest.mark.slow   # SIGKILLed subprocess kernels at every phase
+
 SCRIPTS = Path(__file__).parent / "scripts"
 PHASES = ("before_post", "during_post", "after_answer", "polling", "downloading")
 RUNS_PER_PHASE = 20

@@ -90,6 +90,7 @@ class RetryAfterSpy:
 # -- 1. polling under faults -----------------------------------------------------------------
 
 
+@pytest.mark.slow   # 200 jobs through faults
 def test_200_jobs_reach_their_final_state_through_faulty_polling(
         relay: RunningEmulator, home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # The emulator's "timeout" fault holds an answer for slow_seconds (3 s): a 1 s client

@@ -315,6 +315,7 @@ def test_the_cli_lists_starred_jobs_with_their_marks(home: Path, studio: Studio)
     assert "a owl number 1" in found and "a owl number 4" in found and "cat" not in found
 
 
+@pytest.mark.slow   # a whole notebook headless, twice
 def test_the_sweeps_and_history_notebook_runs_headless_and_again_from_the_journal(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """notebooks/sweeps-and-history.ipynb, top to bottom on the emulator, then again in a

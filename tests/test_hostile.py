@@ -505,6 +505,7 @@ def fuzz_the_response_parser(status: int, form: object, head: dict[str, str],
         assert isinstance(error, SoraError) and str(error)
 
 
+@pytest.mark.slow   # 10,000 hypothesis cases
 def test_fuzz_the_response_parser() -> None:
     """Every case, then the figures of what it found: each parser call ended in a checked
     snapshot or a SoraError (nothing else), and the fuzz reached both outcomes."""

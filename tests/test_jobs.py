@@ -30,6 +30,7 @@ def poller_threads() -> list[threading.Thread]:
     return [t for t in threading.enumerate() if t.name == "sora-widgets-poller"]
 
 
+@pytest.mark.slow   # 50 jobs to the end
 def test_fifty_concurrent_jobs_share_one_background_thread(relay: RunningEmulator) -> None:
     before = set(threading.enumerate())
     jobs = [sw.generate(f"job number {i}", aspect_ratio="9:16" if i % 2 else "16:9")
@@ -221,6 +222,7 @@ def test_poller_restarts_if_its_thread_died(relay: RunningEmulator) -> None:
     assert job.wait(timeout=30).status == "completed"
 
 
+@pytest.mark.slow   # a SIGKILLed subprocess
 def test_kill_9_right_after_submit_then_resume(relay: RunningEmulator, home: Path,
                                                tmp_path: Path) -> None:
     relay.config.run_seconds = (200.0, 200.0)

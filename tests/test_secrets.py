@@ -287,6 +287,7 @@ NOTEBOOK = [
 ]
 
 
+@pytest.mark.slow   # a whole notebook headless
 def test_a_notebook_using_the_magic_and_the_widget_keeps_the_key_secret(
         home: Path, echo: ScriptedRelay, monkeypatch: pytest.MonkeyPatch) -> None:
     notebook_dir = home.parent / "notebook"

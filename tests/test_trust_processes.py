@@ -41,6 +41,8 @@ from .scripts.trust_support import (
     submit_via,
 )
 
+pytestmark = pytest.mark.slow   # subprocess kernels: kill, race, fork matrices
+
 ADVICE_WORDS = ("move", "rename", "remove", "delete", "restore", "sora_widgets_home",
                 "writable", "permission", "read-only", "read only")
 
