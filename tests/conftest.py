@@ -6,12 +6,14 @@ server in a thread, never to mocks.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from sora_widgets.core.settings import Preferences, preferences
 from sora_widgets.emulator import EmulatorConfig, RunningEmulator, start_emulator
 from sora_widgets.engine.job import poller
 from sora_widgets.studio import studio as studio_module
@@ -19,6 +21,7 @@ from sora_widgets.studio import studio as studio_module
 #: Emulator timelines in tests run 100x faster; the client's schedule is scaled alike.
 TEST_TIME_SCALE = 0.01
 VIP_KEY = "sk-test-vip-0123456789abcdef"
+DEFAULT_PREFERENCES = Preferences()
 #: Every setting the package reads (``tests/test_house.py`` checks the list against the
 #: source). The ``home`` fixture clears these and any other ``SORA_*`` variable.
 ENV_VARS = ("SORA_API_KEY", "SORA_BASE_URL", "SORA_BUDGET_USD", "SORA_MODEL", "SORA_PRICE_USD",
@@ -85,6 +88,17 @@ def relay(emulator: RunningEmulator, studio: studio_module.Studio,
 def _stop_poller_after_test() -> Iterator[None]:
     yield
     poller().stop()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_preferences() -> Iterator[None]:
+    """The process-wide preferences (``%config SoraMagics.*``) start every test at their
+    defaults: a SoraMagics built with ``embed=True`` writes there, and under pytest-xdist the
+    test that used to set it back may run on the other worker (a later storyboard then came
+    out embedded)."""
+    for spec in dataclasses.fields(Preferences):
+        setattr(preferences, spec.name, getattr(DEFAULT_PREFERENCES, spec.name))
+    yield
 
 
 #: Under ``pytest -n 2 --dist loadgroup`` (tests/run.sh) each group runs on one worker, in
