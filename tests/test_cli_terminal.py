@@ -16,11 +16,14 @@ import shlex
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+pytestmark = pytest.mark.slow   # the CLI in a real terminal (tmux)
 
 REPO = Path(__file__).resolve().parents[1]
 ARTIFACTS = REPO / "artifacts" / "terminal"
@@ -88,12 +91,24 @@ class Pane:
 
 
 @pytest.fixture
-def pane(tmp_path: Path) -> Iterator[Pane]:
+def short_home() -> Iterator[Path]:
+    """A journal home with a short path: a saved file's path fits on one line of the pane
+    (pytest's own tmp_path grows with pytest-xdist's ``popen-gwN/`` and then wraps)."""
+    path = Path(tempfile.mkdtemp(prefix="sora-"))
+    try:
+        yield path / "home"
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def pane(tmp_path: Path, short_home: Path) -> Iterator[Pane]:
     if shutil.which("tmux") is None:
         pytest.fail("tmux is not installed: this terminal test needs it "
                     "(apt-get install -y tmux)")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SORA_")}
-    env.update(SORA_WIDGETS_HOME=str(tmp_path / "home"), SORA_EMULATOR_TIME_SCALE="0.01",
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("SORA_") and k not in ("COLUMNS", "LINES")}
+    env.update(SORA_WIDGETS_HOME=str(short_home), SORA_EMULATOR_TIME_SCALE="0.01",
                PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}", LANG="C.UTF-8",
                LC_ALL="C.UTF-8", TMUX_TMPDIR=str(tmp_path))
     env.pop("TMUX", None)

@@ -26,14 +26,9 @@ from sora_widgets.studio import studio as studio_module
 from sora_widgets.ui.widget import SoraWidget
 
 from .conftest import TEST_TIME_SCALE, VIP_KEY
+from .doubles import RecordingProxy, wait_until
+from .doubles.images import decode_data_uri, difference, first_frame
 from .scripts import storyboard_uploader
-from .scripts.storyboard_support import (
-    RecordingProxy,
-    decode_data_uri,
-    difference,
-    first_frame,
-    wait_until,
-)
 
 #: JPEG at quality 90 of the same picture: a mean difference of a few levels at most.
 SAME_PICTURE = 4.0

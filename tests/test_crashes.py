@@ -42,7 +42,9 @@ from sora_widgets.journal import SqliteJournal as Journal
 from sora_widgets.studio import studio as studio_module
 
 from .conftest import TEST_TIME_SCALE, VIP_KEY
-from .scripts.doubles import ThrottlingProxy
+from .doubles import ThrottlingProxy
+
+pytestmark = pytest.mark.slow   # SIGKILLed subprocess kernels at every phase
 
 SCRIPTS = Path(__file__).parent / "scripts"
 PHASES = ("before_post", "during_post", "after_answer", "polling", "downloading")

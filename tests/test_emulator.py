@@ -31,6 +31,8 @@ import pytest
 from sora_widgets.emulator import EmulatorConfig, RunningEmulator, Task, start_emulator
 from sora_widgets.emulator.tasks import VideoRequest, draw_task
 
+from .doubles import wait_until
+
 KEY = "sk-vip-test-7f3a9c51d2e8"
 AUTH = {"Authorization": f"Bearer {KEY}"}
 BODY = {"model": "sora-2", "prompt": "a cat wearing an astronaut helmet", "duration": 12}
@@ -75,14 +77,6 @@ def wait_final(client: httpx.Client, task_id: str, timeout: float = 10.0) -> dic
             return data
         time.sleep(0.01)
     raise AssertionError(f"task {task_id} not final after {timeout} s")
-
-
-def wait_until(predicate: Any, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.01)
 
 
 def completed_video(client: httpx.Client, **body: Any) -> tuple[dict[str, Any], bytes]:

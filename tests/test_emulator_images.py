@@ -5,10 +5,8 @@ fetches, never any other host; garbage answered with 400; kept across a restart.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +15,7 @@ import pytest
 
 from sora_widgets.emulator import RunningEmulator, start_emulator
 
+from .doubles import FileServer
 from .test_emulator_openai import (
     AUTH,
     SAME_IMAGE,
@@ -34,41 +33,11 @@ from .test_emulator_openai import (
 # --- first-frame images in the artifex style, loopback fetches -----------------------------
 
 
-class _ImageServer:
-    """A loopback HTTP server serving fixed bodies by path, counting requests."""
-
-    def __init__(self) -> None:
-        self.bodies: dict[str, tuple[int, bytes]] = {}
-        self.hits: list[str] = []
-        owner = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                owner.hits.append(self.path)
-                status, body = owner.bodies.get(self.path, (404, b"not found"))
-                self.send_response(status)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
 @pytest.fixture
-def images() -> Iterator[_ImageServer]:
-    server = _ImageServer()
-    yield server
-    server.close()
+def images() -> Iterator[FileServer]:
+    """A loopback image host serving fixed bodies by path, counting requests."""
+    with FileServer() as server:
+        yield server
 
 
 @pytest.fixture
@@ -100,7 +69,7 @@ def test_artifex_data_uri_image_is_the_first_frame(
 
 
 def test_artifex_loopback_image_is_fetched_and_shown(
-        artifex: tuple[RunningEmulator, httpx.Client], images: _ImageServer) -> None:
+        artifex: tuple[RunningEmulator, httpx.Client], images: FileServer) -> None:
     _, client = artifex
     image = picture(720, 1280, hue=90)
     images.bodies["/frame.png"] = (200, encoded(image))
@@ -125,7 +94,7 @@ def test_continuity_last_frame_of_one_clip_starts_the_next(
     [("/garbage.png", 200, b"this is not an image at all"), ("/missing.png", 404, b"")],
 )
 def test_artifex_bad_loopback_image_is_400(artifex: tuple[RunningEmulator, httpx.Client],
-                                           images: _ImageServer, path: str, status: int,
+                                           images: FileServer, path: str, status: int,
                                            body: bytes) -> None:
     emu, client = artifex
     if status == 200:

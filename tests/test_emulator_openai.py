@@ -15,7 +15,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import av
@@ -25,6 +25,8 @@ from PIL import Image, ImageChops, ImageDraw, ImageOps, ImageStat
 
 from sora_widgets.emulator import EmulatorConfig, RunningEmulator, start_emulator
 from sora_widgets.emulator.config import STATUS_SYNONYMS
+
+from .doubles import wait_until
 
 KEY = "sk-vip-test-openai-41c9"
 AUTH = {"Authorization": f"Bearer {KEY}"}
@@ -75,14 +77,6 @@ def wait_final(client: httpx.Client, task_id: str, timeout: float = 10.0) -> dic
             return data
         time.sleep(0.01)
     raise AssertionError(f"task {task_id} not final after {timeout} s")
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.01)
 
 
 def content(client: httpx.Client, task_id: str) -> bytes:

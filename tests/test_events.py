@@ -16,7 +16,8 @@ from sora_widgets.engine.track import Mode
 from sora_widgets.journal import SqliteJournal as Journal
 from sora_widgets.journal import sqlite as sqlite_journal
 
-from .scripts.trust_support import fail_task_id_writes, wait_until
+from .doubles import wait_until
+from .scripts.trust_support import fail_task_id_writes
 
 
 def test_posts_and_calls_keep_their_order_and_runs_arrive_together() -> None:

@@ -18,7 +18,7 @@ import socket
 import threading
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -34,17 +34,9 @@ from sora_widgets.studio import studio as studio_module
 from sora_widgets.ui import render
 
 from .conftest import TEST_TIME_SCALE, VIP_KEY
+from .doubles import wait_until
 
 N_JOBS = 200
-
-
-def wait_for(condition: Callable[[], object], timeout: float = 20.0,
-             interval: float = 0.01) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met before the deadline")
-        time.sleep(interval)
 
 
 class RetryAfterSpy:
@@ -98,6 +90,7 @@ class RetryAfterSpy:
 # -- 1. polling under faults -----------------------------------------------------------------
 
 
+@pytest.mark.slow   # 200 jobs through faults
 def test_200_jobs_reach_their_final_state_through_faulty_polling(
         relay: RunningEmulator, home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # The emulator's "timeout" fault holds an answer for slow_seconds (3 s): a 1 s client
@@ -261,7 +254,7 @@ def test_refused_connection_is_retried_and_creates_exactly_one_job(
         blocker.close()
         emulator = start_emulator(EmulatorConfig(time_scale=TEST_TIME_SCALE, seed=3),
                                   port=port)
-        wait_for(lambda: job.id is not None or job.done, timeout=10)
+        wait_until(lambda: job.id is not None or job.done, timeout=10)
         assert job.status != "failed", job.error
         assert job.id is not None and job.charge == "charged"
         stats = emulator.stats()

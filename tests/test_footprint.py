@@ -31,6 +31,7 @@ from sora_widgets.relay.client import AsyncSoraClient, SoraClient
 from sora_widgets.studio import studio as studio_module
 
 from .conftest import VIP_KEY
+from .doubles import wait_until
 
 N_JOBS = 300
 
@@ -59,13 +60,6 @@ def _posts(base_url: str) -> int:
     return int(httpx.get(f"{base_url}/_emulator/stats").json()["posts"])
 
 
-def _wait_until(condition: object, seconds: float) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():  # type: ignore[operator]
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
-
-
 def _loop_tasks() -> int:
     loop = poller().loop
     assert loop is not None
@@ -86,7 +80,7 @@ def test_due_jobs_wait_in_the_heap_not_as_tasks(slow_relay: str) -> None:
     the first rebuild made a task per due job, each waiting on a semaphore)."""
     jobs = [sw.generate(f"due at once {i}") for i in range(N_JOBS)]
     peak = _loop_tasks()
-    _wait_until(lambda: all(j.id for j in jobs), 60)
+    wait_until(lambda: all(j.id for j in jobs), 60)
     assert _posts(slow_relay) == N_JOBS
     assert peak <= MAX_IN_FLIGHT + 1, peak
 
@@ -95,10 +89,10 @@ def test_a_polled_job_costs_few_collector_objects(slow_relay: str) -> None:
     """Handles share their backend, folder and schedule policy; no Event or observer
     structures per handle. Measured with every job submitted and waiting for its next GET."""
     sw.generate("warm up: imports, clients, connections").cancel()
-    _wait_until(lambda: not poller().records(), 30)
+    wait_until(lambda: not poller().records(), 30)
     before = _tracked_objects()
     jobs: list[Job] = [sw.generate(f"footprint {i}") for i in range(N_JOBS)]
-    _wait_until(lambda: all(j.id for j in jobs) and _loop_tasks() <= 1, 60)
+    wait_until(lambda: all(j.id for j in jobs) and _loop_tasks() <= 1, 60)
     per_job = (_tracked_objects() - before) / N_JOBS
     # 0.1 and the first rebuild: ~30 (an Event with its Condition, lock, deque and bound
     # methods; a Backend, key, folder and policy per handle; four traitlets observer

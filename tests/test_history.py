@@ -22,6 +22,7 @@ from sora_widgets.ui.compare import Compare
 from sora_widgets.ui.history import History
 
 from .conftest import VIP_KEY
+from .doubles import wait_until
 from .history_seed import seed_history
 
 ANIMALS = ("fox", "owl", "cat")
@@ -211,15 +212,6 @@ def panel(studio: Studio) -> Any:
     made.close()
 
 
-def wait_for(condition: Any, timeout: float = 30.0) -> None:
-    import time
-
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met before the deadline"
-        time.sleep(0.02)
-
-
 def test_the_panels_history_loads_the_form_and_vary_records_the_parent(
         home: Path, panel: Any, studio: Studio) -> None:
     ids = seeded(home, 20)
@@ -259,7 +251,7 @@ def test_a_sweep_in_the_panel_quotes_first_and_asks_to_confirm_a_big_one(
     assert not panel.generate_button.disabled
     panel.generate_button.click()
     assert [c.job.prompt for c in panel.cards] == ["a red kite at dawn", "a blue kite at dawn"]
-    wait_for(lambda: relay.stats()["posts"] == 2)
+    wait_until(lambda: relay.stats()["posts"] == 2)
 
     panel.prompt_input.value = "a {red|blue} kite at {dawn|dusk|noon|night}"
     assert panel.generate_button.description == (
@@ -272,7 +264,7 @@ def test_a_sweep_in_the_panel_quotes_first_and_asks_to_confirm_a_big_one(
     panel.confirm_button.click()
     assert panel.confirm_button.layout.display == "none"
     assert len(panel.cards) == 8
-    wait_for(lambda: relay.stats()["posts"] == 8)
+    wait_until(lambda: relay.stats()["posts"] == 8)
     assert "6 new, 2 reused" in panel.notice.value
 
     # A changed form drops a pending confirmation.
@@ -300,7 +292,7 @@ def test_a_card_redraws_progress_at_most_once_a_second_and_keeps_the_last_value(
     for progress in range(2, 202):
         job.progress = progress % 100
     assert len(values) <= 1, f"{len(values)} bar updates in a burst"
-    wait_for(lambda: card.bar.value == 201 % 100, 5)
+    wait_until(lambda: card.bar.value == 201 % 100, 5)
     assert len(values) <= 2 and values[-1] == 1
     job.status = Status.FAILED.value          # any other change redraws at once
     assert card.bar.bar_style == "danger"
@@ -323,6 +315,7 @@ def test_the_cli_lists_starred_jobs_with_their_marks(home: Path, studio: Studio)
     assert "a owl number 1" in found and "a owl number 4" in found and "cat" not in found
 
 
+@pytest.mark.slow   # a whole notebook headless, twice
 def test_the_sweeps_and_history_notebook_runs_headless_and_again_from_the_journal(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """notebooks/sweeps-and-history.ipynb, top to bottom on the emulator, then again in a

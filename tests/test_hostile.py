@@ -44,7 +44,7 @@ from sora_widgets.ui import cards, render
 from sora_widgets.ui.widget import SoraWidget
 
 from .conftest import VIP_KEY
-from .scripts.doubles import Answer, Request, ScriptedRelay
+from .doubles import Answer, Request, ScriptedRelay
 
 PAYLOADS = [
     "<script>alert(1)</script>",
@@ -491,8 +491,8 @@ def outcome(call: Callable[[], TaskSnapshot]) -> None:
 @example(status=200, form=b"[" * 100_000 + b"]" * 100_000, head={}, payload={"id": "x"})
 @example(status=400, form=b"[" * 5000 + b"]" * 5000, head={}, payload={"id": "x"})
 @example(status=200, form="json", head={}, payload={"id": "x", "completed_at": 10 ** 400})
-def test_fuzz_the_response_parser(status: int, form: object, head: dict[str, str],
-                                  payload: dict[str, Any]) -> None:
+def fuzz_the_response_parser(status: int, form: object, head: dict[str, str],
+                             payload: dict[str, Any]) -> None:
     FUZZ["cases"] += 1
     body = make_body(form, payload)
     key = APIKey(VIP_KEY)
@@ -505,10 +505,18 @@ def test_fuzz_the_response_parser(status: int, form: object, head: dict[str, str
         assert isinstance(error, SoraError) and str(error)
 
 
-def test_zz_fuzz_figures() -> None:
-    """Runs after the fuzz test (file order): print what it tried."""
-    print(f"\n[fuzz] {FUZZ['cases']} hypothesis cases, {2 * FUZZ['cases']} parser calls: "
-          f"{FUZZ['snapshots']} snapshots, {FUZZ['errors']} SoraErrors, 0 other exceptions")
+@pytest.mark.slow   # 10,000 hypothesis cases
+def test_fuzz_the_response_parser() -> None:
+    """Every case, then the figures of what it found: each parser call ended in a checked
+    snapshot or a SoraError (nothing else), and the fuzz reached both outcomes."""
+    FUZZ.update(cases=0, snapshots=0, errors=0)
+    fuzz_the_response_parser()
+    calls = 2 * FUZZ["cases"]
+    assert FUZZ["cases"] > 0 and FUZZ["snapshots"] > 0 and FUZZ["errors"] > 0, FUZZ
+    assert FUZZ["snapshots"] + FUZZ["errors"] == calls, FUZZ
+    print(f"\n[fuzz] {FUZZ['cases']} hypothesis cases, {calls} parser calls: "
+          f"{FUZZ['snapshots']} snapshots, {FUZZ['errors']} SoraErrors, "
+          f"{calls - FUZZ['snapshots'] - FUZZ['errors']} other outcomes")
 
 
 # -- answers that break the parser or httpx must not orphan a paid job -----------------------

@@ -42,6 +42,7 @@ from sora_widgets.emulator import RunningEmulator
 from sora_widgets.studio.studio import Studio
 
 from .conftest import VIP_KEY
+from .doubles import wait_until
 from .scripts.trust_support import (
     SCALE,
     FailingWrites,
@@ -53,7 +54,6 @@ from .scripts.trust_support import (
     run_kernel,
     tracked_jobs,
     unfinished_local_ids,
-    wait_until,
 )
 
 PROMPTS = ("a red fox in the snow", "a blue whale at dawn", "a green parrot on a mast")

@@ -18,6 +18,8 @@ from jupyter_client.manager import start_new_kernel
 from nbclient import NotebookClient
 from nbconvert import HTMLExporter
 
+pytestmark = pytest.mark.slow   # whole notebooks run headless in a kernel
+
 FAST = "0.003"
 VIDEO_SRC = re.compile(r"<video[^>]*\ssrc=['\"]([^'\"]+)['\"]")
 

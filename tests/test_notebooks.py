@@ -19,6 +19,8 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
+pytestmark = pytest.mark.slow   # whole notebooks run headless in a kernel
+
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 VIDEO_SRC = re.compile(r"<video[^>]*\ssrc=['\"]([^'\"]+)['\"]")
 

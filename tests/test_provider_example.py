@@ -18,6 +18,8 @@ import pytest
 
 from sora_widgets.emulator import EmulatorConfig, RunningEmulator, start_emulator
 
+pytestmark = pytest.mark.slow   # the provider's example script in a subprocess
+
 # Copied verbatim from the provider's page (seeds/000_9860c347d1594836.txt), comments included.
 PROVIDER_EXAMPLE = """\
 import requests, time

@@ -32,7 +32,7 @@ from sora_widgets.studio import studio as studio_module
 from sora_widgets.ui import render
 
 from .conftest import TEST_TIME_SCALE
-from .scripts.doubles import Answer, Request, ScriptedRelay
+from .doubles import Answer, Request, ScriptedRelay
 
 KEY = f"sk-SENTINEL-{secrets.token_hex(16)}"
 NONVIP_KEY = f"nonvip-SENTINEL-{secrets.token_hex(16)}"
@@ -287,6 +287,7 @@ NOTEBOOK = [
 ]
 
 
+@pytest.mark.slow   # a whole notebook headless
 def test_a_notebook_using_the_magic_and_the_widget_keeps_the_key_secret(
         home: Path, echo: ScriptedRelay, monkeypatch: pytest.MonkeyPatch) -> None:
     notebook_dir = home.parent / "notebook"

@@ -32,7 +32,8 @@ from sora_widgets.studio import studio as studio_module
 from sora_widgets.studio.storyboard import KIND, Stage, Storyboard, resume_storyboards
 
 from .conftest import VIP_KEY
-from .scripts.storyboard_support import difference, first_frame, wait_until
+from .doubles import wait_until
+from .doubles.images import difference, first_frame
 from .scripts.storyboard_victim import SHOTS as VICTIM_SHOTS
 
 REPO = Path(__file__).resolve().parents[1]
@@ -105,6 +106,7 @@ def test_three_shots_are_three_posts_in_order_and_a_rerun_sends_none(
     assert again.film_path.stat().st_mtime_ns == film_stat.st_mtime_ns   # not re-stitched
 
 
+@pytest.mark.slow   # a subprocess kernel
 def test_a_rerun_in_a_new_process_sends_nothing_either(relay: RunningEmulator,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     board = sw.storyboard(SHOTS[:2])
@@ -294,6 +296,7 @@ def _resume_in_a_new_process(env: dict[str, str], cwd: Path) -> dict[str, Any]:
     return dict(json.loads(done.stdout.strip().splitlines()[-1]))
 
 
+@pytest.mark.slow   # SIGKILLed subprocesses
 @pytest.mark.parametrize("point", ["after-shot-1", "during-shot-1"])
 def test_kill_9_then_sora_resume_in_a_new_process_finishes_with_3_posts(
         process_env: tuple[RunningEmulator, dict[str, str], Path], home: Path,

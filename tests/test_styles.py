@@ -10,8 +10,7 @@ Every wait has a deadline; nothing sleeps and hopes.
 from __future__ import annotations
 
 import itertools
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,6 +33,7 @@ from sora_widgets.ui.magic.magics import SoraMagics
 from sora_widgets.ui.widget import SoraWidget
 
 from .conftest import TEST_TIME_SCALE, VIP_KEY
+from .doubles import wait_until
 
 STYLES = ("artifex", "openai")
 #: What each style's default clip costs (the catalogue: $0.90 a clip; $0.10/s x 4 s).
@@ -72,14 +72,6 @@ def styled(request: pytest.FixtureRequest, studio: studio_module.Studio,
         monkeypatch.setenv("SORA_POLL_SCALE", str(TEST_TIME_SCALE))
         monkeypatch.setenv("SORA_API_STYLE", style)
         yield Styled(style, emu)
-
-
-def wait_for(condition: Callable[[], object], timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met before the deadline")
-        time.sleep(0.01)
 
 
 def frame_size(path: Path) -> tuple[int, int]:
@@ -182,7 +174,7 @@ def test_resume_after_a_restart_polls_the_job_in_its_own_style(
         styled: Styled, monkeypatch: pytest.MonkeyPatch) -> None:
     styled.emu.config.run_seconds = (200.0, 200.0)
     job = sw.generate("survive a restart")
-    wait_for(lambda: job.id is not None, 10)
+    wait_until(lambda: job.id is not None, 10)
     poller().stop()                                         # the kernel goes away
     fresh = studio_module.Studio()
     monkeypatch.setattr(studio_module, "_default", fresh)
@@ -214,7 +206,7 @@ def test_synonyms_through_the_engine(styled: Styled) -> None:
             styled.emu.config.failure_rate = rate      # read when the task is created
             job = sw.generate(f"round {number}, failure rate {rate}")
             job.observe(lambda change: seen.add(str(change["new"])), names="relay_status")
-            wait_for(lambda: job.id is not None, 10)   # noqa: B023 (waited for right here)
+            wait_until(lambda: job.id is not None, 10)   # noqa: B023 (waited for right here)
             jobs.append(job)
         good, bad = jobs
         assert good.wait(timeout=30).status == "completed"
@@ -232,7 +224,7 @@ def test_a_word_never_seen_is_surfaced_not_guessed(styled: Styled) -> None:
     notices: list[str] = []
     job = sw.generate("a fox at the edge of the wood")
     job.observe(lambda change: notices.append(str(change["new"])), names="notice")
-    wait_for(lambda: job.relay_status == "moderating", 15)
+    wait_until(lambda: job.relay_status == "moderating", 15)
     assert job.status in ("queued", "submitting") and job.state.relay_status in (
         None, RelayStatus.QUEUED)
     assert job.wait(timeout=30).status == "completed"

@@ -32,6 +32,8 @@ from sora_widgets.journal import open_journal
 from .conftest import TEST_TIME_SCALE, VIP_KEY
 from .pg_fixtures import pg_server, pg_url
 
+pytestmark = pytest.mark.slow   # processes on one journal, and PostgreSQL
+
 __all__ = ["pg_server", "pg_url"]   # fixtures used by name
 
 SCRIPTS = Path(__file__).parent / "scripts"

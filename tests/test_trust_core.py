@@ -39,7 +39,7 @@ from sora_widgets.emulator import RunningEmulator
 from sora_widgets.studio.studio import Studio
 
 from .conftest import VIP_KEY
-from .scripts.trust_doubles import Stream, ToyRelay, completed, mp4_bytes, running
+from .doubles import Stream, ToyRelay, completed, mp4_bytes, running, wait_until
 from .scripts.trust_support import (
     KEY,
     NONVIP_KEY,
@@ -54,7 +54,6 @@ from .scripts.trust_support import (
     resumed_ids,
     run_kernel,
     submit_via,
-    wait_until,
 )
 
 MB = 1024 * 1024

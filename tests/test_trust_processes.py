@@ -29,7 +29,7 @@ from sora_widgets.emulator import RunningEmulator
 from sora_widgets.studio.studio import Studio
 
 from .conftest import VIP_KEY
-from .scripts.trust_doubles import ToyRelay, mp4_bytes
+from .doubles import ToyRelay, mp4_bytes, wait_until
 from .scripts.trust_support import (
     FORKER,
     KEY,
@@ -39,8 +39,9 @@ from .scripts.trust_support import (
     kernel_env,
     run_kernel,
     submit_via,
-    wait_until,
 )
+
+pytestmark = pytest.mark.slow   # subprocess kernels: kill, race, fork matrices
 
 ADVICE_WORDS = ("move", "rename", "remove", "delete", "restore", "sora_widgets_home",
                 "writable", "permission", "read-only", "read only")
@@ -270,7 +271,9 @@ def test_a_huge_local_png_is_refused_by_its_size_without_being_read(tmp_path: Pa
     assert out["raised"] == "ValidationError", (
         f"a 2 GB image was not refused by its size: {out['raised']}: {out.get('message')} "
         "(MemoryError: it was read whole)")
-    assert out["elapsed"] < 1.0 and out["rss_growth_mb"] < 50, out
+    # Not read: a few MB of reads at most (2,048 MB if it were streamed), no memory growth,
+    # and done well within a generous deadline.
+    assert out["read_mb"] < 64 and out["rss_growth_mb"] < 50 and out["elapsed"] < 30, out
     assert "MB" in out["message"] or "large" in out["message"].lower(), out["message"]
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import re
 import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,8 @@ from sora_widgets.emulator import RunningEmulator
 from sora_widgets.engine.job import Job, poller
 from sora_widgets.studio import studio as studio_module
 from sora_widgets.ui.widget import JobCard, SoraWidget
+
+from .doubles import wait_until
 
 MakePanel = Callable[..., SoraWidget]
 SRC = re.compile(r"<video[^>]*\ssrc='([^']*)'")
@@ -42,14 +43,6 @@ def make_panel(studio: studio_module.Studio) -> Iterator[MakePanel]:
         panel.close()
 
 
-def wait_for(condition: Callable[[], object], timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met before the deadline")
-        time.sleep(0.02)
-
-
 def player_html(card: JobCard) -> str:
     return "".join(o["data"].get("text/html", "") for o in card.player.outputs)
 
@@ -62,7 +55,7 @@ def video_src(card: JobCard) -> str | None:
 def finish(card: JobCard, timeout: float = 30.0) -> JobCard:
     """Wait for the job, then for the card to show its video (set by the poller thread)."""
     card.job.wait(timeout=timeout)
-    wait_for(lambda: video_src(card) is not None)
+    wait_until(lambda: video_src(card) is not None)
     return card
 
 
@@ -207,7 +200,7 @@ def test_from_job_links_a_panel_to_a_past_job_after_a_restart(
         studio: studio_module.Studio, make_panel: MakePanel,
         monkeypatch: pytest.MonkeyPatch) -> None:
     job = sw.generate("a train crossing a bridge", aspect_ratio="9:16")
-    wait_for(lambda: job.id is not None)
+    wait_until(lambda: job.id is not None)
     poller().stop()                                   # the kernel dies while the job runs
     restarted = studio_module.Studio()
     monkeypatch.setattr(studio_module, "_default", restarted)
@@ -237,7 +230,7 @@ def test_non_vip_key_shows_the_vip_message(relay: RunningEmulator, make_panel: M
     card = panel.cards[0]
     with pytest.raises(sw.PermissionDeniedError):
         card.job.wait(timeout=30)
-    wait_for(lambda: card.bar.bar_style == "danger")
+    wait_until(lambda: card.bar.bar_style == "danger")
     assert "VIP group" in card.details.value
     assert "sora-error" in card.details.value
     assert card.player.outputs == ()
@@ -351,7 +344,7 @@ def test_the_panel_keeps_a_snapshot_of_its_settled_cards(
                    if (o.get("transient") or {}).get("display_id") == display_id]
         return str(updates[-1]["data"]["text/html"])
 
-    wait_for(lambda: len(re.findall(r"<video", latest())) == 2)
+    wait_until(lambda: len(re.findall(r"<video", latest())) == 2)
     html = latest()
     srcs = re.findall(r"<video[^>]*\ssrc='([^']*)'", html)
     assert sorted(srcs) == sorted(str(video_src(c)) for c in panel.cards)

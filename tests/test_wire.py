@@ -8,12 +8,10 @@ from __future__ import annotations
 import base64
 import io
 import json
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import httpx
 import pytest
@@ -29,6 +27,7 @@ from sora_widgets.relay.openai import content_url
 from sora_widgets.relay.styles import STYLES, adapter_for, poll_hint_seconds
 
 from .conftest import VIP_KEY
+from .doubles import Answer, Request, ScriptedRelay
 
 FAST = Backoff(base=0.01, cap=0.05)
 #: The gateway words of issue 15, and what each means.
@@ -240,49 +239,24 @@ def test_openai_content_download_with_the_key_and_multipart_upload(
 # -- where the key goes ---------------------------------------------------------------------
 
 
-class _Recorder(BaseHTTPRequestHandler):
-    """A gateway on 127.0.0.1 whose videos live on a 'CDN' at localhost (another origin)."""
-
-    seen: ClassVar[list[tuple[str, str | None]]] = []
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-    def do_GET(self) -> None:
-        self.seen.append((self.path, self.headers.get("Authorization")))
-        port = self.server.server_address[1]  # type: ignore[index]
-        cdn = f"http://localhost:{port}/cdn/clip.mp4"
-        if self.path.endswith("/content"):
-            self.send_response(302)
-            self.send_header("Location", cdn)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-        elif self.path.startswith("/v1/videos/"):
-            body = json.dumps({"id": "v_1", "status": "completed", "video_url": cdn}).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-        else:
-            data = b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 64
-            self.send_response(200)
-            self.send_header("Content-Type", "video/mp4")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-
 @pytest.fixture
 def gateway() -> Iterator[tuple[str, list[tuple[str, str | None]]]]:
+    """A gateway on 127.0.0.1 whose videos live on a 'CDN' at localhost (another origin);
+    ``seen`` lists (path, Authorization header) of every request."""
     seen: list[tuple[str, str | None]] = []
-    handler = type("Recorder", (_Recorder,), {"seen": seen})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}", seen
-    server.shutdown()
-    server.server_close()
+
+    def answer(request: Request) -> Answer:
+        seen.append((request.path, request.header("Authorization")))
+        cdn = f"http://localhost:{relay.port}/cdn/clip.mp4"
+        if request.path.endswith("/content"):
+            return Answer(302, headers={"Location": cdn})
+        if request.path.startswith("/v1/videos/"):
+            return Answer(200, json.dumps({"id": "v_1", "status": "completed",
+                                           "video_url": cdn}).encode())
+        return Answer(200, b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 64, content_type="video/mp4")
+
+    with ScriptedRelay(answer) as relay:
+        yield relay.base_url, seen
 
 
 @pytest.mark.parametrize("style", STYLES)

@@ -17,7 +17,7 @@
         sw.jobs() then sw.generate("a probe of the journal"); prints what each raised.
     python trust_kernel.py image PATH LIMIT_MB
         under an address-space limit of LIMIT_MB, VideoRequest.create(image=PATH): prints
-        what it raised and how long it took.
+        what it raised, how long it took, how many MB it read and how much RSS grew.
 
 Environment: SORA_API_KEY, SORA_BASE_URL, SORA_WIDGETS_HOME, SORA_POLL_SCALE.
 """
@@ -54,6 +54,12 @@ def describe(job: Any) -> dict[str, Any]:
             "charge": str(job.charge), "error": job.error,
             "local_path": str(job.local_path) if job.local_path else None,
             "pid": os.getpid()}
+
+
+def bytes_read() -> int:
+    """Bytes this process has read so far (``rchar`` of /proc/self/io: every read call)."""
+    with open("/proc/self/io") as io:
+        return next(int(line.split()[1]) for line in io if line.startswith("rchar:"))
 
 
 def wait_for_id(job: Any, seconds: float) -> None:
@@ -127,6 +133,7 @@ def main() -> None:
         limit = limit_mb * 1024 * 1024
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
         before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        read_before = bytes_read()
         started = time.monotonic()
         error = None
         try:
@@ -134,8 +141,10 @@ def main() -> None:
         except BaseException as exc:
             error = exc
         elapsed = time.monotonic() - started
+        read_mb = (bytes_read() - read_before) / 1024 / 1024
         grown_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
-        say({**outcome(error), "elapsed": elapsed, "rss_growth_mb": grown_kb / 1024})
+        say({**outcome(error), "elapsed": elapsed, "read_mb": read_mb,
+             "rss_growth_mb": grown_kb / 1024})
     else:
         raise SystemExit(f"unknown mode {mode!r}")
 

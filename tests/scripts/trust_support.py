@@ -17,7 +17,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,27 +34,6 @@ KEY = f"sk-TRUST-{secrets.token_hex(16)}"
 NONVIP_KEY = f"nonvip-TRUST-{secrets.token_hex(16)}"
 #: Where the tests run the relay's clock and the client's schedule: 100x faster.
 SCALE = 0.01
-
-
-# -- waiting ---------------------------------------------------------------------------------
-
-
-def wait_until(predicate: Callable[[], object], timeout: float, what: str = "",
-               *, fail: bool = True, step: float = 0.01) -> bool:
-    """Poll ``predicate`` until it holds or ``timeout`` seconds pass.
-
-    With ``fail`` (the default) a timeout is an AssertionError naming ``what``; without,
-    the result says whether it held (for a window that ends early on a positive sign).
-    """
-    deadline = time.monotonic() + timeout
-    while True:
-        if predicate():
-            return True
-        if time.monotonic() > deadline:
-            if fail:
-                raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-            return False
-        time.sleep(step)
 
 
 # -- keys ------------------------------------------------------------------------------------

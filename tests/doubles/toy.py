@@ -1,5 +1,5 @@
-"""A toy relay for the trust-core tests (issue 11): a real loopback HTTP server that plays
-the parts the emulator cannot.
+"""A toy relay for the trust-core tests (issue 11): a loopback server (see ``server``) that
+plays the parts the emulator cannot.
 
 :class:`ToyRelay` speaks the relay's two calls (``POST /v1/videos``, ``GET /v1/videos/{id}``)
 and serves videos under ``/videos/``, with knobs:
@@ -22,41 +22,13 @@ import json
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, unquote
 
+from .server import Answer, Handler, Request, Served
+
 __all__ = ["Answer", "Request", "Sent", "Stream", "ToyRelay", "completed", "mp4_bytes", "running"]
-
-
-@dataclass
-class Request:
-    method: str
-    path: str
-    headers: dict[str, str]
-    body: bytes
-    at: float = field(default_factory=time.monotonic)
-
-    @property
-    def prompt(self) -> str | None:
-        try:
-            value = json.loads(self.body).get("prompt")
-        except (ValueError, AttributeError):
-            return None
-        return value if isinstance(value, str) else None
-
-    @property
-    def authorization(self) -> str:
-        return next((v for k, v in self.headers.items() if k.lower() == "authorization"), "")
-
-
-@dataclass
-class Answer:
-    status: int = 200
-    body: bytes = b""
-    headers: dict[str, str] = field(default_factory=dict)
-    content_type: str = "application/json"
 
 
 @dataclass
@@ -116,39 +88,17 @@ def serve_mp4(relay: ToyRelay, task_id: str) -> Answer:
     return Answer(200, mp4_bytes(task_id), content_type="video/mp4")
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    block_on_close = False
-    request_queue_size = 128    # socketserver's 5 resets a burst of 32 connections
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        pass  # clients that hang up mid-answer are what several tests are about
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
+class _Handler(Handler):
     def _any(self) -> None:
-        relay: ToyRelay = self.server.owner  # type: ignore[attr-defined]
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
-        request = Request(self.command, self.path, dict(self.headers.items()), body)
+        relay: ToyRelay = self.owner
+        request = self.read_request()
         with relay.lock:
             relay.requests.append(request)
         answer = relay.answer(request)
         if isinstance(answer, Stream):
             self._stream(relay, answer)
-            return
-        self.send_response(answer.status)
-        self.send_header("Content-Type", answer.content_type)
-        self.send_header("Content-Length", str(len(answer.body)))
-        for name, value in answer.headers.items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(answer.body)
+        else:
+            self.send_answer(answer)
 
     def _stream(self, relay: ToyRelay, stream: Stream) -> None:
         sent = Sent(self.path, time.monotonic())
@@ -193,7 +143,7 @@ class _Handler(BaseHTTPRequestHandler):
     do_GET = do_POST = _any
 
 
-class ToyRelay:
+class ToyRelay(Served):
     """See the module docstring. Use as a context manager (or call :meth:`stop`)."""
 
     def __init__(self, *, hold: Iterable[str] = (), task_ids: dict[str, str] | None = None,
@@ -208,18 +158,9 @@ class ToyRelay:
         self.stopping = threading.Event()
         self._released: dict[str, threading.Event] = {}
         self._accepted = 0
-        self.server = _Server(("127.0.0.1", 0), _Handler)
-        self.server.owner = self  # type: ignore[attr-defined]
-        self.port = int(self.server.server_address[1])
-        self.thread = threading.Thread(target=self.server.serve_forever,
-                                       kwargs={"poll_interval": 0.05}, daemon=True)
-        self.thread.start()
+        self.serve(_Handler, quiet=True)   # clients that hang up mid-answer are the point
 
     # -- what the tests read ----------------------------------------------------------------
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
 
     def video_url(self, task_id: str, query: str = "") -> str:
         url = f"{self.base_url}/videos/{quote(task_id, safe='')}.mp4"
@@ -247,15 +188,7 @@ class ToyRelay:
         self.stopping.set()
         for event in list(self._released.values()):
             event.set()
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(5)
-
-    def __enter__(self) -> ToyRelay:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+        super().stop()
 
     # -- answering --------------------------------------------------------------------------
 
