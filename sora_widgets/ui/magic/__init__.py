@@ -1,1 +1,1 @@
-"""ui.magic layer."""
+"""``%sora`` / ``%%sora``: the line parsed once into a command, one module per part."""
