@@ -25,8 +25,9 @@ from sora_widgets.relay.client import AsyncSoraClient, SoraClient, is_transient
 from sora_widgets.relay.download import MIN_STALL_SECONDS
 from sora_widgets.studio.studio import Studio
 
-from .scripts.trust_doubles import Answer, Stream, ToyRelay, mp4_bytes, serve_mp4
-from .scripts.trust_support import KEY, wait_until
+from .doubles import Answer, Stream, ToyRelay, mp4_bytes, wait_until
+from .doubles.toy import serve_mp4
+from .scripts.trust_support import KEY
 
 MB = 1024 * 1024
 SCALE = 0.05
