@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
 import grimp
+
+REPO = Path(__file__).resolve().parents[1]
+PACKAGE = REPO / "sora_widgets"
 
 
 def _cycles(graph: grimp.ImportGraph) -> list[list[str]]:
@@ -65,3 +74,21 @@ def test_the_cycle_finder_finds_a_circle() -> None:
     graph.add_import(importer="sora_widgets.b", imported="sora_widgets.a")
     graph.add_import(importer="sora_widgets.b", imported="sora_widgets.c")
     assert _cycles(graph) == [["sora_widgets.a", "sora_widgets.b"]]
+
+
+def test_the_layer_contract_fails_on_a_deliberate_upward_import(tmp_path: Path) -> None:
+    """The contracts bite: a copy of the package whose core imports the UI breaks them."""
+    copy = tmp_path / "sora_widgets"
+    shutil.copytree(PACKAGE, copy, ignore=shutil.ignore_patterns("__pycache__", "static"))
+    shutil.copy(REPO / "pyproject.toml", tmp_path / "pyproject.toml")
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    lint = [sys.executable, "-c", "from importlinter.cli import lint_imports_command as c; c()"]
+    clean = subprocess.run(lint, cwd=tmp_path, env=env, capture_output=True, text=True,
+                           timeout=120, check=False)
+    assert clean.returncode == 0, clean.stdout + clean.stderr
+    lifecycle = copy / "core" / "lifecycle.py"
+    lifecycle.write_text(lifecycle.read_text() + "\nfrom sora_widgets.ui import render  # up\n")
+    broken = subprocess.run(lint, cwd=tmp_path, env=env, capture_output=True, text=True,
+                            timeout=120, check=False)
+    assert broken.returncode != 0
+    assert "sora_widgets.core.lifecycle -> sora_widgets.ui.render" in broken.stdout
