@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from sora_widgets.core.settings import ENV_VARS as SETTINGS_ENV_VARS
 from sora_widgets.core.settings import Preferences, preferences
 from sora_widgets.emulator import EmulatorConfig, RunningEmulator, start_emulator
 from sora_widgets.engine.job import poller
@@ -22,13 +23,9 @@ from sora_widgets.studio import studio as studio_module
 TEST_TIME_SCALE = 0.01
 VIP_KEY = "sk-test-vip-0123456789abcdef"
 DEFAULT_PREFERENCES = Preferences()
-#: Every setting the package reads (``tests/test_house.py`` checks the list against the
-#: source). The ``home`` fixture clears these and any other ``SORA_*`` variable.
-ENV_VARS = ("SORA_API_KEY", "SORA_BASE_URL", "SORA_BUDGET_USD", "SORA_MODEL", "SORA_PRICE_USD",
-            "SORA_EMULATOR_TIME_SCALE", "SORA_POLL_SCALE", "SORA_WIDGETS_HOME",
-            "SORA_JOURNAL_URL", "SORA_DAILY_BUDGET_USD", "SORA_TEAM_BUDGET_USD", "SORA_USER",
-            "SORA_CONFIRM_USD", "SORA_DOWNLOAD_TIMEOUT", "SORA_MAX_VIDEO_MB", "SORA_API_STYLE",
-            "SORA_CATALOG", "SORA_HTTP_TIMEOUT", "SORA_IMAGE_UPLOADER")
+#: Every setting the package reads: the settings module's own list (``tests/test_house.py``
+#: checks it against the source). The ``home`` fixture clears these and any other ``SORA_*``.
+ENV_VARS = SETTINGS_ENV_VARS
 
 
 #: A terminal size inherited from the process that started pytest. Under pytest-xdist it is
