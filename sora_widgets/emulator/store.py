@@ -25,12 +25,13 @@ from pathlib import Path
 from typing import Any
 
 from .config import EmulatorConfig
+from .pricing import cost_of
 from .tasks import Task, VideoRequest, draw_task, new_task_id
 
 __all__ = ["TaskStore"]
 
 logger = logging.getLogger("sora_widgets.emulator")
-_SAFE_ID = re.compile(r"(v|video)_[0-9a-f]{1,64}")
+_SAFE_ID = re.compile(r"(v|video|job)_[0-9a-f]{1,64}")
 
 
 @dataclass
@@ -80,6 +81,7 @@ class TaskStore:
             stall_probability=config.stall_probability,
             failure_rate=config.failure_rate,
             content_ttl_seconds=config.content_ttl_seconds,
+            cost_usd=cost_of(request, config),
         )
         if request.first_frame is not None:
             self._save_frame(task.id, request.first_frame)

@@ -41,8 +41,8 @@ if TYPE_CHECKING:
     from PIL import Image, ImageFont
 
 __all__ = [
-    "DURATION_SECONDS", "FPS", "LONG_SIDE", "STILL_HOLD_FRAMES", "VideoCache", "frame_size",
-    "render_mp4",
+    "DURATION_SECONDS", "FPS", "LONG_SIDE", "SPRITES", "STILL_HOLD_FRAMES", "VideoCache",
+    "frame_size", "render_mp4", "render_still",
 ]
 
 logger = logging.getLogger("sora_widgets.emulator")
@@ -53,6 +53,8 @@ DURATION_SECONDS = 12
 LONG_SIDE = 640
 #: Frames that show the first-frame image alone (then it fades out until 1 s).
 STILL_HOLD_FRAMES = FPS // 2
+#: Frames in a spritesheet (a grid of 5 columns).
+SPRITES = 10
 _RATIOS = {"16:9": (16, 9), "9:16": (9, 16)}
 _FONT_PATH = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
 _Font: TypeAlias = "ImageFont.FreeTypeFont | ImageFont.ImageFont"
@@ -93,25 +95,15 @@ def _font(size: int) -> _Font:
     return ImageFont.load_default(size)
 
 
-def render_mp4(*, seed: str, prompt: str, aspect_ratio: str, scale: float = 1.0,
-               caption: str = "", seconds: int = DURATION_SECONDS,
-               first_frame: bytes | None = None) -> bytes:
-    """Render one video and return the mp4 bytes (ImportError without PyAV and Pillow).
-
-    ``aspect_ratio`` is any shape ``frame_size`` takes; ``first_frame`` the bytes of an
-    image (any format Pillow reads) the video starts on.
-    """
-    # Imported here: heavy, and only needed for videos.
-    import av
-
-    started = time.perf_counter()
+def _make_scene(seed: str, prompt: str, aspect_ratio: str, scale: float, caption: str,
+                first_frame: bytes | None) -> _Scene:
     width, height = frame_size(aspect_ratio, scale)
     rng = random.Random(seed)
     background = _gradient_strip(rng, width, height)
     clock_font = _font(max(9, min(width, height) // 12))
     title = f"{aspect_ratio} · {caption}".strip(" ·")
     title_width = int(width - clock_font.getlength("00.0s") - 12)
-    scene = _Scene(
+    return _Scene(
         background=background,
         patches=_text_overlay(prompt, title, title_width, width, height),
         shapes=[_shape_colour(rng) for _ in range(2)],
@@ -119,6 +111,51 @@ def render_mp4(*, seed: str, prompt: str, aspect_ratio: str, scale: float = 1.0,
         clock_font=clock_font,
         still=_still(first_frame, width, height),
     )
+
+
+def render_still(*, seed: str, prompt: str, aspect_ratio: str, variant: str,
+                 scale: float = 1.0, caption: str = "", seconds: int = DURATION_SECONDS,
+                 first_frame: bytes | None = None) -> tuple[bytes, str]:
+    """A still of the video ``render_mp4`` makes from the same arguments, and its media type:
+    ``thumbnail`` (the middle frame, WebP; JPEG where Pillow has no WebP) or
+    ``spritesheet`` (``SPRITES`` frames spread over the clip, in a grid, JPEG)."""
+    from PIL import Image, features
+
+    scene = _make_scene(seed, prompt, aspect_ratio, scale, caption, first_frame)
+    frames = FPS * seconds
+    out = io.BytesIO()
+    if variant == "thumbnail":
+        image = _frame(frames // 2, frames, scene)
+        if features.check("webp"):
+            image.save(out, "WEBP", quality=80)
+            return out.getvalue(), "image/webp"
+        image.save(out, "JPEG", quality=85)
+        return out.getvalue(), "image/jpeg"
+    tile_w, tile_h = _even(scene.width / 4), _even(scene.height / 4)
+    columns = 5
+    sheet = Image.new("RGB", (tile_w * columns, tile_h * math.ceil(SPRITES / columns)))
+    for n in range(SPRITES):
+        tile = _frame(n * (frames - 1) // (SPRITES - 1), frames, scene).resize((tile_w, tile_h))
+        sheet.paste(tile, ((n % columns) * tile_w, (n // columns) * tile_h))
+    sheet.save(out, "JPEG", quality=80)
+    return out.getvalue(), "image/jpeg"
+
+
+def render_mp4(*, seed: str, prompt: str, aspect_ratio: str, scale: float = 1.0,
+               caption: str = "", seconds: int = DURATION_SECONDS,
+               first_frame: bytes | None = None) -> bytes:
+    """Render one video and return the mp4 bytes (ImportError without PyAV and Pillow).
+
+    ``aspect_ratio`` is any shape ``frame_size`` takes; ``first_frame`` the bytes of an
+    image (any format Pillow reads) the video starts on. The same arguments give the same
+    bytes (the renderer draws everything from ``seed``; x264 is deterministic).
+    """
+    # Imported here: heavy, and only needed for videos.
+    import av
+
+    started = time.perf_counter()
+    scene = _make_scene(seed, prompt, aspect_ratio, scale, caption, first_frame)
+    width, height = scene.width, scene.height
 
     fd, tmp = tempfile.mkstemp(prefix="sora-emulator-", suffix=".mp4")
     os.close(fd)
