@@ -87,7 +87,8 @@ class EmulatorConfig:
     #: None, the artifex style sends no such header and the openai style sends
     #: ``round(DEFAULT_POLL_AFTER_MS * time_scale)``.
     poll_hint_ms: int | None = None
-    #: Lifetime of artifex video links in real (unscaled) seconds; None = never expire.
+    #: Lifetime of signed video links (artifex ``video_url``, router ``urls``) in real
+    #: (unscaled) seconds; None = never expire.
     url_ttl_seconds: float | None = None
     #: Video size multiplier: 1 gives 640x360 (16:9) or 360x640 (9:16), the long side being
     #: 640 px for every shape (0.5 gives the 320x180 of version 0.1).
@@ -110,8 +111,9 @@ class EmulatorConfig:
     retry_after: float = 1.0
     retry_after_form: RetryAfterForm = "seconds"
     #: The wire style, read per request: "artifex" (``relay-api.md``: aspect_ratio, duration,
-    #: image, ``video_url`` links) or "openai" (size, seconds as a string, input_reference
-    #: as JSON or multipart, ``GET /v1/videos/{id}/content``, ``openai-poll-after-ms``).
+    #: image, ``video_url`` links), "openai" (size, seconds as a string, input_reference
+    #: as JSON or multipart, ``GET /v1/videos/{id}/content``, ``openai-poll-after-ms``,
+    #: remix, extensions, stills) or "router" (``router.py``: under ``/api``).
     style: Style = "artifex"
     #: openai style: a completed video's content can be downloaded until ``expires_at`` =
     #: completion + this many real (unscaled) seconds, rounded up to a whole second; None =

@@ -63,10 +63,13 @@ class MediaHandler(BaseHandler):
         variant = params.get("variant", ["video"])[-1]
         if self._style == "router":
             index = params.get("index", ["0"])[-1]
-            if index != "0" or "variant" in params:
-                self._error(400 if index.isdigit() is False or "variant" in params else 404,
-                            f"This job has one output: index=0 (got {index[:20]!r}).",
-                            "invalid_value", param="index")
+            if "variant" in params or not index.isdigit():
+                self._error(400, "Takes one parameter: index, a whole number.",
+                            "invalid_value", param="variant" if "variant" in params else "index")
+                return
+            if index != "0":
+                self._error(404, f"This job has one output, index=0 (not {index[:20]}).",
+                            "not_found", param="index")
                 return
         elif variant not in _VARIANTS:
             self._error(400, f"Invalid value for 'variant': expected one of 'video', "
