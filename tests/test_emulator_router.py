@@ -236,3 +236,19 @@ def test_openai_remix_extension_and_stills_over_raw_http() -> None:
     with start_emulator(quick("artifex")) as emu:
         assert httpx.post(f"{emu.base_url}/v1/videos/v_1/remix", json={"prompt": "x"},
                           headers=AUTH).status_code == 404
+
+
+def test_a_restarted_emulator_keeps_router_tasks(tmp_path: Any) -> None:
+    with start_emulator(quick(state_dir=tmp_path)) as emu, \
+            httpx.Client(base_url=emu.api_base_url, headers=AUTH) as http:
+        task_id = http.post("/v1/videos", json={**VEO, "seed": 5}).json()["id"]
+        done = final(http, task_id)[-1]
+    with start_emulator(quick(state_dir=tmp_path)) as emu, \
+            httpx.Client(base_url=emu.api_base_url, headers=AUTH) as http:
+        task = emu.task(task_id)
+        assert task is not None and (task.seed, task.cost_usd) == (5, pytest.approx(1.6))
+        again = http.get(f"/v1/videos/{task_id}").json()
+        urls = ("polling_url", "unsigned_urls")   # the new emulator listens on another port
+        assert {k: v for k, v in again.items() if k not in urls} == \
+            {k: v for k, v in done.items() if k not in urls}
+        assert again["status"] == "completed" and again["usage"] == {"cost": 1.6}

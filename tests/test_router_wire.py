@@ -341,3 +341,14 @@ def test_stills_come_from_the_relay_with_the_key(home: Path, tmp_path: Path,
         assert image.format == "JPEG" and image.size == (800, 180)   # 5 x 2 tiles of 160x90
     url = f"{openai_emu.base_url}/v1/videos/{done.id}/content?variant=thumbnail"
     assert httpx.get(url).status_code == 401
+
+
+@pytest.mark.parametrize("style", ["artifex", "openai"])
+def test_a_billed_cost_is_read_on_every_style(home: Path, style: str) -> None:
+    with start_emulator(quick(style, report_cost="always")) as emu, \
+            SoraClient(VIP_KEY, emu.base_url, style=style, backoff=FAST) as client:
+        request = VideoRequest.create("a cost", style=style, **(
+            {"seconds": 8} if style == "openai" else {}))
+        queued = client.submit(request)
+        assert queued.extra["billed_usd"] == pytest.approx(0.90 if style == "artifex" else 0.80)
+        assert wait_final(client, queued.id).extra["billed_usd"] == queued.extra["billed_usd"]
