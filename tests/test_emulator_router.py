@@ -169,8 +169,12 @@ def test_seeds_are_deterministic(client: httpx.Client) -> None:
 def test_content_needs_the_key_and_a_signed_link_does_not(emu: RunningEmulator,
                                                            client: httpx.Client) -> None:
     emu.config.signed_urls = True
+    emu.config.run_seconds = (100_000.0, 100_000.0)    # this one never finishes in time
+    running = client.post("/v1/videos", json=VEO).json()["id"]
+    assert client.get(f"/v1/videos/{running}/content?index=0").status_code == 404  # not ready
+    assert "unsigned_urls" not in client.get(f"/v1/videos/{running}").json()
+    emu.config.run_seconds = (6.0, 6.0)
     task_id = client.post("/v1/videos", json=VEO).json()["id"]
-    assert client.get(f"/v1/videos/{task_id}/content?index=0").status_code == 404  # not ready
     done = final(client, task_id)[-1]
     data = client.get(done["unsigned_urls"][0]).content
     assert data[4:8] == b"ftyp"
@@ -214,9 +218,12 @@ def test_openai_remix_extension_and_stills_over_raw_http() -> None:
     with start_emulator(quick("openai")) as emu, \
             httpx.Client(base_url=emu.base_url, headers=AUTH, timeout=30) as http:
         body = {"model": "sora-2", "prompt": "a lighthouse", "size": "1280x720", "seconds": "4"}
-        parent = http.post("/v1/videos", json=body).json()["id"]
-        early = http.post(f"/v1/videos/{parent}/remix", json={"prompt": "at dawn"})
+        emu.config.run_seconds = (100_000.0, 100_000.0)    # this one never finishes in time
+        running = http.post("/v1/videos", json=body).json()["id"]
+        early = http.post(f"/v1/videos/{running}/remix", json={"prompt": "at dawn"})
         assert early.status_code == 400 and early.json()["error"]["code"] == "video_not_ready"
+        emu.config.run_seconds = (6.0, 6.0)
+        parent = http.post("/v1/videos", json=body).json()["id"]
         final(http, parent)
         remix = http.post(f"/v1/videos/{parent}/remix", json={"prompt": "at dawn"}).json()
         assert remix["remixed_from_video_id"] == parent and remix["seconds"] == "4"
@@ -252,3 +259,29 @@ def test_a_restarted_emulator_keeps_router_tasks(tmp_path: Any) -> None:
         assert {k: v for k, v in again.items() if k not in urls} == \
             {k: v for k, v in done.items() if k not in urls}
         assert again["status"] == "completed" and again["usage"] == {"cost": 1.6}
+
+
+def _png(colour: tuple[int, int, int]) -> str:
+    import base64
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (320, 180), colour).save(buffer, "PNG")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
+def _frame_image(url: str, kind: str) -> dict[str, Any]:
+    return {"type": "image_url", "image_url": {"url": url}, "frame_type": kind}
+
+
+def test_a_clip_starts_on_its_first_frame_and_ends_on_its_last(client: httpx.Client) -> None:
+    red, blue = (220, 30, 30), (30, 30, 220)
+    data = clip(client, {**VEO, "frame_images": [_frame_image(_png(red), "first_frame"),
+                                                 _frame_image(_png(blue), "last_frame")]})
+    with av.open(io.BytesIO(data)) as container:
+        frames = [f.to_image() for f in container.decode(video=0)]  # type: ignore[no-untyped-call]
+    for image, colour in ((frames[0], red), (frames[-1], blue)):
+        solid = Image.new("RGB", image.size, colour)
+        assert sum(ImageStat.Stat(ImageChops.difference(image, solid)).mean) / 3 < 12
+    middle = frames[len(frames) // 2]
+    assert sum(ImageStat.Stat(ImageChops.difference(
+        middle, Image.new("RGB", middle.size, blue))).mean) / 3 > 12

@@ -255,9 +255,10 @@ class Engine:
         elif task.first_frame:
             caption += " · input_reference"
         first_frame = self.store.first_frame(task.id) if task.first_frame else None
+        last_frame = self.store.first_frame(task.id, last=True) if task.last_frame else None
         return {"seed": seed, "prompt": task.prompt, "aspect_ratio": shape,
                 "scale": self.config.video_scale, "caption": caption,
-                "seconds": task.duration, "first_frame": first_frame}
+                "seconds": task.duration, "first_frame": first_frame, "last_frame": last_frame}
 
 
 def _pack(still: tuple[bytes, str]) -> tuple[bytes, bytes]:

@@ -9,9 +9,11 @@ speaking the wrong style must not get a video it did not ask for. OpenRouter's s
 closed too (provider-specific extras go under ``provider.options``, which the emulator does
 not take).
 
-Seeds are deterministic: the clip of a seeded task is drawn from the seed, the model, the
-shape, the length and the prompt (never the task id), so the same seed and prompt give the
-same mp4 bytes and another seed a visibly different clip.
+A ``first_frame`` image is the clip's first frame, a ``last_frame`` its last (loopback and
+data: URLs only; others are not fetched). Seeds are deterministic: the clip of a seeded task
+is drawn from the seed, the model, the shape, the length and the prompt (never the task id),
+so the same seed and prompt give the same mp4 bytes and another seed a visibly different
+clip.
 
 Answers: ``{id, polling_url, status: "pending"}`` (202), then ``{id, polling_url, status,
 created_at}`` with, once completed, ``unsigned_urls`` (``/api/v1/videos/{id}/content?
@@ -124,14 +126,16 @@ def parse_router_submit(raw: bytes) -> VideoRequest:
         if not caps["seed"]:
             raise BadRequest(f"{model} does not take a seed", "seed", "unsupported_parameter")
     frames = _frames(body.get("frame_images"), caps["supported_frame_images"], model)
-    first = frames.get("first_frame")
+    first, last = frames.get("first_frame"), frames.get("last_frame")
     first_frame = first_frame_of(reference_bytes(first, "frame_images"), "frame_images") \
         if first else None
+    last_frame = first_frame_of(reference_bytes(last, "frame_images"), "frame_images") \
+        if last else None
     return VideoRequest(
         model=model, prompt=prompt.strip(), aspect_ratio=ratio, duration=duration,
         image=tuple(frames[kind] for kind in _FRAME_TYPES if kind in frames),
         first_frame=first_frame, style="router", seed=seed, resolution=resolution,
-        generate_audio=audio,
+        generate_audio=audio, last_frame=last_frame,
     )
 
 

@@ -58,10 +58,12 @@ class VideoRequest:
     #: was given or it could not be fetched (a non-loopback URL is never fetched).
     first_frame: bytes | None = field(default=None, repr=False)
     style: str = "artifex"
-    #: router style: the seed (same seed and prompt: the same clip), the resolution, audio.
+    #: router style: the seed (same seed and prompt: the same clip), the resolution, audio,
+    #: and the last-frame image (decoded and re-encoded, like ``first_frame``).
     seed: int | None = None
     resolution: str | None = None
     generate_audio: bool | None = None
+    last_frame: bytes | None = field(default=None, repr=False)
     #: openai style: the video this one remixes or extends, and which of the two it is.
     parent_id: str | None = None
     kind: str = "create"
@@ -112,6 +114,7 @@ class Task:
     parent_id: str | None = None
     kind: str = "create"
     cost_usd: float | None = None
+    last_frame: bool = False
 
     @property
     def fails(self) -> bool:
@@ -211,6 +214,7 @@ def draw_task(
         parent_id=request.parent_id,
         kind=request.kind,
         cost_usd=cost_usd,
+        last_frame=request.last_frame is not None,
     )
 
 

@@ -10,7 +10,8 @@ With a first-frame image the video starts *on* that image, scaled to cover the f
 frame 0 is the image itself (only the small clock and progress bar drawn on it), it holds
 for half a second, then cross-fades into the animation while the prompt fades in, so a
 clip continued from another clip's last frame joins it visibly. The last frame is the
-animation with the prompt, never black, since clients take it to continue a story.
+animation with the prompt, never black, since clients take it to continue a story; with a
+last-frame image (router ``frame_images``) the clip ends on that image, the mirror of the start.
 
 The long side is 640 px x ``video_scale`` (640x360 for 16:9, 360x640 for 9:16; the
 openai sizes 1792x1024 and 1024x1792 give 640x366 and 366x640). PyAV and Pillow are
@@ -96,7 +97,7 @@ def _font(size: int) -> _Font:
 
 
 def _make_scene(seed: str, prompt: str, aspect_ratio: str, scale: float, caption: str,
-                first_frame: bytes | None) -> _Scene:
+                first_frame: bytes | None, last_frame: bytes | None = None) -> _Scene:
     width, height = frame_size(aspect_ratio, scale)
     rng = random.Random(seed)
     background = _gradient_strip(rng, width, height)
@@ -110,18 +111,20 @@ def _make_scene(seed: str, prompt: str, aspect_ratio: str, scale: float, caption
         phases=[rng.uniform(0, 2 * math.pi) for _ in range(4)],
         clock_font=clock_font,
         still=_still(first_frame, width, height),
+        last=_still(last_frame, width, height),
     )
 
 
 def render_still(*, seed: str, prompt: str, aspect_ratio: str, variant: str,
                  scale: float = 1.0, caption: str = "", seconds: int = DURATION_SECONDS,
-                 first_frame: bytes | None = None) -> tuple[bytes, str]:
+                 first_frame: bytes | None = None,
+                 last_frame: bytes | None = None) -> tuple[bytes, str]:
     """A still of the video ``render_mp4`` makes from the same arguments, and its media type:
     ``thumbnail`` (the middle frame, WebP; JPEG where Pillow has no WebP) or
     ``spritesheet`` (``SPRITES`` frames spread over the clip, in a grid, JPEG)."""
     from PIL import Image, features
 
-    scene = _make_scene(seed, prompt, aspect_ratio, scale, caption, first_frame)
+    scene = _make_scene(seed, prompt, aspect_ratio, scale, caption, first_frame, last_frame)
     frames = FPS * seconds
     out = io.BytesIO()
     if variant == "thumbnail":
@@ -143,18 +146,19 @@ def render_still(*, seed: str, prompt: str, aspect_ratio: str, variant: str,
 
 def render_mp4(*, seed: str, prompt: str, aspect_ratio: str, scale: float = 1.0,
                caption: str = "", seconds: int = DURATION_SECONDS,
-               first_frame: bytes | None = None) -> bytes:
+               first_frame: bytes | None = None, last_frame: bytes | None = None) -> bytes:
     """Render one video and return the mp4 bytes (ImportError without PyAV and Pillow).
 
     ``aspect_ratio`` is any shape ``frame_size`` takes; ``first_frame`` the bytes of an
-    image (any format Pillow reads) the video starts on. The same arguments give the same
-    bytes (the renderer draws everything from ``seed``; x264 is deterministic).
+    image (any format Pillow reads) the video starts on, ``last_frame`` one it ends on. The
+    same arguments give the same bytes (everything is drawn from ``seed``; x264 is
+    deterministic).
     """
     # Imported here: heavy, and only needed for videos.
     import av
 
     started = time.perf_counter()
-    scene = _make_scene(seed, prompt, aspect_ratio, scale, caption, first_frame)
+    scene = _make_scene(seed, prompt, aspect_ratio, scale, caption, first_frame, last_frame)
     width, height = scene.width, scene.height
 
     fd, tmp = tempfile.mkstemp(prefix="sora-emulator-", suffix=".mp4")
@@ -299,13 +303,14 @@ class _Scene:
 
     def __init__(self, *, background: Image.Image, patches: list[_Patch],
                  shapes: list[tuple[int, int, int]], phases: list[float], clock_font: _Font,
-                 still: Image.Image | None) -> None:
+                 still: Image.Image | None, last: Image.Image | None = None) -> None:
         self.background = background
         self.patches = patches
         self.shapes = shapes
         self.phases = phases
         self.clock_font = clock_font
         self.still = still
+        self.last = last
         self.width, self.height = background.width // 3, background.height
 
 
@@ -341,6 +346,15 @@ def _frame(i: int, frames: int, scene: _Scene) -> Image.Image:
             image = Image.blend(still, _animated(i, frames, scene), mix)
     else:
         image = _animated(i, frames, scene)
+    to_end = frames - 1 - i
+    if scene.last is not None and to_end < FPS:
+        # The mirror of the start: the clip ends *on* the given last frame (interpolation).
+        fade_in = min(fade_in, to_end / FPS)
+        if to_end < STILL_HOLD_FRAMES:
+            image = scene.last.copy()
+        else:
+            mix = (to_end - STILL_HOLD_FRAMES + 1) / (FPS - STILL_HOLD_FRAMES + 1)
+            image = Image.blend(scene.last, image, mix)
     for patch, position in scene.patches:
         if fade_in < 1.0:
             if fade_in <= 0.0:
