@@ -285,3 +285,24 @@ def test_a_clip_starts_on_its_first_frame_and_ends_on_its_last(client: httpx.Cli
     middle = frames[len(frames) // 2]
     assert sum(ImageStat.Stat(ImageChops.difference(
         middle, Image.new("RGB", middle.size, blue))).mean) / 3 > 12
+
+
+def test_an_extension_starts_where_its_parent_ends() -> None:
+    with start_emulator(quick("openai")) as emu, \
+            httpx.Client(base_url=emu.base_url, headers=AUTH, timeout=30) as http:
+        body = {"model": "sora-2", "prompt": "a lighthouse", "size": "1280x720", "seconds": "4"}
+        parent = http.post("/v1/videos", json=body).json()["id"]
+        final(http, parent)
+        child = http.post("/v1/videos/extensions", json={
+            "video": {"id": parent}, "prompt": "pull back", "seconds": "4"}).json()["id"]
+        final(http, child)
+        videos = [http.get(f"/v1/videos/{i}/content").content for i in (parent, child)]
+    with av.open(io.BytesIO(videos[0])) as container:
+        ending = list(container.decode(video=0))[-1].to_image()  # type: ignore[no-untyped-call]
+    start = first_frame(videos[1])
+
+    def distance(a: Image.Image, b: Image.Image) -> float:
+        return float(sum(ImageStat.Stat(ImageChops.difference(a, b)).mean) / 3)
+
+    assert distance(ending, start) < 12
+    assert distance(ending, start) < distance(first_frame(videos[0]), start)

@@ -255,6 +255,10 @@ class Engine:
         elif task.first_frame:
             caption += " · input_reference"
         first_frame = self.store.first_frame(task.id) if task.first_frame else None
+        parent = self.store.get(task.parent_id) if task.kind == "extension" and \
+            task.parent_id is not None else None
+        if parent is not None and parent.id != task.id:   # an extension continues its parent
+            first_frame = self.still_bytes(parent, "last")[0]
         last_frame = self.store.first_frame(task.id, last=True) if task.last_frame else None
         return {"seed": seed, "prompt": task.prompt, "aspect_ratio": shape,
                 "scale": self.config.video_scale, "caption": caption,

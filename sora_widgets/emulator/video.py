@@ -120,13 +120,17 @@ def render_still(*, seed: str, prompt: str, aspect_ratio: str, variant: str,
                  first_frame: bytes | None = None,
                  last_frame: bytes | None = None) -> tuple[bytes, str]:
     """A still of the video ``render_mp4`` makes from the same arguments, and its media type:
-    ``thumbnail`` (the middle frame, WebP; JPEG where Pillow has no WebP) or
-    ``spritesheet`` (``SPRITES`` frames spread over the clip, in a grid, JPEG)."""
+    ``thumbnail`` (the middle frame, WebP; JPEG where Pillow has no WebP), ``spritesheet``
+    (``SPRITES`` frames spread over the clip, in a grid, JPEG) or ``last`` (the last frame,
+    JPEG: where an extension starts)."""
     from PIL import Image, features
 
     scene = _make_scene(seed, prompt, aspect_ratio, scale, caption, first_frame, last_frame)
     frames = FPS * seconds
     out = io.BytesIO()
+    if variant == "last":
+        _frame(frames - 1, frames, scene).save(out, "JPEG", quality=90)
+        return out.getvalue(), "image/jpeg"
     if variant == "thumbnail":
         image = _frame(frames // 2, frames, scene)
         if features.check("webp"):
