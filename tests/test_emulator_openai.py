@@ -356,7 +356,8 @@ def test_content_range_head_variant_and_not_found(emu: RunningEmulator,
     assert part.status_code == 206 and part.content == data[100:200]
     assert part.headers["content-range"] == f"bytes 100-199/{len(data)}"
     assert client.get(url, params={"variant": "video"}).content == data
-    assert error_of(client.get(url, params={"variant": "thumbnail"}), 400)["param"] == "variant"
+    # thumbnail and spritesheet are stills now (test_emulator_remix.py); others are refused
+    assert error_of(client.get(url, params={"variant": "poster"}), 400)["param"] == "variant"
     head = client.head(url)
     assert head.status_code == 200 and head.headers["content-length"] == str(len(data))
     missing = error_of(client.get(f"/v1/videos/video_{'0' * 40}/content"), 404)

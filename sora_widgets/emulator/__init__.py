@@ -1,6 +1,6 @@
 """A local Sora 2 relay: the relay's HTTP API, for free, over real loopback HTTP.
 
-Two wire styles (``EmulatorConfig.style``, ``--style``):
+Three wire styles (``EmulatorConfig.style``, ``--style``):
 
 * ``"artifex"`` (default) speaks ``relay-api.md`` exactly: ``POST /v1/videos`` (JSON:
   model, prompt, aspect_ratio, duration, image) answers a queued task, and
@@ -10,9 +10,17 @@ Two wire styles (``EmulatorConfig.style``, ``--style``):
   ``POST /v1/videos`` (JSON or multipart: model, prompt, size, seconds as a string,
   input_reference), ``GET /v1/videos/{id}`` without a link, the mp4 at
   ``GET /v1/videos/{id}/content`` (Bearer key, Range, until ``expires_at``), and an
-  ``openai-poll-after-ms`` header on every answer.
+  ``openai-poll-after-ms`` header on every answer; ``POST /v1/videos/{id}/remix``,
+  ``POST /v1/videos/extensions`` and ``?variant=thumbnail|spritesheet`` stills.
+* ``"router"`` speaks OpenRouter's asynchronous video API under ``/api``
+  (``RunningEmulator.api_base_url``): ``POST /api/v1/videos`` (model vendor/name, prompt,
+  duration, resolution, aspect_ratio, generate_audio, seed, frame_images), ``pending`` ->
+  ``in_progress`` -> ``completed`` with ``unsigned_urls`` (``/content?index=0``, with the
+  key), signed ``urls`` on a knob and ``usage.cost`` from ``EmulatorConfig.prices``; the
+  model list at ``GET /api/v1/videos/models``. Seeds are deterministic (same seed and
+  prompt: the same clip bytes).
 
-Each style rejects the other's fields with 400. A first-frame image (data: URI, upload,
+Each style rejects the others' fields with 400. A first-frame image (data: URI, upload,
 or loopback URL; other hosts are never contacted) is the video's first frame. Used by the
 package when no API key is set, by the test suite, and by the benchmarks.
 

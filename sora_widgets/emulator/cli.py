@@ -29,8 +29,13 @@ def build_parser(prog: str = "python -m sora_widgets.emulator") -> argparse.Argu
                         help="video links expire after S seconds (default: never)")
     parser.add_argument("--style", choices=STYLES, default="artifex",
                         help="wire style: 'artifex' (the relay's page: aspect_ratio, duration, "
-                        "image, video_url) or 'openai' (the OpenAI SDK's videos resource: size, "
-                        "seconds, input_reference, /v1/videos/{id}/content); default artifex")
+                        "image, video_url), 'openai' (the OpenAI SDK's videos resource: size, "
+                        "seconds, input_reference, /v1/videos/{id}/content, remix, extensions) "
+                        "or 'router' (OpenRouter's video API under /api: vendor/model, "
+                        "duration, resolution, seed, frame_images, usage.cost); default artifex")
+    parser.add_argument("--signed-urls", action="store_true",
+                        help="router style: completed jobs also carry signed 'urls' (fetched "
+                        "without the key) besides 'unsigned_urls'")
     parser.add_argument("--status-synonyms", action="store_true",
                         help="answer gateway status words (pending, running, succeeded, error...) "
                         "instead of queued/in_progress/completed/failed")
@@ -67,6 +72,7 @@ def main(argv: list[str] | None = None) -> int:
             status_synonyms=args.status_synonyms,
             content_ttl_seconds=args.content_ttl,
             video_scale=args.video_scale,
+            signed_urls=args.signed_urls,
         )
     except ValueError as exc:
         parser.error(str(exc))

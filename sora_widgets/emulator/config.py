@@ -15,7 +15,9 @@ from typing import Any, Literal, get_args
 
 __all__ = [
     "CANONICAL_STATUSES",
+    "COST_REPORTS",
     "DEFAULT_POLL_AFTER_MS",
+    "DEFAULT_PRICES",
     "GET_FAULT_NAMES",
     "PROGRESS_MODES",
     "RETRY_AFTER_FORMS",
@@ -29,11 +31,26 @@ __all__ = [
 
 ProgressMode = Literal["normal", "stuck", "missing", "string"]
 RetryAfterForm = Literal["seconds", "http-date"]
-#: The wire style: "artifex" (the seed relay's page) or "openai" (the SDK's ``videos``).
-Style = Literal["artifex", "openai"]
+#: The wire style: "artifex" (the seed relay's page), "openai" (the SDK's ``videos``) or
+#: "router" (OpenRouter's asynchronous video API).
+Style = Literal["artifex", "openai", "router"]
+#: Where answers carry ``usage.cost``: "auto" (the router style only, as the real ones do),
+#: "always" (every style that knows a price) or "never".
+CostReport = Literal["auto", "always", "never"]
 PROGRESS_MODES: tuple[str, ...] = get_args(ProgressMode)
 RETRY_AFTER_FORMS: tuple[str, ...] = get_args(RetryAfterForm)
 STYLES: tuple[str, ...] = get_args(Style)
+COST_REPORTS: tuple[str, ...] = get_args(CostReport)
+#: What the emulator bills, in USD, by style and model: per clip on the artifex style, per
+#: second of video on the others; a ``model@shape`` key (a size, or a router resolution)
+#: overrides the model's price for that shape.
+DEFAULT_PRICES: dict[str, dict[str, float]] = {
+    "artifex": {"sora-2": 0.90},
+    "openai": {"sora-2": 0.10, "sora-2-pro": 0.30, "sora-2-pro@1792x1024": 0.50,
+               "sora-2-pro@1024x1792": 0.50},
+    "router": {"openai/sora-2": 0.10, "openai/sora-2-pro": 0.30,
+               "openai/sora-2-pro@1080p": 0.50, "google/veo-3.1": 0.40},
+}
 CANONICAL_STATUSES = ("queued", "in_progress", "completed", "failed")
 #: What ``status_synonyms=True`` answers instead of each canonical status (one per task,
 #: picked from the task id, so a task never changes vocabulary mid-way).
@@ -70,7 +87,8 @@ class EmulatorConfig:
     #: None, the artifex style sends no such header and the openai style sends
     #: ``round(DEFAULT_POLL_AFTER_MS * time_scale)``.
     poll_hint_ms: int | None = None
-    #: Lifetime of artifex video links in real (unscaled) seconds; None = never expire.
+    #: Lifetime of signed video links (artifex ``video_url``, router ``urls``) in real
+    #: (unscaled) seconds; None = never expire.
     url_ttl_seconds: float | None = None
     #: Video size multiplier: 1 gives 640x360 (16:9) or 360x640 (9:16), the long side being
     #: 640 px for every shape (0.5 gives the 320x180 of version 0.1).
@@ -93,8 +111,9 @@ class EmulatorConfig:
     retry_after: float = 1.0
     retry_after_form: RetryAfterForm = "seconds"
     #: The wire style, read per request: "artifex" (``relay-api.md``: aspect_ratio, duration,
-    #: image, ``video_url`` links) or "openai" (size, seconds as a string, input_reference
-    #: as JSON or multipart, ``GET /v1/videos/{id}/content``, ``openai-poll-after-ms``).
+    #: image, ``video_url`` links), "openai" (size, seconds as a string, input_reference
+    #: as JSON or multipart, ``GET /v1/videos/{id}/content``, ``openai-poll-after-ms``,
+    #: remix, extensions, stills) or "router" (``router.py``: under ``/api``).
     style: Style = "artifex"
     #: openai style: a completed video's content can be downloaded until ``expires_at`` =
     #: completion + this many real (unscaled) seconds, rounded up to a whole second; None =
@@ -113,6 +132,16 @@ class EmulatorConfig:
     #: of the real one (a word no client has seen before); progress and the rest stay real.
     mystery_status: str | None = None
     mystery_answers: int = 3
+    #: The billed prices (``usage.cost``), by style and model: see ``DEFAULT_PRICES``. A
+    #: task's cost is fixed when it is created.
+    prices: dict[str, dict[str, float]] = field(
+        default_factory=lambda: {style: dict(table) for style, table in DEFAULT_PRICES.items()})
+    #: Which answers carry ``usage.cost``: see ``CostReport``.
+    report_cost: CostReport = "auto"
+    #: router style: completed answers also carry signed ``urls`` (no key needed), pointing
+    #: at ``signed_url_base`` (e.g. a storage host; None: the emulator's own origin).
+    signed_urls: bool = False
+    signed_url_base: str | None = None
 
     def __post_init__(self) -> None:
         self.validate()
@@ -136,6 +165,16 @@ class EmulatorConfig:
                 _number(name, getattr(self, name), minimum=0.0)
         if self.style not in STYLES:
             raise ValueError(f"style must be one of {STYLES}")
+        if self.report_cost not in COST_REPORTS:
+            raise ValueError(f"report_cost must be one of {COST_REPORTS}")
+        if not isinstance(self.signed_urls, bool):
+            raise ValueError("signed_urls must be a bool")
+        if self.signed_url_base is not None and (
+            not isinstance(self.signed_url_base, str)
+            or not self.signed_url_base.startswith(("http://", "https://"))
+        ):
+            raise ValueError("signed_url_base must be an http(s) URL or None")
+        self.prices = _prices(self.prices)
         if self.content_expired_status not in (404, 410) or isinstance(
             self.content_expired_status, bool
         ):
@@ -227,6 +266,19 @@ def _synonyms(value: object) -> bool | dict[str, str | list[str]]:
             raise ValueError(f"status_synonyms[{status!r}] must be a word or a non-empty list "
                              "of words")
         result[status] = words if isinstance(words, str) else list(items)
+    return result
+
+
+def _prices(value: object) -> dict[str, dict[str, float]]:
+    if not isinstance(value, dict):
+        raise ValueError("prices must be a mapping style -> {model: USD}")
+    result: dict[str, dict[str, float]] = {}
+    for style, table in value.items():
+        if style not in STYLES or not isinstance(table, dict):
+            raise ValueError(f"prices: {style!r} is not a style with a {{model: USD}} table")
+        for model, usd in table.items():
+            _number(f"prices[{style!r}][{model!r}]", usd, minimum=0.0)
+        result[style] = {str(model): float(usd) for model, usd in table.items()}
     return result
 
 

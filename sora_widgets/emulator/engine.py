@@ -9,8 +9,9 @@ shape. artifex: ``{id, task_id, object, status, progress, video_url, model, aspe
 duration, created_at[, completed_at][, error]}``; openai: ``{id, object, model, status,
 progress, created_at, completed_at, expires_at, size, seconds, remixed_from_video_id, error}``
 (the SDK's ``Video``) with no link (the
-mp4 is at ``GET /v1/videos/{id}/content``). ``status_synonyms`` and ``mystery_status``
-change only the status word, in either style.
+mp4 is at ``GET /v1/videos/{id}/content``); router: see ``router.py``. ``status_synonyms``
+and ``mystery_status`` change only the status word, in any style. ``usage.cost`` is in the
+router's completed answers, and in every style's answers with ``report_cost="always"``.
 """
 
 from __future__ import annotations
@@ -24,9 +25,10 @@ from typing import Any
 from .config import DEFAULT_POLL_AFTER_MS, STATUS_SYNONYMS, EmulatorConfig
 from .faults import FaultPlan
 from .links import LinkSigner
+from .router import router_json
 from .store import TaskStore
 from .tasks import Task, TaskState
-from .video import VideoCache, render_mp4
+from .video import VideoCache, render_mp4, render_still
 
 __all__ = ["Engine"]
 
@@ -83,10 +85,25 @@ class Engine:
 
     # --- answers ---------------------------------------------------------------------------
 
-    def submit_json(self, task: Task) -> dict[str, Any]:
+    @property
+    def reports_cost(self) -> bool:
+        """Whether answers in the style in force carry ``usage.cost``."""
+        report = self.config.report_cost
+        return report == "always" or (report == "auto" and self.config.style == "router")
+
+    def _with_cost(self, data: dict[str, Any], task: Task) -> dict[str, Any]:
+        if self.config.report_cost == "always" and task.cost_usd is not None:
+            data["usage"] = {"cost": task.cost_usd}
+        return data
+
+    def submit_json(self, task: Task, base_url: str = "") -> dict[str, Any]:
         """The immediate answer to a submit (always "queued", as the relay answers)."""
+        if self.config.style == "router":
+            return {"id": task.id, "polling_url": f"{base_url}/api/v1/videos/{task.id}",
+                    "status": self.word(task.id, "queued")}
         if self.config.style == "openai":
-            return self._openai_json(task, TaskState("queued", 0), self.word(task.id, "queued"))
+            return self._with_cost(self._openai_json(
+                task, TaskState("queued", 0), self.word(task.id, "queued")), task)
         data: dict[str, Any] = {
             "id": task.id,
             "task_id": task.id,
@@ -96,14 +113,21 @@ class Engine:
             "video_url": None,
             "model": task.model,
         }
-        return self._apply_progress_mode(data, final=False)
+        return self._with_cost(self._apply_progress_mode(data, final=False), task)
 
     def task_json(self, task: Task, base_url: str) -> dict[str, Any]:
         """The answer to ``GET /v1/videos/{id}`` right now (counts a mystery answer)."""
         state = task.state_at(time.time())
         status = self._mystery(task.id) or self.word(task.id, state.status)
+        if self.config.style == "router":
+            signed = None
+            if self.config.signed_urls and state.status == "completed":
+                host = (self.config.signed_url_base or base_url).rstrip("/")
+                query = self.links.query(task.id, self.config.url_ttl_seconds)
+                signed = f"{host}/videos/{task.id}.mp4?{query}"
+            return router_json(task, status, state.status, base_url, signed, self.reports_cost)
         if self.config.style == "openai":
-            return self._openai_json(task, state, status)
+            return self._with_cost(self._openai_json(task, state, status), task)
         data: dict[str, Any] = {
             "id": task.id,
             "task_id": task.id,
@@ -123,7 +147,7 @@ class Engine:
             data["video_url"] = f"{base_url}/videos/{task.id}.mp4?{query}"
         elif state.status == "failed":
             data["error"] = {"message": task.error_message, "code": task.error_code}
-        return self._apply_progress_mode(data, final=state.final)
+        return self._with_cost(self._apply_progress_mode(data, final=state.final), task)
 
     def _openai_json(self, task: Task, state: TaskState, status: str) -> dict[str, Any]:
         expires = self.expires_at(task) if state.status == "completed" else None
@@ -141,7 +165,7 @@ class Engine:
             "expires_at": None if expires is None else int(expires),
             "size": task.size or ("1280x720" if task.aspect_ratio == "16:9" else "720x1280"),
             "seconds": str(task.duration),
-            "remixed_from_video_id": None,
+            "remixed_from_video_id": task.parent_id if task.kind == "remix" else None,
             "error": error,
         }
         return self._apply_progress_mode(data, final=state.final)
@@ -149,6 +173,9 @@ class Engine:
     def word(self, task_id: str, status: str) -> str:
         """The word answered for canonical ``status`` (``status_synonyms``)."""
         synonyms = self.config.status_synonyms
+        if self.config.style == "router" and status == "queued" and (
+                synonyms is False or (synonyms is not True and "queued" not in synonyms)):
+            return "pending"  # the router's own word for it
         if synonyms is False:
             return status
         words = STATUS_SYNONYMS[status] if synonyms is True else synonyms.get(status)
@@ -188,25 +215,57 @@ class Engine:
         """The task's mp4, rendered on first use (one per shape and length if
         ``shared_video``, without first-frame images)."""
         config = self.config
-        scale = config.video_scale
-        shape = task.size or task.aspect_ratio
         if config.shared_video:
-            key: tuple[str, ...] = ("shared", shape, str(task.duration), str(scale))
+            shape = task.size or task.aspect_ratio
+            key: tuple[str, ...] = ("shared", shape, str(task.duration), str(config.video_scale))
             render = functools.partial(
                 render_mp4, seed=f"shared:{shape}", aspect_ratio=shape,
-                prompt="a video shared by every task (shared_video)", scale=scale,
+                prompt="a video shared by every task (shared_video)", scale=config.video_scale,
                 caption="sora-widgets emulator", seconds=task.duration,
             )
         else:
-            key = (task.id, str(scale))
-            caption = f"sora-widgets emulator · {task.id}"
-            if task.image:
-                caption += f" · image x{len(task.image)}"
-            elif task.first_frame:
-                caption += " · input_reference"
-            first_frame = self.store.first_frame(task.id) if task.first_frame else None
-            render = functools.partial(
-                render_mp4, seed=task.id, prompt=task.prompt, aspect_ratio=shape,
-                scale=scale, caption=caption, seconds=task.duration, first_frame=first_frame,
-            )
+            key = (task.id, str(config.video_scale))
+            render = functools.partial(render_mp4, **self._picture(task))
         return self.videos.get(key, render, max_entries=config.video_cache_size)
+
+    def still_bytes(self, task: Task, variant: str) -> tuple[bytes, str]:
+        """A ``thumbnail`` or ``spritesheet`` of the task's video, and its media type."""
+        render = functools.partial(render_still, variant=variant, **self._picture(task))
+        data = self.videos.get((task.id, variant, str(self.config.video_scale)),
+                               lambda: b"\0".join(_pack(render())),
+                               max_entries=self.config.video_cache_size)
+        kind, _, image = data.partition(b"\0")
+        return image, kind.decode()
+
+    def _picture(self, task: Task) -> dict[str, Any]:
+        """What a task's clip is drawn from. A seeded task's clip comes from its seed and
+        request alone (never its id): the same seed and prompt give the same bytes."""
+        shape = task.size or task.aspect_ratio
+        if task.seed is not None:
+            seed = f"seed:{task.seed}:{task.model}:{shape}:{task.duration}"
+            caption = f"sora-widgets emulator · {task.model} · seed {task.seed}"
+        else:
+            seed, caption = task.id, f"sora-widgets emulator · {task.id}"
+        if task.parent_id is not None:
+            caption += f" · {task.kind} of {task.parent_id}"
+        elif task.style == "router" and task.image:
+            caption += f" · frame images x{len(task.image)}"
+        elif task.image:
+            caption += f" · image x{len(task.image)}"
+        elif task.first_frame:
+            caption += " · input_reference"
+        first_frame = self.store.first_frame(task.id) if task.first_frame else None
+        parent = self.store.get(task.parent_id) if task.kind == "extension" and \
+            task.parent_id is not None else None
+        if parent is not None and parent.id != task.id:   # an extension continues its parent
+            first_frame = self.still_bytes(parent, "last")[0]
+        last_frame = self.store.first_frame(task.id, last=True) if task.last_frame else None
+        return {"seed": seed, "prompt": task.prompt, "aspect_ratio": shape,
+                "scale": self.config.video_scale, "caption": caption,
+                "seconds": task.duration, "first_frame": first_frame, "last_frame": last_frame}
+
+
+def _pack(still: tuple[bytes, str]) -> tuple[bytes, bytes]:
+    """A still as (media type, bytes), to be kept in the video cache as one value."""
+    image, kind = still
+    return kind.encode(), image

@@ -3,16 +3,19 @@
 Built on the stdlib ``http.server`` rather than an ASGI server because fault injection
 needs the raw socket: close it without answering, reset it, or hold it open. Every
 answer has a Content-Length (HTTP/1.1 keep-alive) and ``Access-Control-Allow-Origin: *``.
-Logging goes to ``logging.getLogger("sora_widgets.emulator")`` at debug level and carries
-the request line only, never headers, so no API key can reach a log.
+The answers' shapes and the key check are in ``http_base.py``, the media routes in
+``media.py``.
 
-Routes: ``POST /v1/videos`` and ``GET /v1/videos/{id}`` in both styles; the artifex style
-hands out signed ``/videos/{id}.mp4`` links, the openai style serves the mp4 at
-``GET|HEAD /v1/videos/{id}/content`` (Bearer key required, Range supported). Error bodies
-are ``{"error": {"message", "code"[, "param"]}}`` (artifex) or ``{"error": {"message",
-"type", "param", "code"}}`` (openai). In the openai style every answer the emulator itself
-composes on ``/v1/`` carries ``openai-poll-after-ms``; injected fault answers (which stand
-for a proxy in front of the relay) do not.
+Routes: ``POST /v1/videos`` and ``GET /v1/videos/{id}`` in every style; the artifex style
+hands out signed ``/videos/{id}.mp4`` links, the openai style serves the mp4 and its stills
+at ``GET|HEAD /v1/videos/{id}/content`` (Bearer key required, Range supported) and takes
+``POST /v1/videos/{id}/remix`` and ``POST /v1/videos/extensions``. The router style lives
+under ``/api`` (``/api/v1/videos``, ``/api/v1/videos/{id}``, ``.../content?index=0``, the
+public ``GET /api/v1/videos/models``); it also answers without the ``/api`` prefix, so a
+base URL given as the emulator's origin works as well as the faithful ``origin/api``. In
+the openai style every answer the emulator itself composes on ``/v1/`` carries
+``openai-poll-after-ms``; injected fault answers (which stand for a proxy in front of the
+relay) do not. A remix or an extension is a POST like a submit: the same faults apply.
 """
 
 from __future__ import annotations
@@ -20,41 +23,33 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import re
 import selectors
 import socket
 import struct
 import sys
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from socketserver import TCPServer
 from typing import Any
-from urllib.parse import parse_qs
 
 from .engine import Engine
 from .faults import ERROR_FAULTS, Fault, error_answer, malformed_answer, retry_after_header
-from .tasks import Task
+from .media import MediaHandler
+from .remix import child_request, parse_extension, parse_remix
+from .router import API_PREFIX, models_json, parse_router_submit
+from .tasks import VideoRequest
 from .validation import BadRequest, parse_openai_submit, parse_submit
 
 __all__ = ["EmulatorHTTPServer", "Handler"]
 
 logger = logging.getLogger("sora_widgets.emulator")
 
-_MAX_BODY = 32 * 1024 * 1024  # data: URI images can be large, but not unbounded
-_HOST_RE = re.compile(r"[A-Za-z0-9.\-]+(:[0-9]{1,5})?|\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?")
 _TASK_PREFIX = "/v1/videos/"
 _CONTENT_SUFFIX = "/content"
+_REMIX_SUFFIX = "/remix"
 _VIDEO_PREFIX = "/videos/"
 _CONTROL_PREFIX = "/_emulator/"
-_NOT_VIP = "this API key is not in the VIP group; Sora 2 requires a key from the vip group"
-_ECHOABLE_ID = re.compile(r"[A-Za-z0-9_-]{1,80}")
-_OPENAI_TYPES = {401: "invalid_request_error", 403: "permission_error",
-                 429: "rate_limit_error"}
-
-
-class _Unsatisfiable(Exception):
-    """A Range header that selects nothing of the file (416)."""
 
 
 class EmulatorHTTPServer(ThreadingHTTPServer):
@@ -121,52 +116,24 @@ class EmulatorHTTPServer(ThreadingHTTPServer):
         logger.debug("connection error", exc_info=True)
 
 
-class Handler(BaseHTTPRequestHandler):
+class Handler(MediaHandler):
     """One connection; ``_route`` runs once per request."""
-
-    server: EmulatorHTTPServer
-    #: The style this request is answered in (read once per request) and whether the
-    #: emulator's own answers to it carry ``openai-poll-after-ms`` (openai style, /v1/).
-    _style = "artifex"
-    _hint_all = False
-    protocol_version = "HTTP/1.1"
-    server_version = "sora-widgets-emulator"
-    disable_nagle_algorithm = True
-    timeout = 300  # idle keep-alive connections are closed after this
 
     def do_GET(self) -> None:
         self._route()
 
     do_POST = do_HEAD = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_GET
 
-    @property
-    def engine(self) -> Engine:
-        return self.server.engine
-
-    def version_string(self) -> str:
-        return self.server_version
-
-    def send_response(self, code: int, message: str | None = None) -> None:
-        super().send_response(code, message)
-        self.send_header("Access-Control-Allow-Origin", "*")  # every answer, errors included
-
-    def send_error(self, code: int, message: str | None = None,
-                   explain: str | None = None) -> None:
-        # http.server's own errors (bad request line, oversized headers...) as JSON too.
-        self.close_connection = True
-        reason = self.responses.get(code, ("error", ""))[0]
-        self._error(code, message or reason, f"http_{code}")
-
-    def log_message(self, format: str, *args: Any) -> None:
-        logger.debug("%s %s", self.client_address[0], format % args)
-
     # --- routing ---------------------------------------------------------------------------
 
     def _route(self) -> None:
         path, _, query = self.path.partition("?")
         method = self.command
-        self._style = self.engine.config.style
-        self._hint_all = self._style == "openai" and path.startswith("/v1/")
+        self._style = style = self.engine.config.style
+        self._hint_all = style == "openai" and path.startswith("/v1/")
+        if style == "router" and (path == API_PREFIX or path.startswith(API_PREFIX + "/")):
+            path = path[len(API_PREFIX):]
+        task_path = path[len(_TASK_PREFIX):] if path.startswith(_TASK_PREFIX) else None
         try:
             body = self._read_body()
             if body is None:
@@ -180,25 +147,35 @@ class Handler(BaseHTTPRequestHandler):
             elif path == "/v1/videos":
                 if self._only(method, "POST"):
                     self._submit(body)
-            elif path.startswith(_TASK_PREFIX) and "/" not in path[len(_TASK_PREFIX):]:
+            elif style == "router" and task_path == "models":
                 if self._only(method, "GET"):
-                    self._retrieve(path[len(_TASK_PREFIX):])
-            elif (
-                self._style == "openai"
-                and path.startswith(_TASK_PREFIX)
-                and path.endswith(_CONTENT_SUFFIX)
-                and "/" not in path[len(_TASK_PREFIX):-len(_CONTENT_SUFFIX)]
-            ):
+                    self._send_json(200, models_json(self.engine.config.prices.get("router",
+                                                                                   {})))
+            elif style == "openai" and task_path == "extensions":
+                if self._only(method, "POST"):
+                    self._extend(body)
+            elif task_path is not None and "/" not in task_path:
+                if self._only(method, "GET"):
+                    self._retrieve(task_path)
+            elif (style in ("openai", "router") and task_path is not None
+                  and task_path.endswith(_CONTENT_SUFFIX)
+                  and "/" not in task_path[:-len(_CONTENT_SUFFIX)]):
                 if self._only(method, "GET", "HEAD"):
-                    self._content(path[len(_TASK_PREFIX):-len(_CONTENT_SUFFIX)], query)
+                    self._content(task_path[:-len(_CONTENT_SUFFIX)], query)
+            elif (style == "openai" and task_path is not None
+                  and task_path.endswith(_REMIX_SUFFIX)
+                  and "/" not in task_path[:-len(_REMIX_SUFFIX)]):
+                if self._only(method, "POST"):
+                    self._remix(task_path[:-len(_REMIX_SUFFIX)], body)
             elif path.startswith(_VIDEO_PREFIX) and path.endswith(".mp4"):
                 if self._only(method, "GET", "HEAD"):
                     self._video(path[len(_VIDEO_PREFIX):-len(".mp4")], query)
             elif path.startswith(_CONTROL_PREFIX):
                 self._control(method, path[len(_CONTROL_PREFIX):], body)
-            elif path == "/":
-                self._send_json(200, {"service": "sora-widgets emulator", "api": "/v1/videos",
-                                      "stats": "/_emulator/stats"})
+            elif path in ("/", ""):
+                api = (API_PREFIX if style == "router" else "") + "/v1/videos"
+                self._send_json(200, {"service": "sora-widgets emulator", "api": api,
+                                      "style": style, "stats": "/_emulator/stats"})
             else:
                 self._error(404, "not found", "not_found")
         except OSError:
@@ -209,52 +186,7 @@ class Handler(BaseHTTPRequestHandler):
             with contextlib.suppress(OSError):
                 self._error(500, "emulator internal error", "server_error")
 
-    def _only(self, method: str, *allowed: str) -> bool:
-        if method in allowed:
-            return True
-        self._error(405, f"method {method} not allowed here", "method_not_allowed",
-                    headers={"Allow": ", ".join(allowed)})
-        return False
-
-    def _read_body(self) -> bytes | None:
-        """The request body, or None once an error has been answered."""
-        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-            self.close_connection = True
-            self._error(411, "send the body with a Content-Length", "length_required")
-            return None
-        raw = self.headers.get("Content-Length")
-        if raw is None:
-            return b""
-        try:
-            length = int(raw)
-            if length < 0:
-                raise ValueError
-        except ValueError:
-            self.close_connection = True
-            self._error(400, "invalid Content-Length", "invalid_request")
-            return None
-        if length > _MAX_BODY:
-            self.close_connection = True
-            self._error(413, "request body too large", "request_too_large")
-            return None
-        body = self.rfile.read(length)
-        if len(body) < length:
-            raise ConnectionAbortedError("client closed while sending the body")
-        return body
-
     # --- the relay API ---------------------------------------------------------------------
-
-    def _authorized(self) -> bool:
-        """Check the Bearer key (answering 401/403 when it fails); the key is never echoed."""
-        scheme, _, key = self.headers.get("Authorization", "").strip().partition(" ")
-        key = key.strip()
-        if scheme.lower() != "bearer" or not key:
-            self._error(401, "missing or invalid API key", "invalid_api_key")
-            return False
-        if key.startswith("nonvip") or key in self.engine.config.non_vip_keys:
-            self._error(403, _NOT_VIP, "not_vip_group")
-            return False
-        return True
 
     def _submit(self, body: bytes) -> None:
         engine = self.engine
@@ -267,11 +199,54 @@ class Handler(BaseHTTPRequestHandler):
                     body, self.headers.get("Content-Type", ""),
                     strict_reference_size=engine.config.strict_reference_size,
                 )
+            elif self._style == "router":
+                request = parse_router_submit(body)
             else:
                 request = parse_submit(body)
         except BadRequest as exc:
             self._error(400, exc.message, exc.code, param=exc.param)
             return
+        self._create(request)
+
+    def _remix(self, parent_id: str, body: bytes) -> None:
+        """openai style: ``POST /v1/videos/{id}/remix``."""
+        self.engine.store.count_post()
+        if not self._authorized():
+            return
+        try:
+            prompt = parse_remix(body)
+        except BadRequest as exc:
+            self._error(400, exc.message, exc.code, param=exc.param)
+            return
+        self._create_child(parent_id, prompt, "remix", 0)
+
+    def _extend(self, body: bytes) -> None:
+        """openai style: ``POST /v1/videos/extensions``."""
+        self.engine.store.count_post()
+        if not self._authorized():
+            return
+        try:
+            parent_id, prompt, seconds = parse_extension(body)
+        except BadRequest as exc:
+            self._error(400, exc.message, exc.code, param=exc.param)
+            return
+        self._create_child(parent_id, prompt, "extension", seconds)
+
+    def _create_child(self, parent_id: str, prompt: str, kind: str, seconds: int) -> None:
+        parent = self.engine.store.get(parent_id)
+        if parent is None:
+            self._not_found(parent_id)
+            return
+        status = parent.state_at(time.time()).status
+        if status != "completed":
+            self._error(400, f"Video '{parent.id}' is {status}; only a completed video can be "
+                        f"the source of a {kind}.", "video_not_ready", param="video_id")
+            return
+        self._create(child_request(parent, prompt, kind, seconds))
+
+    def _create(self, request: VideoRequest) -> None:
+        """Create (charge) a task for a valid, authorised POST, faults permitting."""
+        engine = self.engine
         fault = engine.faults.take("POST")
         if fault is not None:
             engine.store.count_fault(fault.name)
@@ -289,7 +264,8 @@ class Handler(BaseHTTPRequestHandler):
                 return
             if self._answer_fault(fault):
                 return
-        self._send_json(200, engine.submit_json(task), api=True)
+        status = 202 if self._style == "router" else 200
+        self._send_json(status, engine.submit_json(task, self._base_url()), api=True)
 
     def _retrieve(self, task_id: str) -> None:
         engine = self.engine
@@ -306,13 +282,6 @@ class Handler(BaseHTTPRequestHandler):
             self._not_found(task_id)
             return
         self._send_json(200, engine.task_json(task, self._base_url()), api=True)
-
-    def _not_found(self, task_id: str) -> None:
-        if self._style != "openai":
-            self._error(404, "video task not found", "not_found")
-            return
-        which = f" '{task_id}'" if _ECHOABLE_ID.fullmatch(task_id) else ""
-        self._error(404, f"Video with id{which} not found.", "video_not_found", param="video_id")
 
     def _answer_fault(self, fault: Fault) -> bool:
         """Act out ``fault``; True when that was the whole answer, False to answer normally."""
@@ -361,82 +330,6 @@ class Handler(BaseHTTPRequestHandler):
                     return not stopping.wait(max(0.0, deadline - time.monotonic()))
         return not stopping.is_set()
 
-    # --- videos ----------------------------------------------------------------------------
-
-    def _video(self, task_id: str, query: str) -> None:
-        engine = self.engine
-        if not engine.links.check(task_id, query):
-            self._error(403, "this video link has expired; fetch the task again for a new one",
-                        "link_expired")
-            return
-        task = engine.store.get(task_id)
-        if task is None or task.state_at(time.time()).status != "completed":
-            self._error(404, "video not found", "not_found")
-            return
-        self._serve_mp4(task)
-
-    def _content(self, task_id: str, query: str) -> None:
-        """openai style: ``GET /v1/videos/{id}/content[?variant=video]``."""
-        engine = self.engine
-        if not self._authorized():
-            return
-        task = engine.store.get(task_id)
-        if task is None:
-            self._not_found(task_id)
-            return
-        variants = parse_qs(query).get("variant", ["video"])
-        if variants[-1] != "video":
-            self._error(400, f"Invalid value for 'variant': the emulator serves only 'video' "
-                        f"(got {variants[-1][:40]!r}).", "invalid_value", param="variant")
-            return
-        now = time.time()
-        status = task.state_at(now).status
-        if status == "failed":
-            self._error(404, "This video failed; it has no content.", "video_failed",
-                        param="video_id")
-            return
-        if status != "completed":
-            self._error(404, f"Video is not ready yet (status {status}); download its content "
-                        "once it is completed.", "video_not_ready", param="video_id")
-            return
-        expires = engine.expires_at(task)
-        if expires is not None and now >= expires:
-            when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(expires))
-            self._error(engine.config.content_expired_status,
-                        f"The content of this video expired at {when} (expires_at "
-                        f"{int(expires)}); it can no longer be downloaded.", "video_expired",
-                        param="video_id")
-            return
-        self._serve_mp4(task)
-
-    def _serve_mp4(self, task: Task) -> None:
-        engine = self.engine
-        try:
-            data = engine.video_bytes(task)
-        except ImportError:
-            self._error(501, "the emulator needs PyAV and Pillow to render videos: "
-                        "pip install av pillow", "video_unavailable")
-            return
-        headers = {"Accept-Ranges": "bytes", "Cache-Control": "private, max-age=3600"}
-        hint = engine.poll_after_ms()
-        if self._hint_all and hint is not None:
-            headers["openai-poll-after-ms"] = str(hint)
-        try:
-            byte_range = _byte_range(self.headers.get("Range"), len(data))
-        except _Unsatisfiable:
-            headers["Content-Range"] = f"bytes */{len(data)}"
-            self._error(416, "requested range not satisfiable", "range_not_satisfiable",
-                        headers=headers)
-            return
-        if self.command == "GET":
-            engine.store.count_download()
-        if byte_range is None:
-            self._send(200, data, "video/mp4", headers)
-            return
-        start, end = byte_range
-        headers["Content-Range"] = f"bytes {start}-{end}/{len(data)}"
-        self._send(206, memoryview(data)[start:end + 1], "video/mp4", headers)
-
     # --- control endpoints -----------------------------------------------------------------
 
     def _control(self, method: str, name: str, body: bytes) -> None:
@@ -470,74 +363,3 @@ class Handler(BaseHTTPRequestHandler):
             self._send_json(200, {"reset": True})
         else:
             self._error(404, "not found", "not_found")
-
-    # --- writing answers -------------------------------------------------------------------
-
-    def _base_url(self) -> str:
-        """``http://HOST:PORT`` as the client reached us (for absolute video links)."""
-        host = self.headers.get("Host", "")
-        if not _HOST_RE.fullmatch(host):
-            host = f"{self.server.server_name}:{self.server.server_port}"
-        return f"http://{host}"
-
-    def _error(self, status: int, message: str, code: str, *, param: str | None = None,
-               headers: dict[str, str] | None = None) -> None:
-        error: dict[str, Any]
-        if self._style == "openai":
-            kind = _OPENAI_TYPES.get(status,
-                                     "server_error" if status >= 500 else "invalid_request_error")
-            error = {"message": message, "type": kind, "param": param, "code": code}
-        else:
-            error = {"message": message, "code": code}
-            if param is not None:
-                error["param"] = param
-        self._send_json(status, {"error": error}, api=self._hint_all, headers=headers)
-
-    def _send_json(self, status: int, data: Any, *, api: bool = False,
-                   headers: dict[str, str] | None = None) -> None:
-        headers = dict(headers or {})
-        hint = self.engine.poll_after_ms()
-        if api and hint is not None:
-            headers["openai-poll-after-ms"] = str(hint)
-        body = json.dumps(data, separators=(",", ":")).encode()
-        self._send(status, body, "application/json", headers)
-
-    def _send(self, status: int, body: bytes | memoryview, content_type: str,
-              headers: dict[str, str] | None = None) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        for key, value in (headers or {}).items():
-            self.send_header(key, value)
-        if self.close_connection:
-            self.send_header("Connection", "close")
-        self.end_headers()
-        if body and self.command != "HEAD":
-            self.wfile.write(body)
-
-
-def _byte_range(header: str | None, size: int) -> tuple[int, int] | None:
-    """The inclusive (start, end) of a single-range ``Range`` header; None = whole file.
-
-    Multiple or unparsable ranges are ignored (a 200 with the whole file is allowed).
-    """
-    if not header or not header.startswith("bytes=") or "," in header:
-        return None
-    first, sep, last = header[len("bytes="):].strip().partition("-")
-    if not sep:
-        return None
-    try:
-        if not first:  # suffix: the last N bytes
-            count = int(last)
-            if count <= 0:
-                raise _Unsatisfiable
-            return max(0, size - count), size - 1
-        start = int(first)
-        end = int(last) if last else size - 1
-    except ValueError:
-        return None
-    if start >= size:
-        raise _Unsatisfiable
-    if end < start:
-        return None
-    return start, min(end, size - 1)

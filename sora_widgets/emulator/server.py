@@ -47,6 +47,12 @@ class RunningEmulator:
         return f"http://{host}:{self.port}"
 
     @property
+    def api_base_url(self) -> str:
+        """The base URL a client is given: the part before ``/v1/videos`` (``base_url`` +
+        ``/api`` in the router style, as OpenRouter's is ``https://openrouter.ai/api``)."""
+        return self.base_url + ("/api" if self._engine.config.style == "router" else "")
+
+    @property
     def config(self) -> EmulatorConfig:
         """The live config: assigning a field affects the next requests."""
         return self._engine.config
@@ -127,7 +133,7 @@ def serve_forever(
     emulator = start_emulator(config, host=host, port=port)
     style = "" if emulator.config.style == "artifex" else f", {emulator.config.style} style"
     print(
-        f"sora-widgets emulator listening on {emulator.base_url} "
+        f"sora-widgets emulator listening on {emulator.api_base_url} "
         f"(time scale {emulator.config.time_scale:g}{style})",
         flush=True,
     )

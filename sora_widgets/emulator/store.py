@@ -25,12 +25,15 @@ from pathlib import Path
 from typing import Any
 
 from .config import EmulatorConfig
+from .pricing import cost_of
 from .tasks import Task, VideoRequest, draw_task, new_task_id
 
 __all__ = ["TaskStore"]
 
 logger = logging.getLogger("sora_widgets.emulator")
-_SAFE_ID = re.compile(r"(v|video)_[0-9a-f]{1,64}")
+_SAFE_ID = re.compile(r"(v|video|job)_[0-9a-f]{1,64}")
+#: The file name suffix of a task's last-frame image.
+_LAST = ".last"
 
 
 @dataclass
@@ -80,9 +83,12 @@ class TaskStore:
             stall_probability=config.stall_probability,
             failure_rate=config.failure_rate,
             content_ttl_seconds=config.content_ttl_seconds,
+            cost_usd=cost_of(request, config),
         )
         if request.first_frame is not None:
             self._save_frame(task.id, request.first_frame)
+        if request.last_frame is not None:
+            self._save_frame(task.id + _LAST, request.last_frame)
         self._save(task)
         with self._lock:
             self._tasks[task.id] = task
@@ -93,15 +99,18 @@ class TaskStore:
     def get(self, task_id: str) -> Task | None:
         return self._tasks.get(task_id)
 
-    def first_frame(self, task_id: str) -> bytes | None:
-        """The task's first-frame image (JPEG bytes), or None."""
-        data = self._frames.get(task_id)
-        if data is None and self._frames_dir is not None and _SAFE_ID.fullmatch(task_id):
+    def first_frame(self, task_id: str, *, last: bool = False) -> bytes | None:
+        """The task's first-frame image (JPEG bytes; ``last``: its last-frame one), or None."""
+        if not _SAFE_ID.fullmatch(task_id):
+            return None
+        name = task_id + (_LAST if last else "")
+        data = self._frames.get(name)
+        if data is None and self._frames_dir is not None:
             try:
-                data = (self._frames_dir / f"{task_id}.jpg").read_bytes()
+                data = (self._frames_dir / f"{name}.jpg").read_bytes()
             except OSError:
                 return None
-            self._frames[task_id] = data
+            self._frames[name] = data
         return data
 
     # --- counters --------------------------------------------------------------------------

@@ -34,10 +34,12 @@ _MAX_RUNNING_PROGRESS = 99.0
 
 
 def new_task_id(style: str = "artifex") -> str:
-    """An id shaped like the relay's: ``v_`` + 24 hex characters (artifex), or like
-    OpenAI's: ``video_`` + 40 hex characters (openai)."""
+    """An id shaped like the relay's: ``v_`` + 24 hex characters (artifex), like
+    OpenAI's: ``video_`` + 40 hex characters (openai), or ``job_`` + 32 (router)."""
     if style == "openai":
         return "video_" + secrets.token_hex(20)
+    if style == "router":
+        return "job_" + secrets.token_hex(16)
     return "v_" + secrets.token_hex(12)
 
 
@@ -56,6 +58,15 @@ class VideoRequest:
     #: was given or it could not be fetched (a non-loopback URL is never fetched).
     first_frame: bytes | None = field(default=None, repr=False)
     style: str = "artifex"
+    #: router style: the seed (same seed and prompt: the same clip), the resolution, audio,
+    #: and the last-frame image (decoded and re-encoded, like ``first_frame``).
+    seed: int | None = None
+    resolution: str | None = None
+    generate_audio: bool | None = None
+    last_frame: bytes | None = field(default=None, repr=False)
+    #: openai style: the video this one remixes or extends, and which of the two it is.
+    parent_id: str | None = None
+    kind: str = "create"
 
 
 class TaskState(NamedTuple):
@@ -95,6 +106,15 @@ class Task:
     size: str | None = None
     first_frame: bool = False
     expires_at: float | None = None
+    #: The router fields (see ``VideoRequest``), the parent of a remix or an extension
+    #: (``kind``), and what the task is billed (``usage.cost``; None: no price known).
+    seed: int | None = None
+    resolution: str | None = None
+    generate_audio: bool | None = None
+    parent_id: str | None = None
+    kind: str = "create"
+    cost_usd: float | None = None
+    last_frame: bool = False
 
     @property
     def fails(self) -> bool:
@@ -153,6 +173,7 @@ def draw_task(
     stall_probability: float,
     failure_rate: float,
     content_ttl_seconds: float | None = None,
+    cost_usd: float | None = None,
 ) -> Task:
     """Draw a task's whole future from ``rng`` (which should be private to this task)."""
     queue = rng.uniform(*queue_seconds) * time_scale
@@ -187,6 +208,13 @@ def draw_task(
         size=request.size,
         first_frame=request.first_frame is not None,
         expires_at=expires,
+        seed=request.seed,
+        resolution=request.resolution,
+        generate_audio=request.generate_audio,
+        parent_id=request.parent_id,
+        kind=request.kind,
+        cost_usd=cost_usd,
+        last_frame=request.last_frame is not None,
     )
 
 

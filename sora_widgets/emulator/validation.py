@@ -34,9 +34,15 @@ __all__ = [
     "OPENAI_SECONDS",
     "OPENAI_SIZES",
     "BadRequest",
+    "first_frame_of",
+    "is_image_ref",
+    "json_object",
+    "kind_of",
+    "listing",
     "parse_multipart",
     "parse_openai_submit",
     "parse_submit",
+    "reference_bytes",
 ]
 
 ASPECT_RATIOS = ("16:9", "9:16")
@@ -73,7 +79,7 @@ class BadRequest(ValueError):
 
 def parse_submit(raw: bytes) -> VideoRequest:
     """Parse and validate an artifex ``POST /v1/videos`` body, or raise BadRequest."""
-    body = _json_object(raw)
+    body = json_object(raw)
     for name in _ARTIFEX_FOREIGN:
         if name in body:
             raise BadRequest(
@@ -107,8 +113,8 @@ def parse_submit(raw: bytes) -> VideoRequest:
     if image:
         for extra in image[1:]:  # only the first is used; the others must still be well-formed
             if extra.startswith("data:"):
-                _reference_bytes(extra, "image")
-        first_frame = _first_frame(_reference_bytes(image[0], "image"), "image")
+                reference_bytes(extra, "image")
+        first_frame = first_frame_of(reference_bytes(image[0], "image"), "image")
     return VideoRequest(
         model=model.strip(),
         prompt=prompt,
@@ -119,7 +125,7 @@ def parse_submit(raw: bytes) -> VideoRequest:
     )
 
 
-def _json_object(raw: bytes) -> dict[str, Any]:
+def json_object(raw: bytes) -> dict[str, Any]:
     try:
         body = json.loads(raw)
     except (UnicodeDecodeError, ValueError):
@@ -137,14 +143,14 @@ def _images(value: Any) -> tuple[str, ...]:
         raise BadRequest("'image' must be a URL string or a non-empty array of URL strings",
                          "image")
     for item in items:
-        if not isinstance(item, str) or not _is_image_ref(item):
+        if not isinstance(item, str) or not is_image_ref(item):
             raise BadRequest(
                 "'image' entries must be http(s) URLs or data:image/ URIs", "image"
             )
     return tuple(items)
 
 
-def _is_image_ref(value: str) -> bool:
+def is_image_ref(value: str) -> bool:
     if value.startswith("data:image/"):
         return "," in value
     try:
@@ -157,14 +163,14 @@ def _is_image_ref(value: str) -> bool:
 # --- the first frame (both styles) ---------------------------------------------------------
 
 
-def _reference_bytes(ref: str, param: str) -> bytes | None:
+def reference_bytes(ref: str, param: str) -> bytes | None:
     try:
         return images.load_reference(ref)
     except images.ImageProblem as exc:
         raise BadRequest(f"'{param}' {exc.message}", param, exc.code) from None
 
 
-def _first_frame(data: bytes | None, param: str,
+def first_frame_of(data: bytes | None, param: str,
                  require_size: tuple[int, int] | None = None) -> bytes | None:
     if data is None:
         return None
@@ -221,7 +227,7 @@ def parse_openai_submit(raw: bytes, content_type: str, *,
                          "missing_required_parameter")
     if not isinstance(prompt, str):
         raise BadRequest(f"Invalid type for 'prompt': expected a string, but got "
-                         f"{_kind(prompt)} instead.", "prompt", "invalid_type")
+                         f"{kind_of(prompt)} instead.", "prompt", "invalid_type")
     if not prompt.strip():
         raise BadRequest("Invalid 'prompt': the prompt must not be empty.", "prompt",
                          "invalid_value")
@@ -232,11 +238,11 @@ def parse_openai_submit(raw: bytes, content_type: str, *,
     size = fields.get("size", OPENAI_DEFAULTS["size"])
     allowed = OPENAI_SIZES[family]
     if not isinstance(size, str):
-        raise BadRequest(f"Invalid type for 'size': expected one of {_listing(allowed)}, but "
-                         f"got {_kind(size)} instead.", "size", "invalid_type")
+        raise BadRequest(f"Invalid type for 'size': expected one of {listing(allowed)}, but "
+                         f"got {kind_of(size)} instead.", "size", "invalid_type")
     if size not in allowed:
         raise BadRequest(f"Invalid value: '{size}'. Supported values for model '{family}' are: "
-                         f"{_listing(allowed)}.", "size", "invalid_value")
+                         f"{listing(allowed)}.", "size", "invalid_value")
     width, height = (int(n) for n in size.split("x"))
 
     reference = fields.get("input_reference")
@@ -247,7 +253,7 @@ def parse_openai_submit(raw: bytes, content_type: str, *,
         if kind and kind not in (*_IMAGE_TYPES, "application/octet-stream"):
             raise BadRequest(
                 f"Invalid file 'input_reference': unsupported mimetype ('{kind}'). Supported "
-                f"file formats are {_listing(_IMAGE_TYPES)}.", "input_reference",
+                f"file formats are {listing(_IMAGE_TYPES)}.", "input_reference",
                 "unsupported_file",
             )
         if len(reference.data) > images.MAX_IMAGE_BYTES:
@@ -256,16 +262,16 @@ def parse_openai_submit(raw: bytes, content_type: str, *,
                              "input_reference", "image_too_large")
         data = reference.data
     elif isinstance(reference, str):
-        if not _is_image_ref(reference):
+        if not is_image_ref(reference):
             raise BadRequest("Invalid 'input_reference': expected an image file, an http(s) "
                              "URL or a data:image/ URI.", "input_reference", "invalid_value")
         image = (reference,)
-        data = _reference_bytes(reference, "input_reference")
+        data = reference_bytes(reference, "input_reference")
     elif reference is not None:
         raise BadRequest(f"Invalid type for 'input_reference': expected a file or a string, "
-                         f"but got {_kind(reference)} instead.", "input_reference",
+                         f"but got {kind_of(reference)} instead.", "input_reference",
                          "invalid_type")
-    first_frame = _first_frame(data, "input_reference",
+    first_frame = first_frame_of(data, "input_reference",
                                (width, height) if strict_reference_size else None)
     return VideoRequest(
         model=model,
@@ -283,11 +289,11 @@ def _choice(fields: dict[str, Any], name: str, allowed: tuple[str, ...], *,
             allow_snapshot: bool = False) -> str:
     value = fields.get(name, OPENAI_DEFAULTS[name])
     if not isinstance(value, str):
-        raise BadRequest(f"Invalid type for '{name}': expected one of {_listing(allowed)}, but "
-                         f"got {_kind(value)} instead.", name, "invalid_type")
+        raise BadRequest(f"Invalid type for '{name}': expected one of {listing(allowed)}, but "
+                         f"got {kind_of(value)} instead.", name, "invalid_type")
     if value in allowed or (allow_snapshot and _SNAPSHOT.fullmatch(value)):
         return value
-    raise BadRequest(f"Invalid value: '{value}'. Supported values are: {_listing(allowed)}.",
+    raise BadRequest(f"Invalid value: '{value}'. Supported values are: {listing(allowed)}.",
                      name, "invalid_value")
 
 
@@ -296,12 +302,12 @@ def _family(model: str) -> str:
     return match.group(1) if match else model
 
 
-def _listing(values: tuple[str, ...]) -> str:
+def listing(values: tuple[str, ...]) -> str:
     quoted = [f"'{v}'" for v in values]
     return quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + f" and {quoted[-1]}"
 
 
-def _kind(value: object) -> str:
+def kind_of(value: object) -> str:
     if isinstance(value, bool):
         return "a boolean"
     if isinstance(value, int):

@@ -10,7 +10,8 @@ With a first-frame image the video starts *on* that image, scaled to cover the f
 frame 0 is the image itself (only the small clock and progress bar drawn on it), it holds
 for half a second, then cross-fades into the animation while the prompt fades in, so a
 clip continued from another clip's last frame joins it visibly. The last frame is the
-animation with the prompt, never black, since clients take it to continue a story.
+animation with the prompt, never black, since clients take it to continue a story; with a
+last-frame image (router ``frame_images``) the clip ends on that image, the mirror of the start.
 
 The long side is 640 px x ``video_scale`` (640x360 for 16:9, 360x640 for 9:16; the
 openai sizes 1792x1024 and 1024x1792 give 640x366 and 366x640). PyAV and Pillow are
@@ -41,8 +42,8 @@ if TYPE_CHECKING:
     from PIL import Image, ImageFont
 
 __all__ = [
-    "DURATION_SECONDS", "FPS", "LONG_SIDE", "STILL_HOLD_FRAMES", "VideoCache", "frame_size",
-    "render_mp4",
+    "DURATION_SECONDS", "FPS", "LONG_SIDE", "SPRITES", "STILL_HOLD_FRAMES", "VideoCache",
+    "frame_size", "render_mp4", "render_still",
 ]
 
 logger = logging.getLogger("sora_widgets.emulator")
@@ -53,6 +54,8 @@ DURATION_SECONDS = 12
 LONG_SIDE = 640
 #: Frames that show the first-frame image alone (then it fades out until 1 s).
 STILL_HOLD_FRAMES = FPS // 2
+#: Frames in a spritesheet (a grid of 5 columns).
+SPRITES = 10
 _RATIOS = {"16:9": (16, 9), "9:16": (9, 16)}
 _FONT_PATH = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
 _Font: TypeAlias = "ImageFont.FreeTypeFont | ImageFont.ImageFont"
@@ -93,32 +96,74 @@ def _font(size: int) -> _Font:
     return ImageFont.load_default(size)
 
 
-def render_mp4(*, seed: str, prompt: str, aspect_ratio: str, scale: float = 1.0,
-               caption: str = "", seconds: int = DURATION_SECONDS,
-               first_frame: bytes | None = None) -> bytes:
-    """Render one video and return the mp4 bytes (ImportError without PyAV and Pillow).
-
-    ``aspect_ratio`` is any shape ``frame_size`` takes; ``first_frame`` the bytes of an
-    image (any format Pillow reads) the video starts on.
-    """
-    # Imported here: heavy, and only needed for videos.
-    import av
-
-    started = time.perf_counter()
+def _make_scene(seed: str, prompt: str, aspect_ratio: str, scale: float, caption: str,
+                first_frame: bytes | None, last_frame: bytes | None = None) -> _Scene:
     width, height = frame_size(aspect_ratio, scale)
     rng = random.Random(seed)
     background = _gradient_strip(rng, width, height)
     clock_font = _font(max(9, min(width, height) // 12))
     title = f"{aspect_ratio} · {caption}".strip(" ·")
     title_width = int(width - clock_font.getlength("00.0s") - 12)
-    scene = _Scene(
+    return _Scene(
         background=background,
         patches=_text_overlay(prompt, title, title_width, width, height),
         shapes=[_shape_colour(rng) for _ in range(2)],
         phases=[rng.uniform(0, 2 * math.pi) for _ in range(4)],
         clock_font=clock_font,
         still=_still(first_frame, width, height),
+        last=_still(last_frame, width, height),
     )
+
+
+def render_still(*, seed: str, prompt: str, aspect_ratio: str, variant: str,
+                 scale: float = 1.0, caption: str = "", seconds: int = DURATION_SECONDS,
+                 first_frame: bytes | None = None,
+                 last_frame: bytes | None = None) -> tuple[bytes, str]:
+    """A still of the video ``render_mp4`` makes from the same arguments, and its media type:
+    ``thumbnail`` (the middle frame, WebP; JPEG where Pillow has no WebP), ``spritesheet``
+    (``SPRITES`` frames spread over the clip, in a grid, JPEG) or ``last`` (the last frame,
+    JPEG: where an extension starts)."""
+    from PIL import Image, features
+
+    scene = _make_scene(seed, prompt, aspect_ratio, scale, caption, first_frame, last_frame)
+    frames = FPS * seconds
+    out = io.BytesIO()
+    if variant == "last":
+        _frame(frames - 1, frames, scene).save(out, "JPEG", quality=90)
+        return out.getvalue(), "image/jpeg"
+    if variant == "thumbnail":
+        image = _frame(frames // 2, frames, scene)
+        if features.check("webp"):
+            image.save(out, "WEBP", quality=80)
+            return out.getvalue(), "image/webp"
+        image.save(out, "JPEG", quality=85)
+        return out.getvalue(), "image/jpeg"
+    tile_w, tile_h = _even(scene.width / 4), _even(scene.height / 4)
+    columns = 5
+    sheet = Image.new("RGB", (tile_w * columns, tile_h * math.ceil(SPRITES / columns)))
+    for n in range(SPRITES):
+        tile = _frame(n * (frames - 1) // (SPRITES - 1), frames, scene).resize((tile_w, tile_h))
+        sheet.paste(tile, ((n % columns) * tile_w, (n // columns) * tile_h))
+    sheet.save(out, "JPEG", quality=80)
+    return out.getvalue(), "image/jpeg"
+
+
+def render_mp4(*, seed: str, prompt: str, aspect_ratio: str, scale: float = 1.0,
+               caption: str = "", seconds: int = DURATION_SECONDS,
+               first_frame: bytes | None = None, last_frame: bytes | None = None) -> bytes:
+    """Render one video and return the mp4 bytes (ImportError without PyAV and Pillow).
+
+    ``aspect_ratio`` is any shape ``frame_size`` takes; ``first_frame`` the bytes of an
+    image (any format Pillow reads) the video starts on, ``last_frame`` one it ends on. The
+    same arguments give the same bytes (everything is drawn from ``seed``; x264 is
+    deterministic).
+    """
+    # Imported here: heavy, and only needed for videos.
+    import av
+
+    started = time.perf_counter()
+    scene = _make_scene(seed, prompt, aspect_ratio, scale, caption, first_frame, last_frame)
+    width, height = scene.width, scene.height
 
     fd, tmp = tempfile.mkstemp(prefix="sora-emulator-", suffix=".mp4")
     os.close(fd)
@@ -262,13 +307,14 @@ class _Scene:
 
     def __init__(self, *, background: Image.Image, patches: list[_Patch],
                  shapes: list[tuple[int, int, int]], phases: list[float], clock_font: _Font,
-                 still: Image.Image | None) -> None:
+                 still: Image.Image | None, last: Image.Image | None = None) -> None:
         self.background = background
         self.patches = patches
         self.shapes = shapes
         self.phases = phases
         self.clock_font = clock_font
         self.still = still
+        self.last = last
         self.width, self.height = background.width // 3, background.height
 
 
@@ -304,6 +350,15 @@ def _frame(i: int, frames: int, scene: _Scene) -> Image.Image:
             image = Image.blend(still, _animated(i, frames, scene), mix)
     else:
         image = _animated(i, frames, scene)
+    to_end = frames - 1 - i
+    if scene.last is not None and to_end < FPS:
+        # The mirror of the start: the clip ends *on* the given last frame (interpolation).
+        fade_in = min(fade_in, to_end / FPS)
+        if to_end < STILL_HOLD_FRAMES:
+            image = scene.last.copy()
+        else:
+            mix = (to_end - STILL_HOLD_FRAMES + 1) / (FPS - STILL_HOLD_FRAMES + 1)
+            image = Image.blend(scene.last, image, mix)
     for patch, position in scene.patches:
         if fade_in < 1.0:
             if fade_in <= 0.0:

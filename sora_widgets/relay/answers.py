@@ -143,7 +143,8 @@ def parse_task(response: httpx.Response, key: APIKey | None,
     # A relay that echoes the key (in a failure message, a status word or a video link)
     # must not put it in the journal, a trait or a log. The raw link stays usable: the
     # engine keeps it in memory only (``fetch_url``).
-    extra: dict[str, Any] = {name: snapshot.extra[name] for name in ("fetch_url", "expires_at")
+    extra: dict[str, Any] = {name: snapshot.extra[name]
+                             for name in ("fetch_url", "expires_at", "billed_usd")
                              if snapshot.extra.get(name) is not None}
     hint = wire.poll_hint(response.headers)
     if hint is not None:

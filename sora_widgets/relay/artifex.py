@@ -6,8 +6,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from sora_widgets.core.errors import ValidationError
 from sora_widgets.core.models import TaskSnapshot, VideoRequest
-from sora_widgets.relay.base import poll_hint_seconds
+from sora_widgets.relay.base import billed_usd_of, poll_hint_seconds
 
 __all__ = ["ArtifexWire"]
 
@@ -32,8 +33,29 @@ class ArtifexWire:
         extra: dict[str, Any] = {}
         if snapshot.video_url:
             extra["fetch_url"] = snapshot.video_url
+        billed = billed_usd_of(payload)
+        if billed is not None:
+            extra["billed_usd"] = billed
         return TaskSnapshot(snapshot.id, snapshot.status, snapshot.progress, snapshot.video_url,
                             snapshot.error, snapshot.completed_at, extra)
 
     def poll_hint(self, headers: Mapping[str, str]) -> float | None:
         return poll_hint_seconds(headers)
+
+    def remix_path(self, task_id: str) -> str | None:
+        return None
+
+    def extend_path(self) -> str | None:
+        return None
+
+    def remix_body(self, prompt: str) -> dict[str, Any]:
+        raise ValidationError("remix: the artifex style has no remix endpoint; continue_with "
+                              "(the last frame) is the way; nothing was sent", field="remix")
+
+    def extend_body(self, task_id: str, prompt: str, seconds: int) -> dict[str, Any]:
+        raise ValidationError("extend: the artifex style has no extension endpoint; "
+                              "continue_with (the last frame) is the way; nothing was sent",
+                              field="extend")
+
+    def still_url(self, task_id: str, variant: str) -> str | None:
+        return None

@@ -19,37 +19,27 @@ cannot hang a caller, keep a paid video unsaved or fill the disk.
 Styles: what goes on the wire (the body, where the video is, the poll hint) is the job of
 the style's adapter (``styles.py``); this module keeps the transport and the rules above for
 every style. The key goes only to the relay's own origin (its ``/content`` endpoint), never
-to a CDN link, and httpx drops it on a redirect to another origin.
+to a CDN link, and httpx drops it on a redirect to another origin. What does no I/O (the
+key's auth flow, building requests, the money rule's decision) is in ``rules.py``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import logging
 import os
 import time
-import warnings
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any
-from urllib.parse import quote, urlsplit
 
 import httpx
 
 from sora_widgets.core.errors import (
     APIConnectionError,
-    APIError,
     MalformedResponseError,
     SoraError,
-    SubmissionUnknown,
-    ValidationError,
 )
 from sora_widgets.core.models import TaskSnapshot, VideoRequest
-from sora_widgets.core.redact import install_log_filter
-from sora_widgets.core.retry import Backoff
-from sora_widgets.core.settings import APIKey, api_style, is_loopback_url, settings
-from sora_widgets.core.version import __version__
 from sora_widgets.relay.answers import (
     MAX_ANSWER_BYTES,
     VIP_MESSAGE,
@@ -63,185 +53,21 @@ from sora_widgets.relay.answers import (
     transport_error,
     unlink,
 )
-from sora_widgets.relay.download import (
-    MIN_LOW_SPEED_TIME,
-    LowSpeed,
-    ProgressCallback,
-    Sink,
-    overall_timeout,
-    stream_timeout,
+from sora_widgets.relay.download import ProgressCallback, overall_timeout, stream_timeout
+from sora_widgets.relay.rules import (
+    AGENT_HEADERS,
+    MAY_BE_CHARGED,
+    ClientBase,
+    log,
+    post_outcome,
+    warn_if_cleartext,
 )
-from sora_widgets.relay.styles import WireAdapter, adapter_for
 
 __all__ = ["MAY_BE_CHARGED", "VIP_MESSAGE", "AsyncSoraClient", "SoraClient",
            "error_for_response", "is_transient", "parse_task", "poll_hint_seconds",
            "retry_after_of", "transport_error", "warn_if_cleartext"]
 
-log = logging.getLogger("sora_widgets.relay.client")
-
-MAY_BE_CHARGED = (
-    "The submit may have reached the relay and may have been charged ($0.90), but its answer "
-    "was lost, so the task id is unknown. It was not retried, to avoid paying twice."
-)
-DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
-#: Transport errors that prove nothing was sent: safe to retry even a POST.
-NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
-_HEADERS = MappingProxyType({"User-Agent": f"sora-widgets/{__version__}",
-                             "Accept": "application/json"})
-_AGENT = {"User-Agent": _HEADERS["User-Agent"]}
-
-
-class BearerAuth(httpx.Auth):
-    """Adds ``Authorization: Bearer`` at send time: the key is never in a plain dict."""
-
-    def __init__(self, key: APIKey) -> None:
-        self._key = key
-
-    def __repr__(self) -> str:
-        return "BearerAuth(********)"
-
-    def auth_flow(self, request: httpx.Request) -> Any:
-        request.headers["Authorization"] = "Bearer " + self._key.reveal()
-        yield request
-
-
-def warn_if_cleartext(url: str) -> None:
-    """The key travels in the Authorization header: plain http is only fine on loopback."""
-    if urlsplit(url).scheme.lower() == "http" and not is_loopback_url(url):
-        warnings.warn(
-            f"SORA base URL {url} is plain http: the API key would travel in clear text. "
-            "Use https.", UserWarning, stacklevel=4)
-
-
-class _Base:
-    def __init__(
-        self,
-        api_key: str | APIKey | None = None,
-        base_url: str | None = None,
-        *,
-        timeout: httpx.Timeout | float | None = None,
-        backoff: Backoff | None = None,
-        max_get_attempts: int = 6,
-        max_connect_attempts: int = 3,
-        warn_cleartext: bool = True,
-        download_timeout: float | None = None,
-        max_video_bytes: int | None = None,
-        style: str | None = None,
-        low_speed_limit: int | None = None,
-        low_speed_time: float | None = None,
-    ) -> None:
-        current = settings()
-        #: The relay's wire style (default: the style in force, SORA_API_STYLE).
-        self.wire: WireAdapter = adapter_for(style if style is not None else api_style(current))
-        if isinstance(api_key, APIKey):
-            self._key: APIKey | None = api_key
-        elif api_key is not None and api_key.strip():
-            self._key = APIKey(api_key)
-        else:
-            self._key = current.api_key
-        self.base_url = (base_url or current.base_url).rstrip("/")
-        if warn_cleartext:
-            warn_if_cleartext(self.base_url)
-        self.timeout = timeout if timeout is not None else DEFAULT_TIMEOUT
-        self.backoff = backoff or Backoff()
-        self.max_get_attempts = max_get_attempts
-        self.max_connect_attempts = max_connect_attempts
-        self.download_timeout = download_timeout or current.download_timeout
-        self.max_video_bytes = max_video_bytes or current.max_video_bytes
-        #: The low-speed cutoff (bytes a second, 0: off; seconds): SORA_LOW_SPEED_LIMIT
-        #: and SORA_LOW_SPEED_TIME, the time scaled by SORA_POLL_SCALE like every interval.
-        self.low_speed_limit = (current.low_speed_limit if low_speed_limit is None
-                                else max(0, low_speed_limit))
-        self.low_speed_time = (low_speed_time if low_speed_time is not None else
-                               max(MIN_LOW_SPEED_TIME,
-                                   current.low_speed_time * current.poll_scale))
-        self._auth = BearerAuth(self._key) if self._key is not None else None
-        install_log_filter()
-
-    def __repr__(self) -> str:
-        key = "set" if self._key else "none"
-        return (f"{type(self).__name__}(base_url={self.base_url!r}, style={self.style!r}, "
-                f"api_key={key})")
-
-    @property
-    def style(self) -> str:
-        return self.wire.style
-
-    def _submit_request(self, http: httpx.Client | httpx.AsyncClient,
-                        request: VideoRequest) -> httpx.Request:
-        """The POST, built by the style's adapter before anything is sent."""
-        if request.style != self.wire.style:
-            raise ValidationError(
-                f"style: this request was checked for the {request.style} style but the relay "
-                f"at {self.base_url} speaks {self.wire.style}; build it again (VideoRequest."
-                f"create(..., style={self.wire.style!r})); nothing was sent", field="style")
-        return self._build(http, "POST", f"{self.base_url}/v1/videos",
-                           **self.wire.submit_body(request))
-
-    def _parse(self, response: httpx.Response) -> TaskSnapshot:
-        return parse_task(response, self._key, self.wire, self.base_url)
-
-    def _task_url(self, task_id: str) -> str:
-        return f"{self.base_url}/v1/videos/{quote(task_id, safe='')}"
-
-    def _auth_for(self, url: str) -> httpx.Auth | None:
-        """The key goes to the relay's own origin only: video links usually live on a CDN."""
-        if self._auth is not None and (url == self.base_url or
-                                       url.startswith(self.base_url + "/")):
-            return self._auth
-        return None
-
-    def _build(self, http: httpx.Client | httpx.AsyncClient, method: str, url: str,
-               **kwargs: Any) -> httpx.Request:
-        """Build the request before anything is sent: a failure here charged nothing."""
-        try:
-            return http.build_request(method, url, headers=dict(_HEADERS), **kwargs)
-        except Exception as exc:
-            kind = type(exc).__name__
-        raise ValidationError(f"the request could not be encoded ({kind}); nothing was sent")
-
-    def _after_post_error(self, exc: httpx.RequestError, attempt: int) -> float:
-        """The money rule, in one place: the wait before retrying a POST whose connection
-        failed before anything was sent; otherwise raise (a sent POST may have been charged)."""
-        if not isinstance(exc, NOT_SENT):
-            raise self._lost_answer(exc) from None
-        if attempt + 1 >= self.max_connect_attempts:
-            raise transport_error(exc) from None
-        log.info("submit: connection failed before sending (%s); retrying", type(exc).__name__)
-        return self.backoff.delay(attempt)
-
-    def _lost_answer(self, exc: BaseException) -> SubmissionUnknown:
-        detail = type(exc).__name__ if not isinstance(exc, APIError) else str(exc)
-        return SubmissionUnknown(f"{MAY_BE_CHARGED} (cause: {detail})")
-
-    def _sink(self, path: Path, on_progress: ProgressCallback | None) -> Sink:
-        """A download's file, bounded by the cap, the overall deadline and the speed rule."""
-        return Sink(path, on_progress, self.max_video_bytes,
-                    time.monotonic() + self.download_timeout,
-                    LowSpeed(self.low_speed_limit, self.low_speed_time))
-
-    def _download_error(self, exc: httpx.RequestError, sink: Sink) -> APIConnectionError:
-        """A read that timed out while the speed rule is on is the rule's cut (nothing came
-        for the speed time); any other transport failure is converted as usual."""
-        if isinstance(exc, httpx.ReadTimeout) and sink.speed.active:
-            return sink.speed.too_slow()
-        return transport_error(exc)
-
-
-def _post_outcome(client: _Base, response: httpx.Response) -> TaskSnapshot:
-    """Turn a POST answer into a snapshot; a lost/garbled 'accepted' answer is unknown."""
-    status = response.status_code
-    if status >= 500:
-        raise client._lost_answer(error_for_response(response, client._key))
-    if status >= 400:
-        raise error_for_response(response, client._key)
-    try:
-        return client._parse(response)
-    except MalformedResponseError as exc:
-        raise client._lost_answer(exc) from None
-
-
-class SoraClient(_Base):
+class SoraClient(ClientBase):
     """Synchronous client. ``submit`` charges $0.90 per accepted call: never loop on it."""
 
     def __init__(self, *args: Any, http: httpx.Client | None = None, **kwargs: Any) -> None:
@@ -273,7 +99,22 @@ class SoraClient(_Base):
 
     def submit(self, request: VideoRequest) -> TaskSnapshot:
         """POST once. Retried only if the connection failed before anything was sent."""
-        built = self._submit_request(self._http, request)
+        return self._post(self._submit_request(self._http, request))
+
+    def remix(self, task_id: str, prompt: str) -> TaskSnapshot:
+        """A new paid video from a finished one (``openai`` style); POSTed once, as a submit."""
+        return self._post(self._remix_request(self._http, task_id, prompt))
+
+    def extend(self, task_id: str, prompt: str, seconds: int) -> TaskSnapshot:
+        """A longer video from a finished one, where offered; POSTed once, as a submit."""
+        return self._post(self._extend_request(self._http, task_id, prompt, seconds))
+
+    def fetch_still(self, task_id: str, variant: str, path: str | os.PathLike[str]) -> Path:
+        """The relay's ``thumbnail`` or ``spritesheet`` of a completed task, saved to ``path``
+        (a ValidationError where the style renders none: decode the video instead)."""
+        return self.download(self._still_url(task_id, variant), path)
+
+    def _post(self, built: httpx.Request) -> TaskSnapshot:
         for attempt in range(self.max_connect_attempts):
             try:
                 response = self._exchange(built)
@@ -282,7 +123,7 @@ class SoraClient(_Base):
                 continue
             except MalformedResponseError as exc:   # an endless answer: the POST arrived
                 raise self._lost_answer(exc) from None
-            return _post_outcome(self, response)
+            return post_outcome(self, response)
         raise AssertionError("unreachable")
 
     def retrieve(self, task_id: str) -> TaskSnapshot:
@@ -321,7 +162,7 @@ class SoraClient(_Base):
         r: httpx.Response | None = None
         with self._sink(Path(path), on_progress) as sink:
             try:
-                with self._http.stream("GET", url, headers=_AGENT, auth=self._auth_for(url),
+                with self._http.stream("GET", url, headers=AGENT_HEADERS, auth=self._auth_for(url),
                                        timeout=stream_timeout(self.timeout, sink.speed)) as r:
                     if r.status_code >= 400:
                         r.read()
@@ -339,7 +180,7 @@ class SoraClient(_Base):
         return sink.target
 
 
-class AsyncSoraClient(_Base):
+class AsyncSoraClient(ClientBase):
     """The same protocol on ``httpx.AsyncClient``: used by the single background poller."""
 
     def __init__(self, *args: Any, http: httpx.AsyncClient | None = None, **kwargs: Any):
@@ -371,7 +212,18 @@ class AsyncSoraClient(_Base):
             unlink(response)
 
     async def submit(self, request: VideoRequest) -> TaskSnapshot:
-        built = self._submit_request(self._http, request)
+        return await self._post(self._submit_request(self._http, request))
+
+    async def remix(self, task_id: str, prompt: str) -> TaskSnapshot:
+        return await self._post(self._remix_request(self._http, task_id, prompt))
+
+    async def extend(self, task_id: str, prompt: str, seconds: int) -> TaskSnapshot:
+        return await self._post(self._extend_request(self._http, task_id, prompt, seconds))
+
+    async def fetch_still(self, task_id: str, variant: str, path: Path) -> Path:
+        return await self.download(self._still_url(task_id, variant), path)
+
+    async def _post(self, built: httpx.Request) -> TaskSnapshot:
         for attempt in range(self.max_connect_attempts):
             try:
                 response = await self._exchange(built)
@@ -380,7 +232,7 @@ class AsyncSoraClient(_Base):
                 continue
             except MalformedResponseError as exc:
                 raise self._lost_answer(exc) from None
-            return _post_outcome(self, response)
+            return post_outcome(self, response)
         raise AssertionError("unreachable")
 
     async def retrieve_once(self, task_id: str) -> tuple[TaskSnapshot, float | None]:
@@ -415,7 +267,7 @@ class AsyncSoraClient(_Base):
         with self._sink(path, on_progress) as sink:
             try:
                 async with self._http.stream(
-                        "GET", url, headers=_AGENT, auth=self._auth_for(url),
+                        "GET", url, headers=AGENT_HEADERS, auth=self._auth_for(url),
                         timeout=stream_timeout(self.timeout, sink.speed)) as r:
                     if r.status_code >= 400:
                         await r.aread()

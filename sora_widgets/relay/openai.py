@@ -6,8 +6,13 @@ a last frame) as a multipart file part. Nothing else is sent: these gateways ans
 to any parameter they do not know.
 
 In: no ``video_url``; the mp4 is at ``GET /v1/videos/{id}/content`` on the relay itself
-(so the key goes with it, and only there), until ``expires_at``. Every answer carries
+(so the key goes with it, and only there), until ``expires_at``; its stills at
+``?variant=thumbnail`` and ``?variant=spritesheet``. Every answer carries
 ``openai-poll-after-ms``: no GET before it.
+
+More from a finished video: ``POST /v1/videos/{id}/remix`` (``{"prompt"}``: a new video
+whose ``remixed_from_video_id`` is the parent) and ``POST /v1/videos/extensions``
+(``{"video": {"id"}, "prompt", "seconds"}``, seconds as a string, like ``create``).
 """
 
 from __future__ import annotations
@@ -21,7 +26,12 @@ from urllib.parse import quote
 from sora_widgets.core.errors import ValidationError
 from sora_widgets.core.models import TaskSnapshot, VideoRequest
 from sora_widgets.core.snapshot import as_timestamp as _as_timestamp
-from sora_widgets.relay.base import poll_hint_seconds
+from sora_widgets.relay.base import (
+    billed_usd_of,
+    check_variant,
+    checked_prompt,
+    poll_hint_seconds,
+)
 
 __all__ = ["OpenAIWire", "content_url"]
 
@@ -69,8 +79,30 @@ class OpenAIWire:
             expires = _as_timestamp(payload.get("expires_at"))
             if expires is not None:
                 extra["expires_at"] = expires
+            billed = billed_usd_of(payload)
+            if billed is not None:
+                extra["billed_usd"] = billed
         return TaskSnapshot(snapshot.id, snapshot.status, snapshot.progress, None,
                             snapshot.error, snapshot.completed_at, extra)
 
     def poll_hint(self, headers: Mapping[str, str]) -> float | None:
         return poll_hint_seconds(headers)
+
+    def remix_path(self, task_id: str) -> str | None:
+        return f"/v1/videos/{quote(task_id, safe='')}/remix"
+
+    def extend_path(self) -> str | None:
+        return "/v1/videos/extensions"
+
+    def remix_body(self, prompt: str) -> dict[str, Any]:
+        return {"json": {"prompt": checked_prompt(prompt, "remix")}}
+
+    def extend_body(self, task_id: str, prompt: str, seconds: int) -> dict[str, Any]:
+        if isinstance(seconds, bool) or not isinstance(seconds, int) or seconds <= 0:
+            raise ValidationError("seconds: an extension is a whole, positive number of "
+                                  "seconds; nothing was sent", field="seconds")
+        return {"json": {"video": {"id": task_id}, "prompt": checked_prompt(prompt, "extension"),
+                         "seconds": str(seconds)}}
+
+    def still_url(self, task_id: str, variant: str) -> str | None:
+        return f"/v1/videos/{quote(task_id, safe='')}/content?variant={check_variant(variant)}"

@@ -2,17 +2,22 @@
 
 Relays that serve Sora disagree on the wire, not on the idea (submit, poll, fetch):
 
-======================  =====================================  ==================================
-                        ``artifex`` (the seed's relay)          ``openai`` (OpenAI-shaped gateways)
-======================  =====================================  ==================================
-submit body             JSON: model, prompt, aspect_ratio,      JSON or multipart: model, prompt,
-                        duration (int), image (URL / list)      size ("1280x720"), seconds ("8"),
-                                                                input_reference (URL or file part)
-unknown fields          ignored (the other style's: 400)        400 ``unknown_parameter``
-the video               ``video_url``, often a CDN link         ``GET /v1/videos/{id}/content``
-                        (fetched without the key)               with the key, until ``expires_at``
-poll hint               ``openai-poll-after-ms`` if present     ``openai-poll-after-ms``
-======================  =====================================  ==================================
+===============  ==========================  ===========================  ==========================
+                 ``artifex`` (seed's relay)  ``openai`` (OpenAI-shaped)   ``router`` (OpenRouter)
+===============  ==========================  ===========================  ==========================
+submit body      JSON: model, prompt,        JSON or multipart: model,    JSON: model (vendor/name),
+                 aspect_ratio, duration      prompt, size, seconds        prompt, duration (int),
+                 (int), image (URL / list)   ("8"), input_reference       aspect_ratio, resolution,
+                                                                          generate_audio, seed,
+                                                                          frame_images (first/last)
+unknown fields   ignored (others': 400)      400 ``unknown_parameter``    400 (a closed schema)
+the video        ``video_url``, often a CDN  ``/v1/videos/{id}/content``  signed ``urls`` (no key),
+                 link (fetched without key)  with the key                 else ``/content?index=0``
+                                                                          with the key
+billed cost      (``usage.cost`` if given)   (``usage.cost`` if given)    ``usage.cost``
+remix, extend    none                        ``/{id}/remix``,             none
+                                             ``/extensions``
+===============  ==========================  ===========================  ==========================
 
 An adapter is pure: it builds the request body, turns an answer into a
 :class:`~sora_widgets.core.models.TaskSnapshot` (with ``fetch_url``, ``expires_at`` and
@@ -27,12 +32,14 @@ from sora_widgets.core.settings import API_STYLES
 from sora_widgets.relay.artifex import ArtifexWire
 from sora_widgets.relay.base import WireAdapter, poll_hint_seconds
 from sora_widgets.relay.openai import OpenAIWire
+from sora_widgets.relay.router import RouterWire
 
-__all__ = ["STYLES", "ArtifexWire", "OpenAIWire", "WireAdapter", "adapter_for",
+__all__ = ["STYLES", "ArtifexWire", "OpenAIWire", "RouterWire", "WireAdapter", "adapter_for",
            "poll_hint_seconds"]
 
 STYLES = API_STYLES
-_ADAPTERS: dict[str, WireAdapter] = {"artifex": ArtifexWire(), "openai": OpenAIWire()}
+_ADAPTERS: dict[str, WireAdapter] = {"artifex": ArtifexWire(), "openai": OpenAIWire(),
+                                     "router": RouterWire()}
 
 
 def adapter_for(style: str) -> WireAdapter:
