@@ -27,4 +27,9 @@ python=${PYTHON:-python3}
 .venv/bin/ruff check .
 .venv/bin/mypy
 .venv/bin/lint-imports
-.venv/bin/python -m pytest "$@"
+# Two workers (pytest-xdist): most of the suite waits on loopback servers and subprocesses,
+# so two processes finish it in a little more than half the time on 2 cores. Groups keep the
+# browser tests (one JupyterLab, one Chromium) and the PostgreSQL tests on one worker each
+# (tests/conftest.py). Later options win: `bash tests/run.sh -n 0` runs in one process.
+# The quick loop: `.venv/bin/python -m pytest -m "not slow and not browser" -n 2`.
+.venv/bin/python -m pytest -n 2 --dist loadgroup "$@"

@@ -31,8 +31,8 @@ from ._harness import (
 @pytest.fixture(scope="session")
 def artifacts(request: pytest.FixtureRequest) -> Path:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    for old in SCREENSHOTS.glob("*.png"):
-        old.unlink()
+    for old in sorted(SCREENSHOTS.glob("*.png")):   # listed first: not deleted mid-scan
+        old.unlink(missing_ok=True)
     report(request.config, f"\nbrowser screenshots: {SCREENSHOTS}")
     return SCREENSHOTS
 
