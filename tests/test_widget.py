@@ -361,3 +361,54 @@ def test_the_panel_keeps_a_snapshot_of_its_settled_cards(
     everything = json.dumps(shell.display_pub.outputs)
     assert key not in everything and key[:12] not in everything
     assert panel.snapshot_html() == html
+
+
+# -- money words (issue 22) ---------------------------------------------------------------------
+
+def test_a_double_click_is_one_take_charged_once_never_labelled_reused(
+        relay: RunningEmulator, make_panel: MakePanel) -> None:
+    panel = make_panel(prompt="a heron taking off")
+    panel.generate_button.click()
+    card = panel.cards[0]
+    assert not card.job.done
+    # While the take runs, the button never offers an "earlier result".
+    assert "earlier" not in panel.generate_button.description
+    assert "reused" not in panel.generate_button.description
+    panel.generate_button.click()          # the second click of a double-click
+    assert panel.cards == [card] and not card.cached
+    assert "joined the take started" in panel.notice.value
+    assert "reused" not in panel.notice.value.lower()
+    assert not card.job.reused             # %sora jobs would list it as reused
+    finish(card)
+    assert relay.stats()["posts"] == 1
+    assert "reused" not in card.details.value.lower()
+    assert "$0.90" in card.details.value   # its charge, said once
+    assert card.regenerate_button.layout.display == "none"
+
+
+def test_an_identical_request_running_elsewhere_is_joined_not_reused(
+        relay: RunningEmulator, make_panel: MakePanel) -> None:
+    elsewhere = sw.generate("a comet over a field")     # e.g. %sora in another cell
+    panel = make_panel(prompt="a comet over a field")
+    if not elsewhere.done:
+        assert "earlier" not in panel.generate_button.description
+    panel.generate_button.click()
+    card = panel.cards[0]
+    assert card.job is elsewhere
+    if not card.cached:                   # joined while running: its charge, never "reused"
+        assert "joined the take started" in panel.notice.value
+    finish(card)
+    assert relay.stats()["posts"] == 1
+    if not card.cached:
+        assert "reused" not in card.details.value.lower()
+
+
+def test_a_take_finished_before_the_click_is_reused_and_the_button_says_free(
+        relay: RunningEmulator, make_panel: MakePanel) -> None:
+    done = sw.generate("a kettle boiling", wait=True, timeout=30)
+    panel = make_panel(prompt="a kettle boiling")
+    assert panel.generate_button.description == "Show the earlier take — free"
+    panel.generate_button.click()
+    assert panel.cards[0].job is done and panel.cards[0].cached
+    assert "reused — no new charge" in panel.cards[0].details.value.lower()
+    assert relay.stats()["posts"] == 1

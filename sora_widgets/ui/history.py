@@ -304,7 +304,7 @@ class PanelHistory:
     """The panel's "History" toggle and view, and what "vary" remembers.
 
     Made by ``SoraWidget``: a bar (the toggle, and the job the next submit will record as
-    its parent) and a box, put just above the panel's gallery. The view is made on first
+    its parent) and a box, put just below the panel's takes. The view is made on first
     open (a panel that never opens it reads nothing), refreshed on each open and after
     each submit. ``load`` puts a job in the form; ``vary`` does too and remembers it:
     the panel passes :attr:`parent_id` to its next submit, then calls :meth:`submitted`.
@@ -330,8 +330,9 @@ class PanelHistory:
                                                       margin="6px 0 0 0"))
         self.box = widgets.VBox(layout=widgets.Layout(display="none", width="100%"))
         self.toggle.observe(self._on_toggle, names="value")
+        # After the takes: a new take's card lands right under the form, never below History.
         children = list(panel.children)
-        at = children.index(panel.gallery) if panel.gallery in children else len(children)
+        at = children.index(panel.gallery) + 1 if panel.gallery in children else len(children)
         panel.children = (*children[:at], self.bar, self.box, *children[at:])
 
     @property
