@@ -35,9 +35,9 @@ from sora_widgets.ui.cards import (
     restart_html,
 )
 from sora_widgets.ui.display import Slot
-from sora_widgets.ui.history import PanelHistory
 from sora_widgets.ui.panel.card import CARD_WIDTH, JobCard
 from sora_widgets.ui.panel.form import PanelForm
+from sora_widgets.ui.panel.history import PanelHistory
 from sora_widgets.ui.panel.labels import EARLIER_LABEL, RUNNING_LABEL, joined_words
 from sora_widgets.ui.panel.labels import price as _price
 from sora_widgets.ui.panel.labels import price_label as _price_label
@@ -239,10 +239,11 @@ class SoraWidget(SavedView, PanelForm, widgets.VBox):  # type: ignore[misc]
             cached = job.reused and not force and job.local_id not in joined
             self._show(job, cached=cached)
             if len(jobs) > 1:
-                reused = sum(1 for j in jobs if j.reused and j.local_id not in joined)
-                message, tone = (f"{len(jobs)} jobs: {len(jobs) - reused - len(joined)} new, "
-                                 f"{reused} reused — no new charge for those"
-                                 + (f", {len(joined)} joined (already running)"
+                # The quote's words ("2 reused free"); the running ones among them joined.
+                reused = sum(1 for j in jobs if j.reused and not force)
+                message, tone = (f"{len(jobs)} jobs: {len(jobs) - reused} new, {reused} "
+                                 "reused — no new charge for those"
+                                 + (f" ({len(joined)} still running: joined)"
                                     if joined else ""), "info")
             elif job.local_id in joined:
                 message, tone = joined_words(job), "info"
