@@ -42,7 +42,7 @@ log = logging.getLogger("sora_widgets.ui.history")
 
 PAGE_SIZE = 12
 #: While jobs change, the page is read again at most this often (the first change at once).
-LIVE_SECONDS = 0.5
+LIVE_SECONDS = 1.0
 #: The status filter's choices: value (a ``Status`` word, "" for any) and label.
 STATUS_OPTIONS = [["", "any status"]] + [
     [s.value, s.value.replace("_", " ")] for s in

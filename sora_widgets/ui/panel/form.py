@@ -66,7 +66,8 @@ class PanelForm:
                                            layout=widgets.Layout(width="190px"))
         self.generate_button = widgets.Button(
             button_style="primary", icon="play", layout=widgets.Layout(width="auto"))
-        self.notice = widgets.HTML()
+        self.notice = widgets.HTML()      # beside Generate: why it is disabled, or news
+        self.notice.add_class("sora-generate-reason")
         self.spend_line = widgets.HTML()
         self.prompt_input.add_class("sora-prompt-input")
         self.image_input.add_class("sora-image-input")

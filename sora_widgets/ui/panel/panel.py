@@ -97,6 +97,7 @@ class SoraWidget(SavedView, PanelForm, widgets.VBox):  # type: ignore[misc]
         kwargs.setdefault("layout", widgets.Layout(width="100%", max_width="1100px"))
         super().__init__([self.restart_notice, form, self.gallery], **kwargs)
         self.add_class("sora-widget")
+        self.add_class("sora-panel")
         self.add_class("sora-live")
         self.add_class(f"sora-live-{self._uid}")
         self.history = PanelHistory(self)     # the "History" toggle, below the takes
