@@ -80,7 +80,7 @@ comm.create_comm = lambda *args, **kwargs: CountingComm(*args, **kwargs)
 
 def _card_comms(card: Any) -> dict[str, str]:
     """comm id -> class of message for every widget of a card."""
-    from sora_widgets.ui.panel import JobCard
+    from sora_widgets.ui.panel.card import JobCard
 
     assert isinstance(card, JobCard)
     kinds: dict[str, str] = {}
@@ -104,8 +104,8 @@ def _card_comms(card: Any) -> dict[str, str]:
 def run_panel(jobs: int, throttled: bool, time_scale: float) -> dict[str, Any]:
     from sora_widgets.engine.job import poller
     from sora_widgets.studio import studio as studio_module
-    from sora_widgets.ui.panel import SoraWidget
     from sora_widgets.ui.panel import card as card_module
+    from sora_widgets.ui.panel.panel import SoraWidget
 
     card_module.PROGRESS_SECONDS = 1.0 if throttled else 0.0
     fresh = studio_module.Studio()

@@ -60,6 +60,8 @@ class Studio(Relays):
         self._pid = os.getpid()
         #: Kernel-wide "a job changed" listeners (a History view): copied, iterated unlocked.
         self._listeners: tuple[Callable[[Job], None], ...] = ()
+        #: One bound method shared by every handle (a handle costs no extra object for it).
+        self._on_job_event = self._job_changed
 
     # -- plumbing -------------------------------------------------------------------------
 
@@ -96,7 +98,7 @@ class Studio(Relays):
                 job = Job.from_record(record, backend, self.journal(current),
                                       self._one(current.videos_dir))
                 job.bind(self)
-                job.on_change(self._job_changed)
+                job.on_change(self._on_job_event)
                 if problem and not job.settled:
                     job.detach(problem)      # not polled here: another relay's key is unknown
                 self._live[record.local_id] = job
@@ -202,7 +204,7 @@ class Studio(Relays):
                 for record in claim.created:
                     job = Job.from_record(record, backend, journal, videos)
                     job.bind(self)
-                    job.on_change(self._job_changed)
+                    job.on_change(self._on_job_event)
                     self._live[record.local_id] = job
                     poller().submit(job)
                     jobs.append(job)
