@@ -412,3 +412,59 @@ def test_a_take_finished_before_the_click_is_reused_and_the_button_says_free(
     assert panel.cards[0].job is done and panel.cards[0].cached
     assert "reused — no new charge" in panel.cards[0].details.value.lower()
     assert relay.stats()["posts"] == 1
+
+
+# -- the queue and the keyboard (issue 22) -------------------------------------------------------
+
+def send_key(panel: SoraWidget, **content: Any) -> None:
+    """What panel.js sends (``model.send``), through the widget's own handler."""
+    panel.queue._handle_custom_msg(content, [])
+
+
+def test_the_queue_under_the_form_lists_running_takes_newest_first(
+        make_panel: MakePanel) -> None:
+    panel = make_panel()
+    children = list(panel.children)
+    assert children.index(panel.queue) < children.index(panel.gallery)
+    assert children.index(panel.gallery) < children.index(panel.history.bar)
+    for prompt in ("a slow river", "a fast river"):
+        panel.prompt_input.value = prompt
+        panel.generate_button.click()
+    items = panel.queue.items
+    assert [i["prompt"] for i in items] == ["a fast river", "a slow river"]
+    assert all(i["status"] and isinstance(i["progress"], int) and i["words"] for i in items)
+    assert {i["id"] for i in items} == {c.job.local_id for c in panel.cards}
+    for card in panel.cards:
+        finish(card)
+    wait_for(lambda: panel.queue.items == [])
+
+
+def test_stop_tracking_in_the_queue_cancels_locally(relay: RunningEmulator,
+                                                    make_panel: MakePanel) -> None:
+    panel = make_panel(prompt="an owl turning its head")
+    panel.generate_button.click()
+    job = panel.cards[0].job
+    wait_for(lambda: job.id is not None)
+    send_key(panel, action="cancel", id=job.local_id)
+    assert not job.tracking
+    assert panel.queue.items == []
+    assert relay.stats()["posts"] == 1
+
+
+def test_ctrl_enter_generates_and_escape_dismisses_a_confirmation(
+        relay: RunningEmulator, make_panel: MakePanel,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    panel = make_panel()
+    send_key(panel, action="generate", prompt="a tram in the snow")   # Ctrl/Cmd+Enter
+    assert [c.job.prompt for c in panel.cards] == ["a tram in the snow"]
+    assert panel.prompt_input.value == "a tram in the snow"
+
+    monkeypatch.setenv("SORA_CONFIRM_USD", "1")
+    panel.prompt_input.value = "a {red|blue} tram"
+    panel.generate_button.click()
+    assert panel.confirm_button.layout.display is None and panel.queue.confirming
+    send_key(panel, action="dismiss")                                 # Escape
+    assert panel.confirm_button.layout.display == "none" and not panel.queue.confirming
+    assert len(panel.cards) == 1
+    finish(panel.cards[0])
+    assert relay.stats()["posts"] == 1                       # nothing of the sweep was sent

@@ -41,19 +41,19 @@ from sora_widgets.ui.panel.history import PanelHistory
 from sora_widgets.ui.panel.labels import EARLIER_LABEL, RUNNING_LABEL, joined_words
 from sora_widgets.ui.panel.labels import price as _price
 from sora_widgets.ui.panel.labels import price_label as _price_label
+from sora_widgets.ui.panel.queue import QueueView, queue_items
 from sora_widgets.ui.panel.saved import SavedView
+from sora_widgets.ui.panel.ticker import Ticking
 
-__all__ = ["TICK_SECONDS", "SoraWidget"]
+__all__ = ["SoraWidget"]
 
 log = logging.getLogger("sora_widgets.ui.panel")
 
-#: How often the elapsed time of running jobs is refreshed (a daemon thread, traits only).
-TICK_SECONDS = 1.0
 #: How many of the newest journal jobs of the same prompt are looked at for a running twin.
 _TWIN_SEARCH = 20
 
 
-class SoraWidget(SavedView, PanelForm, widgets.VBox):  # type: ignore[misc]
+class SoraWidget(Ticking, SavedView, PanelForm, widgets.VBox):  # type: ignore[misc]
     """The panel: prompt, aspect ratio, image URL, Generate; one card per job, newest first.
 
     ``SoraWidget(prompt=..., aspect_ratio=..., image=...)`` pre-fills the form;
@@ -95,7 +95,11 @@ class SoraWidget(SavedView, PanelForm, widgets.VBox):  # type: ignore[misc]
         self.restart_notice = widgets.HTML(restart_html("panel"))
         self.restart_notice.add_class("sora-restart")
         kwargs.setdefault("layout", widgets.Layout(width="100%", max_width="1100px"))
-        super().__init__([self.restart_notice, form, self.gallery], **kwargs)
+        self.gallery.add_class("sora-takes")
+        # Right under the form: the running takes, and the keyboard (Ctrl/Cmd+Enter, Esc).
+        self.queue = QueueView(on_generate=self._on_key_generate,
+                               on_dismiss=self._on_dismiss, on_cancel=self._on_stop_tracking)
+        super().__init__([self.restart_notice, form, self.queue, self.gallery], **kwargs)
         self.add_class("sora-widget")
         self.add_class("sora-panel")
         self.add_class("sora-live")
@@ -278,6 +282,7 @@ class SoraWidget(SavedView, PanelForm, widgets.VBox):  # type: ignore[misc]
         """Show the Confirm button for a call the studio asked to confirm (None: hide it);
         the line to show under the form."""
         self._pending = requests if asked is not None else None
+        self.queue.confirming = asked is not None
         if asked is None:
             self.confirm_button.layout.display = "none"
             return None
@@ -360,9 +365,39 @@ class SoraWidget(SavedView, PanelForm, widgets.VBox):  # type: ignore[misc]
             self.cards = [card, *(c for c in self.cards if c is not card)]
             self.gallery.children = tuple(self.cards)
         self._refresh_snapshot()
+        self._refresh_queue()
 
     def _on_card_update(self, _card: JobCard) -> None:
         self._refresh_snapshot()
+        self._refresh_queue()
+
+    def _refresh_queue(self) -> None:
+        """The queue's items from the cards (any thread; an unchanged list sends nothing)."""
+        with self._lock:
+            jobs = [card.job for card in self.cards]
+        self.queue.items = queue_items(jobs)
+
+    # -- the keyboard and the queue's buttons ------------------------------------------------
+
+    def _on_key_generate(self, prompt: str | None) -> None:
+        """Ctrl/Cmd+Enter in the prompt: what the prompt shows, then Generate's own click."""
+        if prompt is not None and prompt != self.prompt_input.value:
+            self.prompt_input.value = prompt
+        self._on_generate(None)
+
+    def _on_dismiss(self) -> None:
+        """Escape: the confirmation goes (nothing was sent)."""
+        if self._pending is not None:
+            self._offer_confirm(None)
+            self._refresh_form()
+
+    def _on_stop_tracking(self, local_id: str) -> None:
+        """The queue's "stop tracking": ``Job.cancel`` (the relay keeps the paid job)."""
+        card = next((c for c in self.cards if c.job.local_id == local_id), None)
+        if card is not None:
+            card.job.cancel()
+            card.refresh()
+            self._refresh_queue()
 
     def _on_money(self, change: Any) -> None:
         self._refresh_spend()
@@ -384,31 +419,6 @@ class SoraWidget(SavedView, PanelForm, widgets.VBox):  # type: ignore[misc]
                                                      current.uses_emulator, price)
         except Exception:  # the spend line must never break a poll or a click
             log.exception("could not refresh the spend line")
-
-    # -- elapsed time ---------------------------------------------------------------------
-
-    def _ensure_ticker(self) -> None:
-        with self._lock:
-            if self._ticker is None and self._running() and not self._stop.is_set():
-                self._ticker = threading.Thread(target=self._tick, daemon=True,
-                                                name="sora-widgets-ticker")
-                self._ticker.start()
-
-    def _running(self) -> list[JobCard]:
-        return [c for c in self.cards if not c.job.done and c.job.tracking]
-
-    def _tick(self) -> None:
-        """Refresh elapsed time once a second; stop when every job is done (or on close)."""
-        while not self._stop.wait(TICK_SECONDS):
-            with self._lock:
-                running = self._running()
-                if not running:
-                    self._ticker = None
-                    return
-            for card in running:
-                card.refresh_status()
-        with self._lock:
-            self._ticker = None
 
 
 def _close_tree(widget: Any) -> None:
