@@ -152,6 +152,7 @@ def test_empty_panel_is_guidance_and_an_unloadable_image_a_placeholder(
 
 BALLOON = "a hot air balloon drifting over green hills at sunrise"
 HERON = "a grey heron lifting off a misty pond, slow motion"
+KEYBOARD = "a red tram turning a corner in the snow, evening light"
 
 
 def test_takes_land_by_the_form_history_is_live_and_a_double_click_pays_once(
@@ -208,4 +209,18 @@ def test_takes_land_by_the_form_history_is_live_and_a_double_click_pays_once(
     assert not [t for t in texts if "reused" in t.lower()], texts
     page.mouse.move(0, 0)
     shot(page, "panel-double-click-joined", panel)
+
+    # Ctrl+Enter in the prompt generates; the running take shows in the queue under the
+    # form, then its card plays.
+    prompt = panel.locator(".sora-prompt-input textarea")
+    prompt.fill(KEYBOARD)
+    button.and_(panel.locator("button:not([disabled])")).wait_for()
+    prompt.press("Control+Enter")
+    item = panel.locator(".sora-queue .sora-queue-item[data-status]", has_text=KEYBOARD)
+    item.wait_for(timeout=JOB_DEADLINE_MS)
+    shot(page, "panel-queue", panel)
+    _card(panel, KEYBOARD).locator("video.sora-video").wait_for(timeout=JOB_DEADLINE_MS)
+    item.wait_for(state="detached", timeout=JOB_DEADLINE_MS)
+    assert posts() - before == 2
+    assert nb.errors_in_outputs() == []
     assert page.errors == [], page.errors
