@@ -468,3 +468,16 @@ def test_ctrl_enter_generates_and_escape_dismisses_a_confirmation(
     assert len(panel.cards) == 1
     finish(panel.cards[0])
     assert relay.stats()["posts"] == 1                       # nothing of the sweep was sent
+
+
+def test_a_card_carries_its_job_and_status_for_the_dom_contract(make_panel: MakePanel) -> None:
+    panel = make_panel(prompt="a windmill at noon")
+    assert "sora-panel" in panel._dom_classes
+    assert "sora-ratio-input" in panel.ratio_input._dom_classes
+    panel.generate_button.click()
+    card = finish(panel.cards[0])
+    classes = set(card._dom_classes)
+    assert {"sora-take", f"sora-take-{card.job.local_id}", "sora-status-completed"} <= classes
+    assert not [c for c in classes if c.startswith("sora-status-") and "completed" not in c]
+    assert "sora-take-money" in card.details._dom_classes
+    assert "sora-takes" in panel.gallery._dom_classes

@@ -186,6 +186,12 @@ def test_takes_land_by_the_form_history_is_live_and_a_double_click_pays_once(
     assert done.get_attribute("data-job-id")
     shot(page, "panel-history-live", history)
 
+    # The DOM contract the other front-end tests use.
+    for selector in ("textarea.sora-prompt", "input.sora-image", "button.sora-generate",
+                     "button.sora-ratio[data-value='16:9']",
+                     "button.sora-ratio[data-value='9:16']", ".sora-spend"):
+        panel.locator(selector).first.wait_for()
+
     before = posts()
     panel.locator(".sora-prompt-input textarea").fill(HERON)
     button = panel.locator("button.sora-generate")
@@ -203,6 +209,10 @@ def test_takes_land_by_the_form_history_is_live_and_a_double_click_pays_once(
     video.wait_for(timeout=JOB_DEADLINE_MS)
     info = play_video(page, video.element_handle())
     assert info["videoWidth"] > 0, info
+    take = panel.locator(".sora-takes .sora-take[data-status='completed']", has_text=HERON)
+    take.locator("video").wait_for()
+    assert take.get_attribute("data-job-id")
+    assert "reused" not in take.locator(".sora-take-money").inner_text().lower()
     assert posts() - before == 1, "a double click sent more than one POST"
     assert _card(panel, HERON).count() == 1
     texts = panel.locator(".sora-card").all_inner_texts()

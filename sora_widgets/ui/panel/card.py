@@ -90,6 +90,11 @@ class JobCard(widgets.VBox):  # type: ignore[misc]
             layout=widgets.Layout(width=CARD_WIDTH, padding="8px",
                                   border="1px solid var(--jp-border-color2, #ddd)"))
         self.add_class("sora-card")
+        # The DOM contract (static/panel.js turns these into data-job-id, data-status).
+        self.add_class("sora-take")
+        self.add_class(f"sora-take-{job.local_id}")
+        self.details.add_class("sora-take-money")
+        self._status_class: str | None = None
         self._throttle = Throttle(self.refresh, PROGRESS_SECONDS)
         job.observe(self._on_change, names=All)
         self.refresh()
@@ -120,6 +125,12 @@ class JobCard(widgets.VBox):  # type: ignore[misc]
 
     def _update(self) -> None:
         job = self.job
+        status_class = f"sora-status-{job.status}"
+        if status_class != self._status_class:
+            if self._status_class is not None:
+                self.remove_class(self._status_class)
+            self.add_class(status_class)
+            self._status_class = status_class
         self.bar.value = int(job.progress)
         self.bar.bar_style = bar_style(job)
         self.status.value = card_status_html(job)

@@ -71,6 +71,7 @@ class PanelForm:
         self.spend_line = widgets.HTML()
         self.prompt_input.add_class("sora-prompt-input")
         self.image_input.add_class("sora-image-input")
+        self.ratio_input.add_class("sora-ratio-input")
         self.generate_button.add_class("sora-generate")
         # Shown when the studio asks to confirm a call (new charges > SORA_CONFIRM_USD).
         self.confirm_button = widgets.Button(

@@ -46,6 +46,42 @@ function keyboard(model, el) {
   return () => panel.removeEventListener("keydown", onKey, true);
 }
 
+// The panel's form and cards are ipywidgets; the DOM contract the browser tests (and
+// users' scripts) rely on is put on them here: textarea.sora-prompt, input.sora-image,
+// button.sora-ratio[data-value], .sora-take[data-job-id][data-status]. The kernel marks
+// each card with the classes sora-take-<id> and sora-status-<status>.
+function annotate(panel) {
+  const mark = (node, className) => {
+    if (node && !node.classList.contains(className)) node.classList.add(className);
+  };
+  mark(panel.querySelector(".sora-prompt-input textarea"), "sora-prompt");
+  mark(panel.querySelector(".sora-image-input input"), "sora-image");
+  for (const b of panel.querySelectorAll(".sora-ratio-input button")) {
+    mark(b, "sora-ratio");
+    const value = (b.textContent || "").trim().split(/\s+/)[0];
+    if (value && b.dataset.value !== value) b.dataset.value = value;
+  }
+  for (const card of panel.querySelectorAll(".sora-take")) {
+    for (const name of card.classList) {
+      if (name.startsWith("sora-take-") && card.dataset.jobId !== name.slice(10)) {
+        card.dataset.jobId = name.slice(10);
+      } else if (name.startsWith("sora-status-") && card.dataset.status !== name.slice(12)) {
+        card.dataset.status = name.slice(12);
+      }
+    }
+  }
+}
+
+function contract(el) {
+  const panel = el.closest(".sora-panel");
+  if (!panel) return () => {};
+  annotate(panel);
+  const watcher = new MutationObserver(() => annotate(panel));
+  watcher.observe(panel, { subtree: true, childList: true, attributes: true,
+    attributeFilter: ["class"] });
+  return () => watcher.disconnect();
+}
+
 export default {
   render({ model, el }) {
     const root = h("div", "sora-queue");
@@ -57,6 +93,13 @@ export default {
     };
     paint();
     model.on("change:items", paint);
-    return keyboard(model, el);
+    // Rendered before it is attached: find the panel once we are in the page.
+    let stops = [];
+    const attach = () => {
+      if (!el.isConnected) return requestAnimationFrame(attach);
+      stops = [keyboard(model, el), contract(el)];
+    };
+    attach();
+    return () => stops.forEach((stop) => stop());
   },
 };
