@@ -481,3 +481,12 @@ def test_a_card_carries_its_job_and_status_for_the_dom_contract(make_panel: Make
     assert not [c for c in classes if c.startswith("sora-status-") and "completed" not in c]
     assert "sora-take-money" in card.details._dom_classes
     assert "sora-takes" in panel.gallery._dom_classes
+
+
+def test_a_generate_disabled_for_an_empty_form_says_why_in_words(make_panel: MakePanel) -> None:
+    panel = make_panel()
+    assert panel.generate_button.disabled
+    assert "describe the video first" in panel.hint.value       # beside it, not a tooltip
+    assert not RED.search(panel.hint.value)
+    panel.prompt_input.value = "a cat"
+    assert panel.hint.value == "" and not panel.generate_button.disabled

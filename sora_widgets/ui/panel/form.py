@@ -33,6 +33,7 @@ class PanelForm:
     generate_button: widgets.Button
     confirm_button: widgets.Button
     notice: widgets.HTML
+    hint: widgets.HTML
     spend_line: widgets.HTML
     _pending: list[VideoRequest] | None
 
@@ -67,6 +68,8 @@ class PanelForm:
         self.generate_button = widgets.Button(
             button_style="primary", icon="play", layout=widgets.Layout(width="auto"))
         self.notice = widgets.HTML()      # beside Generate: why it is disabled, or news
+        self.hint = widgets.HTML()        # beside Generate: what to do first (muted)
+        self.hint.add_class("sora-generate-hint")
         self.notice.add_class("sora-generate-reason")
         self.spend_line = widgets.HTML()
         self.prompt_input.add_class("sora-prompt-input")

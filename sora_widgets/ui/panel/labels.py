@@ -17,15 +17,18 @@ from sora_widgets.core.errors import SoraError
 from sora_widgets.core.models import VideoRequest
 from sora_widgets.core.settings import Settings, preferences
 from sora_widgets.engine.job import Job
-from sora_widgets.ui.safe import http_url
+from sora_widgets.ui.safe import escape, http_url
 
-__all__ = ["EARLIER_LABEL", "RUNNING_LABEL", "display_data", "first_http_image",
-           "joined_words", "price", "price_label", "started_at"]
+__all__ = ["EARLIER_LABEL", "EMPTY_HINT", "RUNNING_LABEL", "display_data",
+           "first_http_image", "hint_html", "joined_words", "price", "price_label",
+           "started_at"]
 
 #: The button when the form's request is a finished take in the journal (free to show).
 EARLIER_LABEL = "Show the earlier take — free"
 #: The button when the form's request is running now (a click joins it: free).
 RUNNING_LABEL = "Show the running take — free"
+#: Beside a Generate disabled because the form is empty: guidance, not an error.
+EMPTY_HINT = "describe the video first (or give a first-frame image)"
 
 
 def price(current: Settings, request: VideoRequest | None = None) -> float | None:
@@ -54,6 +57,13 @@ def joined_words(job: Job) -> str:
     """What a click that joined a running identical take says (never "reused")."""
     return (f"joined the take started {started_at(job)}: this request is already running "
             "— one take, charged once; see its card")
+
+
+def hint_html(text: str) -> str:
+    """A muted line of guidance (never the red of an error)."""
+    return ("<span class='sora-hint' style='font-family: var(--jp-ui-font-family, "
+            "sans-serif); font-size: 12px; color: var(--jp-ui-font-color2, #616161)'>"
+            f"{escape(text)}</span>")
 
 
 def display_data(html: str) -> dict[str, Any]:

@@ -38,7 +38,13 @@ from sora_widgets.ui.display import Slot
 from sora_widgets.ui.panel.card import CARD_WIDTH, JobCard
 from sora_widgets.ui.panel.form import PanelForm
 from sora_widgets.ui.panel.history import PanelHistory
-from sora_widgets.ui.panel.labels import EARLIER_LABEL, RUNNING_LABEL, joined_words
+from sora_widgets.ui.panel.labels import (
+    EARLIER_LABEL,
+    EMPTY_HINT,
+    RUNNING_LABEL,
+    hint_html,
+    joined_words,
+)
 from sora_widgets.ui.panel.labels import price as _price
 from sora_widgets.ui.panel.labels import price_label as _price_label
 from sora_widgets.ui.panel.queue import QueueView, queue_items
@@ -86,7 +92,8 @@ class SoraWidget(Ticking, SavedView, PanelForm, widgets.VBox):  # type: ignore[m
                 [self.ratio_input, self.size_input, self.seconds_input, self.image_input,
                  self.image_preview],
                 layout=widgets.Layout(align_items="center", flex_flow="row wrap")),
-             widgets.HBox([self.generate_button, self.confirm_button, self.notice],
+             widgets.HBox([self.generate_button, self.confirm_button, self.hint,
+                           self.notice],
                           layout=widgets.Layout(align_items="center")),
              self.spend_line],
             layout=widgets.Layout(max_width="760px"))
@@ -184,6 +191,8 @@ class SoraWidget(Ticking, SavedView, PanelForm, widgets.VBox):  # type: ignore[m
         self.generate_button.tooltip = problem or (
             "Describe the video first" if self._empty() else "Submit this request")
         self.notice.value = notice_html(message or problem, tone if message else "error")
+        # Disabled for want of a prompt: said in words beside the button, as guidance.
+        self.hint.value = (hint_html(EMPTY_HINT) if self._empty() and not message else "")
         self.image_preview.value = image_preview_html(self.image_input.value)
 
     def _on_form_change(self, _change: Any) -> None:
