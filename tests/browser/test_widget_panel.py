@@ -188,8 +188,8 @@ def test_takes_land_by_the_form_history_is_live_and_a_double_click_pays_once(
 
     # The DOM contract the other front-end tests use.
     for selector in ("textarea.sora-prompt", "input.sora-image", "button.sora-generate",
-                     "button.sora-ratio[data-value='16:9']",
-                     "button.sora-ratio[data-value='9:16']", ".sora-spend"):
+                     "button.sora-ratio[data-ratio='16:9']",
+                     "button.sora-ratio[data-ratio='9:16']", ".sora-spend"):
         panel.locator(selector).first.wait_for()
 
     before = posts()

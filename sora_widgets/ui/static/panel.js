@@ -48,7 +48,7 @@ function keyboard(model, el) {
 
 // The panel's form and cards are ipywidgets; the DOM contract the browser tests (and
 // users' scripts) rely on is put on them here: textarea.sora-prompt, input.sora-image,
-// button.sora-ratio[data-value], .sora-take[data-job-id][data-status]. The kernel marks
+// button.sora-ratio[data-ratio], .sora-take[data-job-id][data-status]. The kernel marks
 // each card with the classes sora-take-<id> and sora-status-<status>.
 function annotate(panel) {
   const mark = (node, className) => {
@@ -56,10 +56,12 @@ function annotate(panel) {
   };
   mark(panel.querySelector(".sora-prompt-input textarea"), "sora-prompt");
   mark(panel.querySelector(".sora-image-input input"), "sora-image");
+  // ipywidgets' ToggleButtons owns data-value (the encoded label: it finds its buttons by
+  // it), so the ratio goes in data-ratio until the form is drawn here.
   for (const b of panel.querySelectorAll(".sora-ratio-input button")) {
     mark(b, "sora-ratio");
-    const value = (b.textContent || "").trim().split(/\s+/)[0];
-    if (value && b.dataset.value !== value) b.dataset.value = value;
+    const ratio = (b.textContent || "").trim().split(/\s+/)[0];
+    if (ratio && b.dataset.ratio !== ratio) b.dataset.ratio = ratio;
   }
   for (const card of panel.querySelectorAll(".sora-take")) {
     for (const name of card.classList) {
