@@ -490,3 +490,24 @@ def test_a_generate_disabled_for_an_empty_form_says_why_in_words(make_panel: Mak
     assert not RED.search(panel.hint.value)
     panel.prompt_input.value = "a cat"
     assert panel.hint.value == "" and not panel.generate_button.disabled
+
+
+def test_a_running_take_of_another_relay_is_not_joined(
+        relay: RunningEmulator, make_panel: MakePanel,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from .conftest import VIP_KEY
+
+    key, base = VIP_KEY, relay.base_url
+    monkeypatch.delenv("SORA_API_KEY")
+    monkeypatch.delenv("SORA_BASE_URL")
+    panel = make_panel(prompt="a lamp post in fog")
+    panel.generate_button.click()                  # on the embedded emulator
+    local = panel.cards[0].job
+    monkeypatch.setenv("SORA_API_KEY", str(key))
+    monkeypatch.setenv("SORA_BASE_URL", base)
+    panel.prompt_input.value = "a lamp post in fog "   # the user touches the form
+    panel.prompt_input.value = "a lamp post in fog"
+    panel.generate_button.click()                  # the paid relay: a new take
+    assert len(panel.cards) == 2 and panel.cards[1].job is local
+    finish(panel.cards[0])
+    assert relay.stats()["posts"] == 1

@@ -226,6 +226,8 @@ class SoraWidget(Ticking, SavedView, PanelForm, widgets.VBox):  # type: ignore[m
         parent = self.history.parent_id      # "vary": the next submit records its parent
         twin = None if force or len(requests) > 1 else self._running_twin(requests[0])
         try:
+            if twin is not None and not self.studio.quote(requests[0]).reused:
+                twin = None     # the studio would not reuse it (another relay now): submit
             if twin is not None:
                 # A double-click, or the same request again while its take runs: the one
                 # paid take, joined here (the studio would reuse it; nothing new is asked).
