@@ -80,7 +80,7 @@ comm.create_comm = lambda *args, **kwargs: CountingComm(*args, **kwargs)
 
 def _card_comms(card: Any) -> dict[str, str]:
     """comm id -> class of message for every widget of a card."""
-    from sora_widgets.ui.widget import JobCard
+    from sora_widgets.ui.panel.card import JobCard
 
     assert isinstance(card, JobCard)
     kinds: dict[str, str] = {}
@@ -104,12 +104,16 @@ def _card_comms(card: Any) -> dict[str, str]:
 def run_panel(jobs: int, throttled: bool, time_scale: float) -> dict[str, Any]:
     from sora_widgets.engine.job import poller
     from sora_widgets.studio import studio as studio_module
-    from sora_widgets.ui import widget as widget_module
+    from sora_widgets.ui.panel import card as card_module
+    from sora_widgets.ui.panel.panel import SoraWidget
 
-    widget_module.PROGRESS_SECONDS = 1.0 if throttled else 0.0
+    card_module.PROGRESS_SECONDS = 1.0 if throttled else 0.0
     fresh = studio_module.Studio()
     studio_module._default = fresh
-    panel = widget_module.SoraWidget()
+    panel = SoraWidget()
+    history = panel.history.open()       # live: it follows every job's changes
+    assert history is not None
+    history_comm = history.view.comm.comm_id
     letters = "|".join(f"take {i}" for i in range(jobs))
     panel.prompt_input.value = f"a paper boat on a rainy street, {{{letters}}} " \
                                f"{'throttled' if throttled else 'unthrottled'} {time.time()}"
@@ -139,8 +143,12 @@ def run_panel(jobs: int, throttled: bool, time_scale: float) -> dict[str, Any]:
     per_card: dict[int, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     with RECORDER.lock:
         sent = RECORDER.messages[started:]
+    live: list[float] = []
     for at, comm_id, msg_type, data in sent:
         if msg_type != "comm_msg" or data.get("method") != "update":
+            continue
+        if comm_id == history_comm and "cards" in (data.get("state") or {}):
+            live.append(at)
             continue
         owner = comms.get(comm_id)
         if owner is None:
@@ -168,7 +176,9 @@ def run_panel(jobs: int, throttled: bool, time_scale: float) -> dict[str, Any]:
     panel.close()
     fresh.close()
     poller().stop()
-    return {"cards": rows}
+    history_window = max((sum(1 for t in live if a <= t < a + 1.0) for a in live), default=0)
+    return {"cards": rows, "history": {"updates": len(live), "window": history_window,
+                                       "seconds": max(running)}}
 
 
 def summarize(label: str, run: dict[str, Any], time_scale: float) -> list[object]:
@@ -262,6 +272,12 @@ def main() -> None:
          "updates/s per card"],
         [summarize(label, run, args.time_scale) for label, run in runs.items()])
 
+    live = runs["now (≤ 1 progress redraw/s)"]["history"]
+    history_line = (
+        f"History open in the panel while those {args.jobs} jobs ran "
+        f"({live['seconds']:.1f} s): {live['updates']} page updates in all, at most "
+        f"{live['window']} in any 1 s (the live refresh: at most one read a "
+        "second, however many jobs change; an unchanged page sends nothing).")
     sizes = []
     for count in (200, 2000):
         print(f"History over {count} jobs …", flush=True)
@@ -283,6 +299,7 @@ def main() -> None:
             "colour). Compressed time moves progress faster than real "
             "time does, so the unthrottled row is a worst case; at real timings it shrinks, "
             "the throttled row stays at or under one progress message a second.\n\n"
+            f"{history_line}\n\n"
             f"## History open time ({args.repeat} opens per size, fresh Studio each)\n\n"
             f"{table2}\n\n"
             "Open: `History()` from a fresh `Studio` to the first page's state (one journal "

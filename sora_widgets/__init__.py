@@ -50,7 +50,7 @@ if TYPE_CHECKING:
     from sora_widgets.ui.compare import Compare
     from sora_widgets.ui.history import History
     from sora_widgets.ui.magic.magics import JobGrid
-    from sora_widgets.ui.widget import SoraWidget
+    from sora_widgets.ui.panel.panel import SoraWidget
 
 __all__ = [
     "APIConnectionError",
@@ -105,7 +105,7 @@ _LAZY = {
     "Studio": "studio.studio",
     "TaskSnapshot": "core.models",
     "VideoRequest": "core.models",
-    "SoraWidget": "ui.widget",
+    "SoraWidget": "ui.panel.panel",
     "Sweep": "studio.sweeps",
     "Compare": "ui.compare",
     "History": "ui.history",

@@ -379,3 +379,51 @@ def test_the_sweeps_and_history_notebook_runs_headless_and_again_from_the_journa
 
     execute()                                      # a fresh kernel: a restart
     assert journal_size() == made, "re-running the notebook submitted new jobs"
+
+
+# -- live (issue 22) ----------------------------------------------------------------------------
+
+
+def test_an_open_history_shows_a_take_finished_elsewhere_without_a_click(
+        relay: RunningEmulator, studio: Studio) -> None:
+    history = History()
+    try:
+        assert history.view.cards == []
+        job = sw.generate("a hot air balloon over hills")     # %sora, another cell
+        job.wait(timeout=30)
+
+        def shown() -> dict[str, Any] | None:
+            return next((c for c in history.view.cards if c["id"] == job.local_id), None)
+
+        # No refresh, no message from the front end: the studio's job events did it.
+        wait_for(lambda: (shown() or {}).get("status") == Status.COMPLETED
+                 and bool((shown() or {}).get("poster")))
+        card = shown()
+        assert card is not None and card["openable"]
+        assert (Path.cwd() / card["poster"]).is_file()
+        assert "%" not in card["status_text"]
+    finally:
+        history.close()
+    calls: list[int] = []
+    history.refresh = lambda **_kw: calls.append(1)      # type: ignore[method-assign]
+    sw.generate("a second balloon").wait(timeout=30)    # closed: no longer refreshed
+    assert calls == []
+
+
+def test_a_panel_take_made_with_vary_turns_completed_in_the_open_history(
+        home: Path, panel: Any, studio: Studio) -> None:
+    ids = seeded(home, 3)
+    view = panel.history.open()
+    assert view is not None
+    send(view, action="vary", id=ids[-1])
+    panel.prompt_input.value = "a fox number 2, at night"
+    panel.generate_button.click()
+    child = panel.cards[0].job
+    child.wait(timeout=30)
+
+    def status() -> object:
+        return next((c["status"] for c in view.view.cards if c["id"] == child.local_id),
+                    None)
+
+    wait_for(lambda: status() == Status.COMPLETED)
+    assert studio.journal().get(child.local_id).parent_id == ids[-1]

@@ -354,3 +354,153 @@ def test_the_panel_keeps_a_snapshot_of_its_settled_cards(
     everything = json.dumps(shell.display_pub.outputs)
     assert key not in everything and key[:12] not in everything
     assert panel.snapshot_html() == html
+
+
+# -- money words (issue 22) ---------------------------------------------------------------------
+
+def test_a_double_click_is_one_take_charged_once_never_labelled_reused(
+        relay: RunningEmulator, make_panel: MakePanel) -> None:
+    panel = make_panel(prompt="a heron taking off")
+    panel.generate_button.click()
+    card = panel.cards[0]
+    assert not card.job.done
+    # While the take runs, the button never offers an "earlier result".
+    assert "earlier" not in panel.generate_button.description
+    assert "reused" not in panel.generate_button.description
+    panel.generate_button.click()          # the second click of a double-click
+    assert panel.cards == [card] and not card.cached
+    assert "joined the take started" in panel.notice.value
+    assert "reused" not in panel.notice.value.lower()
+    assert not card.job.reused             # %sora jobs would list it as reused
+    finish(card)
+    assert relay.stats()["posts"] == 1
+    assert "reused" not in card.details.value.lower()
+    assert "$0.90" in card.details.value   # its charge, said once
+    assert card.regenerate_button.layout.display == "none"
+
+
+def test_an_identical_request_running_elsewhere_is_joined_not_reused(
+        relay: RunningEmulator, make_panel: MakePanel) -> None:
+    elsewhere = sw.generate("a comet over a field")     # e.g. %sora in another cell
+    panel = make_panel(prompt="a comet over a field")
+    if not elsewhere.done:
+        assert "earlier" not in panel.generate_button.description
+    panel.generate_button.click()
+    card = panel.cards[0]
+    assert card.job is elsewhere
+    if not card.cached:                   # joined while running: its charge, never "reused"
+        assert "joined the take started" in panel.notice.value
+    finish(card)
+    assert relay.stats()["posts"] == 1
+    if not card.cached:
+        assert "reused" not in card.details.value.lower()
+
+
+def test_a_take_finished_before_the_click_is_reused_and_the_button_says_free(
+        relay: RunningEmulator, make_panel: MakePanel) -> None:
+    done = sw.generate("a kettle boiling", wait=True, timeout=30)
+    panel = make_panel(prompt="a kettle boiling")
+    assert panel.generate_button.description == "Show the earlier take — free"
+    panel.generate_button.click()
+    assert panel.cards[0].job is done and panel.cards[0].cached
+    assert "reused — no new charge" in panel.cards[0].details.value.lower()
+    assert relay.stats()["posts"] == 1
+
+
+# -- the queue and the keyboard (issue 22) -------------------------------------------------------
+
+def send_key(panel: SoraWidget, **content: Any) -> None:
+    """What panel.js sends (``model.send``), through the widget's own handler."""
+    panel.queue._handle_custom_msg(content, [])
+
+
+def test_the_queue_under_the_form_lists_running_takes_newest_first(
+        make_panel: MakePanel) -> None:
+    panel = make_panel()
+    children = list(panel.children)
+    assert children.index(panel.queue) < children.index(panel.gallery)
+    assert children.index(panel.gallery) < children.index(panel.history.bar)
+    for prompt in ("a slow river", "a fast river"):
+        panel.prompt_input.value = prompt
+        panel.generate_button.click()
+    items = panel.queue.items
+    assert [i["prompt"] for i in items] == ["a fast river", "a slow river"]
+    assert all(i["status"] and isinstance(i["progress"], int) and i["words"] for i in items)
+    assert {i["id"] for i in items} == {c.job.local_id for c in panel.cards}
+    for card in panel.cards:
+        finish(card)
+    wait_for(lambda: panel.queue.items == [])
+
+
+def test_stop_tracking_in_the_queue_cancels_locally(relay: RunningEmulator,
+                                                    make_panel: MakePanel) -> None:
+    panel = make_panel(prompt="an owl turning its head")
+    panel.generate_button.click()
+    job = panel.cards[0].job
+    wait_for(lambda: job.id is not None)
+    send_key(panel, action="cancel", id=job.local_id)
+    assert not job.tracking
+    assert panel.queue.items == []
+    assert relay.stats()["posts"] == 1
+
+
+def test_ctrl_enter_generates_and_escape_dismisses_a_confirmation(
+        relay: RunningEmulator, make_panel: MakePanel,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    panel = make_panel()
+    send_key(panel, action="generate", prompt="a tram in the snow")   # Ctrl/Cmd+Enter
+    assert [c.job.prompt for c in panel.cards] == ["a tram in the snow"]
+    assert panel.prompt_input.value == "a tram in the snow"
+
+    monkeypatch.setenv("SORA_CONFIRM_USD", "1")
+    panel.prompt_input.value = "a {red|blue} tram"
+    panel.generate_button.click()
+    assert panel.confirm_button.layout.display is None and panel.queue.confirming
+    send_key(panel, action="dismiss")                                 # Escape
+    assert panel.confirm_button.layout.display == "none" and not panel.queue.confirming
+    assert len(panel.cards) == 1
+    finish(panel.cards[0])
+    assert relay.stats()["posts"] == 1                       # nothing of the sweep was sent
+
+
+def test_a_card_carries_its_job_and_status_for_the_dom_contract(make_panel: MakePanel) -> None:
+    panel = make_panel(prompt="a windmill at noon")
+    assert "sora-panel" in panel._dom_classes
+    assert "sora-ratio-input" in panel.ratio_input._dom_classes
+    panel.generate_button.click()
+    card = finish(panel.cards[0])
+    classes = set(card._dom_classes)
+    assert {"sora-take", f"sora-take-{card.job.local_id}", "sora-status-completed"} <= classes
+    assert not [c for c in classes if c.startswith("sora-status-") and "completed" not in c]
+    assert "sora-take-money" in card.details._dom_classes
+    assert "sora-takes" in panel.gallery._dom_classes
+
+
+def test_a_generate_disabled_for_an_empty_form_says_why_in_words(make_panel: MakePanel) -> None:
+    panel = make_panel()
+    assert panel.generate_button.disabled
+    assert "describe the video first" in panel.hint.value       # beside it, not a tooltip
+    assert not RED.search(panel.hint.value)
+    panel.prompt_input.value = "a cat"
+    assert panel.hint.value == "" and not panel.generate_button.disabled
+
+
+def test_a_running_take_of_another_relay_is_not_joined(
+        relay: RunningEmulator, make_panel: MakePanel,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from .conftest import VIP_KEY
+
+    key, base = VIP_KEY, relay.base_url
+    monkeypatch.delenv("SORA_API_KEY")
+    monkeypatch.delenv("SORA_BASE_URL")
+    panel = make_panel(prompt="a lamp post in fog")
+    panel.generate_button.click()                  # on the embedded emulator
+    local = panel.cards[0].job
+    monkeypatch.setenv("SORA_API_KEY", str(key))
+    monkeypatch.setenv("SORA_BASE_URL", base)
+    panel.prompt_input.value = "a lamp post in fog "   # the user touches the form
+    panel.prompt_input.value = "a lamp post in fog"
+    panel.generate_button.click()                  # the paid relay: a new take
+    assert len(panel.cards) == 2 and panel.cards[1].job is local
+    finish(panel.cards[0])
+    assert relay.stats()["posts"] == 1

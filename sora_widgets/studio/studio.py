@@ -20,7 +20,7 @@ import threading
 import time
 import uuid
 import weakref
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +58,10 @@ class Studio(Relays):
         self._live: weakref.WeakValueDictionary[str, Job] = weakref.WeakValueDictionary()
         self._recovered: set[str] = set()
         self._pid = os.getpid()
+        #: Kernel-wide "a job changed" listeners (a History view): copied, iterated unlocked.
+        self._listeners: tuple[Callable[[Job], None], ...] = ()
+        #: One bound method shared by every handle (a handle costs no extra object for it).
+        self._on_job_event = self._job_changed
 
     # -- plumbing -------------------------------------------------------------------------
 
@@ -94,10 +98,30 @@ class Studio(Relays):
                 job = Job.from_record(record, backend, self.journal(current),
                                       self._one(current.videos_dir))
                 job.bind(self)
+                job.on_change(self._on_job_event)
                 if problem and not job.settled:
                     job.detach(problem)      # not polled here: another relay's key is unknown
                 self._live[record.local_id] = job
             return job
+
+    def on_job_change(self, listener: Callable[[Job], None]) -> Callable[[], None]:
+        """Call ``listener(job)`` after each transition of any job this studio hands out
+        (the panel's, ``%sora``'s, ``sw.generate``'s), from the engine's events thread:
+        it must be quick and never block. Returns the function that unsubscribes."""
+        self._listeners = (*self._listeners, listener)
+
+        def unsubscribe() -> None:
+            self._listeners = tuple(f for f in self._listeners if f is not listener)
+        return unsubscribe
+
+    def _job_changed(self, event: dict[str, Any]) -> None:
+        job = event.get("owner")
+        if isinstance(job, Job):
+            for listener in self._listeners:
+                try:
+                    listener(job)
+                except Exception:
+                    log.exception("a job-change listener failed")
 
     @staticmethod
     def limits(current: Settings | None = None, *, confirm: bool = False) -> Limits:
@@ -180,6 +204,7 @@ class Studio(Relays):
                 for record in claim.created:
                     job = Job.from_record(record, backend, journal, videos)
                     job.bind(self)
+                    job.on_change(self._on_job_event)
                     self._live[record.local_id] = job
                     poller().submit(job)
                     jobs.append(job)

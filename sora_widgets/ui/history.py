@@ -16,7 +16,9 @@ the front end like ``sw.compare``'s). The key never reaches the widget's state.
 from __future__ import annotations
 
 import logging
+import threading
 import time
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -32,12 +34,15 @@ from sora_widgets.studio.lineage import word_diff
 from sora_widgets.studio.studio import Studio, default_studio
 from sora_widgets.ui import render
 from sora_widgets.ui.compare import STATIC, Compare, front_end, job_sources
+from sora_widgets.ui.throttle import Throttle
 
-__all__ = ["History", "HistoryView", "PanelHistory"]
+__all__ = ["History", "HistoryView"]
 
 log = logging.getLogger("sora_widgets.ui.history")
 
 PAGE_SIZE = 12
+#: While jobs change, the page is read again at most this often (the first change at once).
+LIVE_SECONDS = 1.0
 #: The status filter's choices: value (a ``Status`` word, "" for any) and label.
 STATUS_OPTIONS = [["", "any status"]] + [
     [s.value, s.value.replace("_", " ")] for s in
@@ -92,6 +97,11 @@ class History(widgets.VBox):  # type: ignore[misc]
         self.view.observe(self._on_filter, names=["query", "status", "starred_only"])
         self.view.observe(self._on_page, names=["page"])
         self.view.on_msg(self._on_msg)
+        self._refresh_lock = threading.RLock()
+        # Live: a job that changes anywhere in the kernel (this panel, %sora, sw.generate)
+        # re-reads the page, off the engine's thread and at most once per LIVE_SECONDS.
+        self._live = Throttle(self._refresh_live, LIVE_SECONDS, defer=True)
+        self._unsubscribe = _subscribe(self, self.studio)
         self.refresh()
 
     @property
@@ -135,8 +145,19 @@ class History(widgets.VBox):  # type: ignore[misc]
     def _on_page(self, _change: Any) -> None:
         self.refresh()
 
-    def refresh(self) -> None:
+    def job_changed(self, _job: Job) -> None:
+        """A job changed somewhere in the kernel (the engine's thread): refresh soon."""
+        self._live()
+
+    def _refresh_live(self) -> None:
+        self.refresh(keep_message=True)
+
+    def refresh(self, *, keep_message: bool = False) -> None:
         """Read the page from the journal (one query) and publish its posters."""
+        with self._refresh_lock:
+            self._refresh(keep_message)
+
+    def _refresh(self, keep_message: bool) -> None:
         view = self.view
         try:
             found = self.studio.jobs(
@@ -157,7 +178,8 @@ class History(widgets.VBox):  # type: ignore[misc]
             view.summary = (f"{first}–{first + len(page) - 1}, newest first{free}"
                             if page else "")
             view.players = {i: src for i, src in view.players.items() if i in self._jobs}
-            view.message = ""
+            if not keep_message:
+                view.message = ""
 
     def _card(self, job: Job) -> dict[str, Any]:
         _, poster = job_sources(job, media_dir=self._media_dir, root=self._root, video=False)
@@ -284,9 +306,27 @@ class History(widgets.VBox):  # type: ignore[misc]
             self.view.message = f"{action} failed ({type(exc).__name__})"
 
     def close(self) -> None:
+        self._unsubscribe()
+        self._live.cancel()
         self.close_compare()
         self.view.close()
         super().close()
+
+
+def _subscribe(history: History, studio: Studio) -> Callable[[], None]:
+    """Follow the studio's job changes with a weak reference: a History nobody holds (a
+    cell re-run) is not kept alive, nor refreshed, by the studio."""
+    ref = weakref.ref(history)
+
+    def listener(job: Job) -> None:
+        alive = ref()
+        if alive is None:
+            unsubscribe()
+        else:
+            alive.job_changed(job)
+
+    unsubscribe = studio.on_job_change(listener)
+    return unsubscribe
 
 
 def _status_text(job: Job) -> str:
@@ -298,85 +338,3 @@ def _status_text(job: Job) -> str:
     if job.status in TERMINAL_ERROR_STATUSES:
         return words
     return f"{words} {int(job.progress)}%"
-
-
-class PanelHistory:
-    """The panel's "History" toggle and view, and what "vary" remembers.
-
-    Made by ``SoraWidget``: a bar (the toggle, and the job the next submit will record as
-    its parent) and a box, put just above the panel's gallery. The view is made on first
-    open (a panel that never opens it reads nothing), refreshed on each open and after
-    each submit. ``load`` puts a job in the form; ``vary`` does too and remembers it:
-    the panel passes :attr:`parent_id` to its next submit, then calls :meth:`submitted`.
-    """
-
-    def __init__(self, panel: Any) -> None:
-        self.panel = panel
-        self.parent: Job | None = None
-        self.view: History | None = None
-        self.toggle = widgets.ToggleButton(
-            value=False, description="History", icon="history",
-            tooltip="every job in the journal: search, star, note, load, vary, compare",
-            layout=widgets.Layout(width="auto"))
-        self.toggle.add_class("sora-history-toggle")
-        self.parent_line = widgets.HTML()
-        self.forget_button = widgets.Button(
-            description="forget", icon="times", layout=widgets.Layout(width="auto",
-                                                                      display="none"),
-            tooltip="the next submit is not recorded as a variation")
-        self.forget_button.on_click(lambda _b: self._remember(None))
-        self.bar = widgets.HBox([self.toggle, self.parent_line, self.forget_button],
-                                layout=widgets.Layout(align_items="center",
-                                                      margin="6px 0 0 0"))
-        self.box = widgets.VBox(layout=widgets.Layout(display="none", width="100%"))
-        self.toggle.observe(self._on_toggle, names="value")
-        children = list(panel.children)
-        at = children.index(panel.gallery) if panel.gallery in children else len(children)
-        panel.children = (*children[:at], self.bar, self.box, *children[at:])
-
-    @property
-    def parent_id(self) -> str | None:
-        return self.parent.local_id if self.parent is not None else None
-
-    def open(self, on: bool = True) -> History | None:
-        self.toggle.value = bool(on)    # observed
-        return self.view
-
-    def _on_toggle(self, change: dict[str, Any]) -> None:
-        if change["new"]:
-            if self.view is None:
-                self.view = History(studio=self.panel.studio, on_load=self._load)
-                self.box.children = (self.view,)
-            else:
-                self.view.refresh()
-            self.box.layout.display = None
-        else:
-            self.box.layout.display = "none"
-
-    def _load(self, job: Job, vary: bool) -> None:
-        self.panel.load(job)
-        self._remember(job if vary else None)
-
-    def _remember(self, job: Job | None) -> None:
-        self.parent = job
-        if job is None:
-            self.parent_line.value = ""
-            self.forget_button.layout.display = "none"
-            return
-        prompt = job.prompt or "(image only)"
-        short = prompt if len(prompt) <= 60 else prompt[:59] + "…"
-        self.parent_line.value = (
-            "<span class='sora-vary' style='font-size: 12px; color: "
-            "var(--jp-ui-font-color2, #666)'>the next Generate is a variation of: "
-            f"<b>{render.escape(short)}</b></span>")
-        self.forget_button.layout.display = None
-
-    def submitted(self) -> None:
-        """A submit went through: it recorded the parent (if any); show it in the view."""
-        self._remember(None)
-        if self.view is not None and self.toggle.value:
-            self.view.refresh()
-
-    def close(self) -> None:
-        if self.view is not None:
-            self.view.close()

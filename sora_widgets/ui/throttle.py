@@ -26,11 +26,17 @@ class Throttle:
 
     ``run_now()`` runs at once (an important change: a status, an error) and starts a new
     interval; ``cancel()`` drops a pending trailing run. ``interval <= 0`` runs every time.
+    ``defer``: every run happens on the timer thread, never in the caller's.
     """
 
-    def __init__(self, fn: Callable[[], None], interval: float = 1.0) -> None:
+    def __init__(self, fn: Callable[[], None], interval: float = 1.0, *,
+                 defer: bool = False) -> None:
         self._fn = fn
         self.interval = interval
+        #: Never run in the caller's thread (the caller is the engine's events thread and
+        #: ``fn`` reads the journal): every run is the timer thread's, at most one per
+        #: interval, the first as soon as possible.
+        self.defer = defer
         self._clock = time.monotonic
         self._lock = threading.Lock()
         self._last = -float("inf")
@@ -40,10 +46,10 @@ class Throttle:
     def __call__(self) -> None:
         with self._lock:
             wait = self._last + self.interval - self._clock()
-            if wait > 0:
+            if wait > 0 or self.defer:
                 if not self._pending:
                     self._pending = True
-                    _timer().at(self._clock() + wait, self._trailing)
+                    _timer().at(self._clock() + max(0.0, wait), self._trailing)
                 return
             self._last = self._clock()
         self._run()

@@ -148,3 +148,89 @@ def test_empty_panel_is_guidance_and_an_unloadable_image_a_placeholder(
     assert previews["dead"].read_bytes() != previews["live"].read_bytes()
     assert page.evaluate(RED_TEXT_JS, panel.element_handle()) == []
     assert page.errors == [], page.errors
+
+
+BALLOON = "a hot air balloon drifting over green hills at sunrise"
+HERON = "a grey heron lifting off a misty pond, slow motion"
+KEYBOARD = "a red tram turning a corner in the snow, evening light"
+
+
+def test_takes_land_by_the_form_history_is_live_and_a_double_click_pays_once(
+        open_notebook: Any, lab: Any, page: Any) -> None:
+    import json
+    import re
+    import urllib.request
+
+    nb = open_notebook("panel-live.ipynb", [
+        "import sora_widgets as sw\nfrom sora_widgets.studio.studio import default_studio\n"
+        "print('EMULATOR', default_studio().emulator_url())\n"
+        "panel = sw.SoraWidget()\npanel.history.open()\npanel",
+        # A take made elsewhere in the kernel (as %sora or sw.generate would).
+        f"elsewhere = sw.generate({BALLOON!r})"])
+    nb.run_all()
+    panel = nb.output(0).locator(".sora-panel")
+    panel.wait_for(timeout=JOB_DEADLINE_MS)
+    history = panel.locator(".sora-history")
+    history.wait_for(timeout=JOB_DEADLINE_MS)
+    emulator = re.search(r"EMULATOR (\S+)", nb.output(0).inner_text())
+    assert emulator, nb.output(0).inner_text()
+
+    def posts() -> int:
+        with urllib.request.urlopen(f"{emulator.group(1)}/_emulator/stats", timeout=10) as r:
+            return int(json.load(r)["posts"])
+
+    # With History open, the take finished elsewhere shows completed, with its poster,
+    # and nobody clicks anything (no ↻).
+    done = history.locator(".sora-history-card[data-status='completed']", has_text=BALLOON)
+    done.locator("img.sora-history-poster").wait_for(timeout=JOB_DEADLINE_MS)
+    assert done.get_attribute("data-job-id")
+    shot(page, "panel-history-live", history)
+
+    # The DOM contract the other front-end tests use.
+    for selector in ("textarea.sora-prompt", "input.sora-image", "button.sora-generate",
+                     "button.sora-ratio[data-ratio='16:9']",
+                     "button.sora-ratio[data-ratio='9:16']", ".sora-spend"):
+        panel.locator(selector).first.wait_for()
+
+    before = posts()
+    panel.locator(".sora-prompt-input textarea").fill(HERON)
+    button = panel.locator("button.sora-generate")
+    button.and_(panel.locator("button:not([disabled])")).wait_for()
+    assert "earlier" not in button.inner_text()
+    button.dblclick()
+    card = _card(panel, HERON)
+    card.wait_for()
+    # The take's card is in view right after the click (under the form, above History).
+    box = card.bounding_box()
+    height = page.evaluate("() => window.innerHeight")
+    assert box is not None and 0 <= box["y"] < height, (box, height)
+    assert "earlier" not in button.inner_text() and "reused" not in button.inner_text()
+    video = card.locator("video.sora-video")
+    video.wait_for(timeout=JOB_DEADLINE_MS)
+    info = play_video(page, video.element_handle())
+    assert info["videoWidth"] > 0, info
+    take = panel.locator(".sora-takes .sora-take[data-status='completed']", has_text=HERON)
+    take.locator("video").wait_for()
+    assert take.get_attribute("data-job-id")
+    assert "reused" not in take.locator(".sora-take-money").inner_text().lower()
+    assert posts() - before == 1, "a double click sent more than one POST"
+    assert _card(panel, HERON).count() == 1
+    texts = panel.locator(".sora-card").all_inner_texts()
+    assert not [t for t in texts if "reused" in t.lower()], texts
+    page.mouse.move(0, 0)
+    shot(page, "panel-double-click-joined", panel)
+
+    # Ctrl+Enter in the prompt generates; the running take shows in the queue under the
+    # form, then its card plays.
+    prompt = panel.locator(".sora-prompt-input textarea")
+    prompt.fill(KEYBOARD)
+    button.and_(panel.locator("button:not([disabled])")).wait_for()
+    prompt.press("Control+Enter")
+    item = panel.locator(".sora-queue .sora-queue-item[data-status]", has_text=KEYBOARD)
+    item.wait_for(timeout=JOB_DEADLINE_MS)
+    shot(page, "panel-queue", panel)
+    _card(panel, KEYBOARD).locator("video.sora-video").wait_for(timeout=JOB_DEADLINE_MS)
+    item.wait_for(state="detached", timeout=JOB_DEADLINE_MS)
+    assert posts() - before == 2
+    assert nb.errors_in_outputs() == []
+    assert page.errors == [], page.errors

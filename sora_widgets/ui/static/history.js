@@ -70,6 +70,8 @@ async function media(model, card, player) {
 async function cardNode(model, card, player) {
   const node = h("div", "sora-history-card");
   node.dataset.id = card.id;
+  node.dataset.jobId = card.id; // the DOM contract: data-job-id, data-status
+  node.dataset.status = card.status;
   node.appendChild(await media(model, card, player));
   node.appendChild(promptNode(card));
   if (card.parent) {

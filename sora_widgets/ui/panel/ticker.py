@@ -1,0 +1,52 @@
+"""The panel's one-second ticker: elapsed time on the running cards and in the queue.
+
+A daemon thread, started when a take runs and gone when none does (or on close); it only
+sets widget traits.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from sora_widgets.ui.panel.card import JobCard
+
+__all__ = ["TICK_SECONDS", "Ticking"]
+
+#: How often the elapsed time of running jobs is refreshed (a daemon thread, traits only).
+TICK_SECONDS = 1.0
+
+
+class Ticking:
+    """Mixed into ``SoraWidget``: ``_ensure_ticker`` after a take is shown."""
+
+    cards: list[JobCard]
+    _lock: threading.RLock
+    _stop: threading.Event
+    _ticker: threading.Thread | None
+
+    def _refresh_queue(self) -> None:
+        raise NotImplementedError
+
+    def _ensure_ticker(self) -> None:
+        with self._lock:
+            if self._ticker is None and self._running() and not self._stop.is_set():
+                self._ticker = threading.Thread(target=self._tick, daemon=True,
+                                                name="sora-widgets-ticker")
+                self._ticker.start()
+
+    def _running(self) -> list[JobCard]:
+        return [c for c in self.cards if not c.job.done and c.job.tracking]
+
+    def _tick(self) -> None:
+        """Refresh elapsed time once a second; stop when every job is done (or on close)."""
+        while not self._stop.wait(TICK_SECONDS):
+            with self._lock:
+                running = self._running()
+                if not running:
+                    self._ticker = None
+                    return
+            for card in running:
+                card.refresh_status()
+            self._refresh_queue()
+        with self._lock:
+            self._ticker = None
