@@ -396,7 +396,7 @@ def test_an_open_history_shows_a_take_finished_elsewhere_without_a_click(
             return next((c for c in history.view.cards if c["id"] == job.local_id), None)
 
         # No refresh, no message from the front end: the studio's job events did it.
-        wait_for(lambda: (shown() or {}).get("status") == Status.COMPLETED
+        wait_until(lambda: (shown() or {}).get("status") == Status.COMPLETED
                  and bool((shown() or {}).get("poster")))
         card = shown()
         assert card is not None and card["openable"]
@@ -425,5 +425,5 @@ def test_a_panel_take_made_with_vary_turns_completed_in_the_open_history(
         return next((c["status"] for c in view.view.cards if c["id"] == child.local_id),
                     None)
 
-    wait_for(lambda: status() == Status.COMPLETED)
+    wait_until(lambda: status() == Status.COMPLETED)
     assert studio.journal().get(child.local_id).parent_id == ids[-1]

@@ -429,7 +429,7 @@ def test_the_queue_under_the_form_lists_running_takes_newest_first(
     assert {i["id"] for i in items} == {c.job.local_id for c in panel.cards}
     for card in panel.cards:
         finish(card)
-    wait_for(lambda: panel.queue.items == [])
+    wait_until(lambda: panel.queue.items == [])
 
 
 def test_stop_tracking_in_the_queue_cancels_locally(relay: RunningEmulator,
@@ -437,7 +437,7 @@ def test_stop_tracking_in_the_queue_cancels_locally(relay: RunningEmulator,
     panel = make_panel(prompt="an owl turning its head")
     panel.generate_button.click()
     job = panel.cards[0].job
-    wait_for(lambda: job.id is not None)
+    wait_until(lambda: job.id is not None)
     send_key(panel, action="cancel", id=job.local_id)
     assert not job.tracking
     assert panel.queue.items == []
