@@ -47,8 +47,8 @@ from sora_widgets.engine.outcome import rejection, state_from_traits
 from sora_widgets.engine.poller import MAX_IN_FLIGHT, MAX_SAVING, Poller, poller
 from sora_widgets.journal import Journal
 
-__all__ = ["MAX_IN_FLIGHT", "MAX_SAVING", "Backend", "Job", "Poller", "poller", "poster_of",
-           "video_file_name", "wait_hook"]
+__all__ = ["MAX_IN_FLIGHT", "MAX_SAVING", "Backend", "Job", "Poller", "on_every_change",
+           "poller", "poster_of", "video_file_name", "wait_hook"]
 # Backend, poller, poster_of, video_file_name and the two limits live in their own modules;
 # they are re-exported here because the studio, the UIs and outside scripts import them
 # from ``sora_widgets.engine.job`` (0.2's one engine module).
@@ -78,6 +78,23 @@ def _wait_with_hook(job: Job, timeout: float | None) -> bool:
                 done()
             except Exception:
                 log.exception("the wait() progress hook failed")
+
+
+#: Listeners of every handle's transitions (a live History): one tuple for the process,
+#: so following every job costs a handle nothing (copied on change, iterated unlocked).
+_every_change: tuple[Callable[[Job], None], ...] = ()
+
+
+def on_every_change(listener: Callable[[Job], None]) -> Callable[[], None]:
+    """Call ``listener(job)`` after each transition of any handle, from the engine's events
+    thread (it must be quick and never block). Returns the function that unsubscribes."""
+    global _every_change
+    _every_change = (*_every_change, listener)
+
+    def unsubscribe() -> None:
+        global _every_change
+        _every_change = tuple(f for f in _every_change if f is not listener)
+    return unsubscribe
 
 
 class Job(HasTraits):
@@ -234,6 +251,11 @@ class Job(HasTraits):
     def bind(self, studio: Any) -> None:
         """The Studio that made the handle (``continue_with`` asks it); for the studio."""
         self._studio = studio
+
+    @property
+    def studio(self) -> Any:
+        """The Studio that made the handle, or ``None``."""
+        return self._studio
 
     def use_backend(self, backend: Backend) -> None:
         """Point an untracked handle at another backend (the studio's emulator came back on
@@ -393,6 +415,11 @@ class Job(HasTraits):
                     callback(event)
                 except Exception:
                     log.exception("a change callback of job %s failed", self.local_id)
+            for listener in _every_change:
+                try:
+                    listener(self)
+                except Exception:
+                    log.exception("a job-change listener failed on job %s", self.local_id)
 
     def set_traits(self, **values: Any) -> None:
         """Set a few traits at once, under the lock (engine-internal: a poll error, a

@@ -34,7 +34,7 @@ from sora_widgets.core.settings import (
     preferences,
     settings,
 )
-from sora_widgets.engine.job import Job, poller
+from sora_widgets.engine.job import Job, on_every_change, poller
 from sora_widgets.journal import JobRecord, Journal, Spend, open_journal
 from sora_widgets.journal.ledger import utc_month_start
 from sora_widgets.studio.continuation import continuation_request, first_frame_image
@@ -60,8 +60,8 @@ class Studio(Relays):
         self._pid = os.getpid()
         #: Kernel-wide "a job changed" listeners (a History view): copied, iterated unlocked.
         self._listeners: tuple[Callable[[Job], None], ...] = ()
-        #: One bound method shared by every handle (a handle costs no extra object for it).
-        self._on_job_event = self._job_changed
+        #: Unsubscribes from the engine's every-handle hook while anyone listens here.
+        self._unhook: Callable[[], None] | None = None
 
     # -- plumbing -------------------------------------------------------------------------
 
@@ -98,7 +98,6 @@ class Studio(Relays):
                 job = Job.from_record(record, backend, self.journal(current),
                                       self._one(current.videos_dir))
                 job.bind(self)
-                job.on_change(self._on_job_event)
                 if problem and not job.settled:
                     job.detach(problem)      # not polled here: another relay's key is unknown
                 self._live[record.local_id] = job
@@ -108,20 +107,27 @@ class Studio(Relays):
         """Call ``listener(job)`` after each transition of any job this studio hands out
         (the panel's, ``%sora``'s, ``sw.generate``'s), from the engine's events thread:
         it must be quick and never block. Returns the function that unsubscribes."""
-        self._listeners = (*self._listeners, listener)
+        with self._lock:
+            self._listeners = (*self._listeners, listener)
+            if self._unhook is None:      # the engine's hook, held only while someone listens
+                self._unhook = on_every_change(self._job_changed)
 
         def unsubscribe() -> None:
-            self._listeners = tuple(f for f in self._listeners if f is not listener)
+            with self._lock:
+                self._listeners = tuple(f for f in self._listeners if f is not listener)
+                if not self._listeners and self._unhook is not None:
+                    self._unhook()
+                    self._unhook = None
         return unsubscribe
 
-    def _job_changed(self, event: dict[str, Any]) -> None:
-        job = event.get("owner")
-        if isinstance(job, Job):
-            for listener in self._listeners:
-                try:
-                    listener(job)
-                except Exception:
-                    log.exception("a job-change listener failed")
+    def _job_changed(self, job: Job) -> None:
+        if job.studio is not self:
+            return
+        for listener in self._listeners:
+            try:
+                listener(job)
+            except Exception:
+                log.exception("a job-change listener failed")
 
     @staticmethod
     def limits(current: Settings | None = None, *, confirm: bool = False) -> Limits:
@@ -204,7 +210,6 @@ class Studio(Relays):
                 for record in claim.created:
                     job = Job.from_record(record, backend, journal, videos)
                     job.bind(self)
-                    job.on_change(self._on_job_event)
                     self._live[record.local_id] = job
                     poller().submit(job)
                     jobs.append(job)
@@ -283,13 +288,13 @@ class Studio(Relays):
         """Follow a job again if it still needs the relay (or another process's submit);
         fetch a finished video that is not on this machine (a teammate's job, a deleted
         file) from a fresh link — never by paying again."""
-        if job.tracking or job._backend.key is None:
+        if job.tracking or job.backend.key is None:
             return job
         missing = (job.settled and job.status == Status.COMPLETED and job.local_path is None
                    and job.id is not None)
         if job.settled and not missing:
             return job
-        if job.emulator and not job._backend.base_url:
+        if job.emulator and not job.backend.base_url:
             job.use_backend(self._emulator_backend(settings(), style=job.backend.style))
         if missing:
             poller().fetch(job)
