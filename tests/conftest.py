@@ -7,10 +7,12 @@ server in a thread, never to mocks.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import date
 from pathlib import Path
 
 import pytest
 
+from sora_widgets.core.catalog import use_today
 from sora_widgets.emulator import EmulatorConfig, RunningEmulator, start_emulator
 from sora_widgets.engine.job import poller
 from sora_widgets.studio import studio as studio_module
@@ -67,3 +69,12 @@ def relay(emulator: RunningEmulator, studio: studio_module.Studio,
 def _stop_poller_after_test() -> Iterator[None]:
     yield
     poller().stop()
+
+
+@pytest.fixture(autouse=True)
+def _before_sora_retirement() -> Iterator[None]:
+    """Judge model retirements as on a day before OpenAI's sora-2 shutdown (2026-09-24) and
+    more than 30 days from it, so tests of the openai style's paid path keep paying; the
+    retirement tests move the day themselves (``use_today``)."""
+    with use_today(date(2026, 6, 1)):
+        yield

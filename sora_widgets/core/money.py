@@ -137,6 +137,8 @@ class Quote:
     amount_usd: float | None = None
     #: Why the call would be refused now (a cap, a confirmation), or None.
     refusal: Refusal | None = field(default=None, compare=False)
+    #: What the quote must also say (a model about to retire), each shown after the price.
+    notes: tuple[str, ...] = field(default=(), compare=False)
 
     @property
     def blocked(self) -> str | None:
@@ -168,7 +170,8 @@ class Quote:
             paid = f"{self.new} new × ${self.price_usd:.2f} = ${self.new_usd:.2f}"
         else:
             paid = "nothing new to pay"
-        return paid + (f" · {self.reused} reused free" if self.reused else "")
+        return paid + (f" · {self.reused} reused free" if self.reused else "") + "".join(
+            f" · ⚠ {note}" for note in self.notes)
 
 
 def total(items: Sequence[tuple[int, int, float]], *, emulator: bool) -> Quote:

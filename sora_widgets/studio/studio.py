@@ -21,6 +21,7 @@ import time
 import uuid
 import weakref
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,7 @@ from sora_widgets.journal import JobRecord, Journal, Spend, open_journal
 from sora_widgets.journal.ledger import utc_month_start
 from sora_widgets.studio.continuation import continuation_request, first_frame_image
 from sora_widgets.studio.relays import EMULATOR_KEY, Relays, check_style
+from sora_widgets.studio.retire import retirement_notes
 
 __all__ = ["EMULATOR_KEY", "Studio", "default_studio"]
 
@@ -123,10 +125,12 @@ class Studio(Relays):
         backend = self.backend(current, base_url=base_url)
         for request in requests:
             check_style(request, backend)
-        return self.journal(current).quote_many(
+        notes = retirement_notes(requests, current, emulator=backend.emulator)
+        quote = self.journal(current).quote_many(
             items=self._items(requests, current, emulator=backend.emulator),
             backend=backend.journal_name, emulator=backend.emulator, session=self.session,
             force=force, limits=self.limits(current, confirm=confirm))
+        return replace(quote, notes=notes) if notes else quote
 
     @staticmethod
     def require(quote: Quote) -> Quote:
@@ -161,6 +165,7 @@ class Studio(Relays):
         for request in requests:
             check_style(request, backend)
             request.check_sendable()      # a hostile journal row is shown, never sent
+        retirement_notes(requests, current, emulator=backend.emulator)   # a dead model: 0 POSTs
         journal = self.journal(current)
         items = self._items(requests, current, emulator=backend.emulator)
         claims = journal.claim_many(
