@@ -13,7 +13,7 @@ import hashlib
 import json
 import mimetypes
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -26,6 +26,9 @@ from sora_widgets.core.snapshot import TaskError, TaskSnapshot
 __all__ = [
     "ASPECT_RATIOS",
     "DURATION_SECONDS",
+    "EXTEND",
+    "OPERATIONS",
+    "REMIX",
     "Quote",
     "TaskError",
     "TaskSnapshot",
@@ -34,6 +37,10 @@ __all__ = [
 ]
 
 ASPECT_RATIOS = ("16:9", "9:16")
+#: What a follow-up request does to the task it names (``source_task``).
+REMIX = "remix"
+EXTEND = "extend"
+OPERATIONS = (REMIX, EXTEND)
 DURATION_SECONDS = 12
 MAX_PROMPT_CHARS = 10_000
 MAX_LOCAL_IMAGE_BYTES = 10 * 1024 * 1024
@@ -183,6 +190,9 @@ class VideoRequest:
     last_frame: str | None = None
     resolution: str | None = None
     generate_audio: bool | None = None
+    #: A remix or an extension (``operation``) of the relay task ``source_task``.
+    source_task: str | None = None
+    operation: str | None = None
     #: Read from a journal row that no valid request could have written: never sent.
     tainted: bool = field(default=False, compare=False, repr=False)
 
@@ -297,7 +307,8 @@ class VideoRequest:
             body["image"] = self.images[0]
         elif self.images:
             body["image"] = list(self.images)
-        for name in ("seed", "last_frame", "resolution", "generate_audio"):
+        for name in ("seed", "last_frame", "resolution", "generate_audio", "source_task",
+                     "operation"):
             value = getattr(self, name)
             if value is not None:
                 body[name] = value
@@ -345,8 +356,32 @@ class VideoRequest:
                       text(body.get("model"), DEFAULT_MODEL) or DEFAULT_MODEL, seconds,
                       text(body.get("size")) if style != "artifex" else None, style,
                       seed, text(body.get("last_frame")), text(body.get("resolution")), audio,
+                      text(body.get("source_task")), text(body.get("operation")),
                       tainted=tainted)
+        if request.operation is not None and (request.operation not in OPERATIONS
+                                              or request.source_task is None):
+            request = replace(request, tainted=True)
         return request
+
+    def follow_up(self, operation: str, source_task: str, prompt: str,
+                  seconds: int | None = None) -> VideoRequest:
+        """A remix (same length) or an extension (``seconds`` more) of ``source_task``, a
+        task made from this request: the prompt checked like any, the shape kept."""
+        if operation not in OPERATIONS:
+            raise ValidationError(f"operation: {', '.join(OPERATIONS)}, not {operation[:20]!r}",
+                                  field="operation")
+        text = prompt.strip() if isinstance(prompt, str) else ""
+        if not text or len(text) > MAX_PROMPT_CHARS:
+            raise ValidationError(f"prompt: a {operation} needs a prompt (at most "
+                                  f"{MAX_PROMPT_CHARS} characters); nothing was sent",
+                                  field="prompt")
+        _check_text(text, "prompt")
+        length = self.duration if seconds is None else _whole_seconds(seconds, "seconds",
+                                                                       text_ok=False)
+        if length is None or length <= 0:
+            raise ValidationError("seconds: must be positive", field="seconds")
+        return replace(self, prompt=text, images=(), last_frame=None, seed=None,
+                       duration=length, source_task=source_task, operation=operation)
 
     def check_sendable(self) -> VideoRequest:
         """This request, or a ValidationError when it came from a row that no valid
