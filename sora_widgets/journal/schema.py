@@ -92,6 +92,15 @@ def _has_table(cur: Cursor, name: str, dialect: str) -> bool:
     return int(cur.execute(sql, (name,)).fetchone()["n"]) > 0
 
 
+def _has_column(cur: Cursor, table: str, column: str, dialect: str) -> bool:
+    if dialect == "sqlite":
+        sql = "SELECT COUNT(*) AS n FROM pragma_table_info(?) WHERE name = ?"
+    else:
+        sql = ("SELECT COUNT(*) AS n FROM information_schema.columns WHERE table_name = ?"
+               " AND column_name = ? AND table_schema = current_schema()")
+    return int(cur.execute(sql, (table, column)).fetchone()["n"]) > 0
+
+
 def migrate(cur: Cursor, *, dialect: str) -> int:
     """Bring the schema to :data:`SCHEMA_VERSION` inside the caller's transaction."""
     if not _has_table(cur, "schema_version", dialect):
@@ -111,8 +120,9 @@ def migrate(cur: Cursor, *, dialect: str) -> int:
         _kinds_for_names(cur)
     if 1 <= version < 4:
         spec = {name: (kind, constraint) for name, kind, constraint in _JOBS}
-        for name in _ADDED_IN_4:
-            cur.execute(f"ALTER TABLE jobs ADD COLUMN {_column(name, *spec[name], dialect)}")
+        for name in _ADDED_IN_4:     # a table faked or half-migrated by hand may have it
+            if not _has_column(cur, "jobs", name, dialect):
+                cur.execute(f"ALTER TABLE jobs ADD COLUMN {_column(name, *spec[name], dialect)}")
     if version < SCHEMA_VERSION:
         for sql in _INDEXES:
             cur.execute(sql)
