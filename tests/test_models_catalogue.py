@@ -303,3 +303,14 @@ def test_magic_seed_alternatives_make_a_seed_axis(ip: Session,  # noqa: F811
     again = sw.generate("a red kite", seed=2)
     assert again.reused and again.local_id == kites[1].local_id
     assert not sw.generate("a red kite", seed=3).reused
+
+
+def test_lineage_shows_the_seed(home: Path) -> None:
+    from sora_widgets.studio.lineage import provenance
+
+    take = VideoRequest.create("a fox", model="google/veo-3.1", style="router", seconds=8,
+                               seed=42, resolution="1080p", generate_audio=False)
+    assert provenance(take) == "seed 42 · 1080p · no audio"
+    remix = VideoRequest.create("a heron", style="openai").follow_up("remix", "video_1", "x")
+    assert provenance(remix) == "remix of video_1"
+    assert provenance(VideoRequest.create("a fox", style="artifex")) == ""

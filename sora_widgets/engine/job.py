@@ -41,7 +41,7 @@ from sora_widgets.core.lifecycle import (
     Status,
 )
 from sora_widgets.core.models import VideoRequest
-from sora_widgets.core.money import charged_price
+from sora_widgets.core.money import billing_text, charged_price
 from sora_widgets.engine import finish
 from sora_widgets.engine.backend import Backend, poster_of, video_file_name
 from sora_widgets.engine.outcome import rejection, state_from_traits
@@ -167,6 +167,11 @@ class Job(HasTraits):
     def cached(self, value: bool) -> None:
         _warn_cached()
         self.reused = bool(value)
+
+    @property
+    def billing(self) -> str:
+        """'quoted $0.80 · billed $0.84', flagged (⚠) past 5 % (``billed_usd`` is the cost)."""
+        return billing_text(self.price_usd, self.billed_usd)
 
     @property
     def done(self) -> bool:
