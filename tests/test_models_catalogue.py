@@ -107,13 +107,16 @@ def test_a_seed_is_part_of_the_identity_only_when_given(home: Path) -> None:
 
 
 def test_a_seed_list_is_a_sweep_axis(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("SORA_API_STYLE", "router")
-    made = plan("a {red|blue} fox", model="google/veo-3.1", seed=[1, 2, 3], seconds=8)
+    path = home.parent / "seeded.json"
+    path.write_text(json.dumps({"artifex": {"sora-2": {"seed": True}}}))
+    monkeypatch.setenv("SORA_CATALOG", str(path))
+    made = plan("a {red|blue} fox", model="sora-2", seed=[1, 2, 3])
     assert [a.name for a in made.axes] == ["{red|blue}", SEED_AXIS]
     assert [r.seed for r in made.requests] == [1, 2, 3, 1, 2, 3]
     assert made.values[4] == ("blue", "2")
+    monkeypatch.delenv("SORA_CATALOG")
     with pytest.raises(ValidationError, match="takes no seed"):
-        plan("a fox", model="openai/sora-2", seed=[1, 2])
+        plan("a fox", model="sora-2", seed=[1, 2])
 
 
 # -- retirement -------------------------------------------------------------------------------
@@ -231,8 +234,7 @@ def test_models_lists_the_current_style(home: Path, monkeypatch: pytest.MonkeyPa
                                         capsys: pytest.CaptureFixture[str]) -> None:
     rows = sw.models()
     assert [r["model"] for r in rows] == ["sora-2"] and rows[0]["price"] == "$0.90/clip"
-    monkeypatch.setenv("SORA_API_STYLE", "router")
-    veo = {r["model"]: r for r in sw.models()}["google/veo-3.1"]
+    veo = {r["model"]: r for r in sw.models("router")}["google/veo-3.1"]
     assert veo["seed"] and veo["audio"] and veo["resolutions"] == ["720p", "1080p"]
     with use_today(AFTER):
         openai = sw.models("openai")

@@ -9,9 +9,14 @@ from collections.abc import Mapping
 from datetime import date
 from typing import Any
 
-from sora_widgets.core.catalog_entry import SIZE, ModelEntry, Price, style_rules
+from sora_widgets.core.catalog_entry import (
+    CATALOGUE_STYLES,
+    SIZE,
+    ModelEntry,
+    Price,
+    style_rules,
+)
 from sora_widgets.core.errors import ValidationError
-from sora_widgets.core.settings import API_STYLES
 
 __all__ = ["entries_from"]
 
@@ -150,9 +155,9 @@ def entries_from(data: Mapping[str, Any], base: Mapping[tuple[str, str], ModelEn
     if not isinstance(data, Mapping):
         raise _problem(source, "top level", "must map a style to its models")
     for style, models in data.items():
-        if style not in API_STYLES:
+        if style not in CATALOGUE_STYLES:
             raise _problem(source, str(style)[:40],
-                           f"not a style (styles: {', '.join(API_STYLES)})")
+                           f"not a style (styles: {', '.join(CATALOGUE_STYLES)})")
         if not isinstance(models, Mapping):
             raise _problem(source, style, "must map a model name to its entry")
         for model, spec in models.items():

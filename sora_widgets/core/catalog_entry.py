@@ -18,8 +18,8 @@ from sora_widgets.core.errors import ValidationError
 from sora_widgets.core.money import cents
 from sora_widgets.core.settings import API_STYLES
 
-__all__ = ["RETIREMENT_WARNING_DAYS", "ModelEntry", "Price", "Resolved", "StyleRules",
-           "ratio_of", "style_rules", "today", "use_today"]
+__all__ = ["CATALOGUE_STYLES", "RETIREMENT_WARNING_DAYS", "ModelEntry", "Price", "Resolved",
+           "StyleRules", "ratio_of", "style_rules", "today", "use_today"]
 
 #: Within this many days of a model's retirement every quote says so.
 RETIREMENT_WARNING_DAYS = 30
@@ -50,11 +50,16 @@ _RULES = {
 }
 
 
+#: The styles the catalogue describes: the wire styles (``API_STYLES``) and ``router``,
+#: whose models are listed and checked even where its wire is not built in yet.
+CATALOGUE_STYLES = tuple(dict.fromkeys((*API_STYLES, *_RULES)))
+
+
 def style_rules(style: str) -> StyleRules:
     """The rules of ``style``; a ValidationError names the styles there are."""
     rules = _RULES.get(style)
     if rules is None:
-        raise ValidationError(f"style: must be one of {', '.join(API_STYLES)}, not "
+        raise ValidationError(f"style: must be one of {', '.join(CATALOGUE_STYLES)}, not "
                               f"{str(style)[:40]!r}", field="style")
     return rules
 

@@ -39,8 +39,8 @@ __all__ = [
 
 DEFAULT_BASE_URL = "https://artifex.help"
 DEFAULT_MODEL = "sora-2"
-#: Relay wire styles (SORA_API_STYLE): the seed's relay, OpenAI- and OpenRouter-shaped ones.
-API_STYLES = ("artifex", "openai", "router")
+#: Relay wire styles (SORA_API_STYLE): the seed's relay, and OpenAI-shaped gateways.
+API_STYLES = ("artifex", "openai")
 #: The embedded emulator runs jobs this much faster than the real relay (demo pace).
 DEFAULT_EMULATOR_TIME_SCALE = 0.1
 
