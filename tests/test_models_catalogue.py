@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import uuid
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
@@ -25,12 +26,13 @@ from sora_widgets.core.models import VideoRequest
 from sora_widgets.core.money import billed_differs, billing_text, charged_price
 from sora_widgets.emulator import EmulatorConfig, RunningEmulator, start_emulator
 from sora_widgets.engine.steps import billed_of
-from sora_widgets.journal import SqliteJournal
+from sora_widgets.journal import Journal, SqliteJournal, open_journal
 from sora_widgets.studio import studio as studio_module
 from sora_widgets.studio.sweeps import SEED_AXIS, plan
 from sora_widgets.ui import cli
 
 from .conftest import TEST_TIME_SCALE, VIP_KEY
+from .pg_fixtures import pg_server, pg_url  # noqa: F401  (fixtures)
 from .test_magic import Session, ip, paid, shell  # noqa: F401  (fixtures)
 
 AFTER = date(2026, 10, 1)        # OpenAI's sora-2* were retired on 2026-09-24
@@ -182,11 +184,12 @@ def test_billing_words_and_the_five_percent_flag() -> None:
     assert billed_of(None, {"billed_usd": True}) == {}
 
 
-def _paid_row(journal: SqliteJournal, price: float) -> str:
+def _paid_row(journal: Journal, price: float, session: str = "s1") -> str:
     request = VideoRequest.create("a fox", style="artifex")
     (claim,) = journal.claim_many(items=[(request, 1, price)], backend="https://relay.test",
-                                  emulator=False, session="s1", force=True, limits=sw_limits(),
-                                  parent_id=None, user="ann", host="h", new_ids=["row1"])
+                                  emulator=False, session=session, force=True,
+                                  limits=sw_limits(), parent_id=None, user="ann", host="h",
+                                  new_ids=[uuid.uuid4().hex])
     local_id = claim.created[0].local_id
     journal.update(local_id, charge="charged", phase="settled", relay_status="completed")
     return local_id
@@ -198,16 +201,24 @@ def sw_limits() -> Any:
     return Limits()
 
 
-def test_the_journal_records_the_bill_and_spend_settles_to_it(tmp_path: Path) -> None:
-    journal = SqliteJournal(tmp_path / "j.sqlite")
-    local_id = _paid_row(journal, 0.80)
-    assert journal.spend("s1").charged_usd == 0.80            # the quote, reserved
+@pytest.fixture(params=["sqlite", "postgres"])
+def location(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return str(tmp_path / "journal.sqlite3")
+    return str(request.getfixturevalue("pg_url"))
+
+
+def test_the_journal_records_the_bill_and_spend_settles_to_it(location: str) -> None:
+    journal = open_journal(location)
+    session = uuid.uuid4().hex
+    local_id = _paid_row(journal, 0.80, session)
+    assert journal.spend(session).charged_usd == 0.80         # the quote, reserved
     journal.update(local_id, billed_usd=0.84)
     record = journal.get(local_id)
     assert record is not None and record.billed_usd == 0.84 and record.price_usd == 0.80
     assert record.cost_usd == 0.84
-    assert journal.spend("s1").charged_usd == 0.84            # settled to the bill
-    assert journal.spend_by_user_day()[0]["charged_usd"] == 0.84
+    assert journal.spend(session).charged_usd == 0.84         # settled to the bill
+    journal.close()
 
 
 def test_a_schema_3_journal_gains_the_billed_column(tmp_path: Path) -> None:
@@ -225,6 +236,7 @@ def test_a_schema_3_journal_gains_the_billed_column(tmp_path: Path) -> None:
     assert record is not None and record.billed_usd is None and record.cost_usd == 0.90
     again.update(local_id, billed_usd=0.95)
     assert again.spend("s1").charged_usd == 0.95
+    assert again.spend_by_user_day()[0]["charged_usd"] == 0.95
 
 
 # -- listing, remix and extend ---------------------------------------------------------------
