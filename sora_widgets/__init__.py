@@ -89,6 +89,7 @@ __all__ = [
     "grid",
     "jobs",
     "load_ipython_extension",
+    "models",
     "resume",
     "spend",
     "stitch",
@@ -140,6 +141,10 @@ def generate(
     duration: int | None = None,
     seconds: int | str | None = None,
     size: str | None = None,
+    seed: int | None = None,
+    last_frame: str | Path | None = None,
+    resolution: str | None = None,
+    generate_audio: bool | None = None,
     wait: bool = False,
     force: bool = False,
     timeout: float | None = None,
@@ -156,6 +161,10 @@ def generate(
     - ``seconds`` (``duration`` is the same): the clip's length where the style and model
       allow a choice (the catalogue says which; the seed's relay makes 12 s).
     - ``size``: ``"WxH"`` on a style with sizes (``openai``).
+    - ``seed``, ``last_frame`` (an image like ``image``: the last frame, interpolation),
+      ``resolution`` (``"1080p"``), ``generate_audio``: where the model takes them
+      (``sw.models()`` says; refused before sending otherwise). A seed is part of the
+      request: the same seed again is reused, another seed is a new job.
     - ``wait``: block until the job is finished (``timeout`` seconds at most: then
       ``TimeoutError``, the job keeps running).
     - ``force``: pay for a new take although an identical earlier request exists (it is
@@ -168,8 +177,18 @@ def generate(
     _notebook_hooks()
     return default_studio().generate(
         prompt, aspect_ratio=aspect_ratio, image=image, model=model, duration=duration,
-        seconds=seconds, size=size, wait=wait, force=force, timeout=timeout,
+        seconds=seconds, size=size, seed=seed, last_frame=last_frame, resolution=resolution,
+        generate_audio=generate_audio, wait=wait, force=force, timeout=timeout,
         base_url=base_url)
+
+
+def models(style: str | None = None) -> list[dict[str, Any]]:
+    """The models of the relay style in force (or ``style``): shapes, lengths, seed, audio,
+    last frame, remix/extend, price and retirement, one dict per model (the catalogue,
+    with the user's file over it). See :func:`sora_widgets.studio.listing.model_rows`."""
+    from sora_widgets.studio.listing import model_rows
+
+    return model_rows(style)
 
 
 def jobs(limit: int | None = None, *, starred: bool | None = None,
@@ -235,6 +254,7 @@ def sweep(
     force: bool = False,
     confirm: bool = False,
     studio: Studio | None = None,
+    seed: int | Sequence[int] | None = None,
 ) -> Sweep:
     """Every combination of ``prompt``'s ``{a|b}`` alternatives (× each ratio of a list)
     in one call, quoted, budgeted and confirmed as a whole; returns a :class:`Sweep` (a
@@ -247,12 +267,13 @@ def sweep(
     - ``confirm``: go ahead although the new charges pass ``SORA_CONFIRM_USD`` (else
       ``ConfirmationRequired`` carrying the quote, nothing sent).
     - ``studio``: the :class:`Studio` to use (default: the process-wide one).
+    - ``seed``: one seed, or a list of seeds (one more axis), where the model takes one.
 
     See :func:`sora_widgets.studio.sweeps.sweep`."""
     from sora_widgets.studio.sweeps import sweep as make
 
     return make(prompt, aspect_ratio=aspect_ratio, image=image, model=model, force=force,
-                confirm=confirm, studio=studio)
+                confirm=confirm, studio=studio, seed=seed)
 
 
 def compare(*jobs: Job | str, media_dir: str | None = None, width: int = 360) -> Compare:

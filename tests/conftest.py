@@ -9,10 +9,12 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections.abc import Iterator
+from datetime import date
 from pathlib import Path
 
 import pytest
 
+from sora_widgets.core.catalog import use_today
 from sora_widgets.core.settings import ENV_VARS as SETTINGS_ENV_VARS
 from sora_widgets.core.settings import Preferences, preferences
 from sora_widgets.emulator import EmulatorConfig, RunningEmulator, start_emulator
@@ -121,3 +123,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.xdist_group(BROWSER_GROUP))
         elif on_postgres:
             item.add_marker(pytest.mark.xdist_group(POSTGRES_GROUP))
+
+
+@pytest.fixture(autouse=True)
+def _before_sora_retirement() -> Iterator[None]:
+    """Judge model retirements as on a day before OpenAI's sora-2 shutdown (2026-09-24) and
+    more than 30 days from it, so tests of the openai style's paid path keep paying; the
+    retirement tests move the day themselves (``use_today``)."""
+    with use_today(date(2026, 6, 1)):
+        yield

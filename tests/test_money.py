@@ -150,7 +150,7 @@ def test_a_journal_of_0_2_opens_and_stores_kinds(location: str) -> None:
     journal.close()
     _raw(location, "UPDATE schema_version SET version = 2")        # as 0.2 left it
     journal = open_journal(location)
-    assert journal.schema_version == SCHEMA_VERSION == 3        # type: ignore[attr-defined]
+    assert journal.schema_version == SCHEMA_VERSION == 4        # type: ignore[attr-defined]
     raw = {str(k): v for k, v in _raw(location, "SELECT local_id, error_type FROM jobs")}
     assert raw == {"a": "permission_denied", "b": "unknown_outcome", "c": "relay_failed"}
     states = {r.local_id: r.state.status for r in journal.iter_all()}

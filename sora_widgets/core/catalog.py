@@ -1,43 +1,61 @@
-"""The model catalogue, as data: per wire style and model, what may be asked and its price.
+"""The model catalogue, as data: per wire style and model, what may be asked, its price, and
+when the vendor stops serving it.
 
 Relays disagree on what a model can do and on how it is billed, so none of that is code:
 
 * ``artifex`` (the seed's relay): ``sora-2``, aspect ratio 16:9 or 9:16, 12 s only, $0.90
-  per clip, charged at submit;
+  per clip, charged at submit; it keeps selling ``sora-2`` (no retirement recorded);
 * ``openai`` (OpenAI-shaped gateways): ``sora-2`` at 1280x720 / 720x1280, ``sora-2-pro`` also
   at 1792x1024 / 1024x1792, 4, 8 or 12 s, billed per second of video ($0.10/s for sora-2,
-  $0.30/s for sora-2-pro at 720p, $0.50/s at 1792x1024).
+  $0.30/s for sora-2-pro at 720p, $0.50/s at 1792x1024); remix and extension endpoints.
+  OpenAI shut its Videos API and every ``sora-2*`` model down on 2026-09-24 (announced
+  2026-03-24, no successor named): recorded as ``retires``;
+* ``router`` (OpenRouter's video API): vendor-prefixed models with a ``resolution``, a
+  ``seed`` and ``generate_audio`` where the model takes them, a last-frame image for
+  interpolation (Veo 3.1), billed cost read back from ``usage.cost``.
 
 A user file overrides or extends it: ``SORA_CATALOG`` (a path), else
 ``$SORA_WIDGETS_HOME/catalog.json`` or ``catalog.toml``, in the shape of :data:`BUILTIN`::
 
-    {"openai": {"sora-2": {"price": {"per": "second", "usd": 0.12}},
+    {"openai": {"sora-2": {"price": {"per": "second", "usd": 0.12}, "retires": null},
                 "veo-3": {"sizes": ["1280x720"], "seconds": [8],
-                          "price": {"per": "clip", "usd": 3.20}}}}
+                          "price": {"per": "clip", "usd": 3.20},
+                          "retires": "2027-01-31", "successor": "veo-4"}}}
 
 An entry named there replaces the fields it gives, a new one must give them all.
-``SORA_PRICE_USD`` replaces every price with one flat price per clip.
+``SORA_PRICE_USD`` replaces every price with one flat price per clip. Within 30 days of a
+``retires`` day every quote says so; from that day a paid relay is never sent the model
+(:meth:`ModelEntry.check_alive`; ``force`` does not change it, the file does).
 
 A request outside the catalogue is refused before anything is sent, the allowed values
-named (:meth:`Catalogue.resolve`). The price of a request has one rule, :func:`price_of`:
-quotes, budgets and the spend recorded in the journal all use it.
+named (:meth:`Catalogue.resolve`, :meth:`Catalogue.options`). The price of a request has one
+rule, :func:`price_of`: quotes, budgets and the spend recorded in the journal all use it.
 """
 
 from __future__ import annotations
 
 import importlib
 import json
-import math
 import re
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from sora_widgets.core.catalog_build import entries_from
+from sora_widgets.core.catalog_entry import (
+    ModelEntry,
+    Price,
+    Resolved,
+    StyleRules,
+    ratio_of,
+    style_rules,
+    today,
+    use_today,
+)
 from sora_widgets.core.errors import ValidationError
-from sora_widgets.core.money import cents
-from sora_widgets.core.settings import API_STYLES, Settings, settings
+from sora_widgets.core.settings import Settings, settings
 
 if TYPE_CHECKING:
     from sora_widgets.core.models import VideoRequest
@@ -52,10 +70,24 @@ __all__ = [
     "catalogue",
     "price_of",
     "ratio_of",
+    "shape_of",
     "style_rules",
+    "today",
+    "use_today",
 ]
 
+_SORA_RETIRED = "2026-09-24"   # OpenAI's shutdown of the Videos API (announced 2026-03-24)
+
 #: The catalogue shipped with the package (the user file has the same shape).
+#: Sources: artifex and openai as before (the seed's price list; OpenAI's video pricing
+#: page: $0.10/s sora-2, $0.30/s sora-2-pro 720p, $0.50/s at 1792x1024). router: OpenRouter's
+#: model pages (openrouter.ai/openai/sora-2-pro: "from $0.30 per second", released
+#: 2026-03-23); sora-2 on the router at $0.10/s is an assumption (OpenAI's own price passed
+#: through); its 1080p (= 1792x1024 class) price of $0.50/s is carried over from OpenAI's
+#: table (assumption). Sora takes no seed and no generate_audio switch (it always makes
+#: sound): both false. google/veo-3.1: 4, 6 or 8 s, 720p/1080p, 16:9/9:16, seed, audio
+#: switch and first+last frame from Google's Veo 3.1 documentation; $0.40/s is Google's
+#: Gemini API price for Veo 3.1 with audio (assumed passed through by the router).
 BUILTIN: dict[str, dict[str, dict[str, Any]]] = {
     "artifex": {
         "sora-2": {"ratios": ["16:9", "9:16"], "seconds": [12],
@@ -63,116 +95,32 @@ BUILTIN: dict[str, dict[str, dict[str, Any]]] = {
     },
     "openai": {
         "sora-2": {"sizes": ["1280x720", "720x1280"], "seconds": [4, 8, 12],
-                   "default_seconds": 4, "price": {"per": "second", "usd": 0.10}},
+                   "default_seconds": 4, "price": {"per": "second", "usd": 0.10},
+                   "remix": True, "extend": True, "retires": _SORA_RETIRED},
         "sora-2-pro": {"sizes": ["1280x720", "720x1280", "1792x1024", "1024x1792"],
                        "seconds": [4, 8, 12], "default_seconds": 4,
                        "price": {"per": "second", "usd": 0.30,
-                                 "by_size": {"1792x1024": 0.50, "1024x1792": 0.50}}},
+                                 "by_size": {"1792x1024": 0.50, "1024x1792": 0.50}},
+                       "remix": True, "extend": True, "retires": _SORA_RETIRED},
+    },
+    "router": {
+        "openai/sora-2": {"ratios": ["16:9", "9:16"], "seconds": [4, 8, 12],
+                          "default_seconds": 4, "resolutions": ["720p"],
+                          "price": {"per": "second", "usd": 0.10}},
+        "openai/sora-2-pro": {"ratios": ["16:9", "9:16"], "seconds": [4, 8, 12],
+                              "default_seconds": 4, "resolutions": ["720p", "1080p"],
+                              "price": {"per": "second", "usd": 0.30,
+                                        "by_size": {"1080p": 0.50}}},
+        "google/veo-3.1": {"ratios": ["16:9", "9:16"], "seconds": [4, 6, 8],
+                           "default_seconds": 8, "resolutions": ["720p", "1080p"],
+                           "seed": True, "audio": True, "last_frame": True,
+                           "price": {"per": "second", "usd": 0.40}},
     },
 }
 
-_SIZE = re.compile(r"([1-9][0-9]{1,4})x([1-9][0-9]{1,4})")
 #: A dated snapshot of a model (``sora-2-2025-10-06``) is priced and checked as the model.
 _SNAPSHOT = re.compile(r"(?P<family>.+)-\d{4}-\d{2}-\d{2}")
 _FILE_NAMES = ("catalog.json", "catalog.toml")
-
-
-@dataclass(frozen=True)
-class StyleRules:
-    """What a wire style's request can carry at all (whatever the model)."""
-
-    #: The style has a ``size`` field (otherwise the shape is the aspect ratio).
-    sizes: bool
-    #: A prompt is required (an image alone is not enough).
-    needs_prompt: bool
-    #: How many first-frame images one request can carry (None: no limit of the style).
-    max_images: int | None
-    #: The name of the length field on the wire.
-    seconds_field: str
-
-
-_RULES = {
-    "artifex": StyleRules(sizes=False, needs_prompt=False, max_images=None,
-                          seconds_field="duration"),
-    "openai": StyleRules(sizes=True, needs_prompt=True, max_images=1,
-                         seconds_field="seconds"),
-}
-
-
-def style_rules(style: str) -> StyleRules:
-    """The rules of ``style``; a ValidationError names the styles there are."""
-    rules = _RULES.get(style)
-    if rules is None:
-        raise ValidationError(f"style: must be one of {', '.join(API_STYLES)}, not "
-                              f"{str(style)[:40]!r}", field="style")
-    return rules
-
-
-def ratio_of(size: str) -> str:
-    """The aspect ratio a ``WxH`` size stands for (landscape 16:9, portrait 9:16)."""
-    match = _SIZE.fullmatch(size)
-    if match is None:
-        raise ValidationError(f"size: must look like 1280x720, not {size[:20]!r}", field="size")
-    width, height = int(match.group(1)), int(match.group(2))
-    return "16:9" if width >= height else "9:16"
-
-
-@dataclass(frozen=True)
-class Price:
-    """A price rule: ``usd`` per clip or per second of video, ``by_size`` overriding it."""
-
-    per: str
-    usd: float
-    by_size: Mapping[str, float] = field(default_factory=dict)
-
-    def of(self, shape: str | None, seconds: int) -> float:
-        unit = self.by_size.get(shape or "", self.usd)
-        return cents(unit * (seconds if self.per == "second" else 1))   # never down to $0
-
-    def describe(self) -> str:
-        unit = "clip" if self.per == "clip" else "s"
-        text = f"${self.usd:.2f}/{unit}"
-        extra = ", ".join(f"${usd:.2f}/{unit} at {size}" for size, usd in self.by_size.items())
-        return f"{text} ({extra})" if extra else text
-
-
-@dataclass(frozen=True)
-class ModelEntry:
-    """One model of one style: its shapes, its lengths, its price rule."""
-
-    style: str
-    model: str
-    #: Sizes (``WxH``) for a style with sizes, aspect ratios otherwise.
-    shapes: tuple[str, ...]
-    seconds: tuple[int, ...]
-    default_seconds: int
-    price: Price
-
-    @property
-    def ratios(self) -> tuple[str, ...]:
-        if not style_rules(self.style).sizes:
-            return self.shapes
-        return tuple(dict.fromkeys(ratio_of(s) for s in self.shapes))
-
-    def sizes_for(self, ratio: str) -> tuple[str, ...]:
-        """The sizes of one aspect ratio, in catalogue order (empty for a ratio style)."""
-        if not style_rules(self.style).sizes:
-            return ()
-        return tuple(s for s in self.shapes if ratio_of(s) == ratio)
-
-
-@dataclass(frozen=True)
-class Resolved:
-    """A request's shape checked against the catalogue, its defaults filled in."""
-
-    entry: ModelEntry
-    aspect_ratio: str
-    size: str | None
-    seconds: int
-
-    @property
-    def price_usd(self) -> float:
-        return self.entry.price.of(self.size or self.aspect_ratio, self.seconds)
 
 
 def _listing(values: tuple[object, ...]) -> str:
@@ -249,104 +197,39 @@ class Catalogue:
         return Resolved(entry, ratio, size, seconds)
 
 
-# -- building a catalogue from data -----------------------------------------------------------
+    def options(self, style: str, model: str, *, seed: int | None = None,
+                last_frame: str | None = None, resolution: str | None = None,
+                generate_audio: bool | None = None) -> None:
+        """Refuse, before anything is sent, an option the model does not take (a seed on
+        Sora 2, a last frame without interpolation, a resolution it does not render)."""
+        entry = self.entry(style, model)
+        where = f"{model} on the {style} style"
+        if seed is not None and not entry.seed:
+            raise ValidationError(f"seed: {where} takes no seed (models that do: "
+                                  f"{_listing(self._with(style, 'seed')) or 'none'}); "
+                                  "nothing was sent", field="seed")
+        if last_frame is not None and not entry.last_frame:
+            raise ValidationError(f"last_frame: {where} takes no last-frame image (models "
+                                  f"that do: {_listing(self._with(style, 'last_frame')) or 'none'}"
+                                  "); nothing was sent", field="last_frame")
+        if generate_audio is not None and not entry.audio:
+            raise ValidationError(f"generate_audio: {where} has no audio switch; nothing was "
+                                  "sent", field="generate_audio")
+        if resolution is not None and resolution not in entry.resolutions:
+            allowed = (f"takes {_listing(entry.resolutions)}" if entry.resolutions
+                       else "takes no resolution")
+            raise ValidationError(f"resolution: {where} {allowed}, not {resolution[:20]!r}; "
+                                  "nothing was sent", field="resolution")
 
-
-def _problem(source: str, where: str, what: str) -> ValidationError:
-    return ValidationError(f"catalogue {source}: {where}: {what}", field="catalog")
-
-
-def _entry(style: str, model: str, data: Mapping[str, Any], base: ModelEntry | None,
-           source: str) -> ModelEntry:
-    where = f"{style}.{model}"
-    if not isinstance(data, Mapping):
-        raise _problem(source, where, "must be a table/object")
-    unknown = set(data) - {"ratios", "sizes", "seconds", "default_seconds", "price"}
-    if unknown:
-        raise _problem(source, where, f"unknown field(s) {', '.join(sorted(unknown))}")
-    rules = style_rules(style)
-    shape_key, other_key = ("sizes", "ratios") if rules.sizes else ("ratios", "sizes")
-    if other_key in data:
-        raise _problem(source, where, f"the {style} style takes {shape_key!r}, not {other_key!r}")
-    shapes = base.shapes if base is not None else None
-    if shape_key in data:
-        shapes = _strings(data[shape_key], source, f"{where}.{shape_key}")
-        for shape in shapes:
-            if rules.sizes and _SIZE.fullmatch(shape) is None:
-                raise _problem(source, where, f"size {shape[:20]!r} is not WxH")
-            if not rules.sizes and shape not in ("16:9", "9:16"):
-                raise _problem(source, where, f"ratio {shape[:20]!r} is not 16:9 or 9:16")
-    seconds = base.seconds if base is not None else None
-    if "seconds" in data:
-        seconds = _ints(data["seconds"], source, f"{where}.seconds")
-    price = base.price if base is not None else None
-    if "price" in data:
-        price = _price(data["price"], source, f"{where}.price")
-    if shapes is None or seconds is None or price is None:
-        raise _problem(source, where, f"a new model needs {shape_key!r}, 'seconds' and 'price'")
-    default = data.get("default_seconds")
-    if default is None:
-        default = base.default_seconds if base is not None and base.default_seconds in seconds \
-            else seconds[0]
-    if isinstance(default, bool) or not isinstance(default, int) or default not in seconds:
-        raise _problem(source, where, f"default_seconds must be one of {_listing(seconds)}")
-    return ModelEntry(style, model, shapes, seconds, default, price)
-
-
-def _strings(value: object, source: str, where: str) -> tuple[str, ...]:
-    if not isinstance(value, list) or not value or not all(
-            isinstance(v, str) and v.strip() for v in value):
-        raise _problem(source, where, "must be a non-empty list of strings")
-    return tuple(v.strip() for v in value)
-
-
-def _ints(value: object, source: str, where: str) -> tuple[int, ...]:
-    if not isinstance(value, list) or not value or not all(
-            isinstance(v, int) and not isinstance(v, bool) and 0 < v <= 600 for v in value):
-        raise _problem(source, where, "must be a non-empty list of whole seconds (1-600)")
-    return tuple(value)
-
-
-def _usd(value: object, source: str, where: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(
-            value) or value < 0:
-        raise _problem(source, where, "must be a finite number of dollars >= 0")
-    return float(value)
-
-
-def _price(value: object, source: str, where: str) -> Price:
-    if not isinstance(value, Mapping):
-        raise _problem(source, where, "must be {per: clip|second, usd: N[, by_size: {...}]}")
-    unknown = set(value) - {"per", "usd", "by_size"}
-    if unknown:
-        raise _problem(source, where, f"unknown field(s) {', '.join(sorted(unknown))}")
-    per = value.get("per")
-    if per not in ("clip", "second"):
-        raise _problem(source, where, "'per' must be 'clip' or 'second'")
-    by_size = value.get("by_size", {})
-    if not isinstance(by_size, Mapping):
-        raise _problem(source, where, "'by_size' must map a size to dollars")
-    return Price(per, _usd(value.get("usd"), source, f"{where}.usd"),
-                 {str(k): _usd(v, source, f"{where}.by_size.{k}") for k, v in by_size.items()})
+    def _with(self, style: str, flag: str) -> tuple[str, ...]:
+        return tuple(e.model for (s, _), e in self.entries.items()
+                     if s == style and getattr(e, flag))
 
 
 def build(data: Mapping[str, Any], base: Catalogue | None = None,
           source: str = "the built-in catalogue") -> Catalogue:
     """A catalogue from ``data`` (the shape of :data:`BUILTIN`), over ``base`` if given."""
-    entries: dict[tuple[str, str], ModelEntry] = dict(base.entries) if base else {}
-    if not isinstance(data, Mapping):
-        raise _problem(source, "top level", "must map a style to its models")
-    for style, models in data.items():
-        if style not in API_STYLES:
-            raise _problem(source, str(style)[:40],
-                           f"not a style (styles: {', '.join(API_STYLES)})")
-        if not isinstance(models, Mapping):
-            raise _problem(source, style, "must map a model name to its entry")
-        for model, spec in models.items():
-            if not isinstance(model, str) or not model.strip():
-                raise _problem(source, style, "a model name must be a non-blank string")
-            entries[(style, model)] = _entry(style, model, spec, entries.get((style, model)),
-                                             source)
+    entries = entries_from(data, base.entries if base else {}, source)
     return Catalogue(entries, source if base is None else f"{base.source} + {source}")
 
 
@@ -427,4 +310,10 @@ def price_of(request: VideoRequest, current: Settings | None = None) -> float:
     if current.price_usd is not None:
         return current.price_usd
     entry = catalogue(current).entry(request.style, request.model)
-    return entry.price.of(request.size or request.aspect_ratio, request.duration)
+    return entry.price.of(shape_of(request), request.duration)
+
+
+def shape_of(request: VideoRequest) -> str:
+    """What a price's ``by_size`` is keyed by: the size, else the resolution, else the
+    aspect ratio."""
+    return request.size or request.resolution or request.aspect_ratio

@@ -13,7 +13,7 @@ import hashlib
 import json
 import mimetypes
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -26,6 +26,9 @@ from sora_widgets.core.snapshot import TaskError, TaskSnapshot
 __all__ = [
     "ASPECT_RATIOS",
     "DURATION_SECONDS",
+    "EXTEND",
+    "OPERATIONS",
+    "REMIX",
     "Quote",
     "TaskError",
     "TaskSnapshot",
@@ -34,6 +37,10 @@ __all__ = [
 ]
 
 ASPECT_RATIOS = ("16:9", "9:16")
+#: What a follow-up request does to the task it names (``source_task``).
+REMIX = "remix"
+EXTEND = "extend"
+OPERATIONS = (REMIX, EXTEND)
 DURATION_SECONDS = 12
 MAX_PROMPT_CHARS = 10_000
 MAX_LOCAL_IMAGE_BYTES = 10 * 1024 * 1024
@@ -129,6 +136,36 @@ def _whole_seconds(value: object, name: str, *, text_ok: bool) -> int | None:
     return value
 
 
+_MAX_SEED = 2**32 - 1
+_RESOLUTION_CHARS = frozenset("0123456789abcdefghijklmnopqrstuvwxyz")
+
+
+def _options(seed: object, last_frame: object, resolution: object,
+             generate_audio: object) -> tuple[int | None, str | None, str | None, bool | None]:
+    """The model options, each checked for its type (the catalogue then says whether the
+    model takes it)."""
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)
+                             or not 0 <= seed <= _MAX_SEED):
+        raise ValidationError(f"seed: a whole number from 0 to {_MAX_SEED}, not "
+                              f"{str(seed)[:20]!r}", field="seed")
+    frame = None
+    if last_frame is not None and str(last_frame).strip():
+        try:
+            frame = _image_to_url(last_frame)
+        except ValidationError as exc:
+            raise ValidationError("last_frame: " + str(exc).split(": ", 1)[-1],
+                                  field="last_frame") from None
+    shape = None
+    if resolution is not None:
+        shape = str(resolution).strip().lower()
+        if not shape or not set(shape) <= _RESOLUTION_CHARS or len(shape) > 12:
+            raise ValidationError(f"resolution: like 720p or 1080p, not "
+                                  f"{str(resolution)[:20]!r}", field="resolution")
+    if generate_audio is not None and not isinstance(generate_audio, bool):
+        raise ValidationError("generate_audio: true or false", field="generate_audio")
+    return (seed if isinstance(seed, int) else None), frame, shape, generate_audio
+
+
 @dataclass(frozen=True)
 class VideoRequest:
     """A submit request that has passed validation (build it with :meth:`create`).
@@ -147,6 +184,15 @@ class VideoRequest:
     duration: int = DURATION_SECONDS
     size: str | None = None
     style: str = "artifex"
+    #: Options of the models that take them (the catalogue says which; None: not sent, and
+    #: not part of the identity, so journals written before them still match).
+    seed: int | None = None
+    last_frame: str | None = None
+    resolution: str | None = None
+    generate_audio: bool | None = None
+    #: A remix or an extension (``operation``) of the relay task ``source_task``.
+    source_task: str | None = None
+    operation: str | None = None
     #: Read from a journal row that no valid request could have written: never sent.
     tainted: bool = field(default=False, compare=False, repr=False)
 
@@ -166,6 +212,10 @@ class VideoRequest:
         seconds: int | str | None = None,
         size: str | None = None,
         style: str | None = None,
+        seed: int | None = None,
+        last_frame: str | Path | None = None,
+        resolution: str | None = None,
+        generate_audio: bool | None = None,
         check: bool = True,
     ) -> VideoRequest:
         """Validate every field; raise :class:`ValidationError` naming the first bad one.
@@ -228,11 +278,15 @@ class VideoRequest:
                 seconds_name="duration" if given is None and duration is not None
                 else "seconds")
             ratio, shape, length = resolved.aspect_ratio, resolved.size, resolved.seconds
-        elif length is not None and length <= 0:
+        options = _options(seed, last_frame, resolution, generate_audio)
+        if check:
+            catalogue().options(wire_style, model_name, seed=options[0], last_frame=options[1],
+                                resolution=options[2], generate_audio=options[3])
+        if not check and length is not None and length <= 0:
             raise ValidationError("seconds: must be positive", field="seconds")
         return cls(text, ratio or "16:9", images, model_name,
                    length if length is not None else DURATION_SECONDS,
-                   shape if rules.sizes else None, wire_style)
+                   shape if rules.sizes else None, wire_style, *options)
 
     def to_json(self) -> dict[str, Any]:
         """The journal's form of the request (and the cache identity). The seed's relay
@@ -253,6 +307,11 @@ class VideoRequest:
             body["image"] = self.images[0]
         elif self.images:
             body["image"] = list(self.images)
+        for name in ("seed", "last_frame", "resolution", "generate_audio", "source_task",
+                     "operation"):
+            value = getattr(self, name)
+            if value is not None:
+                body[name] = value
         return body
 
     @classmethod
@@ -286,12 +345,43 @@ class VideoRequest:
             tainted = tainted or seconds is not None
             seconds = DURATION_SECONDS
         style = text(body.get("style"), "artifex") or "artifex"
+        seed = body.get("seed")
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+            tainted, seed = True, None
+        audio = body.get("generate_audio")
+        if audio is not None and not isinstance(audio, bool):
+            tainted, audio = True, None
         request = cls((text(body.get("prompt")) or "").strip() or None,
                       text(body.get("aspect_ratio"), "16:9") or "16:9", images,
                       text(body.get("model"), DEFAULT_MODEL) or DEFAULT_MODEL, seconds,
                       text(body.get("size")) if style != "artifex" else None, style,
+                      seed, text(body.get("last_frame")), text(body.get("resolution")), audio,
+                      text(body.get("source_task")), text(body.get("operation")),
                       tainted=tainted)
+        if request.operation is not None and (request.operation not in OPERATIONS
+                                              or request.source_task is None):
+            request = replace(request, tainted=True)
         return request
+
+    def follow_up(self, operation: str, source_task: str, prompt: str,
+                  seconds: int | None = None) -> VideoRequest:
+        """A remix (same length) or an extension (``seconds`` more) of ``source_task``, a
+        task made from this request: the prompt checked like any, the shape kept."""
+        if operation not in OPERATIONS:
+            raise ValidationError(f"operation: {', '.join(OPERATIONS)}, not {operation[:20]!r}",
+                                  field="operation")
+        text = prompt.strip() if isinstance(prompt, str) else ""
+        if not text or len(text) > MAX_PROMPT_CHARS:
+            raise ValidationError(f"prompt: a {operation} needs a prompt (at most "
+                                  f"{MAX_PROMPT_CHARS} characters); nothing was sent",
+                                  field="prompt")
+        _check_text(text, "prompt")
+        length = self.duration if seconds is None else _whole_seconds(seconds, "seconds",
+                                                                       text_ok=False)
+        if length is None or length <= 0:
+            raise ValidationError("seconds: must be positive", field="seconds")
+        return replace(self, prompt=text, images=(), last_frame=None, seed=None,
+                       duration=length, source_task=source_task, operation=operation)
 
     def check_sendable(self) -> VideoRequest:
         """This request, or a ValidationError when it came from a row that no valid

@@ -30,7 +30,11 @@ __all__ = [
     "Quote",
     "Refusal",
     "Scope",
+    "billed_differs",
+    "billed_figure",
+    "billing_text",
     "cents",
+    "charged_price",
     "decide",
     "paid_price",
     "total",
@@ -47,6 +51,46 @@ def cents(usd: float) -> float:
     if usd <= 0:
         return 0.0
     return math.ceil(round(usd * 100, 6)) / 100
+
+
+#: A billed figure further than this from the quote (a fraction of it) is flagged.
+BILLED_TOLERANCE = 0.05
+#: A billed figure above this is not believed (a garbled row must not book a fortune).
+MAX_BILLED_USD = 10_000.0
+
+
+def billed_figure(value: object) -> float | None:
+    """A billed figure as stored or reported (a finite number of USD, 0 to 10,000), or None:
+    a row is data, so anything else is read as not known (the quote then counts)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    usd = float(value)
+    return usd if math.isfinite(usd) and 0 <= usd <= MAX_BILLED_USD else None
+
+
+def charged_price(quoted_usd: float, billed_usd: float | None) -> float:
+    """What a job counts for: the relay's billed figure once known, else the quote (the
+    reservation made at submit settles to the bill)."""
+    return billed_usd if billed_usd is not None else quoted_usd
+
+
+def billed_differs(quoted_usd: float, billed_usd: float | None) -> bool:
+    """The bill is more than 5 % away from the quote (flagged on the job and in the costs)."""
+    if billed_usd is None:
+        return False
+    return abs(billed_usd - quoted_usd) > BILLED_TOLERANCE * max(quoted_usd, MIN_CHARGE_USD) \
+        + _EPSILON
+
+
+def billing_text(quoted_usd: float, billed_usd: float | None) -> str:
+    """'quoted $0.80 · billed $0.84' (with a ⚠ and the difference past 5 %), or the quote."""
+    if billed_usd is None:
+        return f"quoted ${quoted_usd:.2f}"
+    text = f"quoted ${quoted_usd:.2f} · billed ${billed_usd:.2f}"
+    if billed_differs(quoted_usd, billed_usd):
+        change = (billed_usd - quoted_usd) / max(quoted_usd, MIN_CHARGE_USD) * 100
+        text += f" ⚠ {change:+.0f}% from the quote"
+    return text
 
 
 def paid_price(usd: float, *, emulator: bool, what: str = "this request") -> float:
@@ -137,6 +181,8 @@ class Quote:
     amount_usd: float | None = None
     #: Why the call would be refused now (a cap, a confirmation), or None.
     refusal: Refusal | None = field(default=None, compare=False)
+    #: What the quote must also say (a model about to retire), each shown after the price.
+    notes: tuple[str, ...] = field(default=(), compare=False)
 
     @property
     def blocked(self) -> str | None:
@@ -168,7 +214,8 @@ class Quote:
             paid = f"{self.new} new × ${self.price_usd:.2f} = ${self.new_usd:.2f}"
         else:
             paid = "nothing new to pay"
-        return paid + (f" · {self.reused} reused free" if self.reused else "")
+        return paid + (f" · {self.reused} reused free" if self.reused else "") + "".join(
+            f" · ⚠ {note}" for note in self.notes)
 
 
 def total(items: Sequence[tuple[int, int, float]], *, emulator: bool) -> Quote:

@@ -9,13 +9,37 @@ finds it already renewed in a forked child.
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from collections.abc import Callable
+from typing import Any
 
-__all__ = ["mark", "wait_for"]
+__all__ = ["mark", "wait_for", "wait_with_hook"]
+
+log = logging.getLogger("sora_widgets.engine.job")
 
 _finished = threading.Condition(threading.Lock())
+
+
+def wait_with_hook(job: Any, hook: Callable[[Any], Callable[[], None] | None] | None,
+                   finished: Callable[[], bool], timeout: float | None) -> bool:
+    """:func:`wait_for` ``finished``, with a UI's progress ``hook`` (``engine.job.wait_hook``)
+    told first and its closer called after; a failing hook never breaks a wait."""
+    done = None
+    if hook is not None and not finished():
+        try:
+            done = hook(job)
+        except Exception:
+            log.exception("the wait() progress hook failed")
+    try:
+        return wait_for(finished, timeout)
+    finally:
+        if done is not None:
+            try:
+                done()
+            except Exception:
+                log.exception("the wait() progress hook failed")
 
 
 def wait_for(predicate: Callable[[], bool], timeout: float | None) -> bool:

@@ -41,17 +41,16 @@ from sora_widgets.core.lifecycle import (
     Status,
 )
 from sora_widgets.core.models import VideoRequest
-from sora_widgets.engine import finish
+from sora_widgets.core.money import billing_text, charged_price
+from sora_widgets.engine import changes, finish
 from sora_widgets.engine.backend import Backend, poster_of, video_file_name
 from sora_widgets.engine.outcome import rejection, state_from_traits
 from sora_widgets.engine.poller import MAX_IN_FLIGHT, MAX_SAVING, Poller, poller
 from sora_widgets.journal import Journal
 
-__all__ = ["MAX_IN_FLIGHT", "MAX_SAVING", "Backend", "Job", "Poller", "on_every_change",
-           "poller", "poster_of", "video_file_name", "wait_hook"]
-# Backend, poller, poster_of, video_file_name and the two limits live in their own modules;
-# they are re-exported here because the studio, the UIs and outside scripts import them
-# from ``sora_widgets.engine.job`` (0.2's one engine module).
+__all__ = ["MAX_IN_FLIGHT", "MAX_SAVING", "Backend", "Job", "Poller", "poller", "poster_of",
+           "video_file_name", "wait_hook"]
+# Re-exported: the studio, the UIs and scripts import these from here (0.2's one module).
 
 log = logging.getLogger("sora_widgets.engine.job")
 
@@ -61,40 +60,6 @@ _NO_STATE = JobState()
 #: a notebook): called on the caller's thread with the job, it returns what to call when
 #: the wait ends, or None. The core never imports a UI; a failing hook never breaks a wait.
 wait_hook: Callable[[Job], Callable[[], None] | None] | None = None
-
-
-def _wait_with_hook(job: Job, timeout: float | None) -> bool:
-    hook, done = wait_hook, None
-    if hook is not None and not job.finished:
-        try:
-            done = hook(job)
-        except Exception:
-            log.exception("the wait() progress hook failed")
-    try:
-        return finish.wait_for(lambda: job.finished, timeout)
-    finally:
-        if done is not None:
-            try:
-                done()
-            except Exception:
-                log.exception("the wait() progress hook failed")
-
-
-#: Listeners of every handle's transitions (a live History): one tuple for the process,
-#: so following every job costs a handle nothing (copied on change, iterated unlocked).
-_every_change: tuple[Callable[[Job], None], ...] = ()
-
-
-def on_every_change(listener: Callable[[Job], None]) -> Callable[[], None]:
-    """Call ``listener(job)`` after each transition of any handle, from the engine's events
-    thread (it must be quick and never block). Returns the function that unsubscribes."""
-    global _every_change
-    _every_change = (*_every_change, listener)
-
-    def unsubscribe() -> None:
-        global _every_change
-        _every_change = tuple(f for f in _every_change if f is not listener)
-    return unsubscribe
 
 
 class Job(HasTraits):
@@ -115,9 +80,11 @@ class Job(HasTraits):
     video_url = Unicode(None, allow_none=True)
     error = Unicode(None, allow_none=True)
     error_code = Unicode(None, allow_none=True)
-    #: What this job cost: the price once the relay accepted it ("maybe" counts).
+    #: What this job cost once the relay accepted it ("maybe" counts): the relay's billed
+    #: figure once it reported one (``billed_usd``), else the quote (``price_usd``).
     cost_usd = Float(0.0)
     price_usd = Float(0.0)
+    billed_usd = Float(None, allow_none=True)
     charge = Unicode(Charge.NONE.value)
     local_path = Instance(Path, allow_none=True)
     poster_path = Instance(Path, allow_none=True)
@@ -173,8 +140,8 @@ class Job(HasTraits):
                     videos_dir: Path) -> Job:
         return cls(record.video_request, backend, journal, videos_dir, state=record.state,
                    local_id=record.local_id, price_usd=record.price_usd,
-                   created_at=record.created_at, parent_id=record.parent_id,
-                   starred=record.starred, note=record.note or "")
+                   billed_usd=record.billed_usd, created_at=record.created_at,
+                   parent_id=record.parent_id, starred=record.starred, note=record.note or "")
 
     # -- derived ----------------------------------------------------------------------------
 
@@ -200,6 +167,11 @@ class Job(HasTraits):
     def cached(self, value: bool) -> None:
         _warn_cached()
         self.reused = bool(value)
+
+    @property
+    def billing(self) -> str:
+        """'quoted $0.80 · billed $0.84', flagged (⚠) past 5 % (``billed_usd`` is the cost)."""
+        return billing_text(self.price_usd, self.billed_usd)
 
     @property
     def done(self) -> bool:
@@ -291,7 +263,7 @@ class Job(HasTraits):
 
         A rejected submit raises its own class (403: ``PermissionDeniedError``...), a job
         the relay failed ``JobFailed``, a lost submit answer ``SubmissionUnknown``."""
-        if not _wait_with_hook(self, timeout):
+        if not finish.wait_with_hook(self, wait_hook, lambda: self.finished, timeout):
             raise TimeoutError(
                 f"job {self.id or self.local_id} not finished after {timeout} s "
                 f"(status {self.status}); it keeps running: call wait() again")
@@ -345,10 +317,24 @@ class Job(HasTraits):
         """A new job whose first frame is this clip's last frame (a story, shot by shot).
 
         The parent is recorded (``parent_id``); see ``Studio.continue_from`` for options."""
+        job: Job = self._studio_of().continue_from(self, prompt, **kwargs)
+        return job
+
+    def remix(self, prompt: str, **kwargs: Any) -> Job:
+        """This clip remade with a changed prompt, where the relay has a remix endpoint
+        (``Studio.remix``: quoted, budgeted and confirmed like any submit)."""
+        job: Job = self._studio_of().remix(self, prompt, **kwargs)
+        return job
+
+    def extend(self, prompt: str, *, seconds: int, **kwargs: Any) -> Job:
+        """This clip carried on for ``seconds`` more, where the relay has extensions."""
+        job: Job = self._studio_of().extend(self, prompt, seconds=seconds, **kwargs)
+        return job
+
+    def _studio_of(self) -> Any:
         if self._studio is None:
             raise SoraError("this job handle has no studio: get it from sw.jobs() or sw.generate()")
-        job: Job = self._studio.continue_from(self, prompt, **kwargs)
-        return job
+        return self._studio
 
     def cancel(self) -> None:
         """Stop tracking locally (the relay cannot cancel; a paid job keeps running there).
@@ -386,7 +372,9 @@ class Job(HasTraits):
                 else state.progress,
                 "video_url": state.video_url, "error": state.error_message,
                 "error_code": state.error_code, "charge": state.charge.value,
-                "cost_usd": state.cost(self.price_usd), "completed_at": state.completed_at,
+                "cost_usd": state.cost(charged_price(
+                    self.price_usd, extra.get("billed_usd", self.billed_usd))),
+                "completed_at": state.completed_at,
                 **extra,
             }
             if (state.local_path != before.local_path or self._loading
@@ -415,11 +403,7 @@ class Job(HasTraits):
                     callback(event)
                 except Exception:
                     log.exception("a change callback of job %s failed", self.local_id)
-            for listener in _every_change:
-                try:
-                    listener(self)
-                except Exception:
-                    log.exception("a job-change listener failed on job %s", self.local_id)
+            changes.tell(self)
 
     def set_traits(self, **values: Any) -> None:
         """Set a few traits at once, under the lock (engine-internal: a poll error, a

@@ -115,6 +115,22 @@ def _persist(transitions: list[Transition]) -> None:
             _persist_one(t)
 
 
+def _record_billed(transitions: list[Transition]) -> None:
+    """The relay's billed figure, once reported, into the journal (it is the job's cost
+    from then on: spend and budgets settle to it). A failed write keeps the figure off the
+    handle too, so the next answer that reports it tries again."""
+    for t in transitions:
+        billed = t.extra.get("billed_usd")
+        if billed is None or not t.persist:
+            continue
+        try:
+            t.job.journal.update(t.job.local_id, billed_usd=billed)
+        except Exception as exc:
+            del t.extra["billed_usd"]
+            log.warning("journal write of the billed cost of job %s failed: %s",
+                        t.job.local_id, exc)
+
+
 def _persist_one(t: Transition) -> None:
     job, state = t.job, t.state
     assert state is not None

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -35,6 +36,8 @@ from sora_widgets.core.lifecycle import (
     RelayStatus,
     submit_charge,
 )
+from sora_widgets.core.models import EXTEND, TaskSnapshot, VideoRequest
+from sora_widgets.core.money import billed_figure
 from sora_widgets.core.retry import Backoff
 from sora_widgets.core.transition import RELAY_WORDS, apply_snapshot, unrecognised_notice
 from sora_widgets.engine.backend import poster_of
@@ -77,8 +80,9 @@ async def _submit(poller: Poller, track: Track) -> None:
     track.post_started = True
     state = track.state
     notice: str | None = None
+    billed: dict[str, Any] = {}
     try:
-        snapshot = await client.submit(job.request)
+        snapshot = await _post(client, job.request)
     except SubmissionUnknown as exc:
         new = state.evolve(phase=Phase.SETTLED, error_type=UNKNOWN_OUTCOME,
                            error_message=str(exc),
@@ -104,12 +108,36 @@ async def _submit(poller: Poller, track: Track) -> None:
         track.hint, track.expires_at = snapshot.poll_after, snapshot.expires_at
         track.last_progress = snapshot.progress
         notice = unrecognised_notice(snapshot)
+        billed = billed_of(job.billed_usd, snapshot.extra)
         log.info("submitted job %s: task id %s", job.local_id, snapshot.id)
-    advance(poller, track, new, notice=notice)
+    advance(poller, track, new, notice=notice, **billed)
     if track.detach_after_submit and poller.is_tracked(track):
         poller.drop(track)
         poller.emit(job, None, detach="tracking was cancelled after the submit; "
                                       "sw.resume() picks it up")
+
+
+def billed_of(known: float | None, extra: Mapping[str, Any]) -> dict[str, Any]:
+    """``{"billed_usd": x}`` when an answer reports a billed figure not yet recorded (the
+    events thread writes it to the journal: from then on it is the job's cost)."""
+    billed = billed_figure(extra.get("billed_usd"))
+    return {"billed_usd": billed} if billed is not None and billed != known else {}
+
+
+async def _post(client: Any, request: VideoRequest) -> TaskSnapshot:
+    """The one POST of a job: a submit, or a remix / an extension of the task it names.
+    A client without that endpoint raises before anything is sent (nothing charged)."""
+    if request.source_task is None:
+        snapshot: TaskSnapshot = await client.submit(request)
+        return snapshot
+    if request.prompt is None:
+        raise ValidationError(f"{request.operation}: a prompt is needed; nothing was sent",
+                              field="prompt")
+    if request.operation == EXTEND:
+        snapshot = await client.extend(request.source_task, request.prompt, request.duration)
+    else:    # the adapter refuses before sending where its style has no such endpoint
+        snapshot = await client.remix(request.source_task, request.prompt)
+    return snapshot
 
 
 def advance(poller: Poller, track: Track, new: JobState, **extra: Any) -> None:
@@ -169,6 +197,7 @@ async def _poll(poller: Poller, track: Track) -> None:
         extra["notice"] = notice
     if new.done:
         extra["eta_seconds"] = None
+    extra.update(billed_of(job.billed_usd, snapshot.extra))
     advance(poller, track, new, **extra)
 
 

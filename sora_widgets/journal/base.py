@@ -36,7 +36,15 @@ from sora_widgets.core.lifecycle import (
     Status,
 )
 from sora_widgets.core.models import VideoRequest
-from sora_widgets.core.money import MIN_CHARGE_USD, Limits, Quote, decide, paid_price, total
+from sora_widgets.core.money import (
+    MIN_CHARGE_USD,
+    Limits,
+    Quote,
+    charged_price,
+    decide,
+    paid_price,
+    total,
+)
 from sora_widgets.core.owner import Owner, current_owner, owner_alive
 from sora_widgets.journal.ledger import SQL_PAID, CursorLedger, read_spend
 from sora_widgets.journal.plans import Store
@@ -230,7 +238,7 @@ class Journal(Store):
             "emulator": int(emulator), "status": state.status.value, "price_usd": price_usd,
             "session": session, "owner": owner, "pid": pid, "heartbeat_at": now,
             "created_at": now, "updated_at": now, "parent_id": parent_id, "starred": 0,
-            "note": None, "user_name": user or None, "host": host or None,
+            "note": None, "user_name": user or None, "host": host or None, "billed_usd": None,
         }
         names = ", ".join(row)
         marks = ", ".join("?" for _ in row)
@@ -436,7 +444,9 @@ class Journal(Store):
                                                   "charged_usd": 0.0, "maybe_usd": 0.0})
             entry["jobs"] += 1
             key = "maybe_usd" if record.charge != Charge.CHARGED.value else "charged_usd"
-            entry[key] = round(entry[key] + max(record.price_usd, MIN_CHARGE_USD), 2)
+            entry[key] = round(entry[key] + max(charged_price(record.price_usd,
+                                                                  record.billed_usd),
+                                                    MIN_CHARGE_USD), 2)
         return list(table.values())
 
     def iter_all(self) -> Iterator[JobRecord]:

@@ -19,9 +19,11 @@ from sora_widgets.journal.records import Cursor, Spend
 
 __all__ = ["COUNTED_USD", "CursorLedger", "read_spend", "utc_day_start", "utc_month_start"]
 
-#: What one paid row counts for (its recorded price, never less than the least charge).
-COUNTED_USD = (f"(CASE WHEN price_usd < {MIN_CHARGE_USD} THEN {MIN_CHARGE_USD}"
-               " ELSE price_usd END)")
+#: What one paid row counts for: the relay's billed figure once it reported one, else the
+#: quote reserved at submit; never less than the least charge.
+_CHARGED_USD = "COALESCE(billed_usd, price_usd)"
+COUNTED_USD = (f"(CASE WHEN {_CHARGED_USD} < {MIN_CHARGE_USD} THEN {MIN_CHARGE_USD}"
+               f" ELSE {_CHARGED_USD} END)")
 _SPEND_SQL = (
     f"SELECT COALESCE(SUM(CASE WHEN charge = '{Charge.CHARGED.value}' THEN {COUNTED_USD} END),"
     f" 0) AS charged, COALESCE(SUM(CASE WHEN charge = '{Charge.MAYBE.value}' THEN"

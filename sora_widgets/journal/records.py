@@ -16,19 +16,20 @@ from typing import Any, Protocol
 from sora_widgets.core.errors import kind_named
 from sora_widgets.core.lifecycle import Charge, JobState, Phase, RelayStatus
 from sora_widgets.core.models import VideoRequest
+from sora_widgets.core.money import billed_figure, charged_price
 
 __all__ = ["COLUMNS", "INTERRUPTED", "NOT_SENT", "SCHEMA_VERSION", "Claim", "Cursor",
            "JobRecord", "Spend", "request_body"]
 
-#: 3: ``error_type`` holds an error kind (``ErrorKind``), not a class name.
-SCHEMA_VERSION = 3
+#: 3: ``error_type`` holds an error kind (``ErrorKind``), not a class name; 4: ``billed_usd``.
+SCHEMA_VERSION = 4
 #: Every column of ``jobs`` (a backend's DDL must create exactly these).
 COLUMNS = (
     "local_id", "task_id", "fingerprint", "request", "backend", "emulator", "status",
     "phase", "relay_status", "relay_word", "progress", "video_url", "error_message",
     "error_code", "error_type", "price_usd", "charge", "local_path", "session", "owner",
     "pid", "heartbeat_at", "created_at", "updated_at", "completed_at", "parent_id",
-    "starred", "note", "user_name", "host",
+    "starred", "note", "user_name", "host", "billed_usd",
 )
 _PHASES = frozenset(p.value for p in Phase)
 _CHARGES = frozenset(c.value for c in Charge)
@@ -87,6 +88,8 @@ class JobRecord:
     note: str | None
     user_name: str | None
     host: str | None
+    #: What the relay says it charged (None until it says): the cost once known.
+    billed_usd: float | None = None
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> JobRecord:
@@ -94,6 +97,7 @@ class JobRecord:
         values["emulator"] = bool(values["emulator"])
         values["starred"] = bool(values["starred"])
         values["price_usd"] = float(values["price_usd"])
+        values["billed_usd"] = billed_figure(values["billed_usd"])
         kind = kind_named(values["error_type"])     # 0.2 wrote class names (still may)
         values["error_type"] = kind.value if kind is not None else None
         # A word no version ever wrote (a hand-edited row) is read pessimistically: a phase
@@ -125,7 +129,8 @@ class JobRecord:
 
     @property
     def cost_usd(self) -> float:
-        return self.state.cost(self.price_usd)
+        """The billed figure once the relay reported one, else the quote."""
+        return self.state.cost(charged_price(self.price_usd, self.billed_usd))
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,8 @@ table) is version 1 and is migrated in place: its status strings become the life
 phase / relay status / error type, so nothing it knew about a paid job is lost. A journal
 of 0.2 (version 2) recorded an exception's class name in ``error_type``; version 3 records
 its kind (:class:`~sora_widgets.core.errors.ErrorKind`), and the migration rewrites each
-name as its kind.
+name as its kind. Version 4 adds ``billed_usd``: what the relay says it charged (NULL
+until it says; the quote stays in ``price_usd``).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ _TYPES = {
     "postgres": {"real": "DOUBLE PRECISION", "int": "BIGINT", "text": "TEXT"},
 }
 
-#: (column, type, constraint) of schemas 2 and 3.
+#: (column, type, constraint) of schemas 2 to 4.
 _JOBS = (
     ("local_id", "text", "PRIMARY KEY"),
     ("task_id", "text", ""),
@@ -55,6 +56,7 @@ _JOBS = (
     ("note", "text", ""),
     ("user_name", "text", ""),
     ("host", "text", ""),
+    ("billed_usd", "real", ""),
 )
 #: Multi-job plans (storyboards): what is still to submit survives a crash.
 _PLANS = (
@@ -66,6 +68,8 @@ _PLANS = (
     ("created_at", "real", "NOT NULL"),
     ("updated_at", "real", "NOT NULL"),
 )
+#: Columns schema 4 added (the relay's billed figure, where it reports one).
+_ADDED_IN_4 = ("billed_usd",)
 #: Columns schema 2 added to 0.1's table.
 _ADDED_IN_2 = ("phase", "relay_status", "relay_word", "error_type", "owner", "heartbeat_at",
                "parent_id", "starred", "note", "user_name", "host")
@@ -88,6 +92,15 @@ def _has_table(cur: Cursor, name: str, dialect: str) -> bool:
     return int(cur.execute(sql, (name,)).fetchone()["n"]) > 0
 
 
+def _has_column(cur: Cursor, table: str, column: str, dialect: str) -> bool:
+    if dialect == "sqlite":
+        sql = "SELECT COUNT(*) AS n FROM pragma_table_info(?) WHERE name = ?"
+    else:
+        sql = ("SELECT COUNT(*) AS n FROM information_schema.columns WHERE table_name = ?"
+               " AND column_name = ? AND table_schema = current_schema()")
+    return int(cur.execute(sql, (table, column)).fetchone()["n"]) > 0
+
+
 def migrate(cur: Cursor, *, dialect: str) -> int:
     """Bring the schema to :data:`SCHEMA_VERSION` inside the caller's transaction."""
     if not _has_table(cur, "schema_version", dialect):
@@ -105,6 +118,11 @@ def migrate(cur: Cursor, *, dialect: str) -> int:
         cur.execute(f"CREATE TABLE IF NOT EXISTS plans ({columns})")
     if 1 <= version < 3:
         _kinds_for_names(cur)
+    if 1 <= version < 4:
+        spec = {name: (kind, constraint) for name, kind, constraint in _JOBS}
+        for name in _ADDED_IN_4:     # a table faked or half-migrated by hand may have it
+            if not _has_column(cur, "jobs", name, dialect):
+                cur.execute(f"ALTER TABLE jobs ADD COLUMN {_column(name, *spec[name], dialect)}")
     if version < SCHEMA_VERSION:
         for sql in _INDEXES:
             cur.execute(sql)

@@ -4,6 +4,9 @@ A job made from another (vary, reuse, continue) records ``job.parent_id``; histo
 compare show its prompt as a word diff against the parent. :func:`word_diff` gives plain
 data (for a front end that puts it in the DOM as text); :func:`diff_html` the same as
 escaped HTML (``<ins>`` / ``<del>``). Whitespace is kept as it was in the new prompt.
+:func:`provenance` says what else made a take what it is (its seed, resolution, a remix
+or an extension of which task): two takes that differ in one word at the same seed are
+the comparison prompt iteration wants.
 """
 
 from __future__ import annotations
@@ -11,9 +14,12 @@ from __future__ import annotations
 import difflib
 import html
 import re
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-__all__ = ["Op", "diff_html", "word_diff"]
+if TYPE_CHECKING:
+    from sora_widgets.core.models import VideoRequest
+
+__all__ = ["Op", "diff_html", "provenance", "word_diff"]
 
 Op = Literal["same", "add", "del"]
 _TOKENS = re.compile(r"\s+|[^\s]+")
@@ -97,3 +103,19 @@ def diff_html(old: str | None, new: str | None) -> str:
         else:
             out.append(safe)
     return "".join(out)
+
+
+def provenance(request: VideoRequest) -> str:
+    """'seed 42 · 1080p · no audio · remix of video_1' ('' when there is nothing to say)."""
+    parts = []
+    if request.seed is not None:
+        parts.append(f"seed {request.seed}")
+    if request.resolution:
+        parts.append(request.resolution)
+    if request.generate_audio is False:
+        parts.append("no audio")
+    if request.last_frame:
+        parts.append("first+last frame")
+    if request.operation and request.source_task:
+        parts.append(f"{request.operation} of {request.source_task}")
+    return " · ".join(parts)

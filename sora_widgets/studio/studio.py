@@ -21,24 +21,28 @@ import time
 import uuid
 import weakref
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from sora_widgets.core.catalog import price_of
 from sora_widgets.core.errors import SoraError, ValidationError
 from sora_widgets.core.lifecycle import Status
-from sora_widgets.core.models import VideoRequest
+from sora_widgets.core.models import EXTEND, REMIX, VideoRequest
 from sora_widgets.core.money import Limits, Quote, paid_price
 from sora_widgets.core.settings import (
     Settings,
     preferences,
     settings,
 )
-from sora_widgets.engine.job import Job, on_every_change, poller
+from sora_widgets.engine.changes import on_every_change
+from sora_widgets.engine.job import Job, poller
 from sora_widgets.journal import JobRecord, Journal, Spend, open_journal
 from sora_widgets.journal.ledger import utc_month_start
 from sora_widgets.studio.continuation import continuation_request, first_frame_image
+from sora_widgets.studio.followups import follow_up_request
 from sora_widgets.studio.relays import EMULATOR_KEY, Relays, check_style
+from sora_widgets.studio.retire import retirement_notes
 
 __all__ = ["EMULATOR_KEY", "Studio", "default_studio"]
 
@@ -153,10 +157,12 @@ class Studio(Relays):
         backend = self.backend(current, base_url=base_url)
         for request in requests:
             check_style(request, backend)
-        return self.journal(current).quote_many(
+        notes = retirement_notes(requests, current, emulator=backend.emulator)
+        quote = self.journal(current).quote_many(
             items=self._items(requests, current, emulator=backend.emulator),
             backend=backend.journal_name, emulator=backend.emulator, session=self.session,
             force=force, limits=self.limits(current, confirm=confirm))
+        return replace(quote, notes=notes) if notes else quote
 
     @staticmethod
     def require(quote: Quote) -> Quote:
@@ -191,6 +197,7 @@ class Studio(Relays):
         for request in requests:
             check_style(request, backend)
             request.check_sendable()      # a hostile journal row is shown, never sent
+        retirement_notes(requests, current, emulator=backend.emulator)   # a dead model: 0 POSTs
         journal = self.journal(current)
         items = self._items(requests, current, emulator=backend.emulator)
         claims = journal.claim_many(
@@ -238,6 +245,10 @@ class Studio(Relays):
         duration: int | None = None,
         seconds: int | str | None = None,
         size: str | None = None,
+        seed: int | None = None,
+        last_frame: str | Path | None = None,
+        resolution: str | None = None,
+        generate_audio: bool | None = None,
         wait: bool = False,
         force: bool = False,
         timeout: float | None = None,
@@ -249,11 +260,15 @@ class Studio(Relays):
 
         ``seconds`` and ``size`` where the relay's style allows them (the catalogue says
         which; a request outside it is refused before anything is sent); ``aspect_ratio``
-        picks the style's size when no ``size`` is given; ``duration`` is ``seconds``."""
+        picks the style's size when no ``size`` is given; ``duration`` is ``seconds``;
+        ``seed``, ``last_frame``, ``resolution`` and ``generate_audio`` where the model
+        takes them (part of the request's identity)."""
         current = settings()
         request = VideoRequest.create(prompt, aspect_ratio=aspect_ratio, image=image,
                                       model=model or preferences.model_or(current),
                                       duration=duration, seconds=seconds, size=size,
+                                      seed=seed, last_frame=last_frame,
+                                      resolution=resolution, generate_audio=generate_audio,
                                       style=self.style(current))
         job = self.submit(request, 1, force=force,
                           base_url=base_url.rstrip("/") if base_url else None)[0]
@@ -278,6 +293,26 @@ class Studio(Relays):
         request = continuation_request(
             parent, prompt, image=first_frame_image(video, current.image_uploader),
             model=model, style=self.style(current))
+        job = self.submit(request, 1, force=force, confirm=confirm,
+                          parent_id=parent.local_id)[0]
+        if wait:
+            job.wait(timeout)
+        return job
+
+    def remix(self, parent: Job, prompt: str, *, force: bool = False, confirm: bool = False,
+              wait: bool = False, timeout: float | None = None) -> Job:
+        """``parent`` remade with a changed prompt (where the relay has remix: the
+        catalogue says; otherwise the error names ``continue_with``), paid like a submit."""
+        return self._follow_up(parent, REMIX, prompt, None, force, confirm, wait, timeout)
+
+    def extend(self, parent: Job, prompt: str, *, seconds: int, force: bool = False,
+               confirm: bool = False, wait: bool = False, timeout: float | None = None) -> Job:
+        """``parent`` carried on for ``seconds`` more (where the relay has extensions)."""
+        return self._follow_up(parent, EXTEND, prompt, seconds, force, confirm, wait, timeout)
+
+    def _follow_up(self, parent: Job, operation: str, prompt: str, seconds: int | None,
+                   force: bool, confirm: bool, wait: bool, timeout: float | None) -> Job:
+        request = follow_up_request(self, parent, operation, prompt, seconds)
         job = self.submit(request, 1, force=force, confirm=confirm,
                           parent_id=parent.local_id)[0]
         if wait:

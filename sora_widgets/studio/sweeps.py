@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 __all__ = [
     "MAX_JOBS",
     "RATIO_AXIS",
+    "SEED_AXIS",
     "Axis",
     "Sweep",
     "SweepPlan",
@@ -47,8 +48,9 @@ __all__ = [
     "variants",
 ]
 
-#: The axis name of a ratio sweep.
+#: The axis names of a ratio sweep and of a seed sweep.
 RATIO_AXIS = "ratio"
+SEED_AXIS = "seed"
 
 
 # -- the plan and the sweep -------------------------------------------------------------------
@@ -87,13 +89,23 @@ def variants(request: VideoRequest) -> list[VideoRequest]:
     return [dataclasses.replace(request, prompt=text.strip()) for text, _ in combos]
 
 
+def _seeds(seed: int | Sequence[int] | None) -> list[int | None]:
+    """One seed, a list of them (a seed axis), or none; repeats dropped, order kept."""
+    if seed is None:
+        return [None]
+    if isinstance(seed, int):
+        return [seed]
+    return list(dict.fromkeys(seed)) or [None]
+
+
 def plan(prompt: str | None, *, aspect_ratio: str | Sequence[str | None] | None = "16:9",
          image: str | Path | Iterable[str | Path] | None = None,
          model: str | None = None, substitute: Callable[[str], str] | None = None,
-         **fields: Any) -> SweepPlan:
+         seed: int | Sequence[int] | None = None, **fields: Any) -> SweepPlan:
     """Expand and validate every request of a sweep; nothing is sent. ``fields`` go to
     ``VideoRequest.create`` (``seconds``, ``size``...). ``substitute`` (the magic's
-    ``{name}`` variables) runs on each expanded prompt and value, after the expansion."""
+    ``{name}`` variables) runs on each expanded prompt and value, after the expansion.
+    ``seed``: one seed, or a list of seeds (a ``seed`` axis: one take per seed)."""
     from sora_widgets.core.settings import preferences, settings
 
     model = model or preferences.model_or(settings())
@@ -110,17 +122,23 @@ def plan(prompt: str | None, *, aspect_ratio: str | Sequence[str | None] | None 
     ratios = _ratios(aspect_ratio)
     if len(ratios) > 1:
         axes = (*axes, Axis(RATIO_AXIS, tuple(str(r) for r in ratios)))
-    if len(prompts) * len(ratios) > MAX_JOBS:
-        raise ValidationError(f"{len(prompts) * len(ratios)} combinations; one sweep makes "
+    seeds = _seeds(seed)
+    if len(seeds) > 1:
+        axes = (*axes, Axis(SEED_AXIS, tuple(str(s) for s in seeds)))
+    combinations = len(prompts) * len(ratios) * len(seeds)
+    if combinations > MAX_JOBS:
+        raise ValidationError(f"{combinations} combinations; one sweep makes "
                               f"at most {MAX_JOBS} jobs", field="prompt")
     images = list(image) if image is not None and not isinstance(image, (str, Path)) else image
     requests: list[VideoRequest] = []
     values: list[tuple[str, ...]] = []
     for text, chosen in prompts:
         for ratio in ratios:
-            requests.append(VideoRequest.create(text, aspect_ratio=ratio, image=images,
-                                                model=model, **fields))
-            values.append((*chosen, str(ratio)) if len(ratios) > 1 else chosen)
+            for one_seed in seeds:
+                requests.append(VideoRequest.create(text, aspect_ratio=ratio, image=images,
+                                                    model=model, seed=one_seed, **fields))
+                values.append((*chosen, *((str(ratio),) if len(ratios) > 1 else ()),
+                               *((str(one_seed),) if len(seeds) > 1 else ())))
     return SweepPlan(axes, tuple(requests), tuple(values))
 
 
@@ -201,18 +219,19 @@ class Sweep(Sequence["Job"]):
 def sweep(prompt: str | None, *, aspect_ratio: str | Sequence[str] | None = "16:9",
           image: str | Path | Iterable[str | Path] | None = None, model: str | None = None,
           force: bool = False, confirm: bool = False,
-          studio: Studio | None = None) -> Sweep:
+          studio: Studio | None = None, seed: int | Sequence[int] | None = None) -> Sweep:
     """Submit every combination of ``prompt``'s ``{a|b}`` alternatives (× each ratio of a
     list) in one call; returns a :class:`Sweep` at once (the POSTs run in the background).
 
     One journal transaction decides the whole call: earlier identical jobs are reused
     free, budgets cover the whole sweep, and new charges above ``SORA_CONFIRM_USD`` raise
     ``ConfirmationRequired`` (carrying the quote) unless ``confirm=True`` — nothing is
-    sent then. The emulator is free and never asks.
+    sent then. The emulator is free and never asks. ``seed``: one seed, or a list (one
+    take per seed: a ``seed`` axis), where the model takes a seed.
     """
     from sora_widgets.studio.studio import default_studio
 
-    the_plan = plan(prompt, aspect_ratio=aspect_ratio, image=image, model=model)
+    the_plan = plan(prompt, aspect_ratio=aspect_ratio, image=image, model=model, seed=seed)
     studio = studio or default_studio()
     quote = studio.quote_many(the_plan.requests, force=force, confirm=confirm)
     jobs = studio.submit_many(the_plan.requests, force=force, confirm=confirm)
@@ -221,13 +240,14 @@ def sweep(prompt: str | None, *, aspect_ratio: str | Sequence[str] | None = "16:
 
 def quote(prompt: str | None, *, aspect_ratio: str | Sequence[str] | None = "16:9",
           image: str | Path | Iterable[str | Path] | None = None, model: str | None = None,
-          force: bool = False, studio: Studio | None = None) -> Quote:
+          force: bool = False, studio: Studio | None = None,
+          seed: int | Sequence[int] | None = None) -> Quote:
     """What :func:`sweep` with these arguments would pay now, sending nothing:
     ``quote(...).text`` is "6 new × $0.90 = $5.40 · 2 reused free"; ``.blocked`` says why
     it would be refused (a budget; ``confirm=True`` is assumed)."""
     from sora_widgets.studio.studio import default_studio
 
-    the_plan = plan(prompt, aspect_ratio=aspect_ratio, image=image, model=model)
+    the_plan = plan(prompt, aspect_ratio=aspect_ratio, image=image, model=model, seed=seed)
     return (studio or default_studio()).quote_many(the_plan.requests, force=force,
                                                    confirm=True)
 

@@ -27,6 +27,7 @@ from rich.text import Text
 from sora_widgets.core import words
 from sora_widgets.core.errors import SoraError, ValidationError
 from sora_widgets.core.lifecycle import Status
+from sora_widgets.core.money import billed_differs, billing_text
 from sora_widgets.core.words import EMULATOR_BADGE, Countdown
 from sora_widgets.ui.cli_follow import (
     final_line,
@@ -86,7 +87,8 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     try:
         job = studio.generate(args.prompt, aspect_ratio=args.ratio, image=args.image or None,
                               model=args.model, force=args.force, seconds=args.seconds,
-                              size=args.size)
+                              size=args.size, seed=args.seed, last_frame=args.last_frame,
+                              resolution=args.resolution)
     except ValidationError as exc:
         console.print(Text(f"error: {printable(exc)}"), soft_wrap=True)
         return 2
@@ -154,6 +156,17 @@ def _cmd_cost(args: argparse.Namespace) -> int:
         return 0
     spend = studio.spend()
     console.print(spend_line(spend["session"], spend["all_time"]), soft_wrap=True)
+    for job in studio.jobs(200):          # a bill more than 5 % off its quote is flagged
+        if billed_differs(job.price_usd, job.billed_usd):
+            console.print(Text(f"⚠ job {job.id or job.local_id[:8]}: "
+                               f"{billing_text(job.price_usd, job.billed_usd)}"), soft_wrap=True)
+    return 0
+
+
+def _cmd_models(args: argparse.Namespace) -> int:
+    from sora_widgets.studio.listing import model_table
+
+    _stdout_console().print(Text(model_table(args.style)), soft_wrap=True)
     return 0
 
 
@@ -194,6 +207,12 @@ def build_parser() -> argparse.ArgumentParser:
                      help="clip length where the relay style offers a choice (openai: 4, 8, 12)")
     gen.add_argument("--size", default=None,
                      help="frame size where the style takes one (openai: e.g. 1280x720)")
+    gen.add_argument("--seed", type=int, default=None,
+                     help="a seed, where the model takes one (see `sora-widgets models`)")
+    gen.add_argument("--last-frame", default=None, dest="last_frame",
+                     help="last-frame image URL or file (interpolation), where allowed")
+    gen.add_argument("--resolution", default=None, help="720p or 1080p, where the model "
+                     "takes a resolution")
     gen.add_argument("--out", "-o", help="copy the finished mp4 here")
     gen.add_argument("--force", action="store_true", help="pay again even if cached")
     gen.add_argument("--quiet", "-q", action="store_true")
@@ -211,6 +230,12 @@ def build_parser() -> argparse.ArgumentParser:
     cost.add_argument("--team", action="store_true",
                       help="spend by user and day this month, everyone on this journal")
     cost.set_defaults(func=_cmd_cost)
+    mod = sub.add_parser("models", help="the relay style's models: sizes, lengths, seed, "
+                         "audio, price, retirement")
+    mod.add_argument("--style", default=None, help="artifex, openai or router (default: "
+                     "SORA_API_STYLE)")
+    mod.set_defaults(func=_cmd_models)
+
     res = sub.add_parser("resume", help="finish jobs left running by a crash or restart")
     res.add_argument("--quiet", "-q", action="store_true")
     res.set_defaults(func=_cmd_resume)

@@ -42,7 +42,8 @@ __all__ = [
     "variable_name",
 ]
 
-SUBCOMMANDS = ("jobs", "show", "resume", "cost", "key", "continue")
+SUBCOMMANDS = ("jobs", "show", "resume", "cost", "key", "continue", "models", "remix",
+               "extend")
 MAX_VARIATIONS = 10
 
 
@@ -96,6 +97,13 @@ _OPTIONS: tuple[tuple[tuple[str, ...], dict[str, Any]], ...] = (
                       "a choice (openai: 4, 8 or 12; the seed's relay: 12 only)."}),
     (("--size",), {"metavar": "WxH", "help": "Video size where the style has sizes (openai: "
                    "1280x720, 720x1280; sora-2-pro also 1792x1024, 1024x1792)."}),
+    (("--seed",), {"metavar": "SEED", "help": "A seed where the model takes one (%sora "
+                   "models says which), or alternatives {1|2|3} / 1,2,3: one take per seed "
+                   "(a sweep). The same seed again is reused free."}),
+    (("--last-frame",), {"metavar": "URL_OR_FILE", "dest": "last_frame",
+                         "help": "Last-frame image (interpolation), where the model allows."}),
+    (("--resolution",), {"metavar": "RES", "help": "720p or 1080p where the model takes a "
+                         "resolution (router style)."}),
     (("--force",), {"action": "store_true", "help": "Submit (and pay) again even if an "
                     "identical request was made before."}),
     (("-n",), {"default": "1", "metavar": "N", "dest": "n",
@@ -250,6 +258,20 @@ class SoraCommand:
         if not ratio:
             return [None if self.value("size") else default]
         return [r.strip() or None for r in ratio.split(",")]
+
+    def seeds(self) -> list[int] | None:
+        """``--seed``: one seed, or alternatives ``{1|2|3}`` / ``1,2,3`` (a seed axis)."""
+        text = self.value("seed")
+        if not text:
+            return None
+        inner = text.strip()
+        if inner.startswith("{") and inner.endswith("}"):
+            inner = inner[1:-1].replace("|", ",")
+        try:
+            return [int(part) for part in inner.split(",") if part.strip()] or None
+        except ValueError:
+            raise UsageError(f"%sora: --seed takes whole numbers (7, or {{1|2|3}}), not "
+                             f"{text[:40]!r}") from None
 
     def ratio(self, default: str) -> str | None:
         """One ratio: as given, or the default (none with ``--size``)."""

@@ -27,13 +27,17 @@ def run_generate(ctx: MagicContext, cmd: SoraCommand) -> None:
     n = cmd.n
     name = cmd.output
     prompt = cmd.prompt()
-    if run_sweep(ctx, cmd):    # {a|b} alternatives, or a list of ratios
+    if run_sweep(ctx, cmd):    # {a|b} alternatives, a list of ratios or of seeds
         return
+    seeds = cmd.seeds()
     try:
         model = cmd.value("model") or preferences.model_or(settings())
         request = VideoRequest.create(prompt, aspect_ratio=cmd.ratio(ctx.default_ratio),
                                       image=cmd.images, model=model,
-                                      size=cmd.value("size"), seconds=cmd.value("seconds"))
+                                      size=cmd.value("size"), seconds=cmd.value("seconds"),
+                                      seed=seeds[0] if seeds else None,
+                                      last_frame=cmd.value("last_frame"),
+                                      resolution=cmd.value("resolution"))
     except SoraError as exc:
         raise usage_error(exc) from None
     look = ctx.looking(embed=cmd.flag("embed"))

@@ -1,4 +1,5 @@
-"""The ``%sora`` sub-commands: ``jobs``, ``show``, ``resume``, ``cost``, ``key``, ``continue``.
+"""The ``%sora`` sub-commands: ``jobs``, ``show``, ``resume``, ``cost``, ``key``, ``continue``
+(and, from :mod:`.catalogue_cmds`, ``models``, ``remix``, ``extend``).
 
 Each reads the call's :class:`~sora_widgets.ui.magic.command.SoraCommand` (its words, with
 notebook variables substituted) with a small parser of its own and shows its result
@@ -19,6 +20,7 @@ from sora_widgets.core.errors import SoraError
 from sora_widgets.core.settings import env_key_set, set_session_key, settings
 from sora_widgets.ui import render
 from sora_widgets.ui.display import display
+from sora_widgets.ui.magic.catalogue_cmds import BILLING_SCAN, billing_lines, extend, models, remix
 from sora_widgets.ui.magic.command import SoraCommand, sub_parser, unquote, variable_name
 from sora_widgets.ui.magic.context import MagicContext
 from sora_widgets.ui.magic.look import thumbnail
@@ -187,9 +189,14 @@ def cost(ctx: MagicContext, rest: list[str]) -> None:
             f"{words.money(all_time.charged_usd)} ({all_time.jobs} paid jobs)")
     if current.uses_emulator:
         text += f". No SORA_API_KEY: new jobs run on the {words.EMULATOR_BADGE}."
-    display({"text/html": render.spend_html(session, all_time, current.budget_usd,
-                                            emulator=current.uses_emulator),
-             "text/plain": text}, raw=True)
+    flagged = billing_lines(default_studio().jobs(BILLING_SCAN))   # bill vs quote past 5 %
+    html = render.spend_html(session, all_time, current.budget_usd,
+                             emulator=current.uses_emulator)
+    if flagged:
+        text += "\n" + "\n".join(flagged)
+        html += "".join(f"<div class='sora-billed'>{render.escape(line)}</div>"
+                        for line in flagged)
+    display({"text/html": html, "text/plain": text}, raw=True)
 
 
 def key(ctx: MagicContext, rest: list[str]) -> None:
@@ -220,5 +227,5 @@ def key(ctx: MagicContext, rest: list[str]) -> None:
 
 _COMMANDS: dict[str, Callable[[MagicContext, list[str]], None]] = {
     "jobs": jobs, "show": show, "resume": resume, "cost": cost, "key": key,
-    "continue": continue_,
+    "continue": continue_, "models": models, "remix": remix, "extend": extend,
 }

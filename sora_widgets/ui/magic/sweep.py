@@ -22,7 +22,7 @@ from IPython.core.error import UsageError
 
 from sora_widgets.core.errors import ConfirmationRequired, SoraError
 from sora_widgets.core.settings import preferences, settings
-from sora_widgets.studio.sweeps import RATIO_AXIS, Sweep, SweepPlan, expand, from_plan, plan
+from sora_widgets.studio.sweeps import Sweep, SweepPlan, expand, from_plan, plan
 from sora_widgets.ui.display import Bundle
 from sora_widgets.ui.magic.command import SoraCommand, usage_error
 from sora_widgets.ui.magic.context import MagicContext
@@ -65,8 +65,8 @@ class SweepLook(Look):
 
 
 def describe(the_plan: SweepPlan) -> str:
-    """'4 jobs ({red|blue} × ratio)'."""
-    axes = " × ".join(RATIO_AXIS if a.name == RATIO_AXIS else a.name for a in the_plan.axes)
+    """'4 jobs ({red|blue} × ratio × seed)'."""
+    axes = " × ".join(a.name for a in the_plan.axes)
     return f"{len(the_plan)} jobs ({axes})" if axes else f"{len(the_plan)} job"
 
 
@@ -80,7 +80,8 @@ def run_sweep(ctx: MagicContext, cmd: SoraCommand) -> bool:
         axes, _ = expand(template, keep_escapes=True) if template else ((), [])
     except SoraError as exc:
         raise usage_error(exc) from None
-    if not axes and len(ratios) < 2:
+    seeds = cmd.seeds()
+    if not axes and len(ratios) < 2 and (seeds is None or len(seeds) < 2):
         return False
     if cmd.count != 1:
         raise UsageError("%sora: -n does not combine with a sweep ({a|b} or a ratio list): "
@@ -90,9 +91,11 @@ def run_sweep(ctx: MagicContext, cmd: SoraCommand) -> bool:
     force = cmd.flag("force")
     try:
         model = cmd.value("model") or preferences.model_or(settings())
-        fields: dict[str, Any] = {"size": cmd.value("size"), "seconds": cmd.value("seconds")}
+        fields: dict[str, Any] = {"size": cmd.value("size"), "seconds": cmd.value("seconds"),
+                                  "last_frame": cmd.value("last_frame"),
+                                  "resolution": cmd.value("resolution")}
         the_plan = plan(template, aspect_ratio=ratios, image=cmd.images, model=model,
-                        substitute=cmd.expand,
+                        substitute=cmd.expand, seed=seeds,
                         **{k: v for k, v in fields.items() if v is not None})
         quote = studio.quote_many(the_plan.requests, force=force, base_url=ctx.base_url)
         show_quote(f"{describe(the_plan)}: {quote.text}", kind="sora-sweep-quote")
