@@ -75,6 +75,7 @@ def apply_all(transitions: list[Transition]) -> None:
     """On the events thread: the journal writes of a run of transitions (one transaction
     per journal), then each handle and its change event, in order."""
     _persist(transitions)
+    _record_billed(transitions)
     for t in transitions:
         try:
             job = t.job
