@@ -39,7 +39,7 @@ from sora_widgets.core.models import VideoRequest
 from sora_widgets.core.money import MIN_CHARGE_USD, Limits, Quote, decide, paid_price, total
 from sora_widgets.core.owner import Owner, current_owner, owner_alive
 from sora_widgets.journal.ledger import SQL_PAID, CursorLedger, read_spend
-from sora_widgets.journal.plans import Store
+from sora_widgets.journal.priors import RelayPriors
 from sora_widgets.journal.records import (
     COLUMNS,
     INTERRUPTED,
@@ -107,7 +107,7 @@ def _take_unsent() -> list[str]:
         return taken
 
 
-class Journal(Store):
+class Journal(RelayPriors):
     """Thread-safe journal access. Backends implement ``_tx``, ``_read`` and ``close``."""
 
     def __repr__(self) -> str:
