@@ -187,7 +187,7 @@ class Poller:
                 if self._timer is not None:
                     self._timer.cancel()
                 self._lease.stop()
-                self._priors.flush()        # written by the events thread before it ends
+                self._priors.flush(events)  # written by the events thread before it ends
                 tasks = [t for t in asyncio.all_tasks(loop) if t is not asyncio.current_task()]
                 for task in tasks:
                     task.cancel()

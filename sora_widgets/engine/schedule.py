@@ -247,6 +247,11 @@ class PollSchedule:
         rate = sxy / sxx
         return rate if rate > 1e-6 else None
 
+    @property
+    def prior(self) -> RelayPrior:
+        """The relay prior this schedule reads (shared with the relay's other jobs)."""
+        return self._prior
+
     def lesson_for(self, prior: RelayPrior) -> Lesson | None:
         """What this completed job teaches ``prior``, once, and only its own prior (None:
         nothing to teach, or taught already)."""

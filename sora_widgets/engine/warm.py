@@ -135,14 +135,15 @@ class PriorBook:
                 self._post(_load, journal, key, asyncio.get_running_loop(), self._adopt)
         return entry.prior
 
-    def flush(self) -> None:
-        """Write every prior learned since its last write (loop thread: at exit)."""
+    def flush(self, events: EventsThread[Any] | None) -> None:
+        """Write every prior learned since its last write (loop thread, at exit: the
+        poller has already let go of its events thread, so it is passed here)."""
         for key, entry in self._entries.items():
             if entry.timer is not None:
                 entry.timer.cancel()
                 entry.timer = None
             if entry.dirty:
-                self._save(key)
+                self._save(key, events)
 
     def _adopt(self, key: str, loaded: tuple[list[list[float]], int]) -> None:
         entry = self._entries.get(key)
@@ -164,16 +165,17 @@ class PriorBook:
         self._entries[key].timer = None
         self._save(key)
 
-    def _save(self, key: str) -> None:
+    def _save(self, key: str, events: EventsThread[Any] | None = None) -> None:
         entry = self._entries[key]
         entry.dirty = False
         entry.last_save = time.monotonic()
         weights, jobs = entry.prior.export(), entry.prior.jobs_learned
         for journal in entry.journals.values():
-            self._post(_store, journal, key, weights, jobs)
+            self._post(_store, journal, key, weights, jobs, events=events)
 
-    def _post(self, fn: Callable[..., None], *args: Any) -> None:
-        events = self._events()
+    def _post(self, fn: Callable[..., None], *args: Any,
+              events: EventsThread[Any] | None = None) -> None:
+        events = events or self._events()
         if events is not None:
             with contextlib.suppress(RuntimeError):   # shut down meanwhile: kept in memory
                 events.submit(fn, *args)
