@@ -3,12 +3,14 @@ read by a new kernel's first job, and a poisoned row is ignored, never raised.""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import os
 import sqlite3
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -16,10 +18,11 @@ import pytest
 from sora_widgets.core.models import VideoRequest
 from sora_widgets.emulator import RunningEmulator
 from sora_widgets.engine.backend import Backend
+from sora_widgets.engine.events import EventsThread
 from sora_widgets.engine.histogram import NBINS
 from sora_widgets.engine.job import Job
 from sora_widgets.engine.prior import NHISTS, RelayPrior
-from sora_widgets.engine.warm import decode, encode, relay_key
+from sora_widgets.engine.warm import PriorBook, decode, encode, relay_key
 from sora_widgets.journal import Journal, SqliteJournal, open_journal
 
 from .conftest import TEST_TIME_SCALE, VIP_KEY
@@ -168,3 +171,39 @@ def test_the_priors_table_on_postgres_round_trips(pg_url: str) -> None:
         assert decode(again.load_prior("r|artifex|sora-2")) is not None
     finally:
         again.close()
+
+
+class _CountingJournal(SqliteJournal):
+    """A real journal that notes which thread wrote each prior."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.writers: list[str] = []
+
+    def save_prior(self, relay: str, body: str, jobs: int) -> None:
+        self.writers.append(threading.current_thread().name)
+        super().save_prior(relay, body, jobs)
+
+
+def test_saves_are_debounced_and_written_on_the_events_thread(tmp_path: Path) -> None:
+    journal = _CountingJournal(tmp_path / "j.db")
+    events: EventsThread[object] = EventsThread(lambda run: None, name="test-events")
+    job = Job(VideoRequest(prompt="x"), Backend(base_url="http://relay.test"), journal,
+              tmp_path)
+    book = PriorBook(lambda: events, save_every=3600.0)
+
+    async def learn_five() -> None:
+        prior = book.prior_for(job)
+        for _ in range(5):                  # five completions in a burst
+            prior.jobs_learned += 1
+            assert prior.on_learn is not None
+            prior.on_learn()
+        await asyncio.wrap_future(events.submit(lambda: None))   # the events queue drained
+        assert journal.writers == ["test-events"]      # the first; the rest wait
+        book.flush(events)                             # at exit: the rest, in one write
+
+    asyncio.run(learn_five())
+    events.shutdown(wait=True)
+    assert journal.writers == ["test-events", "test-events"]
+    got = decode(journal.load_prior(relay_key(job)))
+    assert got is not None and got[1] == 5

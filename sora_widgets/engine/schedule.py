@@ -37,7 +37,7 @@ prior serves every scale.
 
 How the engine uses it (the poller's event-loop thread only; nothing here takes a lock)::
 
-    prior = RelayPrior()                      # once per relay (base URL), kept for the process
+    prior = RelayPrior()                      # once per relay (the poller: engine/warm.py)
     schedule = PollSchedule(policy, prior)    # once per tracked job; one PollPolicy(scale=s)
                                               # serves them all
     schedule.observe(loop.time(), job.status, job.progress) # the state we start from

@@ -45,8 +45,8 @@ class RelayPriors(Store):
     def load_prior(self, relay: str) -> str | None:
         """The stored body for ``relay`` (None: none, or too large to be one of ours)."""
         with self._read() as cur:
-            row = cur.execute("SELECT body FROM relay_priors WHERE relay = ?",
-                              (relay,)).fetchone()
+            row = cur.execute("SELECT body FROM relay_priors WHERE relay = ?"
+                              " AND length(body) <= ?", (relay, MAX_BODY)).fetchone()
         if row is None:
             return None
         body = row["body"]
