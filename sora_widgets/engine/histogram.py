@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from bisect import bisect_left, bisect_right
 
-__all__ = ["Hist"]
+__all__ = ["NBINS", "Hist"]
 
 
 # --------------------------------------------------------------------------------------------
@@ -24,6 +24,8 @@ def _grid(unit: float = 0.25, per_side: int = 64, span: float = 3600.0) -> tuple
 
 _EDGES = _grid()
 _NBINS = len(_EDGES) - 1
+#: Bins in every histogram (what a prior kept in the journal must have).
+NBINS = _NBINS
 _LOW, _HIGH = _EDGES[0], _EDGES[-1]
 
 

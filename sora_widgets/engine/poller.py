@@ -35,9 +35,10 @@ from sora_widgets.engine.backend import Backend
 from sora_widgets.engine.events import EventsThread
 from sora_widgets.engine.lease import Lease, logged
 from sora_widgets.engine.persist import Transition, apply_all, retry_pending
-from sora_widgets.engine.schedule import PollPolicy, PollSchedule, RelayPrior
+from sora_widgets.engine.schedule import PollPolicy, PollSchedule
 from sora_widgets.engine.steps import run_step
 from sora_widgets.engine.track import Mode, Track
+from sora_widgets.engine.warm import PriorBook
 from sora_widgets.relay.client import MAY_BE_CHARGED, AsyncSoraClient
 
 if TYPE_CHECKING:
@@ -82,8 +83,9 @@ class Poller:
         self._lease = Lease(lambda: [t.job for t in self._entries.values() if t.owned],
                             lambda: self._events, self._taken_over)
         self._clients: dict[Backend, AsyncSoraClient] = {}
-        #: What each relay's jobs taught the schedule (loop thread; kept across restarts).
-        self._priors: dict[str, RelayPrior] = {}
+        #: What each relay's jobs taught the schedule (loop thread; kept across restarts,
+        #: and in the journal: a new kernel starts warm).
+        self._priors = PriorBook(lambda: self._events)
         self._in_flight = 0                            # steps running (loop thread)
         self._saving: collections.Counter[Backend] = collections.Counter()  # downloads
         self._waiting_saves: dict[Backend, collections.deque[tuple[int, str]]] = {}
@@ -185,6 +187,7 @@ class Poller:
                 if self._timer is not None:
                     self._timer.cancel()
                 self._lease.stop()
+                self._priors.flush(events)  # written by the events thread before it ends
                 tasks = [t for t in asyncio.all_tasks(loop) if t is not asyncio.current_task()]
                 for task in tasks:
                     task.cancel()
@@ -253,8 +256,8 @@ class Poller:
     def schedule(self, track: Track) -> PollSchedule:
         if track.schedule is None:
             backend = track.job.backend
-            prior = self._priors.setdefault(backend.journal_name, RelayPrior())
-            track.schedule = PollSchedule(_policy(backend.time_scale), prior)
+            track.schedule = PollSchedule(_policy(backend.time_scale),
+                                          self._priors.prior_for(track.job))
         return track.schedule
 
     # -- plumbing ---------------------------------------------------------------------------
@@ -329,6 +332,7 @@ class Poller:
                 return
             track = Track(job, job.state, mode, borrowed=borrowed)
             self._entries[key] = track
+            self._priors.prior_for(job)       # read from the journal before the first poll
             self.push(track, 0.0)
 
         loop.call_soon_threadsafe(start)

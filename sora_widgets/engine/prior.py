@@ -11,6 +11,7 @@ forgetting keeps the most recent ``memory`` jobs in charge.
 from __future__ import annotations
 
 from bisect import bisect_right
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -19,7 +20,7 @@ from sora_widgets.engine.histogram import Hist
 if TYPE_CHECKING:
     from sora_widgets.engine.schedule import PollSchedule
 
-__all__ = ["FIT", "NBANDS", "PAUSED", "PRIOR", "Lesson", "RelayPrior", "band_key"]
+__all__ = ["FIT", "NBANDS", "NHISTS", "PAUSED", "PRIOR", "Lesson", "RelayPrior", "band_key"]
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,8 @@ _BANDS = (-8.0, -2.0, 0.0, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0)
 _BAND_REP = (-16.0, -4.0, -1.0, 0.5, 1.5, 3.0, 6.0, 12.0, 24.0, 48.0, 96.0)
 NBANDS = len(_BANDS) + 1
 _KEYS = 3 * NBANDS
+#: Histograms a prior holds: the residuals by state key, then the queue and the run times.
+NHISTS = _KEYS + 2
 
 
 def band_key(kind: int, rho: float) -> int:
@@ -60,11 +63,15 @@ class RelayPrior:
     ``prior_jobs`` jobs and fade the same way.
     """
 
-    __slots__ = ("_growth", "_hists", "_queue", "_run", "_unit", "jobs_learned")
+    __slots__ = ("_growth", "_hists", "_memory", "_prior_jobs", "_queue", "_run", "_unit",
+                 "jobs_learned", "on_learn")
 
     def __init__(self, *, memory: int = 200, prior_jobs: float = 3.0) -> None:
         if memory < 1:
             raise ValueError("memory must be at least 1 job")
+        self._memory, self._prior_jobs = memory, prior_jobs
+        #: Called (loop thread) after each job learned: the journal keeps the prior.
+        self.on_learn: Callable[[], None] | None = None
         self._growth = 1.0 + 1.0 / memory
         self._unit = 1.0
         self.jobs_learned = 0
@@ -109,10 +116,39 @@ class RelayPrior:
         self.jobs_learned += 1
         self._unit *= self._growth
         if self._unit > 1e12:   # renormalise now and then: only ratios matter
-            for hist in (*self._hists, self._queue, self._run):
+            for hist in self._all():
                 hist.scale(1.0 / self._unit)
             self._unit = 1.0
+        if self.on_learn is not None:
+            self.on_learn()
         return True
+
+    # -- kept in the journal (engine/warm.py) ----------------------------------------------
+
+    def _all(self) -> list[Hist]:
+        return [*self._hists, self._queue, self._run]
+
+    def export(self) -> list[list[float]]:
+        """The weights of every histogram (``NHISTS`` lists of ``NBINS``), in units of the
+        newest job (so a prior read back starts with the same recent-job weight)."""
+        inv = 1.0 / self._unit
+        return [[w * inv for w in hist.w] for hist in self._all()]
+
+    def adopt(self, weights: Sequence[Sequence[float]], jobs_learned: int) -> None:
+        """Start from weights another process learned (already validated: ``NHISTS`` lists
+        of ``NBINS`` finite, non-negative numbers). Each histogram's mass is capped at
+        twice ``memory`` jobs, and the cold-start defaults are added again on top, so a
+        prior read from a shared journal can sharpen the schedule but never leave it with
+        less support than a cold start."""
+        fresh = RelayPrior(memory=self._memory, prior_jobs=self._prior_jobs)
+        cap = 2.0 * self._memory
+        for mine, default, learned in zip(self._all(), fresh._all(), weights, strict=True):
+            total = sum(learned)
+            factor = min(1.0, cap / total) if total > 0 else 0.0
+            mine.w = [d + w * factor for d, w in zip(default.w, learned, strict=True)]
+            mine.cum = None
+        self._unit = 1.0
+        self.jobs_learned = jobs_learned
 
     # -- what the schedules ask ------------------------------------------------------------
 

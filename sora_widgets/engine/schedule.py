@@ -37,7 +37,7 @@ prior serves every scale.
 
 How the engine uses it (the poller's event-loop thread only; nothing here takes a lock)::
 
-    prior = RelayPrior()                      # once per relay (base URL), kept for the process
+    prior = RelayPrior()                      # once per relay (the poller: engine/warm.py)
     schedule = PollSchedule(policy, prior)    # once per tracked job; one PollPolicy(scale=s)
                                               # serves them all
     schedule.observe(loop.time(), job.status, job.progress) # the state we start from
@@ -246,6 +246,11 @@ class PollSchedule:
             return None
         rate = sxy / sxx
         return rate if rate > 1e-6 else None
+
+    @property
+    def prior(self) -> RelayPrior:
+        """The relay prior this schedule reads (shared with the relay's other jobs)."""
+        return self._prior
 
     def lesson_for(self, prior: RelayPrior) -> Lesson | None:
         """What this completed job teaches ``prior``, once, and only its own prior (None:

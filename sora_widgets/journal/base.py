@@ -47,7 +47,7 @@ from sora_widgets.core.money import (
 )
 from sora_widgets.core.owner import Owner, current_owner, owner_alive
 from sora_widgets.journal.ledger import SQL_PAID, CursorLedger, read_spend
-from sora_widgets.journal.plans import Store
+from sora_widgets.journal.priors import RelayPriors
 from sora_widgets.journal.records import (
     COLUMNS,
     INTERRUPTED,
@@ -115,7 +115,7 @@ def _take_unsent() -> list[str]:
         return taken
 
 
-class Journal(Store):
+class Journal(RelayPriors):
     """Thread-safe journal access. Backends implement ``_tx``, ``_read`` and ``close``."""
 
     def __repr__(self) -> str:

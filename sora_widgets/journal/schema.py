@@ -15,6 +15,7 @@ from typing import Any
 
 from sora_widgets.core.errors import kind_named
 from sora_widgets.core.lifecycle import Phase, RelayStatus, state_for_status
+from sora_widgets.journal.priors import ensure_priors_table
 from sora_widgets.journal.records import SCHEMA_VERSION, Cursor
 
 __all__ = ["migrate"]
@@ -127,6 +128,7 @@ def migrate(cur: Cursor, *, dialect: str) -> int:
         for sql in _INDEXES:
             cur.execute(sql)
         cur.execute("UPDATE schema_version SET version = ?", (SCHEMA_VERSION,))
+    ensure_priors_table(cur, dialect=dialect)   # a cache, not versioned (journal/priors.py)
     return SCHEMA_VERSION
 
 
