@@ -33,7 +33,6 @@ from sora_widgets.core.errors import (
     SubmissionUnknown,
     ValidationError,
 )
-from sora_widgets.core.version import __version__
 from sora_widgets.ui.presenters import register_all as _register_presenters
 
 if TYPE_CHECKING:
@@ -118,6 +117,10 @@ _LAZY = {
 
 
 def __getattr__(name: str) -> Any:
+    if name == "__version__":     # reading the metadata costs ~10 ms: not at %load_ext
+        from sora_widgets.core.version import __version__
+
+        return __version__
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'sora_widgets' has no attribute {name!r}")
@@ -129,7 +132,7 @@ def __getattr__(name: str) -> Any:
 def __dir__() -> list[str]:
     """The module's names and the lazy ones (``Job``, ``SoraWidget``, ...), which exist
     as soon as they are asked for."""
-    return sorted({*globals(), *_LAZY})
+    return sorted({*globals(), *_LAZY, "__version__"})
 
 
 def generate(
