@@ -22,7 +22,7 @@ import pytest
 
 import sora_widgets as sw
 from sora_widgets.core.catalog import Price
-from sora_widgets.core.errors import JournalError, ValidationError
+from sora_widgets.core.errors import JournalError, SoraError, ValidationError
 from sora_widgets.core.lifecycle import Charge, Phase, RelayStatus, Status
 from sora_widgets.core.models import VideoRequest
 from sora_widgets.core.money import Limits
@@ -317,3 +317,37 @@ def test_a_claim_whose_outcome_cannot_be_read_is_settled_as_not_sent(
     assert orphan.charge == Charge.NONE.value and orphan.cost_usd == 0.0
     assert orphan.status == Status.FAILED.value
     journal.close()
+
+
+# -- 7: a row's local_path is a teammate's data, not a path to trust ----------------------------
+
+
+@pytest.mark.slow     # download() asks the relay for the video again before it gives up
+def test_a_row_pointing_outside_the_videos_folder_is_a_missing_video(
+        studio: Studio, tmp_path: Path) -> None:
+    secret = tmp_path / "id_ed25519"
+    secret.write_text("-----BEGIN OPENSSH PRIVATE KEY----- not for anyone")
+    good = sw.generate("a clip of my own", wait=True, timeout=60)
+    assert good.local_path is not None
+    videos = good.local_path.parent
+    link = videos / "looks-like-a-video.mp4"
+    link.symlink_to(secret)                       # inside the folder by name, outside in fact
+    journal = studio.journal()
+    rows = []
+    for where in (secret, link):
+        record = journal.claim(request=VideoRequest.create(f"theirs {uuid.uuid4().hex}"),
+                               backend="emulator", emulator=True, price_usd=0.0,
+                               session="teammate", user="mallory",
+                               new_ids=[uuid.uuid4().hex]).created[0]
+        journal.update(record.local_id, phase=Phase.SETTLED.value, task_id="task-theirs",
+                       relay_status=RelayStatus.COMPLETED.value,
+                       status=Status.COMPLETED.value, local_path=str(where))
+        rows.append(record.local_id)
+    listed = {job.local_id: job for job in sw.jobs(team=True)}
+    assert listed[good.local_id].local_path == good.local_path      # our own still plays
+    for local_id in rows:
+        job = listed[local_id]
+        assert job.local_path is None and job.poster_path is None
+        with pytest.raises(SoraError):    # fetched again from the relay, never the file
+            job.download(tmp_path / "copy.mp4")
+    assert not (tmp_path / "copy.mp4").exists()

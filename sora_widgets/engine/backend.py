@@ -18,7 +18,7 @@ from sora_widgets.core.retry import Backoff
 from sora_widgets.core.settings import APIKey
 from sora_widgets.relay.client import AsyncSoraClient, SoraClient
 
-__all__ = ["Backend", "poster_of", "video_file_name"]
+__all__ = ["Backend", "inside", "poster_of", "video_file_name"]
 
 _SAFE = re.compile(r"[^A-Za-z0-9_.-]")
 
@@ -67,3 +67,19 @@ class Backend:
 
     def sync_client(self) -> SoraClient:
         return SoraClient(self.key, self.base_url, **self._client_args())
+
+
+def inside(videos_dir: Path, path: str | None) -> Path | None:
+    """A journal's ``local_path``, if it is a file inside this user's videos folder (the
+    resolved path, symlinks followed); otherwise ``None``: the video counts as missing and
+    is fetched again. A row of a shared journal is a teammate's data: its path could point
+    at ``~/.ssh/...``, which History, ``--embed`` or ``download()`` would then copy."""
+    if not path:
+        return None
+    try:
+        real = Path(path).resolve()
+        home = videos_dir.resolve()
+    except (OSError, RuntimeError, ValueError):
+        return None
+    return Path(path) if real.is_relative_to(home) and real.is_file() else None
+

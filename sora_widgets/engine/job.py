@@ -43,7 +43,7 @@ from sora_widgets.core.lifecycle import (
 from sora_widgets.core.models import VideoRequest
 from sora_widgets.core.money import billing_text, charged_price
 from sora_widgets.engine import changes, finish
-from sora_widgets.engine.backend import Backend, poster_of, video_file_name
+from sora_widgets.engine.backend import Backend, inside, poster_of, video_file_name
 from sora_widgets.engine.outcome import rejection, state_from_traits
 from sora_widgets.engine.poller import MAX_IN_FLIGHT, MAX_SAVING, Poller, poller
 from sora_widgets.journal import Journal
@@ -379,8 +379,7 @@ class Job(HasTraits):
             }
             if (state.local_path != before.local_path or self._loading
                     or (state.local_path is not None and self.local_path is None)):
-                path = Path(state.local_path) if state.local_path else None
-                saved = path if path is not None and path.is_file() else None
+                saved = inside(self._videos_dir, state.local_path)
                 poster = poster_of(saved) if saved is not None else None
                 values["local_path"] = saved
                 values["poster_path"] = poster if poster and poster.is_file() else None
