@@ -142,3 +142,16 @@ def test_first_frame_survives_a_restart(tmp_path: Path) -> None:
     with start_emulator(quick(state_dir=tmp_path)) as second, httpx.Client(
             base_url=second.base_url, headers=AUTH, timeout=20) as client:
         assert difference(frames(content(client, task_id))[0], image) < SAME_IMAGE
+
+
+@pytest.mark.parametrize("ratio", ["9:16", "16:9"])
+def test_the_clip_title_is_never_cut(ratio: str) -> None:
+    """The title (ratio · caption · a full task id) fits in both shapes: the portrait clip
+    used to end "9:16 · sora-widgets emulator ·…" (issue 22)."""
+    from sora_widgets.emulator.video import frame_size, title_layout
+
+    width, height = frame_size(ratio)
+    title = f"{ratio} · sora-widgets emulator · v_9cda16c20393b404bb9f77bb"
+    _, lines = title_layout(title, width, height)
+    assert not any("…" in line for line in lines), lines
+    assert " ".join(lines).replace(" ", "") == title.replace(" ", "")

@@ -43,7 +43,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DURATION_SECONDS", "FPS", "LONG_SIDE", "SPRITES", "STILL_HOLD_FRAMES", "VideoCache",
-    "frame_size", "render_mp4", "render_still",
+    "frame_size", "render_mp4", "render_still", "title_layout",
 ]
 
 logger = logging.getLogger("sora_widgets.emulator")
@@ -101,12 +101,11 @@ def _make_scene(seed: str, prompt: str, aspect_ratio: str, scale: float, caption
     width, height = frame_size(aspect_ratio, scale)
     rng = random.Random(seed)
     background = _gradient_strip(rng, width, height)
-    clock_font = _font(max(9, min(width, height) // 12))
+    clock_font = _clock_font(width, height)
     title = f"{aspect_ratio} · {caption}".strip(" ·")
-    title_width = int(width - clock_font.getlength("00.0s") - 12)
     return _Scene(
         background=background,
-        patches=_text_overlay(prompt, title, title_width, width, height),
+        patches=_text_overlay(prompt, title, width, height),
         shapes=[_shape_colour(rng) for _ in range(2)],
         phases=[rng.uniform(0, 2 * math.pi) for _ in range(4)],
         clock_font=clock_font,
@@ -229,9 +228,7 @@ def _still(data: bytes | None, width: int, height: int) -> Image.Image | None:
         return None
 
 
-def _text_overlay(
-    prompt: str, title: str, title_width: int, width: int, height: int
-) -> list[_Patch]:
+def _text_overlay(prompt: str, title: str, width: int, height: int) -> list[_Patch]:
     """The static layer: a title at the top (left of the clock) and the prompt in the middle,
     clear of the player's controls, which browsers draw over the bottom of the frame.
 
@@ -243,9 +240,8 @@ def _text_overlay(
     draw = ImageDraw.Draw(overlay)
     unit = min(width, height)
     pad = max(3, unit // 36)
-    title_font = _font(max(8, unit // 15))
+    title_font, title_lines = title_layout(title, width, height)
     title_height = int(title_font.getbbox("Ag")[3]) + 1
-    title_lines = _wrap(title, title_font, title_width - pad, max_lines=2)
     for n, line in enumerate(title_lines):
         draw.text((pad, pad + n * title_height), line, font=title_font,
                   fill=(255, 255, 255, 230))
@@ -269,6 +265,20 @@ def _text_overlay(
         if box is not None:
             patches.append((band.crop(box), (box[0], band_top + box[1])))
     return patches
+
+
+def _clock_font(width: int, height: int) -> _Font:
+    return _font(max(9, min(width, height) // 12))
+
+
+def title_layout(title: str, width: int, height: int) -> tuple[_Font, list[str]]:
+    """The title's font and lines, left of the clock: a portrait frame is narrow, so its
+    title (ratio · caption · task id) gets a smaller font and a third line, not a cut."""
+    unit = min(width, height)
+    portrait = height > width
+    font = _font(max(8, unit // (24 if portrait else 15)))
+    room = int(width - _clock_font(width, height).getlength("00.0s") - 12 - max(3, unit // 36))
+    return font, _wrap(title, font, room, max_lines=3 if portrait else 2)
 
 
 def _wrap(text: str, font: _Font, max_width: int, *, max_lines: int) -> list[str]:
