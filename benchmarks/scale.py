@@ -195,13 +195,16 @@ def run_baseline(args: argparse.Namespace) -> dict[str, str]:
     """The same measurement on another revision's package, in a child process."""
     folder = Path(tempfile.mkdtemp(prefix="sw-bench-baseline-"))
     try:
-        archive = subprocess.run(["git", "archive", args.baseline, "sora_widgets"],
+        archive = subprocess.run(["git", "archive", args.baseline, "sora_widgets",
+                                  "benchmarks"],
                                  cwd=Path(__file__).resolve().parents[1], check=True,
                                  capture_output=True).stdout
         subprocess.run(["tar", "-x", "-C", str(folder)], input=archive, check=True)
         out = folder / "result.json"
         env = {**os.environ, "PYTHONPATH": str(folder)}
-        subprocess.run([sys.executable, __file__, "-n", str(args.n), "--time-scale",
+        # The revision's own copy of this script: module paths move between releases.
+        script = folder / "benchmarks" / Path(__file__).name
+        subprocess.run([sys.executable, str(script), "-n", str(args.n), "--time-scale",
                         repr(args.time_scale), "--seed", str(args.seed), "--no-write",
                         "--json-out", str(out)], env=env, check=True)
         result: dict[str, str] = json.loads(out.read_text())
