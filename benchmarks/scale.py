@@ -379,7 +379,7 @@ def main(argv: list[str] | None = None) -> int:
         Path(args.json_out).write_text(json.dumps({str(k): str(v) for k, v in rows}))
         return 0
     if baseline is not None:
-        table = md_table(["measure", f"0.1 ({args.baseline})", "now"],
+        table = md_table(["measure", f"baseline ({args.baseline})", "now"],
                          [[k, baseline.get(str(k), "—"), v] for k, v in rows])
     else:
         table = md_table(["measure", "value"], rows)
