@@ -6,14 +6,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from sora_widgets.core.errors import ValidationError
 from sora_widgets.core.models import TaskSnapshot, VideoRequest
-from sora_widgets.relay.base import billed_usd_of, poll_hint_seconds
+from sora_widgets.relay.base import WithoutFollowUps, billed_usd_of, poll_hint_seconds
 
 __all__ = ["ArtifexWire"]
 
 
-class ArtifexWire:
+class ArtifexWire(WithoutFollowUps):
     style = "artifex"
 
     def submit_body(self, request: VideoRequest) -> dict[str, Any]:
@@ -42,20 +41,3 @@ class ArtifexWire:
     def poll_hint(self, headers: Mapping[str, str]) -> float | None:
         return poll_hint_seconds(headers)
 
-    def remix_path(self, task_id: str) -> str | None:
-        return None
-
-    def extend_path(self) -> str | None:
-        return None
-
-    def remix_body(self, prompt: str) -> dict[str, Any]:
-        raise ValidationError("remix: the artifex style has no remix endpoint; continue_with "
-                              "(the last frame) is the way; nothing was sent", field="remix")
-
-    def extend_body(self, task_id: str, prompt: str, seconds: int) -> dict[str, Any]:
-        raise ValidationError("extend: the artifex style has no extension endpoint; "
-                              "continue_with (the last frame) is the way; nothing was sent",
-                              field="extend")
-
-    def still_url(self, task_id: str, variant: str) -> str | None:
-        return None

@@ -9,8 +9,8 @@ from typing import Any, Protocol
 from sora_widgets.core.errors import ValidationError
 from sora_widgets.core.models import TaskSnapshot, VideoRequest
 
-__all__ = ["STILL_VARIANTS", "WireAdapter", "billed_usd_of", "check_variant", "checked_prompt",
-           "poll_hint_seconds"]
+__all__ = ["STILL_VARIANTS", "WireAdapter", "WithoutFollowUps", "billed_usd_of",
+           "check_variant", "checked_prompt", "poll_hint_seconds"]
 
 #: The header a relay uses to say how long to wait before the next GET.
 POLL_HINT_HEADER = "openai-poll-after-ms"
@@ -122,3 +122,30 @@ def check_variant(variant: str) -> str:
         raise ValidationError(f"variant: must be one of {', '.join(STILL_VARIANTS)}, not "
                               f"{str(variant)[:20]!r}", field="variant")
     return variant
+
+
+class WithoutFollowUps:
+    """The follow-up half of a style that has no remix, no extension and no relay stills:
+    each is refused before anything is sent, pointing at ``continue_with``."""
+
+    style: str
+
+    def remix_path(self, task_id: str) -> str | None:
+        return None
+
+    def extend_path(self) -> str | None:
+        return None
+
+    def remix_body(self, prompt: str) -> dict[str, Any]:
+        raise ValidationError(f"remix: the {self.style} style has no remix endpoint; "
+                              "continue_with (the last frame) is the way; nothing was sent",
+                              field="remix")
+
+    def extend_body(self, task_id: str, prompt: str, seconds: int) -> dict[str, Any]:
+        raise ValidationError(f"extend: the {self.style} style has no extension endpoint; "
+                              "continue_with (the last frame) is the way; nothing was sent",
+                              field="extend")
+
+    def still_url(self, task_id: str, variant: str) -> str | None:
+        return None
+

@@ -28,7 +28,7 @@ from urllib.parse import quote, urlsplit
 from sora_widgets.core.errors import ValidationError
 from sora_widgets.core.lifecycle import RelayStatus
 from sora_widgets.core.models import TaskSnapshot, VideoRequest
-from sora_widgets.relay.base import billed_usd_of, poll_hint_seconds
+from sora_widgets.relay.base import WithoutFollowUps, billed_usd_of, poll_hint_seconds
 
 __all__ = ["RouterWire", "router_content_url"]
 
@@ -54,7 +54,7 @@ def _signed_url(payload: Mapping[str, Any]) -> str | None:
     return None
 
 
-class RouterWire:
+class RouterWire(WithoutFollowUps):
     style = "router"
 
     def submit_body(self, request: VideoRequest) -> dict[str, Any]:
@@ -104,20 +104,3 @@ class RouterWire:
     def poll_hint(self, headers: Mapping[str, str]) -> float | None:
         return poll_hint_seconds(headers)
 
-    def remix_path(self, task_id: str) -> str | None:
-        return None
-
-    def extend_path(self) -> str | None:
-        return None
-
-    def remix_body(self, prompt: str) -> dict[str, Any]:
-        raise ValidationError("remix: the router style has no remix endpoint; continue_with "
-                              "(the last frame) is the way; nothing was sent", field="remix")
-
-    def extend_body(self, task_id: str, prompt: str, seconds: int) -> dict[str, Any]:
-        raise ValidationError("extend: the router style has no extension endpoint; "
-                              "continue_with (the last frame) is the way; nothing was sent",
-                              field="extend")
-
-    def still_url(self, task_id: str, variant: str) -> str | None:
-        return None
