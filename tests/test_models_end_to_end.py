@@ -10,30 +10,25 @@ import httpx
 import pytest
 
 import sora_widgets as sw
-from sora_widgets.emulator import EmulatorConfig, RunningEmulator, start_emulator
+from sora_widgets.emulator import RunningEmulator
 from sora_widgets.studio.studio import Studio
 
 from .conftest import TEST_TIME_SCALE, VIP_KEY
+from .doubles.styles import styled_relay
 
-
-def _relay(style: str) -> EmulatorConfig:
-    return EmulatorConfig(style=style, time_scale=TEST_TIME_SCALE, seed=5,
-                          queue_seconds=(1.0, 1.0), run_seconds=(6.0, 6.0),
-                          stall_probability=0.0, report_cost="always",
-                          # bills 5 % above the catalogue's $0.40/s: quote and bill differ
-                          prices={"router": {"google/veo-3.1": 0.42}, "openai": {"sora-2": 0.10}})
+#: One timeline for every task, and the billed cost in every answer: 5 % above the
+#: catalogue's $0.40/s on the router (quote and bill differ).
+RELAY = {"seed": 5, "queue_seconds": (1.0, 1.0), "run_seconds": (6.0, 6.0),
+         "stall_probability": 0.0, "report_cost": "always",
+         "prices": {"router": {"google/veo-3.1": 0.42}, "openai": {"sora-2": 0.10}}}
 
 
 @pytest.fixture(params=["router", "openai"])
 def paid(request: pytest.FixtureRequest, studio: Studio,
          monkeypatch: pytest.MonkeyPatch) -> Iterator[RunningEmulator]:
-    with start_emulator(_relay(request.param)) as emu:
-        monkeypatch.setenv("SORA_API_KEY", VIP_KEY)
-        monkeypatch.setenv("SORA_API_STYLE", request.param)
-        monkeypatch.setenv("SORA_BASE_URL", emu.api_base_url if request.param == "router"
-                           else emu.base_url)
-        monkeypatch.setenv("SORA_POLL_SCALE", str(TEST_TIME_SCALE))
-        yield emu
+    with styled_relay(request.param, monkeypatch, key=VIP_KEY, time_scale=TEST_TIME_SCALE,
+                      **RELAY) as relay:
+        yield relay.emu
 
 
 def _task(emu: RunningEmulator, base_url: str, task_id: str) -> dict[str, Any]:
