@@ -8,13 +8,15 @@ so a suite parametrized over :data:`STYLES` asks instead of branching.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
 from sora_widgets.emulator import EmulatorConfig, RunningEmulator, start_emulator
+
+from .server import Served
 
 __all__ = ["DEFAULT_MODEL", "DEFAULT_PRICE", "STYLES", "Styled", "point_at", "styled_config",
            "styled_relay"]
@@ -44,6 +46,8 @@ class Styled:
     style: str
     emu: RunningEmulator
     base_url: str
+    #: The double in front of the emulator, when there is one (a recording proxy).
+    front: Any = None
 
     @property
     def other(self) -> str:
@@ -76,8 +80,16 @@ def point_at(monkeypatch: pytest.MonkeyPatch, style: str, base_url: str, key: st
 
 @contextlib.contextmanager
 def styled_relay(style: str, monkeypatch: pytest.MonkeyPatch, *, key: str, time_scale: float,
+                 front: Callable[[int], Served] | None = None,
                  **changes: Any) -> Iterator[Styled]:
-    """An emulator speaking ``style`` for the ``with`` block, the environment pointing at it."""
+    """An emulator speaking ``style`` for the ``with`` block, the environment pointing at it,
+    or at ``front(emulator_port)`` (a proxy) when given: the style's path prefix kept."""
     with start_emulator(styled_config(style, time_scale, **changes)) as emu:
-        point_at(monkeypatch, style, emu.api_base_url, key, time_scale)
-        yield Styled(style, emu, emu.api_base_url)
+        if front is None:
+            point_at(monkeypatch, style, emu.api_base_url, key, time_scale)
+            yield Styled(style, emu, emu.api_base_url)
+            return
+        with front(emu.port) as double:
+            base_url = double.base_url + emu.api_base_url[len(emu.base_url):]
+            point_at(monkeypatch, style, base_url, key, time_scale)
+            yield Styled(style, emu, base_url, double)
