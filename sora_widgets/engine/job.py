@@ -94,9 +94,6 @@ class Job(HasTraits):
     charge = Unicode(Charge.NONE.value)
     local_path = Instance(Path, allow_none=True)
     poster_path = Instance(Path, allow_none=True)
-    #: The relay's spritesheet of the saved video (a grid of frames, for a hover-scrub),
-    #: where its style renders one (openai); None elsewhere.
-    spritesheet_path = Instance(Path, allow_none=True)
     created_at = Float(0.0)
     completed_at = Float(None, allow_none=True)
     #: Predicted seconds until the relay finishes (None until there is evidence).
@@ -165,6 +162,13 @@ class Job(HasTraits):
     @property
     def state(self) -> JobState:
         return self._state
+
+    @property
+    def spritesheet_path(self) -> Path | None:
+        """The relay's spritesheet of the saved video (a grid of frames, for a hover-scrub),
+        where its style renders one (openai); else None. Kept beside the video like the
+        poster, and looked up when asked (not on each of thousands of handles' loading)."""
+        return _beside(self.local_path, spritesheet_of)
 
     @property
     def cached(self) -> bool:
@@ -391,7 +395,6 @@ class Job(HasTraits):
                 saved = inside(self._videos_dir, state.local_path)
                 values["local_path"] = saved
                 values["poster_path"] = _beside(saved, poster_of)
-                values["spritesheet_path"] = _beside(saved, spritesheet_of)
             values["status"] = state.status.value       # last: observers see a whole state
             changed = {name: value for name, value in values.items()
                        if getattr(self, name) != value}
