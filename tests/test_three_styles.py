@@ -205,3 +205,19 @@ def test_the_cli_generates_reuses_and_lists(styled: Styled, tmp_path: Path,
     assert listed.returncode == 0, listed.stderr
     assert str(job.id) in listed.stdout and "completed" in listed.stdout
     assert "a kite over the dunes" in listed.stdout
+
+
+def test_a_router_with_no_model_named_uses_its_name_for_sora_2(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """SORA_API_STYLE=router and no SORA_MODEL: the default is openai/sora-2 (a bare
+    "sora-2" is not a router model: every unnamed request was refused before this)."""
+    from sora_widgets.core.settings import preferences, settings
+
+    monkeypatch.delenv("SORA_MODEL", raising=False)
+    monkeypatch.setenv("SORA_API_STYLE", "router")
+    current = settings()
+    assert preferences.model_or(current) == "openai/sora-2"
+    request = VideoRequest.create("a fox", model=preferences.model_or(current))
+    assert request.model == "openai/sora-2"
+    monkeypatch.setenv("SORA_API_STYLE", "openai")
+    assert preferences.model_or(settings()) == "sora-2"
