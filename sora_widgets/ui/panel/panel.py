@@ -61,7 +61,7 @@ _TWIN_SEARCH = 20
 TAKE_ACTIONS = ("reuse", "vary", "regenerate", "continue", "remix", "star", "note", "select")
 
 
-class SoraWidget(Ticking, SavedView, PanelForm, anywidget.AnyWidget):  # type: ignore[misc]
+class SoraWidget(Ticking, SavedView, PanelForm, anywidget.AnyWidget):
     """The panel: prompt, ratio, length/size/seed, image URL, Generate; the running takes
     under it, then one card per take (newest first), then History.
 
