@@ -254,19 +254,19 @@ def panel(styled: Styled) -> Iterator[SoraWidget]:
 
 
 def test_panel_offers_the_style_choices(styled: Styled, panel: SoraWidget) -> None:
-    lengths = [value for _, value in panel.seconds_input.options]
+    lengths = [value for value, _ in panel.choices["seconds"]]
     if styled.style == "artifex":                # a 12-s-only relay shows no length choice
-        assert panel.seconds_input.layout.display == "none" and lengths == [12]
-        assert panel.size_input.layout.display == "none"
-        assert panel.generate_button.description == "Generate ($0.90)"
+        assert lengths == [] and panel.seconds == 12    # an empty list: hidden
+        assert panel.choices["sizes"] == []
+        assert panel.generate_label == "Generate · $0.90"
     else:
-        assert panel.seconds_input.layout.display is None and lengths == [4, 8, 12]
-        assert panel.size_input.layout.display == "none"      # sora-2: one size per ratio
-        panel.seconds_input.value = 8
-    panel.prompt_input.value = "a kite above the cliffs"
+        assert lengths == [4, 8, 12]
+        assert panel.choices["sizes"] == []                    # sora-2: one size per ratio
+        panel.seconds = 8
+    panel.prompt = "a kite above the cliffs"
     if styled.style == "openai":
-        assert panel.generate_button.description == "Generate ($0.80)"
-    panel.generate_button.click()
+        assert panel.generate_label == "Generate · $0.80"
+    panel.generate()
     job = panel.cards[0].job.wait(timeout=30)
     assert job.status == "completed" and styled.posts() == 1
     assert job.request.seconds == (8 if styled.style == "openai" else 12)
@@ -278,18 +278,17 @@ def test_panel_offers_sizes_for_sora_2_pro(styled: Styled,
     monkeypatch.setenv("SORA_MODEL", "sora-2-pro")
     made = SoraWidget(prompt="a glacier calving")
     try:
-        sizes = [value for _, value in made.size_input.options]
+        sizes = [value for value, _ in made.choices["sizes"]]
         if styled.style == "artifex":         # not in the seed's catalogue: said, not sent
-            assert made.generate_button.disabled and "sora-2-pro" in made.notice.value
+            assert made.generate_disabled and "sora-2-pro" in made.reason
             return
-        assert made.size_input.layout.display is None and sizes == ["", "1280x720",
-                                                                   "1792x1024"]
-        made.size_input.value = "1792x1024"
-        assert made.generate_button.description == "Generate ($2.00)"     # 4 s x $0.50
-        made.ratio_input.value = "9:16"
-        assert [v for _, v in made.size_input.options] == ["", "720x1280", "1024x1792"]
-        assert made.size_input.value == ""                     # the wide size went away
-        assert made.generate_button.description == "Generate ($1.20)"     # 4 s x $0.30
+        assert sizes == ["", "1280x720", "1792x1024"]
+        made.size = "1792x1024"
+        assert made.generate_label == "Generate · $2.00"      # 4 s x $0.50
+        made.aspect_ratio = "9:16"
+        assert [v for v, _ in made.choices["sizes"]] == ["", "720x1280", "1024x1792"]
+        assert made.size == ""                                 # the wide size went away
+        assert made.generate_label == "Generate · $1.20"      # 4 s x $0.30
     finally:
         made.close()
     assert styled.posts() == 0

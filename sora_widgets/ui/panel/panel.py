@@ -225,7 +225,9 @@ class SoraWidget(Ticking, SavedView, PanelForm, anywidget.AnyWidget):
             card.detach()
             with contextlib.suppress(ValueError):
                 card.job.unobserve(self._on_money, names=["charge", "status"])
-        self.history.close()
+        history: PanelHistory | None = getattr(self, "history", None)
+        if history is not None:      # None: __init__ raised (``Widget.__del__`` closes too)
+            history.close()
         super().close()
 
     # -- the form -------------------------------------------------------------------------
