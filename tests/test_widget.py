@@ -680,3 +680,26 @@ def test_closing_a_panel_twice_is_quiet(home: Path, make_panel: MakePanel) -> No
     panel.close()
     panel.close()
     assert panel.history_view == {}
+
+
+def test_a_tick_counts_as_the_cards_progress_redraw() -> None:
+    """The panel's one-second tick redraws a running card with its latest progress: the
+    card's own progress throttle then drops its pending redraw, so one take's progress
+    moves at most once a second, tick and throttle together (it moved twice before)."""
+    import threading
+
+    from sora_widgets.ui.throttle import Throttle
+
+    runs: list[int] = []
+    throttle = Throttle(lambda: runs.append(1), interval=0.2)
+    throttle()                       # runs at once
+    throttle()                       # within the interval: a trailing run is pending
+    throttle.ran()                   # the tick drew it: that trailing run is dropped
+    # A later run on the same timer thread: once it ran, the dropped run's time is past.
+    passed = threading.Event()
+    sentinel = Throttle(passed.set, interval=0.6)
+    sentinel()
+    passed.clear()
+    sentinel()
+    assert passed.wait(10)
+    assert runs == [1]

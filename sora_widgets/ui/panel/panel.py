@@ -443,7 +443,7 @@ class SoraWidget(Ticking, SavedView, PanelForm, anywidget.AnyWidget):
     def _refresh_queue(self) -> None:
         """The ticker's second: every running card's elapsed time, then one message."""
         for card in self._running():
-            card.refresh(notify=False)
+            card.tick()
         self._publish_takes()
 
     def _on_stop_tracking(self, local_id: str) -> None:
