@@ -240,6 +240,9 @@ def test_quoted_prompt_images_and_model(ip: Session, paid: RunningEmulator) -> N
     assert job.request.images == ("https://example.com/a.jpg", "https://example.com/b.png")
     assert job.request.model == "sora-2" and job.aspect_ratio == "9:16"
     assert job.status == "completed"
+    final = ip.final()                           # the accepted image is shown, as a link
+    assert "class='sora-first-frame' href='https://example.com/a.jpg'" in final["text/html"]
+    assert "first frame: https://example.com/a.jpg" in final["text/plain"]
     # A model outside the catalogue is refused before sending; the user file adds it.
     assert "catalogue" in ip.fails('%sora --model sora-2-custom --wait not listed yet')
     catalog = {"artifex": {"sora-2-custom": {"ratios": ["16:9", "9:16"], "seconds": [12],
