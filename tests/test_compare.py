@@ -6,17 +6,19 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 import sora_widgets as sw
 from sora_widgets.core.errors import SoraError
-from sora_widgets.emulator import RunningEmulator
+from sora_widgets.emulator import EmulatorConfig, RunningEmulator, start_emulator
 from sora_widgets.studio.studio import Studio
 from sora_widgets.ui.compare import STATIC, Compare
 
-from .conftest import VIP_KEY
+from .conftest import TEST_TIME_SCALE, VIP_KEY
 
 
 def state_text(widget: Compare) -> str:
@@ -129,3 +131,108 @@ def test_a_still_copy_goes_with_the_widget_for_exports(studio: Studio) -> None:
     assert "&lt;script&gt;" in html and "at dusk</ins>" in html
     for item in view.items:
         assert f"src='{item['src']}'" in html and f"poster='{item['poster']}'" in html
+
+
+# -- provenance and billing in the captions (issue 22 / 23 #3) ------------------------------------
+
+
+@pytest.fixture
+def router(studio: Studio, monkeypatch: pytest.MonkeyPatch) -> Iterator[RunningEmulator]:
+    """A router-style relay that reports its bill: Veo 3.1 at $0.44/s where the catalogue
+    quotes $0.40/s (10 % over: flagged), Sora 2 at its quoted $0.10/s."""
+    config = EmulatorConfig(style="router", time_scale=TEST_TIME_SCALE, seed=5,
+                            queue_seconds=(1.0, 1.0), run_seconds=(6.0, 6.0),
+                            stall_probability=0.0, report_cost="always",
+                            prices={"router": {"google/veo-3.1": 0.44, "openai/sora-2": 0.10}})
+    with start_emulator(config) as emu:
+        monkeypatch.setenv("SORA_API_KEY", VIP_KEY)
+        monkeypatch.setenv("SORA_API_STYLE", "router")
+        monkeypatch.setenv("SORA_BASE_URL", emu.api_base_url)
+        monkeypatch.setenv("SORA_POLL_SCALE", str(TEST_TIME_SCALE))
+        yield emu
+
+
+def test_captions_say_same_seed_the_one_word_and_quote_beside_bill(
+        router: RunningEmulator) -> None:
+    veo = {"model": "google/veo-3.1", "seconds": 4, "seed": 42, "resolution": "1080p"}
+    dawn = sw.generate("a <i>heron</i> at dawn", generate_audio=False, **veo).wait(60)
+    dusk = sw.generate("a <i>heron</i> at dusk", generate_audio=False, **veo).wait(60)
+    plain = sw.generate("a <i>heron</i> at dusk", model="openai/sora-2", seconds=4).wait(60)
+    view = sw.compare(dawn, dusk, plain)
+    first, second, third = view.items
+    assert second["caption"] == [["same", "a <i>heron</i> at "], ["del", "dawn "],
+                                 ["add", "dusk"]]                  # the one word
+    assert first["provenance"] == second["provenance"] == "same seed 42 · 1080p · no audio"
+    assert third["provenance"] == ""                               # no seed, nothing else
+    assert first["cost"] == "quoted $1.60 · billed $1.76 ⚠ +10% from the quote"
+    assert first["flagged"] and second["flagged"]
+    assert third["cost"] == "quoted $0.40 · billed $0.40" and not third["flagged"]
+    assert VIP_KEY not in state_text(view)
+    html = view.static_html()                                      # the export's copy
+    assert html.count("same seed 42 · 1080p · no audio") == 2
+    assert "&lt;i&gt;heron&lt;/i&gt;" in html and "<i>heron" not in html
+    assert ">dusk</ins>" in html and ">dawn </del>" in html
+    assert html.count("style='color: #a15c00'>quoted $1.60 · billed $1.76 ⚠") == 2
+    assert "sora-compare-cost'>quoted $0.40 · billed $0.40<" in html
+    # Another seed is not "the same seed"; the emulator's free takes keep their words.
+    other = sw.generate("a <i>heron</i> at dawn", seed=7, generate_audio=False, **{
+        k: v for k, v in veo.items() if k != "seed"}).wait(60)
+    assert [i["provenance"] for i in sw.compare(dawn, other).items] == [
+        "seed 42 · 1080p · no audio", "seed 7 · 1080p · no audio"]
+
+
+def test_provenance_names_frames_audio_and_what_a_follow_up_came_from() -> None:
+    from sora_widgets.core.models import VideoRequest
+    from sora_widgets.studio.lineage import provenance
+
+    both = VideoRequest.create("a fox", model="google/veo-3.1", style="router", seconds=8,
+                               image="https://example.com/a.png", generate_audio=True,
+                               last_frame="https://example.com/b.png")
+    assert provenance(both) == "audio · first+last frame"
+    one = VideoRequest.create("a fox", style="artifex", image="https://example.com/a.png")
+    assert provenance(one) == "first frame"
+    base = VideoRequest.create("a heron", style="openai", model="sora-2")
+    assert provenance(base.follow_up("extend", "video_1", "more", 4)) == \
+        "extended from video_1"
+
+
+def test_the_caption_puts_provenance_and_a_flagged_bill_in_the_dom_as_text() -> None:
+    """compare.js's caption under node with a tiny DOM: each string lands in textContent
+    of its own element; a bill off the quote gets the flag class."""
+    source = (STATIC / "common.js").read_text() + (STATIC / "compare.js").read_text()
+    source = source[:source.index("export default")]
+    script = r"""
+const made = [];
+globalThis.document = {createElement(tag) {
+  const node = {tag, className: "", textContent: "", children: [], type: "", title: "",
+    classList: {toggle() {}}, addEventListener() {},
+    append(...kids) { this.children.push(...kids); },
+    appendChild(kid) { this.children.push(kid); }};
+  made.push(node);
+  return node;
+}};
+""" + source + r"""
+const model = {get: () => ({}), send() {}};
+const item = {id: "a", caption: [["same", "a <i>heron</i> at "], ["add", "dusk"]],
+  label: "#2 v_1", ratio: "16:9", provenance: "same seed 42 · <b>1080p</b>",
+  cost: "quoted $1.60 · billed $1.76 ⚠ +10% from the quote", flagged: true};
+const walk = (n) => ({cls: n.className, text: n.textContent, kids: n.children.map(walk)});
+console.log(JSON.stringify([walk(caption(item, model, [])),
+  walk(caption({...item, provenance: "", flagged: false}, model, []))]));
+"""
+    run = subprocess.run(["node", "-e", script], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    flagged, plain = json.loads(run.stdout)
+
+    def find(tree: dict[str, Any], cls: str) -> list[dict[str, Any]]:
+        here = [tree] if cls in tree["cls"].split() else []
+        return here + [n for kid in tree["kids"] for n in find(kid, cls)]
+
+    (made,) = find(flagged, "sora-compare-provenance")
+    assert made["text"] == "same seed 42 · <b>1080p</b>" and not made["kids"]
+    (cost,) = find(flagged, "sora-compare-cost")
+    assert cost["cls"] == "sora-compare-cost sora-flagged"
+    assert cost["text"] == "quoted $1.60 · billed $1.76 ⚠ +10% from the quote"
+    assert [n["text"] for n in find(flagged, "sora-diff-add")] == ["dusk"]
+    assert find(plain, "sora-compare-provenance") == []
+    assert find(plain, "sora-compare-cost")[0]["cls"] == "sora-compare-cost"

@@ -240,6 +240,9 @@ def test_quoted_prompt_images_and_model(ip: Session, paid: RunningEmulator) -> N
     assert job.request.images == ("https://example.com/a.jpg", "https://example.com/b.png")
     assert job.request.model == "sora-2" and job.aspect_ratio == "9:16"
     assert job.status == "completed"
+    final = ip.final()                           # the accepted image is shown, as a link
+    assert "class='sora-first-frame' href='https://example.com/a.jpg'" in final["text/html"]
+    assert "first frame: https://example.com/a.jpg" in final["text/plain"]
     # A model outside the catalogue is refused before sending; the user file adds it.
     assert "catalogue" in ip.fails('%sora --model sora-2-custom --wait not listed yet')
     catalog = {"artifex": {"sora-2-custom": {"ratios": ["16:9", "9:16"], "seconds": [12],
@@ -566,15 +569,90 @@ def test_three_variations_one_badge_no_hole(ip: Session) -> None:
     root = ip.widget(1)                                   # 0: the cost line
     (grid,) = [c for c in root.children if "sora-running" in c._dom_classes]
     assert grid.layout.grid_template_columns == "repeat(3, minmax(0, 1fr))"
-    statuses = [cell.children[0].value for cell in grid.children]
-    assert not any("local emulator" in v for v in statuses)
-    assert sum("local emulator — no charge" in c.value for c in root.children
-               if hasattr(c, "value")) == 1
+    assert said_free(ip.outputs[0]["data"]) == (1, 1)     # the quote says it, nothing else
+    assert said_free(ip.outputs[1]["data"]) == (0, None)   # None: a live view's text
     for job in ip.shell.user_ns["jobs"]:
         job.wait(timeout=20)
     final = ip.settled_slot(0)["text/html"]
-    assert final.count("local emulator — no charge") == 1
+    assert "local emulator" not in final
     assert "repeat(3, minmax(0, 1fr))" in final and len(video_srcs(final)) == 3
+
+
+FREE = "local emulator — no charge"
+#: Every kind of output that shows several jobs (and the single job), as a user types it;
+#: each leaves what it made in ``out``.
+BADGE_CELLS = {
+    "one": "%sora -o out one lone owl",
+    "variations": "%sora -n 3 -o out three owls",
+    "sweep": "%sora -o out a {red|blue} owl",
+    "ratios": "%sora -o out --ratio 16:9,9:16 an owl",
+    "storyboard": "%%sora --storyboard -o out\nan owl wakes\n\nthe owl flies off",
+    "sw.grid": "out = [sw.generate(f'a {c} owl') for c in ('red', 'blue')]\nsw.grid(out)",
+    "sw.sweep": "out = sw.sweep('a {red|blue} owl')\nout",
+    "sw.storyboard": "out = sw.storyboard(['an owl wakes', 'the owl flies off'])\nout",
+}
+
+
+def said_free(data: dict[str, Any]) -> tuple[int, int | None]:
+    """How often one display bundle says "local emulator — no charge": (in its HTML, in its
+    text). A live ipywidgets view counts the HTML of every widget in it; its text only says
+    "live progress" (None)."""
+    view = data.get("application/vnd.jupyter.widget-view+json")
+    if view is None:
+        return data.get("text/html", "").count(FREE), data.get("text/plain", "").count(FREE)
+    from ipywidgets.widgets.widget import _instances
+
+    found, todo = 0, [_instances[view["model_id"]]]
+    while todo:
+        widget = todo.pop()
+        todo += getattr(widget, "children", ())
+        value = getattr(widget, "value", None)
+        found += value.count(FREE) if isinstance(value, str) else 0
+    return found, None
+
+
+def cell_bundles(ip: Session, start: int) -> list[dict[str, Any]]:
+    """What the cell shows now: each output without a display id, and each display id's
+    latest state (the live slot, or what replaced it)."""
+    plain: list[dict[str, Any]] = []
+    slots: dict[str, dict[str, Any]] = {}
+    for out in ip.outputs[start:]:
+        display_id = (out.get("transient") or {}).get("display_id")
+        if display_id:
+            slots[display_id] = out["data"]
+        else:
+            plain.append(out["data"])
+    return plain + list(slots.values())
+
+
+def assert_said_once(bundles: list[dict[str, Any]]) -> None:
+    counts = [said_free(b) for b in bundles]
+    assert sum(html for html, _ in counts) == 1, counts
+    texts = [text for _, text in counts if text is not None]
+    assert not texts or sum(texts) == 1, counts
+
+
+@pytest.mark.parametrize("widgets", [True, False], ids=["widgets", "plain"])
+@pytest.mark.parametrize("cell", list(BADGE_CELLS))
+def test_a_cell_says_local_emulator_once(ip: Session, cell: str, widgets: bool) -> None:
+    """Issue 22: "local emulator — no charge" once per cell output — not in the quote and
+    again above the grid, nor on every tile or status line — while the jobs run and in what
+    replaces the live view."""
+    import sora_widgets as sw
+
+    ip.magics.live_widgets = widgets
+    ip.shell.user_ns["sw"] = sw
+    start = len(ip.outputs)
+    result = ip.run(BADGE_CELLS[cell])
+    assert result.error_in_exec is None, result.error_in_exec
+    assert_said_once(cell_bundles(ip, start))                 # live
+    # Not job.wait(): in a kernel its hook would show a progress view of its own.
+    wait_until(lambda: all(_is_final(b) for b in cell_bundles(ip, start)
+                           if "sora-cost" not in b.get("text/html", "")), 30)
+    final = cell_bundles(ip, start)
+    assert_said_once(final)                                   # and what replaced it
+    assert sum(len(video_srcs(b.get("text/html", ""))) for b in final) >= (
+        1 if cell == "one" else 2)
 
 
 def test_live_status_ticks_every_second_and_estimates(ip: Session,

@@ -113,6 +113,7 @@ def test_sora_jobs_pages_and_says_how_to_see_the_next(shell: InteractiveShell, h
     first = pub.outputs[-1]["data"]
     assert first["text/html"].count("<tr>") == 21          # head + 20 rows
     assert "jobs 1–20 · next: %sora jobs --page 2" in first["text/plain"]
+    assert "jobs 1–20 · next: %sora jobs --page 2" in first["text/html"]   # what Lab shows
     assert "a seeded heron number 27" in first["text/html"]   # newest first
     run(shell, "%sora jobs --page 2")
     second = pub.outputs[-1]["data"]

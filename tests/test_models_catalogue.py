@@ -326,5 +326,5 @@ def test_lineage_shows_the_seed(home: Path) -> None:
                                seed=42, resolution="1080p", generate_audio=False)
     assert provenance(take) == "seed 42 · 1080p · no audio"
     remix = VideoRequest.create("a heron", style="openai").follow_up("remix", "video_1", "x")
-    assert provenance(remix) == "remix of video_1"
+    assert provenance(remix) == "remixed from video_1"
     assert provenance(VideoRequest.create("a fox", style="artifex")) == ""

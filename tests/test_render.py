@@ -266,3 +266,7 @@ def test_a_first_frame_image_is_never_silent(make_job: Any) -> None:
     assert "sora-first-frame" in render.error_html(failed)
     assert "first frame: https://example.com/i.png" in render.job_text(job)
     assert "first frame" not in render.job_html(make_job("a fox", status="queued"))
+    # The panel's card (and its saved snapshot tile) links the image too, not just "an image".
+    header = cards.card_header_html(job)
+    assert "class='sora-first-frame' href='https://example.com/i.png'" in header, header
+    assert "sora-first-frame" not in cards.card_header_html(make_job("a fox"))

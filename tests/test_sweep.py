@@ -177,6 +177,8 @@ def test_the_emulator_is_free_and_never_asks(studio: Studio) -> None:
     assert made.quote is not None and made.quote.emulator and made.quote.new_usd == 0
     made.wait(60)
     assert {job.aspect_ratio for job in made} == {"16:9"}
+    # Its repr (an export, a frontend without the display hook) says it once: in the quote.
+    assert made._repr_html_().count("local emulator — no charge") == 1
 
 
 def test_the_grid_is_labelled_by_rows_and_columns_and_writes_no_files(

@@ -4,9 +4,9 @@ A job made from another (vary, reuse, continue) records ``job.parent_id``; histo
 compare show its prompt as a word diff against the parent. :func:`word_diff` gives plain
 data (for a front end that puts it in the DOM as text); :func:`diff_html` the same as
 escaped HTML (``<ins>`` / ``<del>``). Whitespace is kept as it was in the new prompt.
-:func:`provenance` says what else made a take what it is (its seed, resolution, a remix
-or an extension of which task): two takes that differ in one word at the same seed are
-the comparison prompt iteration wants.
+:func:`provenance` says what else made a take what it is (its seed, resolution, audio,
+first/last frame images, a remix or an extension of which task): two takes that differ in
+one word at the same seed are the comparison prompt iteration wants.
 """
 
 from __future__ import annotations
@@ -16,8 +16,10 @@ import html
 import re
 from typing import TYPE_CHECKING, Literal
 
+from sora_widgets.core.models import VideoRequest
+
 if TYPE_CHECKING:
-    from sora_widgets.core.models import VideoRequest
+    from sora_widgets.engine.job import Job
 
 __all__ = ["Op", "diff_html", "provenance", "word_diff"]
 
@@ -105,17 +107,28 @@ def diff_html(old: str | None, new: str | None) -> str:
     return "".join(out)
 
 
-def provenance(request: VideoRequest) -> str:
-    """'seed 42 · 1080p · no audio · remix of video_1' ('' when there is nothing to say)."""
+#: How a follow-up says what it was made from (``VideoRequest.operation``).
+_MADE_FROM = {"remix": "remixed from", "extend": "extended from"}
+
+
+def provenance(take: Job | VideoRequest, *, same_seed: bool = False) -> str:
+    """'seed 42 · 1080p · no audio · first+last frame · remixed from video_1' for a job (or
+    its request); '' when there is nothing to say. ``same_seed``: the takes shown beside it
+    share its seed, so it reads "same seed 42" (one word changed at one seed is the
+    comparison prompt iteration wants)."""
+    request = take if isinstance(take, VideoRequest) else take.request
     parts = []
     if request.seed is not None:
-        parts.append(f"seed {request.seed}")
+        parts.append(f"{'same seed' if same_seed else 'seed'} {request.seed}")
     if request.resolution:
         parts.append(request.resolution)
-    if request.generate_audio is False:
-        parts.append("no audio")
-    if request.last_frame:
-        parts.append("first+last frame")
+    if request.generate_audio is not None:
+        parts.append("audio" if request.generate_audio else "no audio")
+    frames = [name for name, given in (("first", request.images), ("last", request.last_frame))
+              if given]
+    if frames:
+        parts.append(f"{'+'.join(frames)} frame")
     if request.operation and request.source_task:
-        parts.append(f"{request.operation} of {request.source_task}")
+        made = _MADE_FROM.get(request.operation, f"{request.operation} of")
+        parts.append(f"{made} {request.source_task}")
     return " · ".join(parts)

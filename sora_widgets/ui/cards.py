@@ -16,7 +16,14 @@ from urllib.parse import quote
 
 from sora_widgets.core import words
 from sora_widgets.core.lifecycle import TERMINAL_ERROR_STATUSES
-from sora_widgets.ui.render import error_html, money_span, phase_words, reused_span, spend_html
+from sora_widgets.ui.render import (
+    error_html,
+    first_frame_html,
+    money_span,
+    phase_words,
+    reused_span,
+    spend_html,
+)
 from sora_widgets.ui.safe import escape, http_url, poster_attr, safe_url
 
 if TYPE_CHECKING:
@@ -94,7 +101,6 @@ def card_header_html(job: Job) -> str:
     """The prompt (clamped to three lines, full text on hover) and the request's settings."""
     prompt = job.prompt or "(image only)"
     when = time.strftime("%H:%M", time.localtime(job.created_at)) if job.created_at else ""
-    image = " · first frame from an image" if job.request.images else ""
     return (
         f"<div class='sora-card-header' style='{_CARD_FONT}'>"
         f"<div class='sora-prompt' title='{escape(prompt)}' style='font-size: 13px; "
@@ -102,7 +108,7 @@ def card_header_html(job: Job) -> str:
         "-webkit-box-orient: vertical; overflow: hidden; word-break: break-word'>"
         f"{escape(prompt)}</div>"
         f"<div style='{_MUTED}'>{escape(job.aspect_ratio)} · {escape(job.request.model)}"
-        f"{escape(image)} · {escape(when)}</div></div>"
+        f"{first_frame_html(job)} · {escape(when)}</div></div>"
     )
 
 

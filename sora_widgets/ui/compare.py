@@ -1,6 +1,8 @@
 """``sw.compare(*jobs)``: takes side by side, in equal-size players that play, pause and
-seek together, each captioned with its prompt (a word diff against the first), ratio,
-cost and star. (The module is ``compare_view``: ``sw.compare`` is the function.)
+seek together, each captioned with its prompt (a word diff against the first), what else
+made it (:func:`~sora_widgets.studio.lineage.provenance`: "same seed 42 · 1080p" when the
+takes share a seed), ratio, what it cost ("quoted $0.80 · billed $0.84", flagged past 5 %)
+and star.
 
 Why anywidget (a dependency for this): stock ipywidgets has no way to keep two
 ``<video>`` elements' ``currentTime`` together — ``ipywidgets.Video`` exposes no time
@@ -8,7 +10,8 @@ and a kernel round trip per frame would be too slow anyway. The sync runs in the
 browser, in a small ES module (``static/compare.js``); the kernel only sends the items.
 
 What reaches the browser: relative paths of the videos and posters published next to the
-notebook (``sora_videos/...``), prompt words, ratio, cost and star — never the key. The
+notebook (``sora_videos/...``), prompt words, provenance, ratio, cost and star — never
+the key. The
 front end resolves a relative path with the widget manager's ``resolveUrl`` (in
 JupyterLab and Notebook 7: ``<base url>/files/<notebook dir>/...``) and puts every string
 in the DOM as text.
@@ -17,7 +20,7 @@ in the DOM as text.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,13 +29,14 @@ import traitlets
 
 from sora_widgets.core.errors import SoraError
 from sora_widgets.core.lifecycle import Status
+from sora_widgets.core.money import billed_differs
 from sora_widgets.core.settings import preferences
 from sora_widgets.engine.job import Job
-from sora_widgets.studio.lineage import diff_html, word_diff
+from sora_widgets.studio.lineage import diff_html, provenance, word_diff
 from sora_widgets.ui import render
 from sora_widgets.ui.publish import publish
 
-__all__ = ["Compare", "compare", "job_sources"]
+__all__ = ["Compare", "caption_facts", "compare", "job_sources"]
 
 log = logging.getLogger("sora_widgets.compare")
 
@@ -56,6 +60,18 @@ def job_sources(job: Job, *, media_dir: str | None = None, root: Path | None = N
     return render.safe_url(video_src) or "", poster
 
 
+def caption_facts(job: Job, takes: Sequence[Job]) -> dict[str, Any]:
+    """What a take's caption says besides its prompt: ``provenance`` ("same seed 42" when
+    another of ``takes`` has its seed), ``cost`` (the quote beside the relay's bill once
+    it reported one, else the money words) and ``flagged`` (the bill is > 5 % off)."""
+    seeds = [take.request.seed for take in takes if take is not job]
+    same = job.request.seed is not None and job.request.seed in seeds
+    billed = job.billed_usd is not None and not job.emulator
+    return {"provenance": provenance(job, same_seed=same),
+            "cost": job.billing if billed else render.money_line(job, reused=False),
+            "flagged": billed and billed_differs(job.price_usd, job.billed_usd)}
+
+
 def _box(jobs: Iterable[Job], width: int) -> dict[str, int]:
     ratios = {job.aspect_ratio for job in jobs}
     if ratios == {"16:9"}:
@@ -71,7 +87,8 @@ class Compare(anywidget.AnyWidget):
     _esm = front_end("compare.js")
     _css = (STATIC / "compare.css").read_text("utf-8")
 
-    #: One entry per job: id, src, poster, caption (word-diff runs), label, ratio, cost.
+    #: One entry per job: id, src, poster, caption (word-diff runs), label, ratio, and the
+    #: :func:`caption_facts` (provenance, cost, flagged).
     items = traitlets.List(traitlets.Dict()).tag(sync=True)
     #: Local id → starred (kept apart so a star does not reload the players).
     starred = traitlets.Dict().tag(sync=True)
@@ -99,7 +116,7 @@ class Compare(anywidget.AnyWidget):
                 "id": job.local_id, "src": src, "poster": poster,
                 "caption": [[op, text] for op, text in runs] or [["same", "(image only)"]],
                 "label": f"#{index + 1} {job.id or job.local_id[:8]}",
-                "ratio": job.aspect_ratio, "cost": render.money_line(job, reused=False),
+                "ratio": job.aspect_ratio, **caption_facts(job, self.jobs),
             })
         self.items = items
         self.box = _box(self.jobs, width)
@@ -125,6 +142,9 @@ class Compare(anywidget.AnyWidget):
             src, poster = render.safe_url(item["src"]), render.safe_url(item["poster"])
             caption = diff_html(first, job.prompt or "") if index else render.escape(first)
             star = "★ " if job.starred else ""
+            made = (f"<div class='sora-compare-provenance'>{render.escape(item['provenance'])}"
+                    "</div>" if item["provenance"] else "")
+            flag = " style='color: #a15c00'" if item["flagged"] else ""
             cells.append(
                 f"<div style='width: {box['width']}px'>"
                 f"<video controls muted loop playsinline preload='metadata' "
@@ -132,9 +152,10 @@ class Compare(anywidget.AnyWidget):
                 f"style='background: #000; object-fit: contain' "
                 + (f"src='{render.escape(src)}' " if src else "")
                 + (f"poster='{render.escape(poster)}' " if poster else "")
-                + f"></video><div>{caption}</div><div style='color: #666'>"
+                + f"></video><div>{caption}</div>{made}<div style='color: #666'>"
                 f"{render.escape(star + item['label'])} · {render.escape(item['ratio'])} · "
-                f"{render.escape(item['cost'])}</div></div>")
+                f"<span class='sora-compare-cost'{flag}>{render.escape(item['cost'])}</span>"
+                "</div></div>")
         return ("<div class='sora-compare-static' style='display: flex; flex-wrap: wrap; "
                 "gap: 12px; font-family: var(--jp-ui-font-family, sans-serif); "
                 f"font-size: 12px'>{''.join(cells)}</div>")

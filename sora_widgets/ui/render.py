@@ -13,7 +13,7 @@ panel's own pieces are in :mod:`sora_widgets.ui.cards`).
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -34,6 +34,7 @@ __all__ = [
     "REUSED_WORDS",
     "UNKNOWN_WORDS",
     "VIP_WORDS",
+    "badge_plan",
     "bar_style",
     "batch_cost_text",
     "error_html",
@@ -252,22 +253,25 @@ def job_html(job: Job, src: str | None = None, *, note: str | None = None,
     return status_html(job, badge=badge, reused=reused)
 
 
-def job_text(job: Job, src: str | None = None, *, reused: bool | None = None) -> str:
-    """The same news as plain text (terminals, text/plain fallbacks); never any HTML."""
+def job_text(job: Job, src: str | None = None, *, reused: bool | None = None,
+             badge: bool = True) -> str:
+    """The same news as plain text (terminals, text/plain fallbacks); never any HTML.
+    ``badge`` / ``reused``: see :func:`money_line`."""
     ident = f"task {job.id}" if job.id else f"local job {job.local_id[:8]}"
     prompt = (job.prompt or "(image only)")[:60]
-    money = money_line(job, reused=reused)
+    said = [money_line(job, reused=reused, badge=badge)]
     images = job.request.images
     if images:      # an accepted image is never silent (plain text: the URL as it is)
-        money += f" · first frame: {http_url(images[0]) or 'an image'}"
+        said.append(f"first frame: {http_url(images[0]) or 'an image'}")
+    tail = "".join(f" · {part}" for part in said if part)
     if job.status in TERMINAL_ERROR_STATUSES:
         title, _ = error_words(job)
-        return f"Sora: {title}: {job.error or 'no message'} · {ident} · {money}"
+        return f"Sora: {title}: {job.error or 'no message'} · {ident}{tail}"
     if job.status == Status.COMPLETED:
         where = src if src and not src.startswith("data:") else (
             "embedded in the notebook" if src else job.video_url or "")
-        return f"Sora: completed · {ident} · {job.aspect_ratio} · {money} · {where}"
-    return f"Sora: {job.status} {int(job.progress)}% · {ident} · {money} · {prompt!r}"
+        return f"Sora: completed · {ident} · {job.aspect_ratio}{tail} · {where}"
+    return f"Sora: {job.status} {int(job.progress)}% · {ident}{tail} · {prompt!r}"
 
 
 def grid_columns(n: int) -> int:
@@ -276,6 +280,19 @@ def grid_columns(n: int) -> int:
     if n <= 3:
         return max(1, n)
     return 2 if n == 4 else 3
+
+
+def badge_plan(jobs: Sequence[Job], *, said: bool = False) -> tuple[str | None, bool]:
+    """Where one output says "local emulator — no charge": once, never once per tile.
+
+    Returns (a header line above the jobs, or None; whether each job says it itself).
+    ``said``: the cell has said it already (the quote shown before ``-n``, a sweep or a
+    storyboard was sent), so nothing below repeats it."""
+    if said:
+        return None, False
+    if len(jobs) > 1 and all(job.emulator for job in jobs):
+        return EMULATOR_BADGE, False
+    return None, True
 
 
 def grid_html(parts: Iterable[str], *, header: str | None = None) -> str:

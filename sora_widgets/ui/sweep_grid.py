@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from sora_widgets.media.posters import poster_data_uri
-from sora_widgets.ui.render import escape, job_html
+from sora_widgets.ui.render import badge_plan, escape, job_html
 
 if TYPE_CHECKING:
     from sora_widgets.engine.job import Job
@@ -56,8 +57,8 @@ def _columns(weights: list[float | None], rows: Axis | None) -> tuple[str, str]:
     return template, f"; max-width: {most:.0f}px"
 
 
-def _default_cell(job: Job) -> str:
-    return job_html(job, poster=poster_data_uri(job.poster_path))
+def _default_cell(job: Job, *, badge: bool) -> str:
+    return job_html(job, poster=poster_data_uri(job.poster_path), badge=badge)
 
 
 def sweep_grid_html(sweep: Sweep, cell: Callable[[Job], str] | None = None, *,
@@ -65,10 +66,13 @@ def sweep_grid_html(sweep: Sweep, cell: Callable[[Job], str] | None = None, *,
     """The labelled grid: the last axis across, the one before down, any others as
     separate blocks. ``cell(job)`` gives each cell's (already safe) HTML; by default the
     job's player with its poster inline. ``header`` defaults to the sweep's quote."""
-    if cell is None:
-        cell = _default_cell
     if header is None and sweep.quote is not None:
         header = sweep.quote.text
+    if cell is None:    # "local emulator — no charge" once: in the quote, or above the grid
+        quoted = sweep.quote is not None and sweep.quote.emulator and header == sweep.quote.text
+        above, badge = badge_plan(list(sweep), said=quoted)
+        header = header or above
+        cell = functools.partial(_default_cell, badge=badge)
 
     font = ("font-family: var(--jp-ui-font-family, sans-serif); font-size: 13px; "
             "line-height: 1.4")

@@ -20,19 +20,21 @@ from sora_widgets.ui import render
 from sora_widgets.ui.display import Bundle
 from sora_widgets.ui.publish import publish
 
-__all__ = ["MUTED", "STYLE", "final_bundle", "money", "shot_words", "storyboard_html",
-           "storyboard_text"]
+__all__ = ["MUTED", "STYLE", "final_bundle", "money", "money_html", "shot_words",
+           "storyboard_html", "storyboard_text"]
 
 STYLE = ("font-family: var(--jp-ui-font-family, sans-serif); font-size: 13px; "
          "line-height: 1.4; max-width: 760px")
 MUTED = "color: var(--jp-ui-font-color2, #666)"
 
 
-def money(board: Storyboard) -> str:
+def money(board: Storyboard, *, said: bool = False) -> str:
+    """The board's money words. ``said``: the cell's quote said "local emulator — no
+    charge" already, so the board does not repeat it (nothing to say then)."""
     jobs = [job for job in board.jobs if job is not None]
     if (board.quote is not None and board.quote.emulator) or (
             jobs and all(job.emulator for job in jobs)):
-        return words.EMULATOR_BADGE
+        return "" if said else words.EMULATOR_BADGE
     if board.stage in ENDED:
         return f"cost {words.money(board.cost_usd)}"
     return board.quote.text if board.quote is not None else ""
@@ -69,18 +71,24 @@ def _film_seconds(path: Path | None) -> float | None:
         return None
 
 
+def money_html(board: Storyboard, *, said: bool = False) -> str:
+    """' · <span class=sora-money>…</span>' after the board's title, or nothing."""
+    said_now = money(board, said=said)
+    return f" · <span class='sora-money'>{render.escape(said_now)}</span>" if said_now else ""
+
+
 def storyboard_html(board: Storyboard, film_src: str | None = None,
-                    shot_srcs: Sequence[str | None] | None = None) -> str:
+                    shot_srcs: Sequence[str | None] | None = None, *,
+                    said: bool = False) -> str:
     """The board now: the film playing (or why there is none), the shots listed under it.
 
     Without sources, copies already published next to the notebook are used (writes
-    nothing)."""
+    nothing). ``said``: see :func:`money`."""
     n = len(board.shots)
     portrait = board.aspect_ratio == "9:16"
     head = f"Storyboard · {n} shot{'s' if n != 1 else ''} · {board.aspect_ratio}"
     parts = [f"<div class='sora-storyboard' style='{STYLE}'>",
-             f"<div><b>{render.escape(head)}</b> · <span class='sora-money'>"
-             f"{render.escape(money(board))}</span></div>"]
+             f"<div><b>{render.escape(head)}</b>{money_html(board, said=said)}</div>"]
     if board.stage == Stage.READY:
         film = board.film_path
         src = render.safe_url(film_src) or (media.published(film) if film else None)
@@ -128,9 +136,12 @@ def storyboard_html(board: Storyboard, film_src: str | None = None,
     return "".join(parts)
 
 
-def storyboard_text(board: Storyboard, film_src: str | None = None) -> str:
+def storyboard_text(board: Storyboard, film_src: str | None = None, *,
+                    said: bool = False) -> str:
     """The same news in plain text; never any HTML."""
-    lines = [f"Storyboard · {len(board.shots)} shots · {board.stage} · {money(board)}"]
+    said_now = money(board, said=said)
+    lines = [f"Storyboard · {len(board.shots)} shots · {board.stage}"
+             + (f" · {said_now}" if said_now else "")]
     if board.stage == Stage.READY:
         lines.append(f"film: {film_src or board.film_path}")
     elif board.error:
@@ -141,11 +152,12 @@ def storyboard_text(board: Storyboard, film_src: str | None = None) -> str:
 
 
 def final_bundle(board: Storyboard, media_dir: str = media.DEFAULT_MEDIA_DIR, *,
-                 embed: bool = False) -> Bundle:
+                 embed: bool = False, said: bool = False) -> Bundle:
     """The finished board, its film and shots published next to the notebook (or inlined
-    as base64 with ``embed``: a self-contained notebook, several MB)."""
+    as base64 with ``embed``: a self-contained notebook, several MB). ``said``: see
+    :func:`money`."""
     film = publish(board.film_path, media_dir, embed=embed) if board.stage == Stage.READY else None
     shots = [publish(job.local_path, media_dir, embed=embed) if job is not None else None
              for job in board.jobs]
-    return {"text/html": storyboard_html(board, film, shots),
-            "text/plain": storyboard_text(board, film)}
+    return {"text/html": storyboard_html(board, film, shots, said=said),
+            "text/plain": storyboard_text(board, film, said=said)}

@@ -9,6 +9,8 @@ A refusal raised before the POST becomes a ``UsageError``: nothing was sent or c
 
 from __future__ import annotations
 
+import dataclasses
+
 from sora_widgets.core.errors import SoraError
 from sora_widgets.core.settings import preferences, settings
 from sora_widgets.ui.magic.command import SoraCommand, usage_error
@@ -47,6 +49,7 @@ def run_generate(ctx: MagicContext, cmd: SoraCommand) -> None:
         if n > 1:   # what it will cost, before anything is sent
             quote = studio.quote(request, n, force=force, base_url=ctx.base_url)
             show_quote(f"{n} variations: {quote.text}")
+            look = dataclasses.replace(look, badge_said=quote.emulator)
         jobs = studio.submit(request, n, force=force, confirm=cmd.flag("yes"),
                              base_url=ctx.base_url)
     except SoraError as exc:  # raised before the POST (budget, emulator missing...)

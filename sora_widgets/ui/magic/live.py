@@ -21,11 +21,10 @@ from typing import TYPE_CHECKING, Any
 
 from traitlets import All
 
-from sora_widgets.core import words
 from sora_widgets.core.errors import SoraError
 from sora_widgets.ui import cards, render
 from sora_widgets.ui.display import Bundle, Slot
-from sora_widgets.ui.magic.look import Look, badge_once, status_bundle
+from sora_widgets.ui.magic.look import Look
 
 if TYPE_CHECKING:
     from IPython.core.interactiveshell import InteractiveShell
@@ -120,7 +119,7 @@ class LiveView:
         if self._use_widgets:
             self._slot = Slot(self.shell, widget_bundle(self._build_widgets()))
         else:
-            self._slot = Slot(self.shell, status_bundle(self.jobs, self.reused))
+            self._slot = Slot(self.shell, self.look.status(self.jobs, self.reused))
         for job in self.jobs:  # observe after displaying: an update never precedes its slot
             job.observe(self._on_change, names=All)
             self._refresh(job)
@@ -173,10 +172,10 @@ class LiveView:
     def _build_widgets(self) -> Any:
         import ipywidgets as w
 
-        once = badge_once(self.jobs)
+        header, _ = render.badge_plan(self.jobs, said=self.look.badge_said)
         cells = []
         for job in self.jobs:
-            status = w.HTML(value=self._status(job, once))
+            status = w.HTML(value=self._status(job))
             bar = w.IntProgress(value=int(job.progress), min=0, max=100, bar_style="",
                                 layout=w.Layout(width="320px", max_width="100%"))
             self._bars[job.local_id] = (bar, status)
@@ -189,8 +188,8 @@ class LiveView:
         if len(cells) == 1:
             body = cells[0]
         else:
-            if once:
-                head = w.HTML(value=render.grid_html([], header=words.EMULATOR_BADGE))
+            if header:
+                head = w.HTML(value=render.grid_html([], header=header))
                 parts.append(head)
                 self._widgets.append(head)
             columns = render.grid_columns(len(cells))
@@ -204,9 +203,9 @@ class LiveView:
         self._widgets += [restart, root]
         return root
 
-    def _status(self, job: Job, once: bool | None = None) -> str:
-        once = badge_once(self.jobs) if once is None else once
-        return render.status_html(job, bar=False, badge=not once,
+    def _status(self, job: Job) -> str:
+        _, badge = render.badge_plan(self.jobs, said=self.look.badge_said)
+        return render.status_html(job, bar=False, badge=badge,
                                   reused=self.reused.get(job.local_id))
 
     def _refresh(self, job: Job, *, status_only: bool = False) -> None:

@@ -3,9 +3,9 @@
 A finished job plays its *local copy* published next to the notebook (a relative ``src``
 JupyterLab serves as ``/files/...``, so a saved notebook and an ``nbconvert`` export keep
 it), or a base64 ``data:`` URI with ``--embed``; when neither is possible it plays the
-relay's link and says why. Several emulator jobs in one output say "local emulator — no
-charge" once, above them. The quote shown before anything is sent is drawn here too, once
-for ``-n``, sweeps and storyboards.
+relay's link and says why. A cell says "local emulator — no charge" once: in the quote
+shown before ``-n``, a sweep or a storyboard is sent (then nothing below repeats it), else
+above several emulator jobs, else on the one job. The quote is drawn here too.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from sora_widgets.ui.publish import publish
 if TYPE_CHECKING:
     from sora_widgets.engine.job import Job
 
-__all__ = ["Look", "badge_once", "poster", "show_quote", "status_bundle", "thumbnail"]
+__all__ = ["Look", "poster", "show_quote", "thumbnail"]
 
 
 def poster(job: Job) -> str | None:
@@ -42,12 +42,6 @@ def thumbnail(job: Job) -> str | None:
     return poster_data_uri(job.poster_path, width=160)
 
 
-def badge_once(jobs: Sequence[Job]) -> bool:
-    """Several emulator jobs in one output: "local emulator — no charge" is said once, above
-    them, not on every tile."""
-    return len(jobs) > 1 and all(j.emulator for j in jobs)
-
-
 @dataclass(frozen=True)
 class Look:
     """How finished jobs are shown, fixed when the magic runs (``%config`` may change later)."""
@@ -55,13 +49,15 @@ class Look:
     embed: bool = False
     autodownload: bool = True
     media_dir: str = media.DEFAULT_MEDIA_DIR
+    #: The cell's quote said "local emulator — no charge" already: no output below repeats it.
+    badge_said: bool = False
 
     def job(self, job: Job, *, badge: bool = True,
             reused: bool | None = None) -> tuple[str, str]:
         """(html, text) of a settled job: the player of the local copy, or the red box."""
         if job.status != Status.COMPLETED:
             return (render.job_html(job, badge=badge, reused=reused),
-                    render.job_text(job, reused=reused))
+                    render.job_text(job, reused=reused, badge=badge))
         path = job.local_path if job.local_path is not None and job.local_path.is_file() else None
         src: str | None = None
         note: str | None = None
@@ -83,33 +79,32 @@ class Look:
             src = job.video_url
         return (render.job_html(job, src, note=note, poster=poster(job),
                                 media_dir=self.media_dir, badge=badge, reused=reused),
-                render.job_text(job, src, reused=reused))
+                render.job_text(job, src, reused=reused, badge=badge))
 
     def bundle(self, jobs: Sequence[Job], reused: Mapping[str, bool] | None = None) -> Bundle:
         """The final output of ``jobs``: one player, or a grid of them."""
         reused = reused or {}
-        once = badge_once(jobs)
-        parts = [self.job(j, badge=not once, reused=reused.get(j.local_id)) for j in jobs]
-        if len(parts) == 1:
-            html, text = parts[0]
-        else:
-            html = render.grid_html((p[0] for p in parts),
-                                    header=words.EMULATOR_BADGE if once else None)
-            text = "\n".join(p[1] for p in parts)
-        return {"text/html": html, "text/plain": text}
+        header, badge = render.badge_plan(jobs, said=self.badge_said)
+        parts = [self.job(j, badge=badge, reused=reused.get(j.local_id)) for j in jobs]
+        return _grid(parts, header)
+
+    def status(self, jobs: Sequence[Job], reused: Mapping[str, bool] | None = None) -> Bundle:
+        """Where jobs are now, without widgets (plain IPython): status lines, one grid."""
+        reused = reused or {}
+        header, badge = render.badge_plan(jobs, said=self.badge_said)
+        return _grid([(render.status_html(j, badge=badge, reused=reused.get(j.local_id)),
+                       render.job_text(j, reused=reused.get(j.local_id), badge=badge))
+                      for j in jobs], header)
 
 
-def status_bundle(jobs: Sequence[Job], reused: Mapping[str, bool] | None = None) -> Bundle:
-    """Where jobs are now, without widgets (plain IPython): status lines, one grid."""
-    reused = reused or {}
-    once = badge_once(jobs)
-    htmls = [render.status_html(j, badge=not once, reused=reused.get(j.local_id))
-             for j in jobs]
-    html = htmls[0] if len(htmls) == 1 else render.grid_html(
-        htmls, header=words.EMULATOR_BADGE if once else None)
-    return {"text/html": html,
-            "text/plain": "\n".join(render.job_text(j, reused=reused.get(j.local_id))
-                                    for j in jobs)}
+def _grid(parts: Sequence[tuple[str, str]], header: str | None) -> Bundle:
+    """One (html, text) part as it is, several side by side under ``header``."""
+    if len(parts) == 1:
+        html, text = parts[0]
+    else:
+        html = render.grid_html((p[0] for p in parts), header=header)
+        text = "\n".join([*([header] if header else []), *(p[1] for p in parts)])
+    return {"text/html": html, "text/plain": text}
 
 
 def show_quote(text: str, *, kind: str = "") -> None:

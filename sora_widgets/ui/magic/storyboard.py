@@ -26,7 +26,7 @@ from sora_widgets.ui.magic.board_html import (
     MUTED,
     STYLE,
     final_bundle,
-    money,
+    money_html,
     shot_words,
     storyboard_html,
     storyboard_text,
@@ -66,11 +66,13 @@ class StoryboardView:
     """One display slot: a row per shot while the chain runs, then the film in its place."""
 
     def __init__(self, shell: Any, board: Storyboard, media_dir: str, *, widgets: bool,
-                 wait: bool, embed: bool = False) -> None:
+                 wait: bool, embed: bool = False, said: bool = False) -> None:
         self.shell = shell
         self.board = board
         self.media_dir = media_dir
         self.embed = embed
+        #: The cell's quote said "local emulator — no charge": the board does not repeat it.
+        self.said = said
         self._use_widgets = widgets
         self._background = not wait
         self._lock = threading.RLock()
@@ -84,8 +86,7 @@ class StoryboardView:
     def show(self) -> None:
         if self.board.stage in ENDED:
             self._finished = True
-            self._slot = Slot(self.shell, final_bundle(self.board, self.media_dir,
-                                                       embed=self.embed))
+            self._slot = Slot(self.shell, self._final())
             return
         if self._use_widgets:
             self._slot = Slot(self.shell, widget_bundle(self._build()))
@@ -112,8 +113,11 @@ class StoryboardView:
         self._finish()
 
     def _status(self) -> Bundle:
-        return {"text/html": storyboard_html(self.board),
-                "text/plain": storyboard_text(self.board)}
+        return {"text/html": storyboard_html(self.board, said=self.said),
+                "text/plain": storyboard_text(self.board, said=self.said)}
+
+    def _final(self) -> Bundle:
+        return final_bundle(self.board, self.media_dir, embed=self.embed, said=self.said)
 
     def _build(self) -> Any:
         import ipywidgets as w
@@ -148,8 +152,8 @@ class StoryboardView:
             n = len(board.shots)
             self._header.value = (
                 f"<div style='{STYLE}'><b>Storyboard · {n} shots</b> · "
-                f"{render.escape(board.stage)} · shot {board.current + 1} of {n} · "
-                f"<span class='sora-money'>{render.escape(money(board))}</span></div>")
+                f"{render.escape(board.stage)} · shot {board.current + 1} of {n}"
+                f"{money_html(board, said=self.said)}</div>")
             for index, (label, bar) in enumerate(self._rows):
                 job: Job | None = board.jobs[index] if index < len(board.jobs) else None
                 label.value = (
@@ -190,7 +194,7 @@ class StoryboardView:
                 with contextlib.suppress(ValueError):
                     job.unobserve(self._on_job, names=["progress", "status"])
         assert self._slot is not None
-        self._slot.update(final_bundle(self.board, self.media_dir, embed=self.embed))
+        self._slot.update(self._final())
         close_widgets(self._widgets)
 
 
@@ -209,11 +213,12 @@ def display_board(board: Storyboard) -> None:
 
 
 def show_storyboard(ctx: MagicContext, board: Storyboard, *, wait: bool = False,
-                    embed: bool = False) -> None:
-    """The board's live slot in the current cell (then its film)."""
+                    embed: bool = False, said: bool = False) -> None:
+    """The board's live slot in the current cell (then its film); ``said``: the quote
+    above said "local emulator — no charge"."""
     look = ctx.looking(embed=embed)
     view = StoryboardView(ctx.shell, board, look.media_dir, widgets=ctx.widgets, wait=wait,
-                          embed=look.embed)
+                          embed=look.embed, said=said)
     view.show()
     if wait and board.stage not in ENDED:
         view.wait()
@@ -242,4 +247,5 @@ def run_storyboard(ctx: MagicContext, cmd: SoraCommand) -> None:
     quote = board.quote
     show_quote(f"Storyboard of {len(shots)} shots: " + (quote.text if quote else ""))
     ctx.store(name, board)
-    show_storyboard(ctx, board, wait=cmd.flag("wait"), embed=cmd.flag("embed"))
+    show_storyboard(ctx, board, wait=cmd.flag("wait"), embed=cmd.flag("embed"),
+                    said=quote is not None and quote.emulator)

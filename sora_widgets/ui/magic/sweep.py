@@ -23,6 +23,7 @@ from IPython.core.error import UsageError
 from sora_widgets.core.errors import ConfirmationRequired, SoraError
 from sora_widgets.core.settings import preferences, settings
 from sora_widgets.studio.sweeps import Sweep, SweepPlan, expand, from_plan, plan
+from sora_widgets.ui import render
 from sora_widgets.ui.display import Bundle
 from sora_widgets.ui.magic.command import SoraCommand, usage_error
 from sora_widgets.ui.magic.context import MagicContext
@@ -53,14 +54,16 @@ class SweepLook(Look):
     def bundle(self, jobs: Sequence[Job],
                reused: Mapping[str, bool] | None = None) -> Bundle:
         if self.sweep is None or len(jobs) < 2:
-            return super().bundle(jobs)
-        once = all(job.emulator for job in jobs)     # the quote above said "no charge"
-        cells = {job.local_id: self.job(job, badge=not once,
+            return super().bundle(jobs, reused)
+        header, badge = render.badge_plan(jobs, said=self.badge_said)
+        cells = {job.local_id: self.job(job, badge=badge,
                                         reused=(reused or {}).get(job.local_id))
                  for job in jobs}
-        html = sweep_grid_html(self.sweep, lambda job: cells[job.local_id][0], header="")
-        text = "\n".join(f"{self.sweep.label(i)}: {cells[job.local_id][1]}"
-                         for i, job in enumerate(self.sweep))
+        html = sweep_grid_html(self.sweep, lambda job: cells[job.local_id][0],
+                               header=header or "")
+        text = "\n".join([*([header] if header else []),
+                          *(f"{self.sweep.label(i)}: {cells[job.local_id][1]}"
+                            for i, job in enumerate(self.sweep))])
         return {"text/html": html, "text/plain": text}
 
 
@@ -106,8 +109,8 @@ def run_sweep(ctx: MagicContext, cmd: SoraCommand) -> bool:
         raise UsageError(f"%sora: {exc}{hint}") from None
     sweep = from_plan(the_plan, jobs, quote)
     ctx.store(name, sweep)
-    ctx.present(jobs, SweepLook.of(ctx.looking(embed=cmd.flag("embed")), sweep),
-                wait=cmd.flag("wait"))
+    look = dataclasses.replace(ctx.looking(embed=cmd.flag("embed")), badge_said=quote.emulator)
+    ctx.present(jobs, SweepLook.of(look, sweep), wait=cmd.flag("wait"))
     return True
 
 

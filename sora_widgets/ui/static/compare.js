@@ -2,7 +2,7 @@
 // Every string from the kernel goes into the DOM as text (textContent), never as HTML;
 // a src is used only if it is a relative path or an http(s) URL.
 
-// (common.js is put before this file by compare_view.py: resolveSrc, h.)
+// (common.js is put before this file by compare.py: resolveSrc, h.)
 
 const DRIFT = 0.2; // seconds a follower may be off before it is brought back
 
@@ -33,9 +33,19 @@ function caption(item, model, stars) {
   stars.push(paint);
   star.addEventListener("click", () => model.send({ action: "star", id: item.id, on: !starred() }));
   const words = h("span");
-  words.textContent = ` ${item.label} · ${item.ratio} · ${item.cost}`;
-  meta.append(star, words);
-  box.append(prompt, meta);
+  words.textContent = ` ${item.label} · ${item.ratio} · `;
+  // What it cost: "quoted $0.80 · billed $0.84", marked when the bill is > 5 % off.
+  const cost = h("span", item.flagged ? "sora-compare-cost sora-flagged" : "sora-compare-cost");
+  cost.textContent = item.cost || "";
+  meta.append(star, words, cost);
+  box.append(prompt);
+  if (item.provenance) {
+    // Seed, resolution, audio, frames, remixed/extended from: "same seed 42 · 1080p".
+    const made = h("div", "sora-compare-provenance");
+    made.textContent = item.provenance;
+    box.append(made);
+  }
+  box.append(meta);
   return box;
 }
 
