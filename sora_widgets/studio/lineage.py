@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 __all__ = ["Op", "diff_html", "provenance", "word_diff"]
 
 Op = Literal["same", "add", "del"]
-_TOKENS = re.compile(r"\s+|[^\s]+")
+_TOKENS = re.compile(r"\s+|\w+(?:['’-]\w+)*|[^\w\s]")
 
 
 def _tokens(text: str) -> list[str]:

@@ -30,13 +30,13 @@ import traitlets
 from sora_widgets.core.errors import SoraError
 from sora_widgets.core.lifecycle import TERMINAL_ERROR_STATUSES, Status
 from sora_widgets.engine.job import Job
-from sora_widgets.studio.lineage import word_diff
+from sora_widgets.studio.lineage import provenance, word_diff
 from sora_widgets.studio.studio import Studio, default_studio
 from sora_widgets.ui import render
 from sora_widgets.ui.compare import STATIC, Compare, front_end, job_sources
 from sora_widgets.ui.throttle import Throttle
 
-__all__ = ["History", "HistoryView"]
+__all__ = ["History", "HistoryPage", "HistoryState", "HistoryView"]
 
 log = logging.getLogger("sora_widgets.ui.history")
 
@@ -51,11 +51,9 @@ STATUS_OPTIONS = [["", "any status"]] + [
 LoadCallback = Callable[[Job, bool], None]
 
 
-class HistoryView(anywidget.AnyWidget):
-    """The page of cards in the browser (the kernel side is :class:`History`)."""
-
-    _esm = front_end("history.js")
-    _css = (STATIC / "history.css").read_text("utf-8")
+class HistoryState(traitlets.HasTraits):
+    """The page's state, drawn by ``static/history.js``: a widget's traits on its own
+    (:class:`HistoryView`), or a part of the panel's one widget (``ui/panel/parts.py``)."""
 
     cards = traitlets.List(traitlets.Dict()).tag(sync=True)
     #: Local id → relative src of the cards the user opened (they show a player).
@@ -71,32 +69,46 @@ class HistoryView(anywidget.AnyWidget):
     can_load = traitlets.Bool(False).tag(sync=True)
     status_options = traitlets.List(traitlets.List()).tag(sync=True)
 
+    #: What the browser may set (the filters and the page); the rest only the kernel sets.
+    EDITABLE = ("query", "status", "starred_only", "page")
 
-class History(widgets.VBox):  # type: ignore[misc]
-    """Every journal job, searchable, a page at a time; ``History()`` alone or in the panel.
 
-    ``on_load(job, vary)`` (the panel passes one) shows the "load" and "vary" actions.
-    """
+class HistoryView(anywidget.AnyWidget, HistoryState):
+    """The page of cards in the browser, as its own widget (the kernel side is
+    :class:`History`)."""
 
-    def __init__(self, *, studio: Studio | None = None, on_load: LoadCallback | None = None,
-                 page_size: int = PAGE_SIZE, media_dir: str | None = None,
-                 root: Path | None = None, **kwargs: Any) -> None:
+    _esm = front_end("history.js")
+    _css = (STATIC / "history.css").read_text("utf-8")
+
+
+#: Shows a comparison of the checked takes (the standalone History: below itself; the
+#: panel: in its own compare part) and returns the ``Compare`` made.
+ShowCompare = Callable[[list[Job]], Compare]
+
+
+class HistoryPage:
+    """The kernel side of a History: reads the page from the journal into a
+    :class:`HistoryState` and answers its actions; follows the studio's job changes.
+
+    ``on_load(job, vary)`` (the panel passes one) shows the "load" and "vary" actions."""
+
+    def __init__(self, view: HistoryState, *, studio: Studio | None = None,
+                 on_load: LoadCallback | None = None, page_size: int = PAGE_SIZE,
+                 media_dir: str | None = None, root: Path | None = None,
+                 show_compare: ShowCompare | None = None) -> None:
         self._studio = studio
         self._on_load = on_load
+        self._show_compare = show_compare
         self.page_size = max(1, int(page_size))
         self._media_dir = media_dir
         self._root = root or Path.cwd()
         self._jobs: dict[str, Job] = {}          # the page's handles (and selected ones)
         self._parents: dict[str, str] = {}       # parent local id → its prompt
-        self.view = HistoryView(can_load=on_load is not None, status_options=STATUS_OPTIONS)
-        self.compare_box = widgets.VBox()
-        self.compare_view: Compare | None = None
-        kwargs.setdefault("layout", widgets.Layout(width="100%"))
-        super().__init__([self.view, self.compare_box], **kwargs)
-        self.add_class("sora-history-panel")
-        self.view.observe(self._on_filter, names=["query", "status", "starred_only"])
-        self.view.observe(self._on_page, names=["page"])
-        self.view.on_msg(self._on_msg)
+        self.view = view
+        view.can_load = on_load is not None
+        view.status_options = STATUS_OPTIONS
+        view.observe(self._on_filter, names=["query", "status", "starred_only"])
+        view.observe(self._on_page, names=["page"])
         self._refresh_lock = threading.RLock()
         # Live: a job that changes anywhere in the kernel (this panel, %sora, sw.generate)
         # re-reads the page, off the engine's thread and at most once per LIVE_SECONDS.
@@ -115,11 +127,11 @@ class History(widgets.VBox):  # type: ignore[misc]
         """The jobs of the page shown, newest first."""
         return [self._jobs[card["id"]] for card in self.view.cards]
 
-    def search(self, text: str) -> History:
+    def search(self, text: str) -> HistoryPage:
         self.view.query = text      # observed: back to the first page
         return self
 
-    def filter(self, *, status: str | None = None, starred: bool | None = None) -> History:
+    def filter(self, *, status: str | None = None, starred: bool | None = None) -> HistoryPage:
         with self.view.hold_trait_notifications():
             if status is not None:
                 self.view.status = Status(status).value if status else ""
@@ -127,12 +139,12 @@ class History(widgets.VBox):  # type: ignore[misc]
                 self.view.starred_only = bool(starred)
         return self
 
-    def next_page(self) -> History:
+    def next_page(self) -> HistoryPage:
         if self.view.has_next:
             self.view.page += 1
         return self
 
-    def previous_page(self) -> History:
+    def previous_page(self) -> HistoryPage:
         self.view.page = max(0, self.view.page - 1)
         return self
 
@@ -192,6 +204,8 @@ class History(widgets.VBox):  # type: ignore[misc]
             "parent": parent or "", "ratio": job.aspect_ratio, "status": job.status,
             "status_text": _status_text(job),
             "money": render.money_line(job, reused=False, badge=False),   # said once above
+            "billing": job.billing if job.billed_usd is not None else "",
+            "provenance": provenance(job.request),
             "when": time.strftime("%Y-%m-%d %H:%M", time.localtime(job.created_at)),
             "starred": bool(job.starred), "note": job.note or "", "poster": poster,
             "openable": job.status == Status.COMPLETED,
@@ -254,28 +268,18 @@ class History(widgets.VBox):  # type: ignore[misc]
         self.view.selected = [*chosen, job.local_id] if on else chosen
 
     def compare(self, local_ids: list[str] | None = None) -> Compare:
-        """Compare the selected takes (or ``local_ids``) below the history."""
+        """Compare the selected takes (or ``local_ids``) side by side."""
         ids = list(local_ids) if local_ids is not None else list(self.view.selected)
         if len(ids) < 2:
             raise SoraError("check two or more takes to compare")
-        view = Compare([self._job(i) for i in ids], media_dir=self._media_dir,
-                       root=self._root)
-        close = widgets.Button(description="close compare", icon="times",
-                               layout=widgets.Layout(width="auto"))
-        close.on_click(lambda _b: self.close_compare())
-        self.close_compare()
-        self.compare_view = view
-        self.compare_box.children = (view, close)
-        return view
-
-    def close_compare(self) -> None:
-        old = list(self.compare_box.children)
-        self.compare_box.children = ()
-        self.compare_view = None
-        for widget in old:
-            widget.close()
+        if self._show_compare is None:
+            raise SoraError("this history has nowhere to show a comparison")
+        return self._show_compare([self._job(i) for i in ids])
 
     def _on_msg(self, _widget: Any, content: Any, _buffers: Any) -> None:
+        self.handle(content)
+
+    def handle(self, content: object) -> None:
         """A front-end action; errors become the view's message line (never raised)."""
         if not isinstance(content, dict):
             return
@@ -306,14 +310,55 @@ class History(widgets.VBox):  # type: ignore[misc]
             self.view.message = f"{action} failed ({type(exc).__name__})"
 
     def close(self) -> None:
+        """Stop following the studio's job changes."""
         self._unsubscribe()
         self._live.cancel()
+
+
+class History(HistoryPage, widgets.VBox):  # type: ignore[misc]
+    """Every journal job, searchable, a page at a time, on its own: ``sw.History()``.
+
+    The page (:class:`HistoryView`) and, below it, the comparison of the checked takes."""
+
+    def __init__(self, *, studio: Studio | None = None, on_load: LoadCallback | None = None,
+                 page_size: int = PAGE_SIZE, media_dir: str | None = None,
+                 root: Path | None = None, **kwargs: Any) -> None:
+        view = HistoryView()
+        self.compare_box = widgets.VBox()
+        self.compare_view: Compare | None = None
+        kwargs.setdefault("layout", widgets.Layout(width="100%"))
+        widgets.VBox.__init__(self, [view, self.compare_box], **kwargs)
+        self.add_class("sora-history-panel")
+        view.on_msg(self._on_msg)
+        HistoryPage.__init__(self, view, studio=studio, on_load=on_load,
+                             page_size=page_size, media_dir=media_dir, root=root,
+                             show_compare=self._compare_below)
+
+    def _compare_below(self, jobs: list[Job]) -> Compare:
+        view = Compare(jobs, media_dir=self._media_dir, root=self._root)
+        close = widgets.Button(description="close compare", icon="times",
+                               layout=widgets.Layout(width="auto"))
+        close.on_click(lambda _b: self.close_compare())
         self.close_compare()
-        self.view.close()
-        super().close()
+        self.compare_view = view
+        self.compare_box.children = (view, close)
+        return view
+
+    def close_compare(self) -> None:
+        old = list(self.compare_box.children)
+        self.compare_box.children = ()
+        self.compare_view = None
+        for widget in old:
+            widget.close()
+
+    def close(self) -> None:
+        HistoryPage.close(self)
+        self.close_compare()
+        self.view.close()  # type: ignore[attr-defined]
+        widgets.VBox.close(self)
 
 
-def _subscribe(history: History, studio: Studio) -> Callable[[], None]:
+def _subscribe(history: HistoryPage, studio: Studio) -> Callable[[], None]:
     """Follow the studio's job changes with a weak reference: a History nobody holds (a
     cell re-run) is not kept alive, nor refreshed, by the studio."""
     ref = weakref.ref(history)

@@ -37,6 +37,7 @@ __all__ = [
     "bar_style",
     "batch_cost_text",
     "error_html",
+    "error_words",
     "escape",
     "eta_left",
     "first_frame_html",
@@ -53,6 +54,7 @@ __all__ = [
     "safe_url",
     "size_text",
     "spend_html",
+    "spend_text",
     "status_html",
     "team_spend_html",
     "team_spend_text",
@@ -144,7 +146,8 @@ def status_html(job: Job, *, now: float | None = None, bar: bool = True,
     )
 
 
-def _error_words(job: Job) -> tuple[str, str]:
+def error_words(job: Job) -> tuple[str, str]:
+    """The title of a failed or unknown job's box, and the advice under its message."""
     if job.status == Status.UNKNOWN:
         return UNKNOWN_WORDS, (
             "The answer to the submit was lost, so it was not retried (a retry could "
@@ -158,7 +161,7 @@ def _error_words(job: Job) -> tuple[str, str]:
 
 def error_html(job: Job, *, badge: bool = True, reused: bool | None = None) -> str:
     """The relay's own words in a red box; 'unknown' explains the possible charge plainly."""
-    title, advice = _error_words(job)
+    title, advice = error_words(job)
     return (
         f"<div class='sora-error' style='{_STYLE}; border:1px solid #d32f2f; "
         f"background:#fdecea; color:#611a15; padding:8px; border-radius:4px'>"
@@ -258,7 +261,7 @@ def job_text(job: Job, src: str | None = None, *, reused: bool | None = None) ->
     if images:      # an accepted image is never silent (plain text: the URL as it is)
         money += f" · first frame: {http_url(images[0]) or 'an image'}"
     if job.status in TERMINAL_ERROR_STATUSES:
-        title, _ = _error_words(job)
+        title, _ = error_words(job)
         return f"Sora: {title}: {job.error or 'no message'} · {ident} · {money}"
     if job.status == Status.COMPLETED:
         where = src if src and not src.startswith("data:") else (
@@ -335,6 +338,17 @@ def jobs_table_html(jobs: Iterable[Job], sources: Mapping[str, str] | None = Non
                    ("created", "task", "status", "ratio", "prompt", "cost", "video"))
     return (f"<table class='sora-jobs' style='{_STYLE}; max-width: none'>"
             f"<thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>")
+
+
+def spend_text(session: Spend, all_time: Spend, budget: float | None) -> str:
+    """'This session: $1.80 of a $10.00 budget ($8.20 left) · all time: $3.60 (4 paid jobs)'."""
+    budget_text = (f" of a {words.money(budget)} budget "
+                   f"({words.money(max(0.0, budget - session.charged_usd))} left)"
+                   if budget is not None else "")
+    maybe = (f" (+ {words.money(session.maybe_usd)} may have been charged)"
+             if session.maybe_usd else "")
+    return (f"This session: {words.money(session.charged_usd)}{budget_text}{maybe} · "
+            f"all time: {words.money(all_time.charged_usd)} ({all_time.jobs} paid jobs)")
 
 
 def spend_html(session: Spend, all_time: Spend, budget: float | None, *,

@@ -1,10 +1,10 @@
-"""One take's card in the panel: progress, status, the player, its money line, actions.
+"""One take in the panel: its job's state as the front end's item, kept up to date.
 
-Cards observe their job and only *set widget traits* from the engine's thread; nothing is
-displayed or printed there (such output lands in whatever cell runs now). The finished
-video goes into an ``Output`` widget's ``outputs``: JupyterLab renders those with the
-notebook's rendermime, which turns the relative ``src`` that ``media.publish_video``
-returns into ``/files/...`` (an ``HTML`` widget would not: it would 404).
+A card observes its job and turns each change into one plain dict (``item``) that
+``static/panel.js`` draws: progress, status words, the player and poster (relative paths
+published next to the notebook), the money line, what it was made from. Nothing here is a
+widget and nothing is displayed: the panel puts the items into its ``takes`` trait. Progress
+redraws at most once per second; other changes at once. Only job fields go in: never a key.
 """
 
 from __future__ import annotations
@@ -16,88 +16,50 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import ipywidgets as widgets
 from traitlets import All
 
+from sora_widgets.core.catalog import catalogue
+from sora_widgets.core.errors import SoraError
 from sora_widgets.core.lifecycle import TERMINAL_ERROR_STATUSES, Status
-from sora_widgets.core.settings import preferences, settings
+from sora_widgets.core.settings import Settings, api_style, preferences, settings
 from sora_widgets.engine.job import Job
-from sora_widgets.media.posters import poster_data_uri
-from sora_widgets.media.publish import publish_video
-from sora_widgets.ui.cards import (
-    card_details_html,
-    card_header_html,
-    card_placeholder_html,
-    card_status_html,
-    card_video_html,
-)
-from sora_widgets.ui.panel.labels import display_data as _display_data
-from sora_widgets.ui.panel.labels import price_label as _price_label
-from sora_widgets.ui.render import bar_style
+from sora_widgets.studio.lineage import provenance
+from sora_widgets.ui import render
+from sora_widgets.ui.panel.labels import joined_words, price_label, started_at
+from sora_widgets.ui.publish import publish
+from sora_widgets.ui.safe import http_url, safe_url
 from sora_widgets.ui.throttle import Throttle
 
-__all__ = ["CARD_WIDTH", "PROGRESS_SECONDS", "JobCard"]
+__all__ = ["PROGRESS_SECONDS", "JobCard"]
 
 log = logging.getLogger("sora_widgets.ui.panel.card")
 
-CARD_WIDTH = "344px"
 #: A card redraws for progress (and the ETA) at most this often; other changes at once.
 PROGRESS_SECONDS = 1.0
 _THROTTLED = frozenset({"progress", "eta_seconds"})
 
 
-class JobCard(widgets.VBox):  # type: ignore[misc]
-    """One job: progress, status, the player. Refreshed from the poller thread (traits only)."""
+class JobCard:
+    """One job's card: ``item`` is what the browser draws; ``on_update`` hears each change.
+
+    ``cached``: this take was in the journal before the click that showed it ("reused —
+    no new charge"). ``joined``: the click joined this take while it ran (one take, its
+    charge said once: never "reused")."""
 
     def __init__(self, job: Job, *, root: Path,
-                 on_reuse: Callable[[JobCard], None],
-                 on_regenerate: Callable[[JobCard], None],
-                 on_continue: Callable[[JobCard], None] | None = None,
                  on_update: Callable[[JobCard], None] | None = None) -> None:
         self.job = job
         self.cached = False
+        self.joined = False
+        self.item: dict[str, Any] = {}
         self._on_update = on_update
         self._root = root
         self._src: str | None = None
+        self._poster: str | None = None
         self._lock = threading.RLock()
-        self.header = widgets.HTML(card_header_html(job))
-        self.bar = widgets.IntProgress(min=0, max=100, layout=widgets.Layout(width="100%"))
-        self.bar.add_class("sora-running")      # hidden once the kernel is gone (CSS)
-        self.status = widgets.HTML()
-        self.player = widgets.Output(layout=widgets.Layout(width="100%"))
-        self.details = widgets.HTML()
-        self.reuse_button = widgets.Button(
-            description="reuse prompt", icon="pencil", tooltip="Load these settings into the form",
-            layout=widgets.Layout(width="auto"))
-        self.regenerate_button = widgets.Button(
-            button_style="warning", icon="refresh", layout=widgets.Layout(width="auto"),
-            tooltip="Submit this request again: a new job, charged again")
-        self.reuse_button.on_click(lambda _b: on_reuse(self))
-        self.regenerate_button.on_click(lambda _b: on_regenerate(self))
-        self.continue_button = widgets.Button(
-            icon="forward", layout=widgets.Layout(width="auto"),
-            tooltip="A new clip that starts from this clip's last frame, with the prompt "
-                    "in the box above (a new job, charged)")
-        self.continue_button.add_class("sora-continue")
-        self._on_continue = on_continue
-        if on_continue is not None:
-            self.continue_button.on_click(lambda _b: on_continue(self))
-        buttons = widgets.HBox([self.reuse_button, self.regenerate_button,
-                                self.continue_button],
-                               layout=widgets.Layout(flex_flow="row wrap"))
-        super().__init__(
-            [self.header, self.bar, self.status, self.player, self.details, buttons],
-            layout=widgets.Layout(width=CARD_WIDTH, padding="8px",
-                                  border="1px solid var(--jp-border-color2, #ddd)"))
-        self.add_class("sora-card")
-        # The DOM contract (static/panel.js turns these into data-job-id, data-status).
-        self.add_class("sora-take")
-        self.add_class(f"sora-take-{job.local_id}")
-        self.details.add_class("sora-take-money")
-        self._status_class: str | None = None
-        self._throttle = Throttle(self.refresh, PROGRESS_SECONDS)
+        self._throttle = Throttle(self._redraw, PROGRESS_SECONDS)
         job.observe(self._on_change, names=All)
-        self.refresh()
+        self.refresh(notify=False)
 
     def _on_change(self, change: Any) -> None:
         # Progress moves many times a second: one redraw per second at most (the last
@@ -107,67 +69,90 @@ class JobCard(widgets.VBox):  # type: ignore[misc]
         else:
             self._throttle.run_now()
 
-    def refresh(self) -> None:
-        """Bring every trait up to date with the job; never raises (it runs on the poller)."""
+    def _redraw(self) -> None:
+        self.refresh()
+
+    def refresh(self, *, notify: bool = True) -> bool:
+        """Bring ``item`` up to date with the job; whether it changed. Never raises (it runs
+        on the engine's thread); ``notify``: tell the panel."""
         try:
             with self._lock:
-                self._update()
+                item = self._item()
+                changed = item != self.item
+                self.item = item
         except Exception:  # an observer error would surface as a polling error of the job
             log.exception("could not refresh the card of job %s", self.job.local_id)
-
-    def refresh_status(self) -> None:
-        """Only the status line (elapsed time), for the ticker."""
-        try:
-            with self._lock:
-                self.status.value = card_status_html(self.job)
-        except Exception:
-            log.exception("could not refresh the status of job %s", self.job.local_id)
-
-    def _update(self) -> None:
-        job = self.job
-        status_class = f"sora-status-{job.status}"
-        if status_class != self._status_class:
-            if self._status_class is not None:
-                self.remove_class(self._status_class)
-            self.add_class(status_class)
-            self._status_class = status_class
-        self.bar.value = int(job.progress)
-        self.bar.bar_style = bar_style(job)
-        self.status.value = card_status_html(job)
-        self.player.outputs = self._player_outputs()
-        # "local emulator — no charge" is said once, by the spend line, when the panel
-        # itself runs on the emulator; a card says it only when the panel does not.
-        badge = job.emulator and not settings().uses_emulator
-        self.details.value = card_details_html(job, cached=self.cached, badge=badge)
-        self.regenerate_button.description = _price_label("regenerate anyway", settings(),
-                                                          self.job.request)
-        self.regenerate_button.layout.display = None if self.cached else "none"
-        self.continue_button.description = _price_label("continue", settings())
-        self.continue_button.layout.display = (
-            None if self._on_continue is not None and job.status == Status.COMPLETED
-            else "none")
-        if self._on_update is not None:
+            return False
+        if changed and notify and self._on_update is not None:
             self._on_update(self)
+        return changed
 
     @property
     def src(self) -> str | None:
         """The relative src of the video published next to the notebook (once saved)."""
         return self._src
 
-    def _player_outputs(self) -> tuple[dict[str, Any], ...]:
+    @property
+    def money(self) -> str:
+        """The card's money line as text (what the take cost, and a reuse)."""
+        return str(self.item.get("money", ""))
+
+    def _publish(self) -> None:
         job = self.job
-        if job.status in TERMINAL_ERROR_STATUSES:
-            return ()
-        if self._src is None and job.status == Status.COMPLETED and job.local_path is not None:
-            self._src = publish_video(job.local_path, preferences.media_dir, root=self._root)
-        html = (card_video_html(self._src, job.aspect_ratio, poster_data_uri(job.poster_path))
-                if self._src
-                else card_placeholder_html(job.aspect_ratio))
-        return (_display_data(html),)
+        if job.status != Status.COMPLETED or job.local_path is None:
+            return
+        if self._src is None:
+            self._src = publish(job.local_path, preferences.media_dir, root=self._root)
+        if self._poster is None:
+            self._poster = publish(job.poster_path, preferences.media_dir, root=self._root)
+
+    def _item(self) -> dict[str, Any]:
+        job = self.job
+        self._publish()
+        current = settings()
+        # "local emulator — no charge" is said once, by the spend line, when the panel
+        # itself runs on the emulator; a card says it only when the panel does not.
+        badge = job.emulator and not current.uses_emulator
+        money = render.money_line(job, reused=False, badge=badge)
+        if job.billed_usd is not None:
+            money = job.billing
+        failed = job.status in TERMINAL_ERROR_STATUSES
+        title, advice = render.error_words(job) if failed else ("", "")
+        trouble = job.poll_error or job.notice or (
+            f"saving the video: {job.download_error}"
+            if job.download_error and not job.local_path else "")
+        images = job.request.images
+        return {
+            "id": job.local_id, "task": job.id or "", "prompt": job.prompt or "(image only)",
+            "ratio": job.aspect_ratio, "model": job.request.model, "when": started_at(job),
+            "status": str(job.status), "done": job.done, "tracking": job.tracking,
+            "progress": int(job.progress), "phase": render.phase_words(job),
+            "tone": render.bar_style(job), "trouble": "" if failed else (trouble or ""),
+            "src": safe_url(self._src) or "", "poster": safe_url(self._poster) or "",
+            "money": money, "reused": self.cached and not self.joined,
+            "reused_words": render.REUSED_WORDS,
+            "joined": joined_words(job) if self.joined else "",
+            "error_title": title, "error": (job.error or "no message from the relay")
+            if failed else "", "advice": advice,
+            "image": (http_url(images[0]) or "") if images else "",
+            "image_count": len(images), "provenance": provenance(job.request),
+            "starred": bool(job.starred), "note": job.note or "",
+            "can_continue": job.status == Status.COMPLETED,
+            "can_remix": job.status == Status.COMPLETED and _remixes(current, job),
+            "regenerate_label": price_label("regenerate anyway", current, job.request),
+            "continue_label": price_label("continue", current),
+        }
 
     def detach(self) -> None:
-        """Stop observing the job (the widget is being closed); safe to call twice."""
+        """Stop observing the job (the panel is closing); safe to call twice."""
         self._throttle.cancel()
         with contextlib.suppress(ValueError):
             self.job.unobserve(self._on_change, names=All)
 
+
+def _remixes(current: Settings, job: Job) -> bool:
+    """Whether the current style's catalogue offers a remix of this take's model."""
+    try:
+        return catalogue(current).entry(api_style(current), job.request.model).remix
+    except SoraError:
+        return False

@@ -1,100 +1,129 @@
-"""The panel's "History" toggle and view, and what "vary" remembers.
+"""The panel's History and comparison (parts of its one widget), and what "vary" remembers.
 
-The view (:class:`sora_widgets.ui.history.History`) is made on first open, so a panel that
-never opens it reads nothing; once open it follows the studio's job changes by itself.
+History is read on first open, so a panel that never opens it reads nothing; once open it
+follows the studio's job changes by itself (``HistoryPage``: a take that finishes anywhere
+in the kernel appears without a click). Checked takes open a comparison in the panel.
 """
 
 from __future__ import annotations
 
+import logging
+from pathlib import Path
 from typing import Any
 
-import ipywidgets as widgets
-
 from sora_widgets.engine.job import Job
-from sora_widgets.ui import render
-from sora_widgets.ui.history import History
+from sora_widgets.studio.studio import Studio
+from sora_widgets.ui.compare import Compare
+from sora_widgets.ui.history import HistoryPage, HistoryState
+from sora_widgets.ui.panel.parts import Part
 
 __all__ = ["PanelHistory"]
 
+log = logging.getLogger("sora_widgets.ui.panel.history")
+
+#: The comparison's traits the panel carries (not the widget's own: layout, model names).
+COMPARE_TRAITS = ("items", "starred", "box")
+
 
 class PanelHistory:
-    """The panel's "History" toggle and view, and what "vary" remembers.
+    """History, comparison and the "vary" parent of a panel (``owner``: the widget whose
+    ``history_view`` / ``compare_view`` traits carry them; ``vary_line`` says the parent)."""
 
-    Made by ``SoraWidget``: a bar (the toggle, and the job the next submit will record as
-    its parent) and a box, put just below the panel's takes. The view is made on first
-    open (a panel that never opens it reads nothing), refreshed on each open and after
-    each submit. ``load`` puts a job in the form; ``vary`` does too and remembers it:
-    the panel passes :attr:`parent_id` to its next submit, then calls :meth:`submitted`.
-    """
-
-    def __init__(self, panel: Any) -> None:
-        self.panel = panel
+    def __init__(self, owner: Any, studio: Studio, root: Path) -> None:
+        self.owner = owner
+        self._studio = studio
+        self._root = root
         self.parent: Job | None = None
-        self.view: History | None = None
-        self.toggle = widgets.ToggleButton(
-            value=False, description="History", icon="history",
-            tooltip="every job in the journal: search, star, note, load, vary, compare",
-            layout=widgets.Layout(width="auto"))
-        self.toggle.add_class("sora-history-toggle")
-        self.parent_line = widgets.HTML()
-        self.forget_button = widgets.Button(
-            description="forget", icon="times", layout=widgets.Layout(width="auto",
-                                                                      display="none"),
-            tooltip="the next submit is not recorded as a variation")
-        self.forget_button.on_click(lambda _b: self._remember(None))
-        self.bar = widgets.HBox([self.toggle, self.parent_line, self.forget_button],
-                                layout=widgets.Layout(align_items="center",
-                                                      margin="6px 0 0 0"))
-        self.box = widgets.VBox(layout=widgets.Layout(display="none", width="100%"))
-        self.toggle.observe(self._on_toggle, names="value")
-        # After the takes: a new take's card lands right under the form, never below History.
-        children = list(panel.children)
-        at = children.index(panel.gallery) + 1 if panel.gallery in children else len(children)
-        panel.children = (*children[:at], self.bar, self.box, *children[at:])
+        self.page: HistoryPage | None = None
+        self._history_part: Part | None = None
+        self.compare_view: Compare | None = None
+        self._compare_part: Part | None = None
 
     @property
     def parent_id(self) -> str | None:
+        """The job the next submit records as its parent ("vary"), if any."""
         return self.parent.local_id if self.parent is not None else None
 
-    def open(self, on: bool = True) -> History | None:
-        self.toggle.value = bool(on)    # observed
-        return self.view
+    @property
+    def is_open(self) -> bool:
+        return bool(self.owner.history_open)
 
-    def _on_toggle(self, change: dict[str, Any]) -> None:
-        if change["new"]:
-            if self.view is None:
-                self.view = History(studio=self.panel.studio, on_load=self._load)
-                self.box.children = (self.view,)
+    def open(self, on: bool = True) -> HistoryPage | None:
+        """Show (read on first open, then live) or hide History; the page when shown."""
+        if on:
+            if self.page is None:
+                state = HistoryState()
+                self.page = HistoryPage(state, studio=self._studio, on_load=self._load,
+                                        root=self._root, show_compare=self.show_compare)
+                self._history_part = Part(self.owner, "history_view", state,
+                                          editable=HistoryState.EDITABLE,
+                                          on_message=self.page.handle)
             else:
-                self.view.refresh()
-            self.box.layout.display = None
-        else:
-            self.box.layout.display = "none"
+                self.page.refresh()
+        self.owner.history_open = bool(on)
+        return self.page if on else None
+
+    def receive(self, target: str, content: dict[str, Any]) -> None:
+        """A message from the History or the comparison front end."""
+        part = self._history_part if target == "history" else self._compare_part
+        if part is not None:
+            part.receive(content)
 
     def _load(self, job: Job, vary: bool) -> None:
-        self.panel.load(job)
-        self._remember(job if vary else None)
+        self.owner.load(job)
+        self.remember(job if vary else None)
 
-    def _remember(self, job: Job | None) -> None:
+    def remember(self, job: Job | None) -> None:
+        """The job the next Generate is a variation of (None: forget it)."""
         self.parent = job
         if job is None:
-            self.parent_line.value = ""
-            self.forget_button.layout.display = "none"
+            self.owner.vary_line = ""
             return
         prompt = job.prompt or "(image only)"
-        short = prompt if len(prompt) <= 60 else prompt[:59] + "…"
-        self.parent_line.value = (
-            "<span class='sora-vary' style='font-size: 12px; color: "
-            "var(--jp-ui-font-color2, #666)'>the next Generate is a variation of: "
-            f"<b>{render.escape(short)}</b></span>")
-        self.forget_button.layout.display = None
+        self.owner.vary_line = prompt if len(prompt) <= 80 else prompt[:79] + "…"
 
     def submitted(self) -> None:
-        """A submit went through: it recorded the parent (if any); show it in the view."""
-        self._remember(None)
-        if self.view is not None and self.toggle.value:
-            self.view.refresh()
+        """A submit went through: it recorded the parent (if any); show it in History."""
+        self.remember(None)
+        if self.page is not None and self.is_open:
+            self.page.refresh()
+
+    # -- the comparison ---------------------------------------------------------------------
+
+    def show_compare(self, jobs: list[Job]) -> Compare:
+        """Compare ``jobs`` side by side in the panel (the checked takes of History or of
+        the panel's own cards)."""
+        view = Compare(jobs, root=self._root)
+        self.close_compare()
+        self.compare_view = view
+        self._compare_part = Part(self.owner, "compare_view", view, names=COMPARE_TRAITS,
+                                  on_message=self._on_compare_message)
+        return view
+
+    def _on_compare_message(self, content: dict[str, Any]) -> None:
+        view = self.compare_view
+        if view is None:
+            return
+        if content.get("action") == "close":
+            self.close_compare()
+        elif content.get("action") == "star":
+            job = next((j for j in view.jobs if j.local_id == content.get("id")), None)
+            if job is not None:
+                job.star(bool(content.get("on")))
+                view.starred = {j.local_id: bool(j.starred) for j in view.jobs}
+
+    def close_compare(self) -> None:
+        part, view = self._compare_part, self.compare_view
+        self._compare_part = self.compare_view = None
+        if part is not None:
+            part.close()
+        if view is not None:
+            view.close()
 
     def close(self) -> None:
-        if self.view is not None:
-            self.view.close()
+        self.close_compare()
+        if self._history_part is not None:
+            self._history_part.close()
+        if self.page is not None:
+            self.page.close()
+

@@ -10,18 +10,16 @@ the same paid take, joined: its card shows its charge once and never says "reuse
 from __future__ import annotations
 
 import time
-from typing import Any
 
 from sora_widgets.core.catalog import price_of
 from sora_widgets.core.errors import SoraError
 from sora_widgets.core.models import VideoRequest
 from sora_widgets.core.settings import Settings, preferences
 from sora_widgets.engine.job import Job
-from sora_widgets.ui.safe import escape, http_url
+from sora_widgets.ui.safe import http_url
 
-__all__ = ["EARLIER_LABEL", "EMPTY_HINT", "RUNNING_LABEL", "display_data",
-           "first_http_image", "hint_html", "joined_words", "price", "price_label",
-           "started_at"]
+__all__ = ["EARLIER_LABEL", "EMPTY_HINT", "RUNNING_LABEL", "first_http_image",
+           "joined_words", "price", "price_label", "started_at"]
 
 #: The button when the form's request is a finished take in the journal (free to show).
 EARLIER_LABEL = "Show the earlier take — free"
@@ -41,11 +39,11 @@ def price(current: Settings, request: VideoRequest | None = None) -> float | Non
 
 
 def price_label(verb: str, current: Settings, request: VideoRequest | None = None) -> str:
-    """'Generate ($0.90)' with a key, 'Generate (emulator, free)' without."""
+    """'Generate · $0.90' with a key, 'Generate · free (emulator)' without."""
     if current.uses_emulator:
-        return f"{verb} (emulator, free)"
+        return f"{verb} · free (emulator)"
     amount = price(current, request)
-    return verb if amount is None else f"{verb} (${amount:.2f})"
+    return verb if amount is None else f"{verb} · ${amount:.2f}"
 
 
 def started_at(job: Job) -> str:
@@ -57,19 +55,6 @@ def joined_words(job: Job) -> str:
     """What a click that joined a running identical take says (never "reused")."""
     return (f"joined the take started {started_at(job)}: this request is already running "
             "— one take, charged once; see its card")
-
-
-def hint_html(text: str) -> str:
-    """A muted line of guidance (never the red of an error)."""
-    return ("<span class='sora-hint' style='font-family: var(--jp-ui-font-family, "
-            "sans-serif); font-size: 12px; color: var(--jp-ui-font-color2, #616161)'>"
-            f"{escape(text)}</span>")
-
-
-def display_data(html: str) -> dict[str, Any]:
-    """One ``text/html`` output for an ``Output`` widget's ``outputs`` trait."""
-    return {"output_type": "display_data", "data": {"text/html": html, "text/plain": ""},
-            "metadata": {}}
 
 
 def first_http_image(request: VideoRequest) -> str:

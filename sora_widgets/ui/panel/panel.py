@@ -1,12 +1,15 @@
-"""``SoraWidget``: the panel — the form, the takes (newest first) and History.
+"""``SoraWidget``: the panel — one anywidget: the form, the queue, the takes, History.
 
-Like tqdm's ``notebook.py``, the UI only wraps the plain core: the studio does the work
-(every money question is its ``quote`` / ``submit``) and the one poller thread drives every
-``Job``. Cards observe their job and only set widget traits from that thread.
+One widget, drawn entirely in the browser by ``static/panel.js`` (which also draws the
+History page and the comparison with their own front ends), so it runs wherever anywidget
+does: JupyterLab, Notebook 7, marimo. The Python side is a thin view over the studio: every
+money question is ``Studio.quote`` / ``Studio.submit``; the one poller thread drives every
+``Job``, and cards only set traits from it.
 
-The takes sit right under the form, so a new take's card (its progress, then its video)
-lands next to the Generate button; History comes after them. No widget holds the API
-key: labels and spend are derived from ``settings()`` at each refresh.
+The form's values are traits the browser sets; what the kernel says back (the Generate
+label with its quote, why it is disabled, the spend) are traits too; clicks arrive as
+messages. No trait ever holds the API key: labels and spend are derived from
+``settings()`` at each refresh.
 """
 
 from __future__ import annotations
@@ -19,37 +22,34 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-import ipywidgets as widgets
+import anywidget
+import traitlets
 
 from sora_widgets.core.errors import ConfirmationRequired, SoraError
 from sora_widgets.core.models import ASPECT_RATIOS, VideoRequest
-from sora_widgets.core.settings import Settings, missing_key_problem, settings
+from sora_widgets.core.settings import Settings, missing_key_problem, preferences, settings
+from sora_widgets.core.words import EMULATOR_BADGE, money
 from sora_widgets.engine.job import Job
 from sora_widgets.studio.studio import Studio, default_studio
 from sora_widgets.studio.sweeps import variants
-from sora_widgets.ui.cards import (
-    image_preview_html,
-    notice_html,
-    panel_spend_html,
-    panel_title_html,
-    restart_html,
-)
-from sora_widgets.ui.display import Slot
-from sora_widgets.ui.panel.card import CARD_WIDTH, JobCard
+from sora_widgets.ui import render
+from sora_widgets.ui.panel.card import JobCard
 from sora_widgets.ui.panel.form import PanelForm
+from sora_widgets.ui.panel.front_end import PANEL_CSS, PANEL_ESM
 from sora_widgets.ui.panel.history import PanelHistory
 from sora_widgets.ui.panel.labels import (
     EARLIER_LABEL,
     EMPTY_HINT,
     RUNNING_LABEL,
-    hint_html,
     joined_words,
+    price,
+    price_label,
 )
-from sora_widgets.ui.panel.labels import price as _price
-from sora_widgets.ui.panel.labels import price_label as _price_label
-from sora_widgets.ui.panel.queue import QueueView, queue_items
+from sora_widgets.ui.panel.media import MediaServer
+from sora_widgets.ui.panel.queue import queue_items
 from sora_widgets.ui.panel.saved import SavedView
 from sora_widgets.ui.panel.ticker import Ticking
+from sora_widgets.ui.safe import http_url
 
 __all__ = ["SoraWidget"]
 
@@ -57,14 +57,55 @@ log = logging.getLogger("sora_widgets.ui.panel")
 
 #: How many of the newest journal jobs of the same prompt are looked at for a running twin.
 _TWIN_SEARCH = 20
+#: A take's buttons (the front end's "take" actions; ``press`` in Python).
+TAKE_ACTIONS = ("reuse", "vary", "regenerate", "continue", "remix", "star", "note", "select")
 
 
-class SoraWidget(Ticking, SavedView, PanelForm, widgets.VBox):  # type: ignore[misc]
-    """The panel: prompt, aspect ratio, image URL, Generate; one card per job, newest first.
+class SoraWidget(Ticking, SavedView, PanelForm, anywidget.AnyWidget):  # type: ignore[misc]
+    """The panel: prompt, ratio, length/size/seed, image URL, Generate; the running takes
+    under it, then one card per take (newest first), then History.
 
     ``SoraWidget(prompt=..., aspect_ratio=..., image=...)`` pre-fills the form;
     ``SoraWidget(jobs=[...])`` or :meth:`from_job` shows past jobs (after a restart).
     """
+
+    _esm = PANEL_ESM
+    _css = PANEL_CSS
+
+    # -- the form (the browser sets these) -------------------------------------------------
+    prompt = traitlets.Unicode("").tag(sync=True)
+    aspect_ratio = traitlets.Unicode("16:9").tag(sync=True)
+    image = traitlets.Unicode("").tag(sync=True)
+    seconds = traitlets.Int(0).tag(sync=True)
+    size = traitlets.Unicode("").tag(sync=True)
+    seed = traitlets.Unicode("").tag(sync=True)
+    # -- what the kernel says ----------------------------------------------------------------
+    choices = traitlets.Dict().tag(sync=True)
+    generate_label = traitlets.Unicode("Generate").tag(sync=True)
+    generate_disabled = traitlets.Bool(True).tag(sync=True)
+    generate_tooltip = traitlets.Unicode("").tag(sync=True)
+    #: Beside Generate: why it is disabled, or what the last click did (``reason_tone``).
+    reason = traitlets.Unicode("").tag(sync=True)
+    reason_tone = traitlets.Unicode("error").tag(sync=True)
+    #: Beside Generate: what to do first (muted guidance, not an error).
+    hint = traitlets.Unicode("").tag(sync=True)
+    #: "Confirm: pay $6.30" while the studio asks to confirm a call ("" otherwise).
+    confirm_label = traitlets.Unicode("").tag(sync=True)
+    confirm_tooltip = traitlets.Unicode("").tag(sync=True)
+    #: The first-frame image as a thumbnail (an http(s) URL only, else "").
+    image_preview = traitlets.Unicode("").tag(sync=True)
+    spend = traitlets.Unicode("").tag(sync=True)
+    #: The prompt the next Generate is a variation of ("vary"; "" when none).
+    vary_line = traitlets.Unicode("").tag(sync=True)
+    queue = traitlets.List(traitlets.Dict()).tag(sync=True)
+    takes = traitlets.List(traitlets.Dict()).tag(sync=True)
+    #: Takes checked for comparison (local ids).
+    selected = traitlets.List(traitlets.Unicode()).tag(sync=True)
+    history_open = traitlets.Bool(False).tag(sync=True)
+    history_view = traitlets.Dict().tag(sync=True)
+    compare_view = traitlets.Dict().tag(sync=True)
+    #: Ties the live panel to its saved snapshot (the class ``sora-live-<uid>``).
+    uid = traitlets.Unicode("").tag(sync=True)
 
     def __init__(self, prompt: str = "", aspect_ratio: str = "16:9", image: str = "", *,
                  jobs: Iterable[Job | str] = (), studio: Studio | None = None,
@@ -77,46 +118,20 @@ class SoraWidget(Ticking, SavedView, PanelForm, widgets.VBox):  # type: ignore[m
         self._root = Path.cwd()   # the notebook's folder: videos are published next to it
         self._busy = False
         self._notice_job: Job | None = None
+        self._pending: list[VideoRequest] | None = None
+        self._news: tuple[str | None, str] = (None, "error")
         self._lock = threading.RLock()
         self._ticker: threading.Thread | None = None
-        #: Ties the live panel to its static snapshot output (see ``_ipython_display_``).
-        self._uid = uuid.uuid4().hex[:12]
-        self._snapshots: list[Slot] = []
-        self._build_form(prompt or "", aspect_ratio, image or "")
-        self.gallery = widgets.GridBox(layout=widgets.Layout(
-            grid_template_columns=f"repeat(auto-fill, {CARD_WIDTH})", grid_gap="12px",
-            align_items="flex-start", margin="10px 0 0 0"))
-        self.gallery.add_class("sora-gallery")
-        form = widgets.VBox(
-            [widgets.HTML(panel_title_html()), self.prompt_input, widgets.HBox(
-                [self.ratio_input, self.size_input, self.seconds_input, self.image_input,
-                 self.image_preview],
-                layout=widgets.Layout(align_items="center", flex_flow="row wrap")),
-             widgets.HBox([self.generate_button, self.confirm_button, self.hint,
-                           self.notice],
-                          layout=widgets.Layout(align_items="center")),
-             self.spend_line],
-            layout=widgets.Layout(max_width="760px"))
-        form.add_class("sora-form")
-        # Hidden by CSS until the kernel restarts; then it is all this dead panel can say.
-        self.restart_notice = widgets.HTML(restart_html("panel"))
-        self.restart_notice.add_class("sora-restart")
-        kwargs.setdefault("layout", widgets.Layout(width="100%", max_width="1100px"))
-        self.gallery.add_class("sora-takes")
-        # Right under the form: the running takes, and the keyboard (Ctrl/Cmd+Enter, Esc).
-        self.queue = QueueView(on_generate=self._on_key_generate,
-                               on_dismiss=self._on_dismiss, on_cancel=self._on_stop_tracking)
-        super().__init__([self.restart_notice, form, self.queue, self.gallery], **kwargs)
-        self.add_class("sora-widget")
-        self.add_class("sora-panel")
+        self._snapshots = []
+        super().__init__(prompt=prompt or "", aspect_ratio=aspect_ratio, image=image or "",
+                         uid=uuid.uuid4().hex[:12], **kwargs)
+        self._uid = self.uid
         self.add_class("sora-live")
         self.add_class(f"sora-live-{self._uid}")
-        self.history = PanelHistory(self)     # the "History" toggle, below the takes
-        for control in (self.prompt_input, self.ratio_input, self.image_input,
-                        self.size_input, self.seconds_input):
-            control.observe(self._on_form_change, names="value")
-        self.generate_button.on_click(self._on_generate)
-        self.confirm_button.on_click(self._on_confirm)
+        self.history = PanelHistory(self, self.studio, self._root)
+        self.observe(self._on_form_change,
+                     names=["prompt", "aspect_ratio", "image", "seconds", "size", "seed"])
+        self.on_msg(self._on_msg)
         for job in self._resolve(jobs):
             self._show(job)
         self._refresh_spend()
@@ -141,27 +156,90 @@ class SoraWidget(Ticking, SavedView, PanelForm, widgets.VBox):  # type: ignore[m
     def studio(self) -> Studio:
         return self._studio or default_studio()
 
+    def generate(self) -> None:
+        """What a click on Generate does (nothing while it is disabled or busy)."""
+        if self._busy or self.generate_disabled:
+            return   # a second click that was queued before the button went disabled
+        try:
+            requests = variants(self.form_request(settings()))
+        except SoraError as exc:
+            self._refresh_form(str(exc))
+            return
+        self._submit(requests, force=False)
+
+    def confirm(self) -> None:
+        """The Confirm button: pay for the call the studio asked to confirm."""
+        pending = self._pending
+        if self._busy or not pending:
+            return
+        self._offer_confirm(None)
+        self._submit(pending, force=False, confirm=True)
+
+    def dismiss(self) -> None:
+        """Escape: the confirmation goes (nothing was sent)."""
+        if self._pending is not None:
+            self._offer_confirm(None)
+            self._refresh_form()
+
+    def press(self, action: str, job: Job | str, value: Any = None) -> None:
+        """A take's button: ``reuse``, ``vary``, ``regenerate``, ``continue``, ``remix``,
+        ``star`` (``value``: on), ``note`` (``value``: text) or ``select`` (for compare)."""
+        local_id = job.local_id if isinstance(job, Job) else str(job)
+        card = next((c for c in self.cards if c.job.local_id == local_id), None)
+        if card is None or action not in TAKE_ACTIONS:
+            return
+        if action == "reuse":
+            self.load(card.job)
+        elif action == "vary":
+            self.load(card.job)
+            self.history.remember(card.job)
+        elif action == "regenerate":
+            self._regenerate(card)
+        elif action in ("continue", "remix"):
+            self._follow_up(card, action)
+        elif action == "star":
+            card.job.star(bool(value))
+            card.refresh()
+        elif action == "note":
+            card.job.note = str(value or "")[:2000]
+            card.refresh()
+        elif action == "select":
+            chosen = [i for i in self.selected if i != local_id]
+            self.selected = [*chosen, local_id] if value else chosen
+
+    def compare_selected(self) -> None:
+        """Compare the checked takes side by side, in the panel."""
+        jobs = [c.job for c in self.cards if c.job.local_id in self.selected]
+        if len(jobs) < 2:
+            self._refresh_form("check two or more finished takes to compare", "info")
+            return
+        try:
+            self.history.show_compare(jobs)
+        except SoraError as exc:
+            self._refresh_form(str(exc))
+
     def close(self) -> None:
-        """Stop the ticker and the job observers, then close every child widget."""
+        """Stop the ticker and the job observers; close History and the widget."""
         self._stop.set()
         for card in self.cards:
             card.detach()
             with contextlib.suppress(ValueError):
                 card.job.unobserve(self._on_money, names=["charge", "status"])
-        for child in self.children:
-            _close_tree(child)
+        self.history.close()
         super().close()
+
+    # -- the form -------------------------------------------------------------------------
 
     def _problem(self, current: Settings) -> tuple[str | None, str]:
         """Why Generate cannot be pressed now (or None), and the button's label: the
         studio's quote decides both (price, reuse, budget), never a rule of the panel's."""
-        self._offer_choices(current)
-        label = _price_label("Generate", current)
-        if self._empty():
-            return "", label     # guidance (the placeholder), not an error, until the user acts
+        self.offer_choices(current)
+        label = price_label("Generate", current)
+        if self.empty():
+            return "", label     # guidance (the hint), not an error, until the user acts
         try:
-            request = self._request(current)
-            label = _price_label("Generate", current, request)
+            request = self.form_request(current)
+            label = price_label("Generate", current, request)
             problem = missing_key_problem(current)
             if problem:
                 return problem, label
@@ -178,22 +256,26 @@ class SoraWidget(Ticking, SavedView, PanelForm, widgets.VBox):  # type: ignore[m
         return quote.blocked, label
 
     def _refresh_form(self, message: str | None = None, tone: str = "error") -> None:
-        """Label with the price, enabled state and the reason; re-reads settings each time."""
+        """Label with the price, enabled state and the reason; re-reads settings each time.
+        ``message``: what the last click did (kept until the form changes)."""
+        self._news = (message, tone)
         try:
             current = settings()
         except SoraError as exc:
-            self.generate_button.disabled = True
-            self.notice.value = notice_html(str(exc))
+            self.generate_disabled = True
+            self.reason, self.reason_tone = str(exc), "error"
             return
         problem, label = self._problem(current)
-        self.generate_button.description = label
-        self.generate_button.disabled = self._busy or problem is not None
-        self.generate_button.tooltip = problem or (
-            "Describe the video first" if self._empty() else "Submit this request")
-        self.notice.value = notice_html(message or problem, tone if message else "error")
-        # Disabled for want of a prompt: said in words beside the button, as guidance.
-        self.hint.value = (hint_html(EMPTY_HINT) if self._empty() and not message else "")
-        self.image_preview.value = image_preview_html(self.image_input.value)
+        with self.hold_trait_notifications():
+            self.generate_label = label
+            self.generate_disabled = self._busy or problem is not None
+            self.generate_tooltip = problem or (
+                "Describe the video first" if self.empty() else "Submit this request")
+            self.reason = message or problem or ""
+            self.reason_tone = tone if message else "error"
+            # Disabled for want of a prompt: said in words beside the button, as guidance.
+            self.hint = EMPTY_HINT if self.empty() and not message else ""
+            self.image_preview = http_url(self.image.strip()) or ""
 
     def _on_form_change(self, _change: Any) -> None:
         self._offer_confirm(None)      # what was to be confirmed is not the form any more
@@ -201,28 +283,11 @@ class SoraWidget(Ticking, SavedView, PanelForm, widgets.VBox):  # type: ignore[m
 
     # -- submitting -----------------------------------------------------------------------
 
-    def _on_generate(self, _button: Any) -> None:
-        if self._busy or self.generate_button.disabled:
-            return   # a second click that was queued before the button went disabled
-        try:
-            current = settings()
-            request = self._request(current)
-        except SoraError as exc:
-            self._refresh_form(str(exc))
-            return
-        try:
-            requests = variants(request)
-        except SoraError as exc:
-            self._refresh_form(str(exc))
-            return
-        self._submit(requests, force=False)
-
-    def _submit(self, request: VideoRequest | list[VideoRequest], *, force: bool,
+    def _submit(self, requests: list[VideoRequest], *, force: bool,
                 confirm: bool = False) -> None:
         self._busy = True
-        self.generate_button.disabled = True
+        self.generate_disabled = True
         message, tone = None, "error"
-        requests = request if isinstance(request, list) else [request]
         parent = self.history.parent_id      # "vary": the next submit records its parent
         twin = None if force or len(requests) > 1 else self._running_twin(requests[0])
         try:
@@ -242,35 +307,36 @@ class SoraWidget(Ticking, SavedView, PanelForm, widgets.VBox):  # type: ignore[m
         except SoraError as exc:
             message = str(exc)
         else:
-            # "reused" only for a take finished before this click; one still running was
-            # joined: its card keeps its own charge line (one take, charged once).
-            joined = {j.local_id for j in jobs
-                      if j is twin or (j.reused and not force and not j.done)}
-            if twin is None:
-                self.history.submitted()
-            for other in reversed(jobs[1:]):    # a sweep: its first job ends up first
-                self._show(other, cached=other.reused and not force
-                           and other.local_id not in joined)
-            job = jobs[0]
-            cached = job.reused and not force and job.local_id not in joined
-            self._show(job, cached=cached)
-            if len(jobs) > 1:
-                # The quote's words ("2 reused free"); the running ones among them joined.
-                reused = sum(1 for j in jobs if j.reused and not force)
-                message, tone = (f"{len(jobs)} jobs: {len(jobs) - reused} new, {reused} "
-                                 "reused — no new charge for those"
-                                 + (f" ({len(joined)} still running: joined)"
-                                    if joined else ""), "info")
-            elif job.local_id in joined:
-                message, tone = joined_words(job), "info"
-                self._notice_job = job   # the notice goes once that job settles
-            elif cached:
-                message, tone = ("reused — no new charge: the same request was made "
-                                 "before; its card is first", "info")
+            message, tone = self._shown(jobs, twin, force)
         finally:
             self._busy = False
             self._refresh_spend()
             self._refresh_form(message, tone)
+
+    def _shown(self, jobs: list[Job], twin: Job | None, force: bool) -> tuple[str | None, str]:
+        """Show a submit's takes (its first one first); what to say about it."""
+        # "reused" only for a take finished before this click; one still running was
+        # joined: its card keeps its own charge line (one take, charged once).
+        joined = {j.local_id for j in jobs
+                  if j is twin or (j.reused and not force and not j.done)}
+        if twin is None:
+            self.history.submitted()
+        for job in reversed(jobs):    # a sweep: its first job ends up first
+            self._show(job, cached=job.reused and not force and job.local_id not in joined,
+                       joined=job.local_id in joined)
+        job = jobs[0]
+        if len(jobs) > 1:
+            reused = sum(1 for j in jobs if j.reused and not force)
+            return (f"{len(jobs)} jobs: {len(jobs) - reused} new, {reused} reused — no new "
+                    "charge for those" + (f" ({len(joined)} still running: joined)"
+                                          if joined else ""), "info")
+        if job.local_id in joined:
+            self._notice_job = job   # the notice goes once that job settles
+            return joined_words(job), "info"
+        if job.reused and not force:
+            return ("reused — no new charge: the same request was made before; its card "
+                    "is first"), "info"
+        return None, "error"
 
     def _running_twin(self, request: VideoRequest, *, journal: bool = False) -> Job | None:
         """A take of this very request still running: one of this panel's cards, or (with
@@ -291,116 +357,92 @@ class SoraWidget(Ticking, SavedView, PanelForm, widgets.VBox):  # type: ignore[m
     def _offer_confirm(self, requests: list[VideoRequest] | None,
                        asked: ConfirmationRequired | None = None) -> str | None:
         """Show the Confirm button for a call the studio asked to confirm (None: hide it);
-        the line to show under the form."""
+        the line to show beside Generate."""
         self._pending = requests if asked is not None else None
-        self.queue.confirming = asked is not None
         if asked is None:
-            self.confirm_button.layout.display = "none"
+            self.confirm_label = self.confirm_tooltip = ""
             return None
         quote = asked.quote
         usd = getattr(quote, "new_usd", None)
-        self.confirm_button.description = (f"Confirm: pay ${usd:.2f}" if usd is not None
-                                           else "Confirm")
-        self.confirm_button.tooltip = getattr(quote, "text", "")
-        self.confirm_button.layout.display = None
+        self.confirm_tooltip = getattr(quote, "text", "")
+        self.confirm_label = f"Confirm: pay ${usd:.2f}" if usd is not None else "Confirm"
         return (f"{getattr(quote, 'text', 'this call')}: more than SORA_CONFIRM_USD for one "
                 "call, so nothing was sent. Press Confirm to pay it, or change the prompt.")
 
-    def _on_confirm(self, _button: Any) -> None:
-        pending = self._pending
-        if self._busy or not pending:
-            return
-        self._offer_confirm(None)
-        self._submit(pending, force=False, confirm=True)
-
-    def _on_regenerate(self, card: JobCard) -> None:
+    def _regenerate(self, card: JobCard) -> None:
         """'regenerate anyway': the user chose to pay again for an identical request."""
-        if self._busy or not card.cached:
+        if self._busy or not card.cached or card.joined:
             return
         card.cached = False   # one click, one new job
         card.refresh()
-        self._submit(card.job.request, force=True)
+        self._submit([card.job.request], force=True)
 
-    def _on_reuse(self, card: JobCard) -> None:
-        self.load(card.job)
-
-    def _on_continue(self, card: JobCard) -> None:
-        """'continue': a new clip from the card's last frame, with the form's prompt (the
-        studio quotes, checks the budget and records the parent)."""
+    def _follow_up(self, card: JobCard, action: str) -> None:
+        """'continue' (a new clip from the card's last frame) or 'remix' (the relay's remix
+        of it), with the form's prompt; the studio quotes, budgets, records the parent."""
         if self._busy:
             return
-        prompt = self.prompt_input.value.strip()
+        prompt = self.prompt.strip()
         if not prompt:
-            self._refresh_form("write what happens next in the prompt box, then press "
-                               "'continue' on the card again", "info")
+            self._refresh_form(f"write the new prompt in the box above, then press "
+                               f"'{action}' on the card again", "info")
             return
         self._busy = True
-        self.generate_button.disabled = True
+        self.generate_disabled = True
         message, tone = None, "error"
         try:
-            job = self.studio.continue_from(card.job, prompt)
+            job = (self.studio.continue_from(card.job, prompt) if action == "continue"
+                   else card.job.remix(prompt))
         except SoraError as exc:
             message = str(exc)
         else:
             self._show(job, cached=job.reused)
             if job.reused:
-                message, tone = ("same continuation as before: its result is shown first "
+                message, tone = (f"same {action} as before: its result is shown first "
                                  "(no new charge)", "info")
         finally:
             self._busy = False
             self._refresh_spend()
             self._refresh_form(message, tone)
 
-    # -- the gallery ----------------------------------------------------------------------
+    # -- the takes ------------------------------------------------------------------------
 
     def _resolve(self, jobs: Iterable[Job | str]) -> list[Job]:
         resolved = [job if isinstance(job, Job) else self.studio.get(job) for job in jobs]
         return sorted(resolved, key=lambda job: job.created_at)
 
-    def _show(self, job: Job, *, cached: bool = False) -> None:
+    def _show(self, job: Job, *, cached: bool = False, joined: bool = False) -> None:
         """Put the job's card first (a new one, or the existing one for a cached result)."""
         card = next((c for c in self.cards if c.job is job), None)
         if card is None:
-            card = JobCard(job, root=self._root, on_reuse=self._on_reuse,
-                           on_regenerate=self._on_regenerate, on_continue=self._on_continue,
-                           on_update=self._on_card_update)
+            card = JobCard(job, root=self._root, on_update=self._on_card_update)
             job.observe(self._on_money, names=["charge", "status"])
             self.studio.track(job)
-        card.cached = card.cached or cached
-        card.refresh()
-        self._bring_to_front(card)
-        self._ensure_ticker()
-
-    def _bring_to_front(self, card: JobCard) -> None:
+        card.joined = card.joined or joined
+        card.cached = (card.cached or cached) and not card.joined
+        card.refresh(notify=False)
         with self._lock:
             self.cards = [card, *(c for c in self.cards if c is not card)]
-            self.gallery.children = tuple(self.cards)
-        self._refresh_snapshot()
-        self._refresh_queue()
+        self._publish_takes()
+        self._ensure_ticker()
 
     def _on_card_update(self, _card: JobCard) -> None:
+        self._publish_takes()
+
+    def _publish_takes(self) -> None:
+        """The takes and the queue from the cards (any thread; unchanged lists send nothing)."""
+        with self._lock:
+            cards = list(self.cards)
+            with self.hold_trait_notifications():
+                self.takes = [card.item for card in cards]
+                self.queue = queue_items([card.job for card in cards])
         self._refresh_snapshot()
-        self._refresh_queue()
 
     def _refresh_queue(self) -> None:
-        """The queue's items from the cards (any thread; an unchanged list sends nothing)."""
-        with self._lock:
-            jobs = [card.job for card in self.cards]
-        self.queue.items = queue_items(jobs)
-
-    # -- the keyboard and the queue's buttons ------------------------------------------------
-
-    def _on_key_generate(self, prompt: str | None) -> None:
-        """Ctrl/Cmd+Enter in the prompt: what the prompt shows, then Generate's own click."""
-        if prompt is not None and prompt != self.prompt_input.value:
-            self.prompt_input.value = prompt
-        self._on_generate(None)
-
-    def _on_dismiss(self) -> None:
-        """Escape: the confirmation goes (nothing was sent)."""
-        if self._pending is not None:
-            self._offer_confirm(None)
-            self._refresh_form()
+        """The ticker's second: every running card's elapsed time, then one message."""
+        for card in self._running():
+            card.refresh(notify=False)
+        self._publish_takes()
 
     def _on_stop_tracking(self, local_id: str) -> None:
         """The queue's "stop tracking": ``Job.cancel`` (the relay keeps the paid job)."""
@@ -408,32 +450,84 @@ class SoraWidget(Ticking, SavedView, PanelForm, widgets.VBox):  # type: ignore[m
         if card is not None:
             card.job.cancel()
             card.refresh()
-            self._refresh_queue()
 
     def _on_money(self, change: Any) -> None:
+        """A take was charged or changed status: the spend, and the Generate label (a take
+        that settles turns "Show the running take" into "Show the earlier take")."""
         self._refresh_spend()
-        job = self._notice_job
-        if job is not None and change["owner"] is job and job.done:
-            self._notice_job = None
-            self._refresh_form()
+        job = change["owner"]
+        if change["name"] == "status" and job.done and not self._busy:
+            if job is self._notice_job:
+                self._notice_job = None
+                self._news = (None, "error")   # "joined the take started…" is over
+            self._refresh_form(*self._news)
 
     def _refresh_spend(self) -> None:
         """Session spend and budget (journal totals); may run on the poller thread."""
         try:
             current = settings()
-            price = _price(current) or 0.0
-            session = all_time = None
-            if not current.uses_emulator:
-                spend = self.studio.spend()
-                session, all_time = spend["session"], spend["all_time"]
-            self.spend_line.value = panel_spend_html(session, all_time, current.budget_usd,
-                                                     current.uses_emulator, price)
+            if current.uses_emulator:
+                self.spend = (f"{EMULATOR_BADGE} · set SORA_API_KEY to use the relay "
+                              f"({money(price(current) or 0.0)} per video)")
+                return
+            spend = self.studio.spend()
+            self.spend = render.spend_text(spend["session"], spend["all_time"],
+                                           current.budget_usd)
         except Exception:  # the spend line must never break a poll or a click
             log.exception("could not refresh the spend line")
 
+    # -- the browser's messages -----------------------------------------------------------
 
-def _close_tree(widget: Any) -> None:
-    """Close a widget and everything inside it (its comm and its entry in the registry)."""
-    for child in getattr(widget, "children", ()):
-        _close_tree(child)
-    widget.close()
+    def _on_msg(self, _widget: Any, content: Any, _buffers: Any) -> None:
+        """One click or key in the browser; errors go to the reason line, never raised."""
+        if not isinstance(content, dict):
+            return
+        action = content.get("action")
+        try:
+            self._dispatch(content)
+        except SoraError as exc:
+            self._refresh_form(str(exc))
+        except Exception as exc:   # a kernel-side bug must not break the panel
+            log.exception("panel action %r failed", action)
+            self._refresh_form(f"{action} failed ({type(exc).__name__})")
+        finally:
+            if content.get("seq") is not None:
+                self.send({"ack": content.get("seq")})
+
+    def _dispatch(self, content: dict[str, Any]) -> None:
+        action, target = content.get("action"), content.get("target")
+        if target in ("history", "compare"):
+            self.history.receive(str(target), content)
+        elif action == "generate":
+            form = content.get("form")
+            if isinstance(form, dict):   # what the page shows (a key can beat the sync)
+                with self.hold_trait_notifications():
+                    for name in ("prompt", "image", "seed"):
+                        if isinstance(form.get(name), str):
+                            setattr(self, name, form[name])
+            self.generate()
+        elif action == "confirm":
+            self.confirm()
+        elif action == "dismiss":
+            self.dismiss()
+        elif action == "cancel":
+            self._on_stop_tracking(str(content.get("id", "")))
+        elif action == "history":
+            self.history.open(bool(content.get("open")))
+        elif action == "forget":
+            self.history.remember(None)
+        elif action == "compare":
+            self.compare_selected()
+        elif action == "media":
+            self._send_media(content.get("src"))
+        elif action in TAKE_ACTIONS:
+            self.press(str(action), str(content.get("id", "")), content.get("value"))
+
+    def _send_media(self, src: object) -> None:
+        """A published video or poster's bytes, for a host with no file route (marimo)."""
+        chunks = MediaServer(self._root, preferences.media_dir).chunks(src)
+        if chunks is None:
+            self.send({"media": src, "error": "not published media"})
+            return
+        for index, chunk in enumerate(chunks):
+            self.send({"media": src, "index": index, "count": len(chunks)}, buffers=[chunk])

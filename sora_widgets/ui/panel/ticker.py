@@ -1,7 +1,7 @@
-"""The panel's one-second ticker: elapsed time on the running cards and in the queue.
+"""The panel's one-second ticker: elapsed time on the running takes and in the queue.
 
 A daemon thread, started when a take runs and gone when none does (or on close); it only
-sets widget traits.
+sets traits, once a second for all running takes together.
 """
 
 from __future__ import annotations
@@ -41,12 +41,9 @@ class Ticking:
         """Refresh elapsed time once a second; stop when every job is done (or on close)."""
         while not self._stop.wait(TICK_SECONDS):
             with self._lock:
-                running = self._running()
-                if not running:
+                if not self._running():
                     self._ticker = None
                     return
-            for card in running:
-                card.refresh_status()
             self._refresh_queue()
         with self._lock:
             self._ticker = None

@@ -22,12 +22,14 @@ function safeSrc(url) {
 /**
  * The URL the browser can load for ``url``. A relative path means "next to the notebook":
  * JupyterLab and Notebook 7 resolve it with the widget manager's resolveUrl (the
- * notebook's URL resolver: <base url>/files/<notebook dir>/...); other front ends get it
- * as it is (relative to their page).
+ * notebook's URL resolver: <base url>/files/<notebook dir>/...); where the host serves no
+ * files, the panel's model brings ``fetchMedia`` (a blob: URL); others get it as it is.
  */
 async function resolveSrc(model, url) {
   const safe = safeSrc(url);
   if (!safe || /^https?:/i.test(safe)) return safe;
+  // A host with no file route (marimo): the panel fetches it over its own messages.
+  if (typeof model.fetchMedia === "function") return model.fetchMedia(safe);
   const manager = model.widget_manager;
   if (manager && typeof manager.resolveUrl === "function") {
     try {

@@ -80,8 +80,8 @@ async function cardNode(model, card, player) {
     node.appendChild(parent);
   }
   const meta = h("div", "sora-history-meta");
-  meta.textContent = [card.when, card.ratio, card.status_text, card.money]
-    .filter(Boolean).join(" · ");
+  meta.textContent = [card.when, card.ratio, card.status_text, card.billing || card.money,
+    card.provenance].filter(Boolean).join(" · ");
   node.appendChild(meta);
   if (card.error) {
     const err = h("div", "sora-history-error");
