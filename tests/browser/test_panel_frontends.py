@@ -108,4 +108,3 @@ def test_take_in_view_plays_history_live_and_a_double_click_pays_once(
     assert [e for e in page.errors if e not in NOTEBOOK7_OWN_ERRORS] == [], page.errors
     page.mouse.move(0, 0)
     shot(page, f"panel-{server.app}-double-click")
-    shot(page, f"panel-{server.app}-panel", panel)

@@ -55,6 +55,7 @@ def themed(lab: JupyterServer, page: Any) -> Iterator[Notebook]:
     every later test) is set back to light afterwards."""
     name = "panel-theme.ipynb"
     lab.write_notebook(name, ["import sora_widgets as sw\npanel = sw.SoraWidget()\npanel"])
+    page.set_viewport_size({"width": 1400, "height": 1900})   # the whole panel in view
     nb = Notebook(page, lab, name).open()
     try:
         yield nb
