@@ -31,14 +31,14 @@ class SavedView:
     _uid: str
     _snapshots: list[Slot]
 
-    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any] | None:
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
         """The live view, with short fallbacks (nbconvert shows them where the widget state
-        is not saved: no ``SoraWidget(children=...`` repr; the snapshot below says it all)."""
-        data: dict[str, Any] | None = super()._repr_mimebundle_(  # type: ignore[misc]
-            **kwargs)
-        if data:
-            data["text/plain"] = "SoraWidget: the live panel (it needs its running kernel)"
-            data["text/html"] = "<div class='sora-panel-fallback'></div>"
+        is not saved: no ``SoraWidget(...`` repr; the snapshot below says it all)."""
+        data = super()._repr_mimebundle_(**kwargs)  # type: ignore[misc]
+        bundle = data[0] if isinstance(data, tuple) else data
+        if isinstance(bundle, dict):
+            bundle["text/plain"] = "SoraWidget: the live panel (it needs its running kernel)"
+            bundle["text/html"] = "<div class='sora-panel-fallback'></div>"
         return data
 
     def _ipython_display_(self) -> None:
@@ -51,7 +51,9 @@ class SavedView:
         page, CSS hides it. Only job fields go into it: never a key."""
         from IPython import get_ipython
 
-        display(self._repr_mimebundle_(), raw=True)
+        data = self._repr_mimebundle_()
+        bundle, metadata = data if isinstance(data, tuple) else (data, None)
+        display(bundle, raw=True, metadata=metadata)
         shell = get_ipython()
         if shell is not None:
             slot = Slot(shell, self._snapshot_bundle())
