@@ -31,7 +31,7 @@ from ._panel import (
 
 pytestmark = pytest.mark.browser
 
-WIDE = "a lighthouse on a cliff at dusk, waves crashing below, cinematic wide shot"
+WIDE = "a sailboat tacking into the wind on a choppy bay, wide aerial shot"
 TALL = "a grey heron lifting off a misty pond, slow motion, portrait"
 #: From the click to the take in view, and from its completion to History's card.
 IN_VIEW_MS = 1000

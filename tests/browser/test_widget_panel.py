@@ -185,7 +185,8 @@ def test_history_is_live_for_takes_made_elsewhere_and_ctrl_enter_generates(
     done.locator("img.sora-history-poster").wait_for(timeout=JOB_DEADLINE_MS)
     assert done.get_attribute("data-job-id")
     assert done.locator("img.sora-history-poster").evaluate("i => i.naturalWidth") > 0
-    shot(page, "panel-history-live", history)
+    done.scroll_into_view_if_needed()
+    shot(page, "panel-history-live")
 
     # The DOM contract the other front-end tests use.
     for selector in ("textarea.sora-prompt", "input.sora-image", "button.sora-generate",
@@ -201,7 +202,7 @@ def test_history_is_live_for_takes_made_elsewhere_and_ctrl_enter_generates(
     prompt_box(panel).press("Control+Enter")
     item = panel.locator(".sora-queue .sora-queue-item[data-status]", has_text=KEYBOARD)
     item.wait_for(timeout=JOB_DEADLINE_MS)
-    shot(page, "panel-queue", panel)
+    shot(page, "panel-queue")
     video = _card(panel, KEYBOARD).locator("video.sora-take-video")
     video.wait_for(timeout=JOB_DEADLINE_MS)
     info = play_video(page, video.element_handle())
