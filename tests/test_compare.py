@@ -38,8 +38,9 @@ def test_compare_publishes_both_takes_and_captions_them_against_the_first(
         assert (Path.cwd() / item["poster"]).is_file()
         assert item["ratio"] == job.aspect_ratio and item["cost"] == "$0.90"
     assert view.items[0]["caption"] == [["same", "a red fox <b>running</b> in snow"]]
-    assert view.items[1]["caption"] == [["same", "a red fox "], ["del", "<b>running</b> "],
-                                        ["add", "<b>sleeping</b> "], ["same", "in snow"]]
+    # Words and punctuation are compared apart: only the word that changed is marked.
+    assert view.items[1]["caption"] == [["same", "a red fox <b>"], ["del", " running "],
+                                        ["add", "sleeping"], ["same", "</b> in snow"]]
     assert view.starred == {first.local_id: True, second.local_id: False}
     # Equal-size players; mixed ratios share a square box.
     assert view.box == {"width": 360, "height": 360}

@@ -233,19 +233,19 @@ def test_sora_continue_magic(ip: tuple[InteractiveShell, Any], home: Path) -> No
 def test_panel_continue_action(studio: studio_module.Studio) -> None:
     panel = SoraWidget()
     try:
-        panel.prompt_input.value = "a snowman in a garden"
-        panel.generate_button.click()
+        panel.prompt = "a snowman in a garden"
+        panel.generate()
         (card,) = panel.cards
-        assert card.continue_button.layout.display == "none"   # not before it is finished
+        assert not card.item["can_continue"]                    # not before it is finished
         card.job.wait(timeout=60)
-        wait_until(lambda: card.continue_button.layout.display is None, 15, "continue shown")
-        assert card.continue_button.description == "continue (emulator, free)"
-        panel.prompt_input.value = ""
-        card.continue_button.click()
+        wait_until(lambda: card.item["can_continue"], 15, "continue shown")
+        assert card.item["continue_label"] == "continue · free (emulator)"
+        panel.prompt = ""
+        panel.press("continue", card.job)
         assert len(panel.cards) == 1                             # nothing sent
-        assert "what happens next" in panel.notice.value
-        panel.prompt_input.value = "the snowman melts in the sun"
-        card.continue_button.click()
+        assert "write the new prompt" in panel.reason            # what happens next: ask
+        panel.prompt = "the snowman melts in the sun"
+        panel.press("continue", card.job)
         new = panel.cards[0]
         assert new is not card and new.job.parent_id == card.job.local_id
         assert new.job.request.images[0].startswith("data:image/jpeg;base64,")

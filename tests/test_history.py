@@ -17,6 +17,7 @@ import sora_widgets as sw
 from sora_widgets.core.lifecycle import Status
 from sora_widgets.emulator import RunningEmulator
 from sora_widgets.media.frames import probe
+from sora_widgets.studio.lineage import word_diff
 from sora_widgets.studio.studio import Studio
 from sora_widgets.ui.compare import Compare
 from sora_widgets.ui.history import History
@@ -173,6 +174,13 @@ def test_a_varied_job_shows_its_prompt_as_a_word_diff_against_its_parent(
     assert VIP_KEY not in state
 
 
+def test_punctuation_added_to_a_word_is_one_insertion() -> None:
+    """'look' -> 'look,' reads as a comma added, not a word deleted and another added."""
+    assert word_diff("a look", "a look,") == [("same", "a look"), ("add", ",")]
+    removed = word_diff("a look, then", "a look then")
+    assert [(op, text.strip()) for op, text in removed if op != "same"] == [("del", ",")]
+
+
 def test_posters_exist_beside_saved_videos_with_the_videos_aspect_ratio(
         studio: Studio) -> None:
     wide = sw.generate("a wide meadow at noon", aspect_ratio="16:9", wait=True)
@@ -212,72 +220,79 @@ def panel(studio: Studio) -> Any:
     made.close()
 
 
+def panel_send(panel: Any, **content: Any) -> None:
+    """What History's front end sends inside the panel (panel.js tags it for its part)."""
+    panel._on_msg(panel, {**content, "target": "history"}, [])
+
+
 def test_the_panels_history_loads_the_form_and_vary_records_the_parent(
         home: Path, panel: Any, studio: Studio) -> None:
     ids = seeded(home, 20)
-    assert panel.history.view is None, "the history was read before it was opened"
-    assert panel.history.bar in panel.children and panel.history.box in panel.children
-    panel.history.toggle.value = True                       # the "History" toggle
-    view = panel.history.view
-    assert view is not None and panel.history.box.layout.display is None
+    assert panel.history.page is None, "the history was read before it was opened"
+    assert panel.history_view == {} and not panel.history_open
+    view = panel.history.open()                             # the "History" button
+    assert view is not None and panel.history_open
     assert len(view.view.cards) == 12 and view.view.can_load
+    assert panel.history_view["cards"] == view.view.cards   # what the browser gets
 
     newest = studio.get(ids[-1])
-    send(view, action="load", id=ids[-1])
-    assert panel.prompt_input.value == newest.prompt
-    assert panel.ratio_input.value == newest.aspect_ratio
+    panel_send(panel, action="load", id=ids[-1])
+    assert panel.prompt == newest.prompt
+    assert panel.aspect_ratio == newest.aspect_ratio
     assert panel.history.parent_id is None
 
     tall = studio.get(ids[-4])                              # i = 16: a portrait owl
-    send(view, action="vary", id=tall.local_id)
-    assert (panel.prompt_input.value, panel.ratio_input.value) == (tall.prompt, "9:16")
+    panel_send(panel, action="vary", id=tall.local_id)
+    assert (panel.prompt, panel.aspect_ratio) == (tall.prompt, "9:16")
     assert panel.history.parent_id == tall.local_id
-    assert "variation of" in panel.history.parent_line.value
-    panel.prompt_input.value = tall.prompt.replace("owl", "red owl")
-    panel.generate_button.click()
+    assert panel.vary_line == tall.prompt                   # "a variation of: …"
+    panel.prompt = tall.prompt.replace("owl", "red owl")
+    panel.generate()
     child = panel.cards[0].job
     assert child.parent_id == tall.local_id
     assert studio.journal().get(child.local_id).parent_id == tall.local_id
-    assert panel.history.parent_id is None, "one vary, one child"
+    assert panel.history.parent_id is None and panel.vary_line == "", "one vary, one child"
     card = view.view.cards[0]                               # refreshed after the submit
     assert card["id"] == child.local_id
     assert ["add", "red "] in card["diff"] and card["parent"] == tall.prompt
+    assert panel.history_view["cards"][0]["id"] == child.local_id
 
 
 def test_a_sweep_in_the_panel_quotes_first_and_asks_to_confirm_a_big_one(
         relay: RunningEmulator, panel: Any) -> None:
-    panel.prompt_input.value = "a {red|blue} kite at dawn"
-    assert panel.generate_button.description == "Generate 2 · 2 new × $0.90 = $1.80"
-    assert not panel.generate_button.disabled
-    panel.generate_button.click()
+    panel.prompt = "a {red|blue} kite at dawn"
+    assert panel.generate_label == "Generate 2 · 2 new × $0.90 = $1.80"
+    assert not panel.generate_disabled
+    panel.generate()
     assert [c.job.prompt for c in panel.cards] == ["a red kite at dawn", "a blue kite at dawn"]
     wait_until(lambda: relay.stats()["posts"] == 2)
 
-    panel.prompt_input.value = "a {red|blue} kite at {dawn|dusk|noon|night}"
-    assert panel.generate_button.description == (
+    panel.prompt = "a {red|blue} kite at {dawn|dusk|noon|night}"
+    assert panel.generate_label == (
         "Generate 8 · 6 new × $0.90 = $5.40 · 2 reused free")
-    panel.generate_button.click()
+    panel.generate()
     assert relay.stats()["posts"] == 2 and len(panel.cards) == 2, "sent before confirming"
-    assert panel.confirm_button.layout.display is None
-    assert panel.confirm_button.description == "Confirm: pay $5.40"
-    assert "SORA_CONFIRM_USD" in panel.notice.value and "nothing was sent" in panel.notice.value
-    panel.confirm_button.click()
-    assert panel.confirm_button.layout.display == "none"
+    assert panel.confirm_label == "Confirm: pay $5.40"
+    assert "SORA_CONFIRM_USD" in panel.reason and "nothing was sent" in panel.reason
+    panel.confirm()
+    assert panel.confirm_label == ""
     assert len(panel.cards) == 8
     wait_until(lambda: relay.stats()["posts"] == 8)
-    assert "6 new, 2 reused" in panel.notice.value
+    assert "6 new, 2 reused" in panel.reason
 
     # A changed form drops a pending confirmation.
-    panel.prompt_input.value = "a {green|gold} kite {high|low} at {noon|night}"
-    panel.generate_button.click()
-    assert panel.confirm_button.layout.display is None
-    panel.prompt_input.value = "something else"
-    assert panel.confirm_button.layout.display == "none" and relay.stats()["posts"] == 8
+    panel.prompt = "a {green|gold} kite {high|low} at {noon|night}"
+    panel.generate()
+    assert panel.confirm_label != ""
+    panel.prompt = "something else"
+    assert panel.confirm_label == "" and relay.stats()["posts"] == 8
+    panel.confirm()                                         # a stale Confirm click: nothing
+    assert relay.stats()["posts"] == 8
 
 
 def test_a_card_redraws_progress_at_most_once_a_second_and_keeps_the_last_value(
         studio: Studio) -> None:
-    """Progress set 200 times in a burst (as a fast relay would): the card's bar changes
+    """Progress set 200 times in a burst (as a fast relay would): the card's item changes
     once at once and once at the end of the second (the last value), not 200 times."""
     from sora_widgets.engine.job import Job
     from sora_widgets.ui.widget import JobCard
@@ -285,19 +300,17 @@ def test_a_card_redraws_progress_at_most_once_a_second_and_keeps_the_last_value(
     job = Job(sw.VideoRequest.create("a burst"), studio.backend(), studio.journal(),
               home_videos := Path.cwd(), status=Status.IN_PROGRESS, progress=1)
     assert home_videos.exists()
-    card = JobCard(job, root=Path.cwd(), on_reuse=lambda c: None,
-                   on_regenerate=lambda c: None)
     values: list[int] = []
-    card.bar.observe(lambda change: values.append(change["new"]), names="value")
+    card = JobCard(job, root=Path.cwd(),
+                   on_update=lambda c: values.append(c.item["progress"]))
     for progress in range(2, 202):
         job.progress = progress % 100
-    assert len(values) <= 1, f"{len(values)} bar updates in a burst"
-    wait_until(lambda: card.bar.value == 201 % 100, 5)
+    assert len(values) <= 1, f"{len(values)} item updates in a burst"
+    wait_until(lambda: card.item["progress"] == 201 % 100, 5)
     assert len(values) <= 2 and values[-1] == 1
     job.status = Status.FAILED.value          # any other change redraws at once
-    assert card.bar.bar_style == "danger"
+    assert card.item["tone"] == "danger"
     card.detach()
-    card.close()
 
 
 def test_the_cli_lists_starred_jobs_with_their_marks(home: Path, studio: Studio) -> None:
@@ -415,9 +428,9 @@ def test_a_panel_take_made_with_vary_turns_completed_in_the_open_history(
     ids = seeded(home, 3)
     view = panel.history.open()
     assert view is not None
-    send(view, action="vary", id=ids[-1])
-    panel.prompt_input.value = "a fox number 2, at night"
-    panel.generate_button.click()
+    panel_send(panel, action="vary", id=ids[-1])
+    panel.prompt = "a fox number 2, at night"
+    panel.generate()
     child = panel.cards[0].job
     child.wait(timeout=30)
 
@@ -427,3 +440,6 @@ def test_a_panel_take_made_with_vary_turns_completed_in_the_open_history(
 
     wait_until(lambda: status() == Status.COMPLETED)
     assert studio.journal().get(child.local_id).parent_id == ids[-1]
+    # The browser's copy too (the part mirrors the page into the panel's trait).
+    assert next(c["status"] for c in panel.history_view["cards"]
+                if c["id"] == child.local_id) == Status.COMPLETED

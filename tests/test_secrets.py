@@ -252,11 +252,11 @@ NOTEBOOK = [
     "import sora_widgets as sw\n"
     "from sora_widgets.studio.studio import default_studio\n"
     "panel = sw.SoraWidget(prompt='a widget-made teapot', aspect_ratio='9:16')\n"
-    "panel.generate_button.click()\n"
+    "panel.generate()\n"
     "card = panel.cards[0]\n"
     "card.job.wait(60)\n"
     "deadline = time.monotonic() + 20\n"
-    "while '<video' not in str(card.player.outputs) and time.monotonic() < deadline:\n"
+    "while not card.item['src'] and time.monotonic() < deadline:\n"
     "    time.sleep(0.05)\n"
     "panel",
     "print(repr(sw.SoraClient()), repr(default_studio()), repr(card.job), sw.jobs())\n"

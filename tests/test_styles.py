@@ -1,8 +1,9 @@
-"""The end-to-end path in both relay styles (issue 15): submit, poll, download, cache,
-budget, resume, magic and panel, against the emulator speaking ``artifex`` or ``openai``
-with SORA_API_STYLE set to match. Plus what only styles bring: status synonyms and a word
-never seen before through the engine, a relay of the other style (400, nothing charged),
-the poll hint as a floor, jobs resumed in their own style after the setting changed.
+"""What the artifex and openai relay styles bring (issue 15), against the emulator speaking
+one of them with SORA_API_STYLE set to match: the catalogue's limits refused before sending,
+status synonyms and a word never seen before through the engine, a relay of the other style
+(400, nothing charged), the poll hint as a floor, the embedded emulator in each style, the
+magic's sizes and the panel's choices. The end-to-end path itself (submit, poll, download,
+cache, budget, resume, magic, CLI) runs in all three styles in ``test_three_styles.py``.
 
 Every wait has a deadline; nothing sleeps and hopes.
 """
@@ -11,130 +12,42 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import av
 import pytest
 from IPython.core.displaypub import CapturingDisplayPublisher
 from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 
 import sora_widgets as sw
-from sora_widgets.core.catalog import price_of
-from sora_widgets.core.errors import BadRequestError, BudgetExceededError, ValidationError
+from sora_widgets.core.errors import BadRequestError, ValidationError
 from sora_widgets.core.lifecycle import Charge, RelayStatus
 from sora_widgets.core.models import VideoRequest
-from sora_widgets.emulator import EmulatorConfig, RunningEmulator, start_emulator
-from sora_widgets.engine.job import Job, poller
+from sora_widgets.engine.job import Job
 from sora_widgets.studio import studio as studio_module
 from sora_widgets.ui.magic.magics import SoraMagics
 from sora_widgets.ui.widget import SoraWidget
 
 from .conftest import TEST_TIME_SCALE, VIP_KEY
 from .doubles import wait_until
+from .doubles.styles import Styled, styled_relay
 
+#: The two styles this file is about (the router's own tests: test_router_wire.py,
+#: test_emulator_router.py, test_models_end_to_end.py).
 STYLES = ("artifex", "openai")
-#: What each style's default clip costs (the catalogue: $0.90 a clip; $0.10/s x 4 s).
-DEFAULT_PRICE = {"artifex": 0.90, "openai": 0.40}
-
-
-@dataclass
-class Styled:
-    style: str
-    emu: RunningEmulator
-
-    @property
-    def other(self) -> str:
-        return "openai" if self.style == "artifex" else "artifex"
-
-    def posts(self) -> int:
-        return int(self.emu.stats()["posts"])
-
-
-def config(style: str, **changes: Any) -> EmulatorConfig:
-    values: dict[str, Any] = {"time_scale": TEST_TIME_SCALE, "seed": 15}
-    values.update(changes)
-    made = EmulatorConfig(**values)
-    made.update({"style": style})
-    return made
 
 
 @pytest.fixture(params=STYLES)
 def styled(request: pytest.FixtureRequest, studio: studio_module.Studio,
            monkeypatch: pytest.MonkeyPatch) -> Iterator[Styled]:
     """A paid relay (key + base URL) speaking one style, and SORA_API_STYLE saying so."""
-    style = str(request.param)
-    with start_emulator(config(style)) as emu:
-        monkeypatch.setenv("SORA_API_KEY", VIP_KEY)
-        monkeypatch.setenv("SORA_BASE_URL", emu.base_url)
-        monkeypatch.setenv("SORA_POLL_SCALE", str(TEST_TIME_SCALE))
-        monkeypatch.setenv("SORA_API_STYLE", style)
-        yield Styled(style, emu)
+    with styled_relay(str(request.param), monkeypatch, key=VIP_KEY,
+                      time_scale=TEST_TIME_SCALE) as relay:
+        yield relay
 
 
-def frame_size(path: Path) -> tuple[int, int]:
-    with av.open(str(path)) as container:
-        stream = container.streams.video[0]
-        return stream.codec_context.width, stream.codec_context.height
-
-
-# -- submit, poll, download, cache, budget --------------------------------------------------
-
-
-def test_submit_poll_download_in_each_style(styled: Styled) -> None:
-    kwargs: dict[str, Any] = {"aspect_ratio": "9:16"}
-    if styled.style == "openai":
-        kwargs["seconds"] = 8
-    job = sw.generate("a heron in the reeds", **kwargs).wait(timeout=30)
-    assert job.status == "completed" and job.charge == Charge.CHARGED
-    assert job.local_path is not None and job.local_path.read_bytes()[4:8] == b"ftyp"
-    width, height = frame_size(job.local_path)
-    assert height > width                                     # the portrait asked for
-    task = styled.emu.task(str(job.id))
-    assert task is not None
-    if styled.style == "openai":
-        assert job.id is not None and job.id.startswith("video_")
-        assert (task.size, task.duration) == ("720x1280", 8)   # seconds went as "8"
-        assert job.video_url is None                            # no link: /content, with key
-        assert job.price_usd == job.cost_usd == 0.80
-    else:
-        assert (task.aspect_ratio, task.duration, task.size) == ("9:16", 12, None)
-        assert job.price_usd == job.cost_usd == 0.90
-    assert styled.emu.stats()["video_downloads"] == 1
-    assert sw.spend()["session"].charged_usd == job.price_usd
-    # job.download() fetches it again (openai: from /content, with the key) when it is gone.
-    job.local_path.unlink()
-    again = job.download()
-    assert again.read_bytes()[4:8] == b"ftyp" and styled.emu.stats()["video_downloads"] == 2
-    assert styled.posts() == 1
-
-
-def test_cache_reuses_and_force_pays_in_each_style(styled: Styled) -> None:
-    first = sw.generate("a lantern on the water").wait(timeout=30)
-    again = sw.generate("a lantern on the water ")
-    assert again is first and styled.posts() == 1
-    # The style's own fields are part of the identity: another length is another video.
-    if styled.style == "openai":
-        longer = sw.generate("a lantern on the water", seconds=12).wait(timeout=30)
-        assert longer is not first and longer.price_usd == 1.20 and styled.posts() == 2
-    forced = sw.generate("a lantern on the water", force=True).wait(timeout=30)
-    assert forced is not first and forced.status == "completed"
-    assert styled.posts() == (3 if styled.style == "openai" else 2)
-
-
-def test_budget_refuses_before_sending_in_each_style(styled: Styled,
-                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    price = DEFAULT_PRICE[styled.style]
-    assert price_of(VideoRequest.create("x")) == price
-    monkeypatch.setenv("SORA_BUDGET_USD", f"{price - 0.01:.2f}")
-    with pytest.raises(BudgetExceededError) as info:
-        sw.generate("too dear")
-    assert f"${price:.2f}" in str(info.value)
-    monkeypatch.setenv("SORA_BUDGET_USD", f"{price:.2f}")
-    assert sw.generate("just affordable").wait(timeout=30).cost_usd == price
-    assert styled.posts() == 1
+# -- the catalogue's limits -----------------------------------------------------------------
 
 
 def test_outside_the_catalogue_is_refused_with_zero_posts(styled: Styled) -> None:
@@ -165,27 +78,6 @@ def test_quote_for_sora_2_pro_8_s_at_1792x1024(styled: Styled,
     task = styled.emu.task(str(job.id))
     assert task is not None and (task.model, task.size, task.duration) == (
         "sora-2-pro", "1792x1024", 8)
-
-
-# -- resume ---------------------------------------------------------------------------------
-
-
-def test_resume_after_a_restart_polls_the_job_in_its_own_style(
-        styled: Styled, monkeypatch: pytest.MonkeyPatch) -> None:
-    styled.emu.config.run_seconds = (200.0, 200.0)
-    job = sw.generate("survive a restart")
-    wait_until(lambda: job.id is not None, 10)
-    poller().stop()                                         # the kernel goes away
-    fresh = studio_module.Studio()
-    monkeypatch.setattr(studio_module, "_default", fresh)
-    # The setting changed meanwhile: the job is still polled in the style it was sent in.
-    monkeypatch.setenv("SORA_API_STYLE", styled.other)
-    resumed = sw.resume()
-    assert [j.id for j in resumed] == [job.id]
-    done = resumed[0].wait(timeout=30)
-    assert done.status == "completed" and done.local_path is not None
-    assert done.request.style == styled.style and styled.posts() == 1
-    fresh.close()
 
 
 # -- the engine meets the style's words -----------------------------------------------------
@@ -326,23 +218,18 @@ def magic_error(shell: InteractiveShell, line: str) -> str:
     return str(result.error_in_exec)
 
 
-def test_magic_in_each_style(styled: Styled, shell: InteractiveShell) -> None:
+def test_magic_sizes_in_each_style(styled: Styled, shell: InteractiveShell) -> None:
+    """A size where the style takes one (it sets the ratio), refused where it does not."""
     if styled.style == "openai":
         job = magic_job(shell, '"a paper boat" --seconds 8 --size 720x1280')
         assert (job.request.seconds, job.request.size, job.aspect_ratio) == (8, "720x1280",
                                                                             "9:16")
-        assert job.cost_usd == 0.80
-        assert "4, 8, 12" in magic_error(shell, "a paper boat --seconds 5")
+        assert job.cost_usd == 0.80 and job.status == "completed"
         clash = magic_error(shell, "a boat --size 720x1280 --ratio 16:9")
         assert "aspect_ratio" in clash and "720x1280" in clash
     else:
-        job = magic_job(shell, '"a paper boat" --ratio 9:16')
-        assert (job.request.seconds, job.request.size, job.aspect_ratio) == (12, None, "9:16")
-        assert job.cost_usd == 0.90
-        assert "12" in magic_error(shell, "a paper boat --seconds 8")
         assert "aspect_ratio" in magic_error(shell, "a paper boat --size 1280x720")
-    assert job.status == "completed" and job.local_path is not None
-    assert styled.posts() == 1
+    assert styled.posts() == (1 if styled.style == "openai" else 0)
 
 
 def test_config_api_style_overrides_the_environment(styled: Styled,
@@ -367,19 +254,19 @@ def panel(styled: Styled) -> Iterator[SoraWidget]:
 
 
 def test_panel_offers_the_style_choices(styled: Styled, panel: SoraWidget) -> None:
-    lengths = [value for _, value in panel.seconds_input.options]
+    lengths = [value for value, _ in panel.choices["seconds"]]
     if styled.style == "artifex":                # a 12-s-only relay shows no length choice
-        assert panel.seconds_input.layout.display == "none" and lengths == [12]
-        assert panel.size_input.layout.display == "none"
-        assert panel.generate_button.description == "Generate ($0.90)"
+        assert lengths == [] and panel.seconds == 12    # an empty list: hidden
+        assert panel.choices["sizes"] == []
+        assert panel.generate_label == "Generate · $0.90"
     else:
-        assert panel.seconds_input.layout.display is None and lengths == [4, 8, 12]
-        assert panel.size_input.layout.display == "none"      # sora-2: one size per ratio
-        panel.seconds_input.value = 8
-    panel.prompt_input.value = "a kite above the cliffs"
+        assert lengths == [4, 8, 12]
+        assert panel.choices["sizes"] == []                    # sora-2: one size per ratio
+        panel.seconds = 8
+    panel.prompt = "a kite above the cliffs"
     if styled.style == "openai":
-        assert panel.generate_button.description == "Generate ($0.80)"
-    panel.generate_button.click()
+        assert panel.generate_label == "Generate · $0.80"
+    panel.generate()
     job = panel.cards[0].job.wait(timeout=30)
     assert job.status == "completed" and styled.posts() == 1
     assert job.request.seconds == (8 if styled.style == "openai" else 12)
@@ -391,18 +278,17 @@ def test_panel_offers_sizes_for_sora_2_pro(styled: Styled,
     monkeypatch.setenv("SORA_MODEL", "sora-2-pro")
     made = SoraWidget(prompt="a glacier calving")
     try:
-        sizes = [value for _, value in made.size_input.options]
+        sizes = [value for value, _ in made.choices["sizes"]]
         if styled.style == "artifex":         # not in the seed's catalogue: said, not sent
-            assert made.generate_button.disabled and "sora-2-pro" in made.notice.value
+            assert made.generate_disabled and "sora-2-pro" in made.reason
             return
-        assert made.size_input.layout.display is None and sizes == ["", "1280x720",
-                                                                   "1792x1024"]
-        made.size_input.value = "1792x1024"
-        assert made.generate_button.description == "Generate ($2.00)"     # 4 s x $0.50
-        made.ratio_input.value = "9:16"
-        assert [v for _, v in made.size_input.options] == ["", "720x1280", "1024x1792"]
-        assert made.size_input.value == ""                     # the wide size went away
-        assert made.generate_button.description == "Generate ($1.20)"     # 4 s x $0.30
+        assert sizes == ["", "1280x720", "1792x1024"]
+        made.size = "1792x1024"
+        assert made.generate_label == "Generate · $2.00"      # 4 s x $0.50
+        made.aspect_ratio = "9:16"
+        assert [v for v, _ in made.choices["sizes"]] == ["", "720x1280", "1024x1792"]
+        assert made.size == ""                                 # the wide size went away
+        assert made.generate_label == "Generate · $1.20"      # 4 s x $0.30
     finally:
         made.close()
     assert styled.posts() == 0

@@ -27,10 +27,12 @@ __all__ = [
     "DEFAULT_BASE_URL",
     "DEFAULT_MODEL",
     "ENV_VARS",
+    "STYLE_DEFAULT_MODELS",
     "APIKey",
     "Preferences",
     "Settings",
     "api_style",
+    "default_model",
     "env_key_set",
     "is_loopback_url",
     "preferences",
@@ -39,6 +41,13 @@ __all__ = [
 
 DEFAULT_BASE_URL = "https://artifex.help"
 DEFAULT_MODEL = "sora-2"
+#: A style whose models are named otherwise (vendor-prefixed): its default model.
+STYLE_DEFAULT_MODELS = {"router": "openai/sora-2"}
+
+
+def default_model(style: str) -> str:
+    """The model used when none is named: sora-2, by the style's own name for it."""
+    return STYLE_DEFAULT_MODELS.get(style, DEFAULT_MODEL)
 #: Relay wire styles (SORA_API_STYLE): the seed's relay, OpenAI- and OpenRouter-shaped ones.
 API_STYLES = ("artifex", "openai", "router")
 #: The embedded emulator runs jobs this much faster than the real relay (demo pace).
@@ -226,7 +235,6 @@ def settings() -> Settings:
     raw_key = _env("SORA_API_KEY")
     key = APIKey(raw_key) if raw_key else _session_key
     home_env = _env("SORA_WIDGETS_HOME")
-    model = _env("SORA_MODEL") or DEFAULT_MODEL
     scale = _float_env("SORA_EMULATOR_TIME_SCALE")
     poll_scale = _float_env("SORA_POLL_SCALE")
     timeout = _float_env("SORA_HTTP_TIMEOUT")
@@ -236,6 +244,7 @@ def settings() -> Settings:
     low_speed_limit = _float_env("SORA_LOW_SPEED_LIMIT")
     low_speed_time = _float_env("SORA_LOW_SPEED_TIME")
     style = _env("SORA_API_STYLE").lower() or API_STYLES[0]
+    model = _env("SORA_MODEL") or default_model(style)
     if style not in API_STYLES:
         from sora_widgets.core.errors import ValidationError
 
@@ -306,8 +315,14 @@ class Preferences:
     api_style: str = ""             # empty: SORA_API_STYLE, else artifex
 
     def model_or(self, current: Settings) -> str:
-        """The model in force: ``%config SoraMagics.model``, else SORA_MODEL, else sora-2."""
-        return self.model or current.model
+        """The model in force: ``%config SoraMagics.model``, else SORA_MODEL, else the
+        style's name for sora-2 (``openai/sora-2`` on a router)."""
+        if self.model:
+            return self.model
+        style = api_style(current)
+        if style != current.api_style and current.model == default_model(current.api_style):
+            return default_model(style)     # %config chose another style: its default
+        return current.model
 
     def base_url_or(self, current: Settings) -> str:
         """The relay in force: ``%config SoraMagics.base_url``, else SORA_BASE_URL."""

@@ -18,7 +18,7 @@ from sora_widgets.core.retry import Backoff
 from sora_widgets.core.settings import APIKey
 from sora_widgets.relay.client import AsyncSoraClient, SoraClient
 
-__all__ = ["Backend", "inside", "poster_of", "video_file_name"]
+__all__ = ["Backend", "inside", "poster_of", "spritesheet_of", "video_file_name"]
 
 _SAFE = re.compile(r"[^A-Za-z0-9_.-]")
 
@@ -26,6 +26,12 @@ _SAFE = re.compile(r"[^A-Za-z0-9_.-]")
 def poster_of(video: Path) -> Path:
     """Where a saved video's poster still lives (``frames.poster`` writes it there)."""
     return video.with_name(video.stem + ".poster.jpg")
+
+
+def spritesheet_of(video: Path) -> Path:
+    """Where the relay's spritesheet of a saved video lives (frames in a grid, for a
+    hover-scrub), where its style renders one; nothing is decoded locally for it."""
+    return video.with_name(video.stem + ".spritesheet.jpg")
 
 
 def video_file_name(task_id: str) -> str:

@@ -43,13 +43,19 @@ from sora_widgets.core.lifecycle import (
 from sora_widgets.core.models import VideoRequest
 from sora_widgets.core.money import billing_text, charged_price
 from sora_widgets.engine import changes, finish
-from sora_widgets.engine.backend import Backend, inside, poster_of, video_file_name
+from sora_widgets.engine.backend import (
+    Backend,
+    inside,
+    poster_of,
+    spritesheet_of,
+    video_file_name,
+)
 from sora_widgets.engine.outcome import rejection, state_from_traits
 from sora_widgets.engine.poller import MAX_IN_FLIGHT, MAX_SAVING, Poller, poller
 from sora_widgets.journal import Journal
 
 __all__ = ["MAX_IN_FLIGHT", "MAX_SAVING", "Backend", "Job", "Poller", "poller", "poster_of",
-           "video_file_name", "wait_hook"]
+           "spritesheet_of", "video_file_name", "wait_hook"]
 # Re-exported: the studio, the UIs and scripts import these from here (0.2's one module).
 
 log = logging.getLogger("sora_widgets.engine.job")
@@ -156,6 +162,13 @@ class Job(HasTraits):
     @property
     def state(self) -> JobState:
         return self._state
+
+    @property
+    def spritesheet_path(self) -> Path | None:
+        """The relay's spritesheet of the saved video (a grid of frames, for a hover-scrub),
+        where its style renders one (openai); else None. Kept beside the video like the
+        poster, and looked up when asked (not on each of thousands of handles' loading)."""
+        return _beside(self.local_path, spritesheet_of)
 
     @property
     def cached(self) -> bool:
@@ -380,9 +393,8 @@ class Job(HasTraits):
             if (state.local_path != before.local_path or self._loading
                     or (state.local_path is not None and self.local_path is None)):
                 saved = inside(self._videos_dir, state.local_path)
-                poster = poster_of(saved) if saved is not None else None
                 values["local_path"] = saved
-                values["poster_path"] = poster if poster and poster.is_file() else None
+                values["poster_path"] = _beside(saved, poster_of)
             values["status"] = state.status.value       # last: observers see a whole state
             changed = {name: value for name, value in values.items()
                        if getattr(self, name) != value}
@@ -446,6 +458,12 @@ class Job(HasTraits):
             self._is_finished = finished
 
         finish.mark(setter, wake=finished)
+
+
+def _beside(video: Path | None, where: Callable[[Path], Path]) -> Path | None:
+    """A file kept beside a saved video (its poster, its spritesheet), if it is there."""
+    path = where(video) if video is not None else None
+    return path if path is not None and path.is_file() else None
 
 
 def _warn_cached() -> None:

@@ -40,7 +40,7 @@ from sora_widgets.core.models import EXTEND, TaskSnapshot, VideoRequest
 from sora_widgets.core.money import billed_figure
 from sora_widgets.core.retry import Backoff
 from sora_widgets.core.transition import RELAY_WORDS, apply_snapshot, unrecognised_notice
-from sora_widgets.engine.backend import poster_of
+from sora_widgets.engine.backend import poster_of, spritesheet_of
 from sora_widgets.engine.track import Mode, Track
 from sora_widgets.relay.client import MAY_BE_CHARGED, is_transient, retry_after_of
 
@@ -247,7 +247,7 @@ async def _save(poller: Poller, track: Track) -> None:
         if urlsplit(url).scheme.lower() not in ("http", "https"):
             raise APIError("the relay's video link is not an http(s) URL", status_code=0)
         await client.download(url, target)
-        await loop.run_in_executor(poller.events, _make_poster, target)
+        await _keep_stills(poller, client, track.state.task_id, target)
     except Exception as exc:
         track.refusals = 0 if is_transient(exc) else track.refusals + 1
         if track.refusals >= 8 or track.save_attempts >= 30:
@@ -289,6 +289,46 @@ async def _watch(poller: Poller, track: Track) -> None:
 
 def _barrier() -> None:
     """Nothing: run on the events thread, it ends once what was queued before has run."""
+
+
+async def _keep_stills(poller: Poller, client: Any, task_id: str, video: Path) -> None:
+    """The poster beside a saved video: the relay's own thumbnail where its style renders
+    stills (and its spritesheet, for a hover-scrub), else a frame decoded from the video
+    (PyAV). A relay still that fails in any way gives way to the decoded poster."""
+    relay_poster = False
+    if client.renders_stills:
+        relay_poster = await _relay_still(poller, client, task_id, "thumbnail",
+                                          poster_of(video))
+        await _relay_still(poller, client, task_id, "spritesheet", spritesheet_of(video))
+    if not relay_poster:
+        await asyncio.get_running_loop().run_in_executor(poller.events, _make_poster, video)
+
+
+async def _relay_still(poller: Poller, client: Any, task_id: str, variant: str,
+                       target: Path) -> bool:
+    """Fetch one still (bounded: the client's still cap and deadline), check it decodes as
+    an image, then move it into place; False, logged (the client scrubbed the key from every
+    message), when it is not there, not an image, too big or too slow."""
+    part = target.with_name(f".{target.name}.relay")
+    try:
+        await client.fetch_still(task_id, variant, part)
+        await asyncio.get_running_loop().run_in_executor(poller.events, _keep_checked,
+                                                         part, target)
+    except Exception as exc:
+        log.info("the relay's %s of %s is not used (%s): %s", variant, task_id,
+                 type(exc).__name__, exc)
+        return False
+    finally:
+        part.unlink(missing_ok=True)
+    return True
+
+
+def _keep_checked(part: Path, target: Path) -> None:
+    """Move a fetched still into place once it decoded whole (on the events thread)."""
+    from sora_widgets.media.posters import check_still
+
+    check_still(part)
+    part.replace(target)
 
 
 def _make_poster(video: Path) -> None:

@@ -1,6 +1,9 @@
-"""Posters inline: a small JPEG of a saved video's poster as a ``data:`` URI.
+"""Posters inline: a small JPEG of a saved video's poster as a ``data:`` URI; and the check
+that a still a relay rendered (its thumbnail, its spritesheet) is an image worth keeping.
 
-The engine writes ``<video>.poster.jpg`` beside each saved video (``job.poster_path``).
+The engine writes ``<video>.poster.jpg`` beside each saved video (``job.poster_path``): the
+relay's own thumbnail where its style renders one (``check_still`` passed it), else a frame
+decoded from the video.
 In ``text/html`` output JupyterLab resolves a relative ``src`` but not a relative
 ``poster`` attribute, and a notebook opened where its ``sora_videos/`` copy is missing (or
 video cannot play) should still show the still: so the magic's players and the panel's
@@ -16,13 +19,41 @@ import io
 import logging
 from pathlib import Path
 
-__all__ = ["poster_data_uri"]
+__all__ = ["MAX_STILL_PIXELS", "STILL_FORMATS", "check_still", "poster_data_uri"]
 
 log = logging.getLogger("sora_widgets.media.posters")
 
 #: The inline still's width (the player is 320-640 px wide; the video replaces it).
 WIDTH = 320
 QUALITY = 70
+#: What a relay's still may be: the formats browsers show and the relays send.
+STILL_FORMATS = ("JPEG", "PNG", "WEBP")
+#: A still with more pixels than this is refused before it is decoded (a decompression
+#: bomb is a few KB of file); a spritesheet of 10 frames at 1080p is ~21 M.
+MAX_STILL_PIXELS = 40_000_000
+
+
+def check_still(path: Path) -> str:
+    """The format of the relay's still at ``path``, once it decoded whole; a SoraError says
+    why it is not an image to keep (not an image, another format, too many pixels, cut)."""
+    from PIL import Image
+
+    from sora_widgets.core.errors import SoraError
+
+    try:
+        with Image.open(path) as image:
+            kind = str(image.format)
+            if kind not in STILL_FORMATS:
+                raise SoraError(f"the still is {kind[:20]}, not one of "
+                                f"{', '.join(STILL_FORMATS)}")
+            width, height = image.size
+            if width * height > MAX_STILL_PIXELS:
+                raise SoraError(f"the still is {width}x{height}, more than "
+                                f"{MAX_STILL_PIXELS:,} pixels")
+            image.load()
+    except (OSError, ValueError, Image.DecompressionBombError) as exc:
+        raise SoraError(f"the still is not a readable image ({type(exc).__name__})") from None
+    return kind
 
 
 def poster_data_uri(path: Path | None, *, width: int = WIDTH) -> str | None:

@@ -53,7 +53,12 @@ from sora_widgets.relay.answers import (
     transport_error,
     unlink,
 )
-from sora_widgets.relay.download import ProgressCallback, overall_timeout, stream_timeout
+from sora_widgets.relay.download import (
+    Bounds,
+    ProgressCallback,
+    overall_timeout,
+    stream_timeout,
+)
 from sora_widgets.relay.rules import (
     AGENT_HEADERS,
     MAY_BE_CHARGED,
@@ -111,8 +116,10 @@ class SoraClient(ClientBase):
 
     def fetch_still(self, task_id: str, variant: str, path: str | os.PathLike[str]) -> Path:
         """The relay's ``thumbnail`` or ``spritesheet`` of a completed task, saved to ``path``
-        (a ValidationError where the style renders none: decode the video instead)."""
-        return self.download(self._still_url(task_id, variant), path)
+        (a ValidationError where the style renders none: decode the video instead). Bounded
+        tighter than a video: ``MAX_STILL_BYTES``, ``STILL_TIMEOUT`` seconds."""
+        return self._fetch(self._still_url(task_id, variant), Path(path), None,
+                           self._still_bounds(variant))
 
     def _post(self, built: httpx.Request) -> TaskSnapshot:
         for attempt in range(self.max_connect_attempts):
@@ -158,12 +165,17 @@ class SoraClient(ClientBase):
         Gives up at ``max_video_bytes``, after ``download_timeout`` seconds overall, and
         when the link sends under ``low_speed_limit`` bytes a second for ``low_speed_time``
         seconds (a transient :class:`APITimeoutError`: ask the relay for a fresh link)."""
+        return self._fetch(url, Path(path), on_progress, self._video_bounds())
+
+    def _fetch(self, url: str, path: Path, on_progress: ProgressCallback | None,
+               bounds: Bounds) -> Path:
         failure: APIConnectionError | None = None
         r: httpx.Response | None = None
-        with self._sink(Path(path), on_progress) as sink:
+        with self._sink(path, on_progress, bounds) as sink:
             try:
                 with self._http.stream("GET", url, headers=AGENT_HEADERS, auth=self._auth_for(url),
-                                       timeout=stream_timeout(self.timeout, sink.speed)) as r:
+                                       timeout=stream_timeout(self.timeout, sink.speed,
+                                                              bounds.seconds)) as r:
                     if r.status_code >= 400:
                         r.read()
                         raise error_for_response(r, self._key)
@@ -221,7 +233,8 @@ class AsyncSoraClient(ClientBase):
         return await self._post(self._extend_request(self._http, task_id, prompt, seconds))
 
     async def fetch_still(self, task_id: str, variant: str, path: Path) -> Path:
-        return await self.download(self._still_url(task_id, variant), path)
+        return await self._fetch(self._still_url(task_id, variant), path, None,
+                                 self._still_bounds(variant))
 
     async def _post(self, built: httpx.Request) -> TaskSnapshot:
         for attempt in range(self.max_connect_attempts):
@@ -254,21 +267,25 @@ class AsyncSoraClient(ClientBase):
 
         The same bounds as :meth:`SoraClient.download`; the overall deadline is also a
         ``wait_for``, so it holds even while no byte arrives."""
-        try:
-            return await asyncio.wait_for(self._download(url, path, on_progress),
-                                          timeout=self.download_timeout)
-        except asyncio.TimeoutError:
-            raise overall_timeout() from None
+        return await self._fetch(url, path, on_progress, self._video_bounds())
 
-    async def _download(self, url: str, path: Path,
-                        on_progress: ProgressCallback | None) -> Path:
+    async def _fetch(self, url: str, path: Path, on_progress: ProgressCallback | None,
+                     bounds: Bounds) -> Path:
+        try:
+            return await asyncio.wait_for(self._download(url, path, on_progress, bounds),
+                                          timeout=bounds.seconds)
+        except asyncio.TimeoutError:
+            raise overall_timeout(bounds) from None
+
+    async def _download(self, url: str, path: Path, on_progress: ProgressCallback | None,
+                        bounds: Bounds) -> Path:
         failure: APIConnectionError | None = None
         r: httpx.Response | None = None
-        with self._sink(path, on_progress) as sink:
+        with self._sink(path, on_progress, bounds) as sink:
             try:
                 async with self._http.stream(
                         "GET", url, headers=AGENT_HEADERS, auth=self._auth_for(url),
-                        timeout=stream_timeout(self.timeout, sink.speed)) as r:
+                        timeout=stream_timeout(self.timeout, sink.speed, bounds.seconds)) as r:
                     if r.status_code >= 400:
                         await r.aread()
                         raise error_for_response(r, self._key)

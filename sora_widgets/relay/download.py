@@ -26,14 +26,15 @@ import os
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 
 from sora_widgets.core.errors import APIConnectionError, APIError, APITimeoutError
 
-__all__ = ["MIN_LOW_SPEED_TIME", "MIN_STALL_SECONDS", "LowSpeed", "ProgressCallback", "Sink",
-           "content_length", "overall_timeout", "stream_timeout"]
+__all__ = ["MIN_LOW_SPEED_TIME", "MIN_STALL_SECONDS", "VIDEO", "Bounds", "LowSpeed",
+           "ProgressCallback", "Sink", "content_length", "overall_timeout", "stream_timeout"]
 
 ProgressCallback = Callable[[int, int | None], None]
 #: The shortest speed time, however compressed the tests' clock: a pause of a busy
@@ -42,6 +43,28 @@ MIN_LOW_SPEED_TIME = 1.0
 #: The shortest read timeout of a download. It also bounds the wait for the headers, which
 #: a relay may spend making the file (the emulator renders a clip on its first GET).
 MIN_STALL_SECONDS = 5.0
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """What one download may take (bytes, seconds overall) and what it is, for messages:
+    a video has the user's settings; a relay's still has tighter, fixed ones."""
+
+    max_bytes: int
+    seconds: float
+    what: str = "the video"
+    #: The settings a user can change (named in the messages; empty: none).
+    size_setting: str = "SORA_MAX_VIDEO_MB"
+    time_setting: str = "SORA_DOWNLOAD_TIMEOUT"
+
+    def too_big(self, detail: str) -> APIError:
+        setting = f" ({self.size_setting})" if self.size_setting else ""
+        return APIError(f"{self.what} {detail} the {_mb(self.max_bytes)} cap{setting}; it was "
+                        "not kept", status_code=0)
+
+
+def _mb(count: int) -> str:
+    return f"{count / (1024 * 1024):.4g} MB"
 
 
 class LowSpeed:
@@ -87,11 +110,15 @@ class LowSpeed:
             "(SORA_LOW_SPEED_LIMIT=0 switches this rule off)")
 
 
-def stream_timeout(timeout: httpx.Timeout | float | None,
-                     speed: LowSpeed) -> httpx.Timeout:
+def stream_timeout(timeout: httpx.Timeout | float | None, speed: LowSpeed,
+                   cap: float | None = None) -> httpx.Timeout:
     """The client's timeout with its read part no longer than the speed time (floored at
-    :data:`MIN_STALL_SECONDS`): a link that sends nothing for that long is below any limit."""
+    :data:`MIN_STALL_SECONDS`): a link that sends nothing for that long is below any limit.
+    ``cap``: no part longer than this (a download whose whole deadline is shorter)."""
     base = timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout)
+    if cap is not None:
+        base = httpx.Timeout(**{part: cap if value is None else min(value, cap)
+                                for part, value in base.as_dict().items()})
     if not speed.active:
         return base
     stall = max(speed.seconds, MIN_STALL_SECONDS)
@@ -115,11 +142,12 @@ class Sink:
     deadline and the low-speed rule as bytes arrive."""
 
     def __init__(self, target: Path, on_progress: ProgressCallback | None,
-                 max_bytes: int, deadline: float, speed: LowSpeed) -> None:
+                 bounds: Bounds, speed: LowSpeed) -> None:
         self.target = target
         self.on_progress = on_progress
-        self.max_bytes = max_bytes
-        self.deadline = deadline
+        self.bounds = bounds
+        self.max_bytes = bounds.max_bytes
+        self.deadline = time.monotonic() + bounds.seconds
         self.speed = speed
         self.total: int | None = None
         self.done = 0
@@ -137,15 +165,12 @@ class Sink:
         self.total = content_length(response)
         self.speed.restart()
         if self.total is not None and self.total > self.max_bytes:
-            raise APIError(f"the video is {self.total // (1024 * 1024)} MB, more than the "
-                           f"{self.max_bytes // (1024 * 1024)} MB cap "
-                           "(SORA_MAX_VIDEO_MB); it was not downloaded", status_code=0)
+            raise self.bounds.too_big(f"is {_mb(self.total)}, more than")
 
     def write(self, chunk: bytes) -> None:
         self.done += len(chunk)
         if self.done > self.max_bytes:
-            raise APIError(f"the video passed the {self.max_bytes // (1024 * 1024)} MB cap "
-                           "(SORA_MAX_VIDEO_MB); the download was stopped", status_code=0)
+            raise self.bounds.too_big("passed")
         self.check_deadline()
         self.speed.add(len(chunk))
         self.out.write(chunk)
@@ -154,7 +179,7 @@ class Sink:
 
     def check_deadline(self) -> None:
         if time.monotonic() > self.deadline:
-            raise overall_timeout()
+            raise overall_timeout(self.bounds)
 
     def finish(self) -> None:
         """Flush, fsync and rename into place (blocking: the async client runs it in a
@@ -176,6 +201,15 @@ class Sink:
             Path(self.tmp_name).unlink(missing_ok=True)
 
 
-def overall_timeout() -> APITimeoutError:
-    return APITimeoutError("the video download took longer than SORA_DOWNLOAD_TIMEOUT;"
-                           " it was stopped (job.download() tries again)")
+def overall_timeout(bounds: Bounds | None = None) -> APITimeoutError:
+    bounds = bounds or VIDEO
+    if bounds.time_setting:
+        return APITimeoutError(f"the download of {bounds.what} took longer than "
+                               f"{bounds.time_setting}; it was stopped (job.download() "
+                               "tries again)")
+    return APITimeoutError(f"the download of {bounds.what} took longer than "
+                           f"{bounds.seconds:g} s; it was stopped")
+
+
+#: The messages' defaults (a video of the user's settings; the numbers are the client's).
+VIDEO = Bounds(256 * 1024 * 1024, 600.0)

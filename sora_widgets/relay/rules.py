@@ -13,7 +13,6 @@ before anything is sent.
 from __future__ import annotations
 
 import logging
-import time
 import warnings
 from pathlib import Path
 from types import MappingProxyType
@@ -35,16 +34,18 @@ from sora_widgets.core.retry import Backoff
 from sora_widgets.core.settings import APIKey, api_style, is_loopback_url, settings
 from sora_widgets.core.version import __version__
 from sora_widgets.relay.answers import error_for_response, parse_task, transport_error
+from sora_widgets.relay.base import STILL_VARIANTS
 from sora_widgets.relay.download import (
     MIN_LOW_SPEED_TIME,
+    Bounds,
     LowSpeed,
     ProgressCallback,
     Sink,
 )
 from sora_widgets.relay.styles import WireAdapter, adapter_for
 
-__all__ = ["AGENT_HEADERS", "DEFAULT_TIMEOUT", "MAY_BE_CHARGED", "NOT_SENT", "BearerAuth",
-           "ClientBase", "post_outcome", "warn_if_cleartext"]
+__all__ = ["AGENT_HEADERS", "DEFAULT_TIMEOUT", "MAX_STILL_BYTES", "MAY_BE_CHARGED", "NOT_SENT",
+           "STILL_TIMEOUT", "BearerAuth", "ClientBase", "post_outcome", "warn_if_cleartext"]
 
 log = logging.getLogger("sora_widgets.relay.client")
 
@@ -58,6 +59,12 @@ NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 _HEADERS = MappingProxyType({"User-Agent": f"sora-widgets/{__version__}",
                              "Accept": "application/json"})
 AGENT_HEADERS = {"User-Agent": _HEADERS["User-Agent"]}
+#: A relay's still larger than this is not a still (a real thumbnail is a few dozen KB, a
+#: spritesheet a few hundred): the download stops there.
+MAX_STILL_BYTES = 8 * 1024 * 1024
+#: Seconds a still may take, all in (read at each call): it is a nicety beside a saved
+#: video, so a slow one gives way to decoding the poster locally instead of holding up the job.
+STILL_TIMEOUT = 15.0
 
 
 class BearerAuth(httpx.Auth):
@@ -214,11 +221,22 @@ class ClientBase:
         detail = type(exc).__name__ if not isinstance(exc, APIError) else str(exc)
         return SubmissionUnknown(f"{MAY_BE_CHARGED} (cause: {detail})")
 
-    def _sink(self, path: Path, on_progress: ProgressCallback | None) -> Sink:
+    @property
+    def renders_stills(self) -> bool:
+        """Whether the relay renders stills of a task (``fetch_still`` would send a request;
+        where not, nothing is sent and the stills are decoded from the video)."""
+        return self.wire.still_url("task", STILL_VARIANTS[0]) is not None
+
+    def _video_bounds(self) -> Bounds:
+        return Bounds(self.max_video_bytes, self.download_timeout)
+
+    def _still_bounds(self, variant: str) -> Bounds:
+        return Bounds(MAX_STILL_BYTES, min(STILL_TIMEOUT, self.download_timeout),
+                      f"the {variant}", size_setting="", time_setting="")
+
+    def _sink(self, path: Path, on_progress: ProgressCallback | None, bounds: Bounds) -> Sink:
         """A download's file, bounded by the cap, the overall deadline and the speed rule."""
-        return Sink(path, on_progress, self.max_video_bytes,
-                    time.monotonic() + self.download_timeout,
-                    LowSpeed(self.low_speed_limit, self.low_speed_time))
+        return Sink(path, on_progress, bounds, LowSpeed(self.low_speed_limit, self.low_speed_time))
 
     def _download_error(self, exc: httpx.RequestError, sink: Sink) -> APIConnectionError:
         """A read that timed out while the speed rule is on is the rule's cut (nothing came

@@ -64,6 +64,13 @@ class Throttle:
         with self._lock:
             self._pending = False
 
+    def ran(self) -> None:
+        """Someone else just did what ``fn`` does (read the latest state and drew it): a
+        new interval starts and a pending trailing run is dropped."""
+        with self._lock:
+            self._pending = False
+            self._last = self._clock()
+
     def _trailing(self) -> None:
         with self._lock:
             if not self._pending:

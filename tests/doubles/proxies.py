@@ -1,8 +1,9 @@
 """Proxies in front of an emulator: each forwards every request (the Host header too, so
 video links point back at the proxy) and adds one thing the emulator does not do.
 
-* :class:`RecordingProxy` keeps every request it forwarded, so a test reads the exact
-  bytes of each POST the package sent.
+* :class:`RecordingProxy` keeps every request it received, so a test reads the exact
+  bytes of each POST the package sent; its ``answer`` hook may answer a request itself
+  instead (a relay's still that is missing, garbage, huge or slow).
 * :class:`ThrottlingProxy` holds the first download of each video a third of the way
   through until released: a download that is provably in progress.
 """
@@ -12,7 +13,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
-from .server import Handler, Request, Served
+from .server import Answer, Handler, Request, Served
 
 __all__ = ["RecordingProxy", "ThrottlingProxy"]
 
@@ -23,6 +24,10 @@ class _RecordingHandler(Handler):
         request = self.read_request()
         with owner.lock:
             owner.sent.append(request)
+        own = owner.answer(request) if owner.answer is not None else None
+        if own is not None:
+            self.send_answer(own)
+            return
         _, data = self.forward(request, owner.upstream_port)
         self.wfile.write(data)
 
@@ -30,17 +35,27 @@ class _RecordingHandler(Handler):
 
 
 class RecordingProxy(Served):
-    """Forwards everything to ``127.0.0.1:upstream_port`` and records what it forwarded."""
+    """Forwards everything to ``127.0.0.1:upstream_port`` and records what it received;
+    a request for which ``answer(request)`` returns an :class:`Answer` gets that instead
+    (the hook runs on the request's thread: it may block, for a slow answer)."""
 
-    def __init__(self, upstream_port: int) -> None:
+    def __init__(self, upstream_port: int,
+                 answer: Callable[[Request], Answer | None] | None = None) -> None:
         self.upstream_port = upstream_port
+        self.answer = answer
         self.sent: list[Request] = []
         self.lock = threading.Lock()
-        self.serve(_RecordingHandler)
+        # A client that gave up on a held answer is what those tests are about: quiet.
+        self.serve(_RecordingHandler, quiet=answer is not None)
 
     def posts(self) -> list[Request]:
         with self.lock:
             return [s for s in self.sent if s.method == "POST"]
+
+    def matching(self, part: str) -> list[Request]:
+        """The requests whose path contains ``part``."""
+        with self.lock:
+            return [s for s in self.sent if part in s.path]
 
 
 class _ThrottlingHandler(Handler):

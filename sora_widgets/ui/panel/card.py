@@ -87,6 +87,13 @@ class JobCard:
             self._on_update(self)
         return changed
 
+    def tick(self) -> None:
+        """The panel's one-second tick: the elapsed time and the latest progress, counted
+        as this card's progress redraw (so one take's progress moves at most once a second,
+        tick and throttle together); the panel sends every ticked card at once."""
+        self._throttle.ran()
+        self.refresh(notify=False)
+
     @property
     def src(self) -> str | None:
         """The relative src of the video published next to the notebook (once saved)."""

@@ -61,7 +61,7 @@ _TWIN_SEARCH = 20
 TAKE_ACTIONS = ("reuse", "vary", "regenerate", "continue", "remix", "star", "note", "select")
 
 
-class SoraWidget(Ticking, SavedView, PanelForm, anywidget.AnyWidget):  # type: ignore[misc]
+class SoraWidget(Ticking, SavedView, PanelForm, anywidget.AnyWidget):
     """The panel: prompt, ratio, length/size/seed, image URL, Generate; the running takes
     under it, then one card per take (newest first), then History.
 
@@ -225,7 +225,9 @@ class SoraWidget(Ticking, SavedView, PanelForm, anywidget.AnyWidget):  # type: i
             card.detach()
             with contextlib.suppress(ValueError):
                 card.job.unobserve(self._on_money, names=["charge", "status"])
-        self.history.close()
+        history: PanelHistory | None = getattr(self, "history", None)
+        if history is not None:      # None: __init__ raised (``Widget.__del__`` closes too)
+            history.close()
         super().close()
 
     # -- the form -------------------------------------------------------------------------
@@ -441,7 +443,7 @@ class SoraWidget(Ticking, SavedView, PanelForm, anywidget.AnyWidget):  # type: i
     def _refresh_queue(self) -> None:
         """The ticker's second: every running card's elapsed time, then one message."""
         for card in self._running():
-            card.refresh(notify=False)
+            card.tick()
         self._publish_takes()
 
     def _on_stop_tracking(self, local_id: str) -> None:

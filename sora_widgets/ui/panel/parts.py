@@ -33,6 +33,7 @@ class Part:
         self._names = sorted(names if names is not None else state.traits(sync=True))
         self._editable = frozenset(editable) & set(self._names)
         self._on_message = on_message
+        self._closed = False
         state.observe(self._mirror, names=self._names)
         self._mirror()
 
@@ -58,5 +59,9 @@ class Part:
             self._on_message(content)
 
     def close(self) -> None:
+        """Stop mirroring; once (a closed panel is closed again by ``Widget.__del__``)."""
+        if self._closed:
+            return
+        self._closed = True
         self.state.unobserve(self._mirror, names=self._names)
         setattr(self.owner, self.trait, {})

@@ -31,15 +31,17 @@ class SavedView:
     _uid: str
     _snapshots: list[Slot]
 
-    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+    def _repr_mimebundle_(self, **kwargs: Any) -> tuple[dict[str, Any], dict[str, Any]] | None:
         """The live view, with short fallbacks (nbconvert shows them where the widget state
-        is not saved: no ``SoraWidget(...`` repr; the snapshot below says it all)."""
-        data = super()._repr_mimebundle_(**kwargs)  # type: ignore[misc]
-        bundle = data[0] if isinstance(data, tuple) else data
-        if isinstance(bundle, dict):
-            bundle["text/plain"] = "SoraWidget: the live panel (it needs its running kernel)"
-            bundle["text/html"] = "<div class='sora-panel-fallback'></div>"
-        return data
+        is not saved: no widget repr; the snapshot below says it all). anywidget answers
+        ``(data, metadata)`` (Colab's widget manager rides in the metadata)."""
+        bundle = super()._repr_mimebundle_(**kwargs)  # type: ignore[misc]
+        if not bundle:
+            return None
+        data, metadata = bundle if isinstance(bundle, tuple) else (bundle, {})
+        return {**data,
+                "text/plain": "SoraWidget: the live panel (it needs its running kernel)",
+                "text/html": "<div class='sora-panel-fallback'></div>"}, dict(metadata)
 
     def _ipython_display_(self) -> None:
         """The live panel, then a plain ``text/html`` snapshot of its settled cards.
@@ -51,9 +53,9 @@ class SavedView:
         page, CSS hides it. Only job fields go into it: never a key."""
         from IPython import get_ipython
 
-        data = self._repr_mimebundle_()
-        bundle, metadata = data if isinstance(data, tuple) else (data, None)
-        display(bundle, raw=True, metadata=metadata)
+        bundle = self._repr_mimebundle_()
+        if bundle is not None:
+            display(bundle[0], metadata=bundle[1], raw=True)
         shell = get_ipython()
         if shell is not None:
             slot = Slot(shell, self._snapshot_bundle())
