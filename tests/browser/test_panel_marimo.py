@@ -43,6 +43,8 @@ def test_panel_in_marimo_generates_and_plays(shape: str, tmp_path: Path, page: A
         assert "free" in button.inner_text().lower(), button.inner_text()
         job = click_generate(page, panel, generate_button(panel))["id"]
         info = wait_playing(page, take(panel, job))
+        assert str(info["currentSrc"]).startswith("blob:"), (
+            f"the video did not come over the widget's messages: {info}")
         wide = info["videoWidth"] > info["videoHeight"] > 0
         tall = info["videoHeight"] > info["videoWidth"] > 0
         assert (tall if shape == "bare" else wide), info
