@@ -58,6 +58,10 @@ KERNEL_DEADLINE_MS = 60_000
 #: From Run to a playing video, for one job at TIME_SCALE (generous for 2 loaded cores).
 JOB_DEADLINE_MS = 90_000
 
+#: Notebook 7.6's shortcut plugin throws this on every page, with a plain `1+1` notebook too
+#: (settings `pluginChanged` for a plugin it has no schema of); it is not ours.
+NOTEBOOK7_OWN_ERRORS = {"Cannot read properties of undefined (reading 'schema')"}
+
 #: Settings that keep JupyterLab quiet and offline: no news, no update checks.
 LAB_SETTINGS = {
     "@jupyterlab/apputils-extension/notification.jupyterlab-settings": {
@@ -77,6 +81,36 @@ def report(config: pytest.Config, line: str) -> None:
         reporter.write_line(line)
     else:  # pragma: no cover
         print(line)
+
+
+def kernel_env(home: Path) -> dict[str, str]:
+    """The environment of a notebook server whose kernels use the embedded emulator: no
+    SORA_API_KEY (nor any other SORA_* or Jupyter setting of the caller's), a private
+    journal in ``home``, the emulator's timeline compressed by TIME_SCALE."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SORA_", "JUPYTER"))}
+    env.pop("IPYTHONDIR", None)
+    env.update(SORA_WIDGETS_HOME=str(home), SORA_EMULATOR_TIME_SCALE=TIME_SCALE,
+               PYTHONUNBUFFERED="1")
+    return env
+
+
+def wait_for_server(proc: subprocess.Popen[bytes], ready: Any, what: str,
+                    log_tail: Any) -> None:
+    """Poll ``ready()`` until it is true, failing at once if ``proc`` exits and after
+    SERVER_START_DEADLINE otherwise (the message carries the server's log tail)."""
+    deadline = time.monotonic() + SERVER_START_DEADLINE
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with {proc.returncode}\n{log_tail()}")
+        try:
+            if ready():
+                return
+        except (OSError, urllib.error.URLError, ValueError) as exc:
+            last = exc
+        time.sleep(0.2)
+    raise RuntimeError(f"{what} did not answer within {SERVER_START_DEADLINE:.0f} s ({last})"
+                       f"\n{log_tail()}")
 
 
 # -- the server -------------------------------------------------------------------------------
@@ -100,18 +134,14 @@ class JupyterServer:
         return f"http://127.0.0.1:{self.port}"
 
     def env(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("SORA_", "JUPYTER"))}
-        env.pop("IPYTHONDIR", None)
+        env = kernel_env(self.home)
         env.update(
-            SORA_WIDGETS_HOME=str(self.home),
-            SORA_EMULATOR_TIME_SCALE=TIME_SCALE,
             JUPYTER_CONFIG_DIR=str(self.base / "config"),
             JUPYTER_DATA_DIR=str(self.base / "data"),
             JUPYTER_RUNTIME_DIR=str(self.base / "runtime"),
             JUPYTERLAB_SETTINGS_DIR=str(self.base / "lab-settings"),
             JUPYTERLAB_WORKSPACES_DIR=str(self.base / "lab-workspaces"),
             IPYTHONDIR=str(self.base / "ipython"),
-            PYTHONUNBUFFERED="1",
             JUPYTER_PLATFORM_DIRS="1",
         )
         return env
@@ -144,25 +174,15 @@ class JupyterServer:
         self.proc = subprocess.Popen(cmd, cwd=self.root, env=self.env(), stdout=log,
                                      stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         log.close()
-        deadline = time.monotonic() + SERVER_START_DEADLINE
-        last: Exception | None = None
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"jupyter {self.app} exited with {self.proc.returncode}; "
-                                   f"log: {self.log_path}\n{self.log_tail()}")
-            try:
-                status = self.api("GET", "/api/status")
-                if isinstance(status, dict):
-                    self._check_log()
-                    RUNNING.append(self)
-                    return self
-            except (OSError, urllib.error.URLError, ValueError) as exc:
-                last = exc
-            time.sleep(0.2)
-        self.stop()
-        raise RuntimeError(f"jupyter {self.app} did not answer /api/status within "
-                           f"{SERVER_START_DEADLINE:.0f} s ({last}); log: {self.log_path}\n"
-                           f"{self.log_tail()}")
+        try:
+            wait_for_server(self.proc, lambda: isinstance(self.api("GET", "/api/status"), dict),
+                            f"jupyter {self.app} (log: {self.log_path})", self.log_tail)
+        except RuntimeError:
+            self.stop()
+            raise
+        self._check_log()
+        RUNNING.append(self)
+        return self
 
     def _check_log(self) -> None:
         """A server extension that failed to link still lets /api/status answer: fail here."""
@@ -346,6 +366,15 @@ class Notebook:
                 return cells.length > 0 && cells.every(c => c.model.executionCount !== null);
             }}""", timeout=timeout)
         self.wait_kernel_idle(timeout)
+
+    def execute(self, code: str) -> None:
+        """Run ``code`` in the notebook's kernel without a cell (as a helper of the test)."""
+        status = self.page.evaluate(f"""async code => {{
+            const kernel = {_PANEL_JS}.sessionContext.session.kernel;
+            const reply = await kernel.requestExecute({{code, silent: true}}).done;
+            return reply.content.status;
+        }}""", code)
+        assert status == "ok", f"{code!r} failed in the kernel: {status}"
 
     def save(self) -> None:
         self.command("docmanager:save")

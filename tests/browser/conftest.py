@@ -45,6 +45,15 @@ def lab(tmp_path_factory: pytest.TempPathFactory,
         yield server
 
 
+@pytest.fixture(scope="package")
+def notebook7(tmp_path_factory: pytest.TempPathFactory,
+              request: pytest.FixtureRequest) -> Iterator[JupyterServer]:
+    """A Notebook 7 server (``jupyter notebook``), started by the first test that needs it."""
+    with serving("notebook", tmp_path_factory.mktemp("nb7"), request.config,
+                 "Notebook 7") as server:
+        yield server
+
+
 # -- the browser ------------------------------------------------------------------------------
 
 

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from ._harness import JOB_DEADLINE_MS, KERNEL_DEADLINE_MS, shot
+from ._panel import PANEL, prompt_box
 
 pytestmark = pytest.mark.browser
 
@@ -39,16 +40,17 @@ def test_kernel_restart_mid_job_turns_live_views_into_the_message(open_notebook:
     nb.wait_executed()
     magic, panel_out = nb.output(2), nb.output(3)
     magic.locator(".sora-live .widget-hprogress").wait_for(timeout=JOB_DEADLINE_MS)
-    panel = panel_out.locator(".sora-widget")
+    panel = panel_out.locator(PANEL)
     panel.locator("button.sora-generate:not([disabled])").click()
-    panel.locator(".sora-card .sora-phase-running").wait_for(timeout=JOB_DEADLINE_MS)
+    panel.locator(".sora-queue-item").wait_for(timeout=JOB_DEADLINE_MS)
+    panel.locator(".sora-take .sora-bar").wait_for(timeout=JOB_DEADLINE_MS)
 
     # Elapsed time moves every second by itself (no poll needed), in both views.
     seen: dict[str, set[str]] = {"magic": set(), "panel": set()}
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline and min(len(v) for v in seen.values()) < 3:
         seen["magic"].update(_phase_texts(magic))
-        seen["panel"].update(_phase_texts(panel_out.locator(".sora-card")))
+        seen["panel"].update(_phase_texts(panel_out.locator(".sora-take")))
         page.wait_for_timeout(250)
     assert min(len(v) for v in seen.values()) >= 3, f"the status did not tick: {seen}"
     texts = " ".join(seen["magic"] | seen["panel"])
@@ -67,17 +69,18 @@ def test_kernel_restart_mid_job_turns_live_views_into_the_message(open_notebook:
         assert "kernel restarted" in text and words in text, text
     # ...the frozen progress is gone, and the dead panel's form takes no clicks.
     assert not magic.locator(".sora-running").is_visible()
-    assert panel.locator(".sora-phase-running").count() >= 1
-    assert not panel.locator(".sora-phase-running").first.is_visible()
+    assert panel.locator(".sora-queue-item").count() >= 1
+    assert not panel.locator(".sora-queue-item").first.is_visible()
+    assert not panel.locator(".sora-take .sora-bar").first.is_visible()
     assert panel.locator(".sora-form").evaluate("e => getComputedStyle(e).pointerEvents") \
         == "none"
     nb.wait_kernel_idle()
     # A click on the dead panel (a card button, the form) reaches no dead model.
-    for button in (panel.locator(".sora-card button").first,
+    for button in (panel.locator(".sora-take button").first,
                    panel.locator("button.sora-generate")):
         button.click(force=True)
-    panel.locator(".sora-prompt-input textarea").click(force=True)
-    assert panel.locator(".sora-prompt-input textarea").evaluate(
+    prompt_box(panel).click(force=True)
+    assert prompt_box(panel).evaluate(
         "e => document.activeElement !== e"), "the dead panel's prompt box took the focus"
     nb.wait_kernel_idle()
     assert not [e for e in page.errors if "Cannot send" in e], page.errors

@@ -13,6 +13,7 @@ from ._harness import (
     play_video,
     shot,
 )
+from ._panel import PANEL
 
 pytestmark = pytest.mark.browser
 
@@ -119,9 +120,9 @@ def test_html_payload_prompt_shows_as_text(open_notebook: Any, page: Any) -> Non
     nb.wait_executed()
     for cell in (1, 2):
         nb.output(cell).locator("video.sora-video").wait_for(timeout=JOB_DEADLINE_MS)
-    panel = nb.output(4).locator(".sora-widget")
+    panel = nb.output(4).locator(PANEL)
     panel.locator("button.sora-generate:not([disabled])").click()
-    panel.locator(".sora-card video.sora-video").wait_for(timeout=JOB_DEADLINE_MS)
+    panel.locator(".sora-take video.sora-take-video").wait_for(timeout=JOB_DEADLINE_MS)
     nb.output(3).locator("table.sora-jobs").wait_for()
     # An <img src=x> would fire onerror at once; give any payload a moment to run anyway.
     page.wait_for_timeout(500)
@@ -134,7 +135,7 @@ def test_html_payload_prompt_shows_as_text(open_notebook: Any, page: Any) -> Non
             assert payload in text, f"cell {cell} does not show {payload!r} as text: {text!r}"
     history = nb.output(3).inner_text()       # the table clips prompts to 80 characters
     assert PROMPT[:80] in history, history
-    header = panel.locator(".sora-card .sora-prompt").first.inner_text()
+    header = panel.locator(".sora-take .sora-take-prompt").first.inner_text()
     assert PROMPT in header, header
     assert nb.errors_in_outputs() == []
     shot(page, "magic-xss", nb.root)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -10,27 +9,15 @@ import pytest
 
 from ._harness import (
     JOB_DEADLINE_MS,
+    NOTEBOOK7_OWN_ERRORS,
     JupyterServer,
     Notebook,
     assert_served_by_jupyter,
     play_video,
-    serving,
     shot,
 )
 
 pytestmark = pytest.mark.browser
-
-#: Notebook 7.6's shortcut plugin throws this on every page, with a plain `1+1` notebook too
-#: (settings `pluginChanged` for a plugin it has no schema of); it is not ours.
-NOTEBOOK7_OWN_ERRORS = {"Cannot read properties of undefined (reading 'schema')"}
-
-
-@pytest.fixture(scope="module")
-def notebook7(tmp_path_factory: pytest.TempPathFactory,
-              request: pytest.FixtureRequest) -> Iterator[JupyterServer]:
-    with serving("notebook", tmp_path_factory.mktemp("nb7"), request.config,
-                 "Notebook 7") as server:
-        yield server
 
 
 def test_sora_magic_in_notebook7(notebook7: JupyterServer, page: Any, artifacts: Path) -> None:

@@ -32,6 +32,7 @@ from ._harness import (
     play_video,
     shot,
 )
+from ._panel import PANEL, click_generate, fill_form
 
 pytestmark = pytest.mark.browser
 
@@ -57,14 +58,6 @@ def _gone(url: str) -> bool:
         return True
 
 
-def _generate(panel: Any, prompt: str, ratio_label: str) -> None:
-    panel.locator(".sora-prompt-input textarea").fill(prompt)
-    toggle = panel.locator(".widget-toggle-buttons button", has_text=ratio_label)
-    toggle.click()
-    toggle.and_(panel.locator("button.mod-active")).wait_for()
-    panel.locator("button.sora-generate:not([disabled])").click()
-
-
 @pytest.fixture(scope="module")
 def saved(browser: Any, lab: JupyterServer, artifacts: Path) -> Iterator[Saved]:
     context = browser.new_context(viewport={"width": 1400, "height": 1100})
@@ -86,15 +79,14 @@ def saved(browser: Any, lab: JupyterServer, artifacts: Path) -> Iterator[Saved]:
         nb.command("application:toggle-left-area")
         nb.run_all()
         out = nb.output(1)
-        panel = out.locator(".sora-widget")
+        panel = out.locator(PANEL)
         panel.wait_for(timeout=JOB_DEADLINE_MS)
         assert "$0.90" in panel.locator("button.sora-generate").inner_text()
-        _generate(panel, WIDE, "16:9")
-        panel.locator(".sora-card").first.wait_for()
-        _generate(panel, TALL, "9:16")
-        videos = panel.locator(".sora-card video.sora-video")
+        click_generate(page, panel, fill_form(panel, WIDE, "16:9"))
+        click_generate(page, panel, fill_form(panel, TALL, "9:16"))
+        videos = panel.locator(".sora-take video.sora-take-video")
         page.wait_for_function("n => document.querySelectorAll("
-                               "'.sora-widget .sora-card video.sora-video').length === n",
+                               "'.sora-panel .sora-take video.sora-take-video').length === n",
                                arg=2, timeout=JOB_DEADLINE_MS)
         for video in videos.element_handles():
             play_video(page, video)

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from ._harness import JOB_DEADLINE_MS, Notebook, assert_served_by_jupyter, play_video, shot
+from ._panel import PANEL, prompt_box
 
 pytestmark = pytest.mark.browser
 
@@ -40,8 +41,8 @@ def test_quickstart_runs_all_in_jupyterlab(lab: Any, page: Any) -> None:
         info = play_video(page, video.element_handle())
         assert_served_by_jupyter(info, lab)
         assert (info["videoWidth"] > info["videoHeight"]) == (w > h), (start, info)
-    panel = nb.output(_code_cell_index(nb, "import sora_widgets as sw")).locator(".sora-widget")
-    assert "paper boat" in panel.locator(".sora-prompt-input textarea").input_value()
+    panel = nb.output(_code_cell_index(nb, "import sora_widgets as sw")).locator(PANEL)
+    assert "paper boat" in prompt_box(panel).input_value()
     assert nb.output(_code_cell_index(nb, "%sora jobs")).locator("table.sora-jobs").count() == 1
     assert nb.errors_in_outputs() == []
     assert page.errors == [], page.errors

@@ -25,6 +25,7 @@ from ._harness import (
     serving,
     shot,
 )
+from ._panel import PANEL, prompt_box
 
 pytestmark = pytest.mark.browser
 
@@ -107,7 +108,7 @@ def _prompt(i: int) -> str:
 
 def _open_history(nb: Notebook, page: Any) -> tuple[Any, float]:
     """Click "History"; wait for a page of cards with every poster loaded; the time."""
-    panel = nb.output(0).locator(".sora-widget")
+    panel = nb.output(0).locator(PANEL)
     panel.wait_for(timeout=KERNEL_DEADLINE_MS)
     started = time.perf_counter()
     panel.locator("button.sora-history-toggle").click()
@@ -166,12 +167,12 @@ def test_history_of_200_jobs_pages_posters_searches_stars_and_loads_the_form(
     assert_served_by_jupyter(info, lab13)
     assert page.evaluate("() => document.querySelectorAll('video').length") == 1
     cards.nth(3).locator("button.sora-history-load").click()
-    textarea = panel.locator(".sora-prompt-input textarea")
+    textarea = prompt_box(panel)
     page.wait_for_function("([t, v]) => t.value === v",
                            arg=[textarea.element_handle(), _prompt(7)])
     # The loaded job's ratio is selected (7 % 4 == 3: portrait).
-    portrait = panel.locator(".widget-toggle-buttons button", has_text="9:16 portrait")
-    portrait.and_(panel.locator("button.mod-active")).wait_for(timeout=10_000)
+    panel.locator("button.sora-ratio.sora-on[data-ratio='9:16'][aria-pressed='true']") \
+        .wait_for(timeout=10_000)
     assert nb.errors_in_outputs() == [] and page.errors == [], page.errors
     snap(page, "history-search-star-load", panel)
 
