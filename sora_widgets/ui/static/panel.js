@@ -477,5 +477,8 @@ export default {
     takes(m, root);
     history(m, root);
     el.appendChild(root);
+    // The kernel went away (a restart): the widget manager says so on the model; the
+    // restart line shows, the frozen queue and controls go (panel.css).
+    model.on("comm_live_update", () => root.classList.add("jupyter-widgets-disconnected"));
   },
 };
