@@ -206,3 +206,33 @@ def test_no_still_is_asked_for_where_the_style_renders_none(
     assert not [p for p in paths if STILL in p or "thumbnail" in p or "spritesheet" in p]
     assert job.poster_path is not None and job.spritesheet_path is None
     assert job.poster_path.read_bytes() == decoded_poster(job.local_path, tmp_path)
+
+
+def test_history_scrubs_the_relays_spritesheet_on_hover(
+        openai: Styled, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A History card carries the published spritesheet and its grid (the emulator's 10
+    frames in 5 columns read as 5 x 2), which history.js shows frame by frame on hover; a
+    take with no sheet (a style that renders none) carries none."""
+    from sora_widgets.media.posters import sprite_grid
+    from sora_widgets.ui.history import History
+
+    monkeypatch.chdir(tmp_path)
+    job = sw.generate("a heron at dawn").wait(timeout=30)
+    assert sprite_grid(job.spritesheet_path, job.aspect_ratio) == (5, 2)
+    history = History()
+    try:
+        (card,) = history.view.cards
+        sprites = card["sprites"]
+        assert (sprites["cols"], sprites["rows"]) == (5, 2)
+        assert sprites["src"].startswith("sora_videos/")
+        assert job.spritesheet_path is not None
+        assert (tmp_path / sprites["src"]).read_bytes() == job.spritesheet_path.read_bytes()
+    finally:
+        history.close()
+    not_a_sheet = tmp_path / "garbage.jpg"
+    not_a_sheet.write_bytes(b"not an image")
+    assert sprite_grid(not_a_sheet, "16:9") is None
+    assert sprite_grid(None, "16:9") is None
+    strip = tmp_path / "strip.jpg"
+    strip.write_bytes(jpeg(64 * 8, 36))          # one row of 8 tiles of 64x36
+    assert sprite_grid(strip, "16:9") == (8, 1)

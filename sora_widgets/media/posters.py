@@ -19,7 +19,8 @@ import io
 import logging
 from pathlib import Path
 
-__all__ = ["MAX_STILL_PIXELS", "STILL_FORMATS", "check_still", "poster_data_uri"]
+__all__ = ["MAX_STILL_PIXELS", "STILL_FORMATS", "check_still", "poster_data_uri",
+           "sprite_grid"]
 
 log = logging.getLogger("sora_widgets.media.posters")
 
@@ -54,6 +55,32 @@ def check_still(path: Path) -> str:
     except (OSError, ValueError, Image.DecompressionBombError) as exc:
         raise SoraError(f"the still is not a readable image ({type(exc).__name__})") from None
     return kind
+
+
+#: The largest grid a spritesheet is read as (columns and rows).
+MAX_SPRITE_SIDE = 20
+
+
+def sprite_grid(path: Path | None, aspect_ratio: str) -> tuple[int, int] | None:
+    """(columns, rows) of a spritesheet of a video of ``aspect_ratio`` ("16:9"): the
+    smallest grid whose tiles have the video's shape (the relay does not say its grid; the
+    emulator's 10 frames in 5 columns read as 5 x 2). None when there is no sheet or no
+    grid fits within 3 %."""
+    if path is None:
+        return None
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:     # the header only: no decoding
+            width, height = image.size
+    except (OSError, ValueError):
+        return None
+    wide, tall = (int(n) for n in aspect_ratio.split(":"))
+    shape = wide / tall
+    fits = [(cols * rows, cols, rows)
+            for cols in range(1, MAX_SPRITE_SIDE + 1) for rows in range(1, MAX_SPRITE_SIDE + 1)
+            if cols * rows > 1 and abs((width / cols) / (height / rows) / shape - 1) <= 0.03]
+    return (min(fits)[1], min(fits)[2]) if fits else None
 
 
 def poster_data_uri(path: Path | None, *, width: int = WIDTH) -> str | None:

@@ -29,11 +29,14 @@ import traitlets
 
 from sora_widgets.core.errors import SoraError
 from sora_widgets.core.lifecycle import TERMINAL_ERROR_STATUSES, Status
+from sora_widgets.core.settings import preferences
 from sora_widgets.engine.job import Job
+from sora_widgets.media.posters import sprite_grid
 from sora_widgets.studio.lineage import provenance, word_diff
 from sora_widgets.studio.studio import Studio, default_studio
 from sora_widgets.ui import render
 from sora_widgets.ui.compare import STATIC, Compare, front_end, job_sources
+from sora_widgets.ui.publish import publish
 from sora_widgets.ui.throttle import Throttle
 
 __all__ = ["History", "HistoryPage", "HistoryState", "HistoryView"]
@@ -208,9 +211,19 @@ class HistoryPage:
             "provenance": provenance(job.request),
             "when": time.strftime("%Y-%m-%d %H:%M", time.localtime(job.created_at)),
             "starred": bool(job.starred), "note": job.note or "", "poster": poster,
+            "sprites": self._sprites(job) if poster else None,
             "openable": job.status == Status.COMPLETED,
             "error": (job.error or "") if job.status in TERMINAL_ERROR_STATUSES else "",
         }
+
+    def _sprites(self, job: Job) -> dict[str, Any] | None:
+        """The relay's spritesheet, published, with its grid: History scrubs it on hover."""
+        sheet = job.spritesheet_path
+        grid = sprite_grid(sheet, job.aspect_ratio)
+        src = publish(sheet, self._media_dir or preferences.media_dir, root=self._root)
+        if grid is None or not render.safe_url(src):
+            return None
+        return {"src": src, "cols": grid[0], "rows": grid[1]}
 
     def _parent_prompt(self, parent_id: str) -> str | None:
         if parent_id not in self._parents:

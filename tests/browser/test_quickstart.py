@@ -65,8 +65,8 @@ def test_prompt_iteration_runs_all_in_jupyterlab(lab: Any, page: Any) -> None:
         assert len({round(b["y"]) for b in boxes}) == 1, f"not side by side: {boxes}"
     for cell in ("%sora -n 3", "styles = ["):        # the emulator's words once per output
         # (DOM text: Lab may skip laying out an off-screen cell, leaving innerText empty)
-        text = nb.output(_code_cell_index(nb, cell)).locator(".sora-cost, .sora-grid-head, .sora-grid") \
-            .all_text_contents()
+        text = nb.output(_code_cell_index(nb, cell)) \
+            .locator(".sora-cost, .sora-grid-head, .sora-grid").all_text_contents()
         assert " ".join(text).count("local emulator — no charge") == 1, (cell, text)
     for video in (variations.first, side_by_side.last):
         assert_served_by_jupyter(play_video(page, video.element_handle()), lab)

@@ -22,6 +22,29 @@ function promptNode(card) {
   return node;
 }
 
+/** Hover over a poster: the relay's spritesheet shows the frame under the pointer. */
+async function scrub(model, box, sprites, width) {
+  const src = await resolveSrc(model, sprites.src);
+  const cols = Math.max(1, Number(sprites.cols) || 1);
+  const rows = Math.max(1, Number(sprites.rows) || 1);
+  if (!src) return;
+  const frame = h("div", "sora-history-scrub");
+  frame.style.backgroundImage = `url(${JSON.stringify(src)})`;
+  frame.style.backgroundSize = `${cols * 100}% ${rows * 100}%`;
+  frame.hidden = true;
+  box.appendChild(frame);
+  box.addEventListener("mousemove", (e) => {
+    const x = Math.min(0.999, Math.max(0, (e.clientX - box.getBoundingClientRect().left) / width));
+    const n = Math.floor(x * cols * rows);
+    const [col, row] = [n % cols, Math.floor(n / cols)];
+    frame.style.backgroundPosition =
+      `${cols > 1 ? (col / (cols - 1)) * 100 : 0}% ${rows > 1 ? (row / (rows - 1)) * 100 : 0}%`;
+    frame.hidden = false;
+    frame.dataset.frame = String(n);
+  });
+  box.addEventListener("mouseleave", () => { frame.hidden = true; });
+}
+
 async function media(model, card, player) {
   const [w, hgt] = card.ratio === "9:16" ? [135, 240] : [240, 135];
   const box = h("div", "sora-history-media");
@@ -51,6 +74,7 @@ async function media(model, card, player) {
     img.height = hgt;
     img.src = poster;
     box.appendChild(img);
+    if (card.sprites) scrub(model, box, card.sprites, w);
     if (card.openable) {
       const play = h("div", "sora-history-playmark");
       play.textContent = "▶";
