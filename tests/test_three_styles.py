@@ -207,6 +207,36 @@ def test_the_cli_generates_reuses_and_lists(styled: Styled, tmp_path: Path,
     assert "a kite over the dunes" in listed.stdout
 
 
+def test_the_panel(styled: Styled, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The panel on each style: the form offers that style's choices, Generate is labelled
+    with the style's quote, one click sends one POST, the take plays from a published copy,
+    the same form again is the earlier take (free), and the spend says what was charged."""
+    from sora_widgets.ui.panel.panel import SoraWidget
+
+    monkeypatch.chdir(tmp_path)
+    panel = SoraWidget(prompt="a kite over the dunes", aspect_ratio="9:16")
+    try:
+        lengths = [n for n, _ in panel.choices["seconds"]]
+        assert lengths == ([] if styled.style == "artifex" else [4, 8, 12])
+        if lengths:
+            panel.seconds = 8
+        assert panel.generate_label == f"Generate · ${CLIP_PRICE[styled.style]:.2f}"
+        panel.generate()
+        (card,) = panel.cards
+        job = card.job.wait(timeout=30)
+        wait_until(lambda: bool(card.item.get("src")))
+        assert (tmp_path / card.item["src"]).read_bytes() == job.local_path.read_bytes()
+        assert styled.posts() == 1 and job.cost_usd == CLIP_PRICE[styled.style]
+        task = styled.emu.task(str(job.id))
+        assert task is not None and task.duration == WIRE[styled.style]["duration"]
+        wait_until(lambda: panel.generate_label == "Show the earlier take — free")
+        panel.generate()
+        assert styled.posts() == 1 and panel.cards[0].item["reused"]
+        assert f"${CLIP_PRICE[styled.style]:.2f}" in panel.spend
+    finally:
+        panel.close()
+
+
 def test_a_router_with_no_model_named_uses_its_name_for_sora_2(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """SORA_API_STYLE=router and no SORA_MODEL: the default is openai/sora-2 (a bare
