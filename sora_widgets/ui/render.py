@@ -36,7 +36,6 @@ __all__ = [
     "VIP_WORDS",
     "badge_plan",
     "bar_style",
-    "batch_cost_text",
     "error_html",
     "error_words",
     "escape",
@@ -106,20 +105,6 @@ def money_span(job: Job, *, reused: bool | None, badge: bool, lead: str = " · "
 def reused_span(said: str) -> str:
     """The reuse words, marked (green) so a re-run never looks like a fresh charge."""
     return f"<span class='sora-money sora-reused' style='{_REUSED_STYLE}'>{escape(said)}</span>"
-
-
-def batch_cost_text(new: int, reused: int, price: float, *, emulator: bool) -> str:
-    """What ``-n N`` will cost, said before anything is submitted."""
-    total = new + reused
-    parts = [f"{total} variation{'s' if total != 1 else ''}"]
-    if reused:
-        parts.append(f"{reused} reused from earlier identical jobs (no new charge)")
-    if emulator:
-        parts.append(f"{new} new · {EMULATOR_BADGE}")
-    else:
-        parts.append(f"{new} × {words.money(price)} = {words.money(new * price)}" if new else
-                     "nothing new to pay")
-    return ": ".join(parts[:1]) + (" — " + "; ".join(parts[1:]))
 
 
 def bar_style(job: Job) -> str:
@@ -317,7 +302,9 @@ def jobs_table_html(jobs: Iterable[Job], sources: Mapping[str, str] | None = Non
     a still (a thumbnail, linked to the video: no player per row)."""
     sources = sources or {}
     rows = []
+    emulator = False
     for job in jobs:
+        emulator = emulator or job.emulator
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(job.created_at))
         prompt = job.prompt or "(image only)"
         src = safe_url(sources.get(job.local_id))
@@ -347,13 +334,16 @@ def jobs_table_html(jobs: Iterable[Job], sources: Mapping[str, str] | None = Non
             f"<td style='{_CELL}'>{escape(job.aspect_ratio)}</td>"
             f"<td style='{_CELL}; min-width: 220px'><div title='{escape(prompt)}' "
             f"style='{_CLAMP}'>{star}{escape(prompt)}</div>{note}</td>"
-            f"<td style='{_CELL}'>{escape(money_line(job, reused=False))}</td>"
+            # (the emulator's "no charge" is said once, above the table)
+            f"<td style='{_CELL}'>{escape(money_line(job, reused=False, badge=False))}</td>"
             f"<td style='{_CELL}'>{video}</td></tr>")
     if not rows:
         return f"<div style='{_STYLE}'>No jobs yet.</div>"
     head = "".join(f"<th style='{_CELL}'>{name}</th>" for name in
                    ("created", "task", "status", "ratio", "prompt", "cost", "video"))
-    return (f"<table class='sora-jobs' style='{_STYLE}; max-width: none'>"
+    said = (f"<div class='sora-jobs-badge' style='{_STYLE}; color: #555'>"
+            f"{escape(EMULATOR_BADGE)} for the emulator's jobs</div>" if emulator else "")
+    return (f"{said}<table class='sora-jobs' style='{_STYLE}; max-width: none'>"
             f"<thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>")
 
 
