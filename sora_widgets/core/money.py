@@ -22,6 +22,7 @@ from enum import Enum
 from typing import Protocol
 
 from sora_widgets.core.errors import BudgetExceededError, ConfirmationRequired, ValidationError
+from sora_widgets.core.words import EMULATOR_BADGE
 
 __all__ = [
     "MIN_CHARGE_USD",
@@ -207,7 +208,7 @@ class Quote:
     def text(self) -> str:
         """'6 new × $0.90 = $5.40 · 2 reused free' (the emulator: 'free')."""
         if self.emulator:
-            paid = f"{self.new} new · local emulator — no charge"
+            paid = f"{self.new} new · {EMULATOR_BADGE}"
         elif self.new and abs(self.new_usd - self.new * self.price_usd) > 0.005:
             paid = f"{self.new} new = ${self.new_usd:.2f}"
         elif self.new:
