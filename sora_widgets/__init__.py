@@ -258,6 +258,7 @@ def sweep(
     confirm: bool = False,
     studio: Studio | None = None,
     seed: int | Sequence[int] | None = None,
+    seconds: int | None = None,
 ) -> Sweep:
     """Every combination of ``prompt``'s ``{a|b}`` alternatives (× each ratio of a list)
     in one call, quoted, budgeted and confirmed as a whole; returns a :class:`Sweep` (a
@@ -271,12 +272,13 @@ def sweep(
       ``ConfirmationRequired`` carrying the quote, nothing sent).
     - ``studio``: the :class:`Studio` to use (default: the process-wide one).
     - ``seed``: one seed, or a list of seeds (one more axis), where the model takes one.
+    - ``seconds``: every take's length, where the style offers lengths.
 
     See :func:`sora_widgets.studio.sweeps.sweep`."""
     from sora_widgets.studio.sweeps import sweep as make
 
     return make(prompt, aspect_ratio=aspect_ratio, image=image, model=model, force=force,
-                confirm=confirm, studio=studio, seed=seed)
+                confirm=confirm, studio=studio, seed=seed, seconds=seconds)
 
 
 def compare(*jobs: Job | str, media_dir: str | None = None, width: int = 360) -> Compare:

@@ -237,6 +237,23 @@ def test_the_panel(styled: Styled, tmp_path: Path, monkeypatch: pytest.MonkeyPat
         panel.close()
 
 
+def test_a_sweep_of_one_length(styled: Styled) -> None:
+    """sw.sweep(..., seconds=8) makes every take 8 s long where the style offers lengths (a
+    sweep always made the model's default length before); the seed's relay refuses it
+    before sending, naming its one length."""
+    if styled.style == "artifex":
+        with pytest.raises(sw.ValidationError, match="12"):
+            sw.sweep("a {red|blue} kite", seconds=8)
+        assert styled.posts() == 0
+        return
+    takes = sw.sweep("a {red|blue} kite", seconds=8)
+    for job in takes:
+        job.wait(timeout=30)
+        task = styled.emu.task(str(job.id))
+        assert task is not None and task.duration == 8
+    assert styled.posts() == 2
+
+
 def test_a_router_with_no_model_named_uses_its_name_for_sora_2(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """SORA_API_STYLE=router and no SORA_MODEL: the default is openai/sora-2 (a bare

@@ -219,7 +219,8 @@ class Sweep(Sequence["Job"]):
 def sweep(prompt: str | None, *, aspect_ratio: str | Sequence[str] | None = "16:9",
           image: str | Path | Iterable[str | Path] | None = None, model: str | None = None,
           force: bool = False, confirm: bool = False,
-          studio: Studio | None = None, seed: int | Sequence[int] | None = None) -> Sweep:
+          studio: Studio | None = None, seed: int | Sequence[int] | None = None,
+          seconds: int | None = None) -> Sweep:
     """Submit every combination of ``prompt``'s ``{a|b}`` alternatives (× each ratio of a
     list) in one call; returns a :class:`Sweep` at once (the POSTs run in the background).
 
@@ -227,11 +228,13 @@ def sweep(prompt: str | None, *, aspect_ratio: str | Sequence[str] | None = "16:
     free, budgets cover the whole sweep, and new charges above ``SORA_CONFIRM_USD`` raise
     ``ConfirmationRequired`` (carrying the quote) unless ``confirm=True`` — nothing is
     sent then. The emulator is free and never asks. ``seed``: one seed, or a list (one
-    take per seed: a ``seed`` axis), where the model takes a seed.
+    take per seed: a ``seed`` axis), where the model takes a seed. ``seconds``: every
+    take's length, where the style offers lengths (default: the model's).
     """
     from sora_widgets.studio.studio import default_studio
 
-    the_plan = plan(prompt, aspect_ratio=aspect_ratio, image=image, model=model, seed=seed)
+    the_plan = plan(prompt, aspect_ratio=aspect_ratio, image=image, model=model, seed=seed,
+                    seconds=seconds)
     studio = studio or default_studio()
     quote = studio.quote_many(the_plan.requests, force=force, confirm=confirm)
     jobs = studio.submit_many(the_plan.requests, force=force, confirm=confirm)
@@ -241,13 +244,14 @@ def sweep(prompt: str | None, *, aspect_ratio: str | Sequence[str] | None = "16:
 def quote(prompt: str | None, *, aspect_ratio: str | Sequence[str] | None = "16:9",
           image: str | Path | Iterable[str | Path] | None = None, model: str | None = None,
           force: bool = False, studio: Studio | None = None,
-          seed: int | Sequence[int] | None = None) -> Quote:
+          seed: int | Sequence[int] | None = None, seconds: int | None = None) -> Quote:
     """What :func:`sweep` with these arguments would pay now, sending nothing:
     ``quote(...).text`` is "6 new × $0.90 = $5.40 · 2 reused free"; ``.blocked`` says why
     it would be refused (a budget; ``confirm=True`` is assumed)."""
     from sora_widgets.studio.studio import default_studio
 
-    the_plan = plan(prompt, aspect_ratio=aspect_ratio, image=image, model=model, seed=seed)
+    the_plan = plan(prompt, aspect_ratio=aspect_ratio, image=image, model=model, seed=seed,
+                    seconds=seconds)
     return (studio or default_studio()).quote_many(the_plan.requests, force=force,
                                                    confirm=True)
 
