@@ -21,6 +21,8 @@ from sora_widgets.emulator import EmulatorConfig, RunningEmulator, start_emulato
 from sora_widgets.engine.job import poller
 from sora_widgets.studio import studio as studio_module
 
+from .doubles.styles import STYLES, Styled, styled_relay
+
 #: Emulator timelines in tests run 100x faster; the client's schedule is scaled alike.
 TEST_TIME_SCALE = 0.01
 VIP_KEY = "sk-test-vip-0123456789abcdef"
@@ -132,3 +134,13 @@ def _before_sora_retirement() -> Iterator[None]:
     retirement tests move the day themselves (``use_today``)."""
     with use_today(date(2026, 6, 1)):
         yield
+
+
+@pytest.fixture(params=STYLES)
+def styled(request: pytest.FixtureRequest, studio: studio_module.Studio,
+           monkeypatch: pytest.MonkeyPatch) -> Iterator[Styled]:
+    """A paid relay (key + base URL) speaking one style, and SORA_API_STYLE saying so: a
+    test that asks for it runs once per wire style."""
+    with styled_relay(str(request.param), monkeypatch, key=VIP_KEY,
+                      time_scale=TEST_TIME_SCALE) as relay:
+        yield relay

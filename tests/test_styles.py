@@ -41,7 +41,7 @@ STYLES = ("artifex", "openai")
 @pytest.fixture(params=STYLES)
 def styled(request: pytest.FixtureRequest, studio: studio_module.Studio,
            monkeypatch: pytest.MonkeyPatch) -> Iterator[Styled]:
-    """A paid relay (key + base URL) speaking one style, and SORA_API_STYLE saying so."""
+    """The conftest's relay of each style, in this file's two styles only (it overrides it)."""
     with styled_relay(str(request.param), monkeypatch, key=VIP_KEY,
                       time_scale=TEST_TIME_SCALE) as relay:
         yield relay

@@ -13,7 +13,6 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,9 +27,8 @@ from sora_widgets.core.models import VideoRequest
 from sora_widgets.engine.job import Job, poller
 from sora_widgets.studio import studio as studio_module
 
-from .conftest import TEST_TIME_SCALE, VIP_KEY
 from .doubles import wait_until
-from .doubles.styles import STYLES, Styled, styled_relay
+from .doubles.styles import Styled
 from .test_magic import Session, ip, shell  # noqa: F401  (fixtures)
 
 #: What each style puts on the wire for a 9:16 clip of 8 s (12 s, its only length, on the
@@ -44,15 +42,6 @@ ID_PREFIX = {"artifex": "v_", "openai": "video_", "router": "job_"}
 CLIP_PRICE = {"artifex": 0.90, "openai": 0.80, "router": 0.80}
 #: A length each style refuses, and the words of the refusal (the lengths it has).
 BAD_SECONDS = {"artifex": ("8", "12"), "openai": ("5", "4, 8, 12"), "router": ("5", "4, 8, 12")}
-
-
-@pytest.fixture(params=STYLES)
-def styled(request: pytest.FixtureRequest, studio: studio_module.Studio,
-           monkeypatch: pytest.MonkeyPatch) -> Iterator[Styled]:
-    """A paid relay (key + base URL) speaking one style, and SORA_API_STYLE saying so."""
-    with styled_relay(str(request.param), monkeypatch, key=VIP_KEY,
-                      time_scale=TEST_TIME_SCALE) as relay:
-        yield relay
 
 
 def clip_kwargs(style: str) -> dict[str, Any]:

@@ -7,6 +7,21 @@ function h(tag, className) {
   return node;
 }
 
+/** A take's note: saved on change (Enter leaves the field); keys typed into it are not
+ * the notebook's shortcuts. */
+function noteField(className, value, save) {
+  const note = h("input", className);
+  note.type = "text";
+  note.placeholder = "note…";
+  note.value = value || "";
+  note.addEventListener("change", () => save(note.value));
+  note.addEventListener("keydown", (e) => {
+    if (e.key === "Enter") note.blur();
+    e.stopPropagation();
+  });
+  return note;
+}
+
 /** A relative path (published next to the notebook) or an http(s) URL, else null. */
 function safeSrc(url) {
   if (typeof url !== "string" || !url) return null;

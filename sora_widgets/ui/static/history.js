@@ -143,15 +143,8 @@ async function cardNode(model, card, player) {
     actions.appendChild(label);
   }
   node.appendChild(actions);
-  const note = h("input", "sora-history-note");
-  note.type = "text";
-  note.placeholder = "note…";
-  note.value = card.note || "";
-  note.addEventListener("change", () => model.send({ action: "note", id: card.id, text: note.value }));
-  note.addEventListener("keydown", (e) => {
-    if (e.key === "Enter") note.blur();
-    e.stopPropagation(); // typing in a note is not a notebook shortcut
-  });
+  const note = noteField("sora-history-note", card.note,
+    (text) => model.send({ action: "note", id: card.id, text }));
   node.appendChild(note);
   return node;
 }

@@ -375,12 +375,8 @@ function takeNode(m, item, players) {
     actions.appendChild(label);
   }
   node.appendChild(actions);
-  const note = h("input", "sora-take-note");
-  note.type = "text";
-  note.placeholder = "note…";
-  note.value = item.note || "";
-  note.addEventListener("change", () => m.send({ action: "note", id: item.id, value: note.value }));
-  note.addEventListener("keydown", (e) => { if (e.key === "Enter") note.blur(); });
+  const note = noteField("sora-take-note", item.note,
+    (value) => m.send({ action: "note", id: item.id, value }));
   node.appendChild(note);
   return node;
 }
