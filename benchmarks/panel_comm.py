@@ -1,11 +1,12 @@
 """The panel's comm traffic per running take, and the History view's open time.
 
 Part 1 — messages per running take. A real ``SoraWidget`` (one anywidget: every take is an
-item of its ``takes`` trait) submits N jobs (one ``{a|b}`` sweep from its form) to the
+item of its ``live_takes`` trait while it runs, of ``settled_takes`` once done) submits N
+jobs (one ``{a|b}`` sweep from its form) to the
 embedded emulator at a compressed time scale, with History open, and every comm message it
 sends is counted: ``comm.create_comm`` is the hook ipywidgets provides for a kernel's comm
 implementation, and here it is a comm that records instead of sending. The panel has one
-comm; each ``takes`` update is attributed to every take whose item it changed, and classed:
+comm; each update of those traits is attributed to every take whose item it changed, and classed:
 progress (``progress`` moved, same status), transition (the status changed: shown at once),
 status line (only the phase words: the elapsed time), other. Two runs side by side: the
 take as it is now (progress redrawn at most once a second, ``card.PROGRESS_SECONDS = 1``)
@@ -89,7 +90,7 @@ comm.create_comm = lambda *args, **kwargs: CountingComm(*args, **kwargs)
 
 
 def classify(old: dict[str, Any] | None, new: dict[str, Any], *, tick: bool) -> str | None:
-    """What one ``takes`` update changed of one take (None: nothing). ``tick``: the
+    """What one update of the take traits changed of one take (None: nothing). ``tick``: the
     ticker's message, the elapsed time of every running take (as 0.2's status line, it
     carries the progress reached too: not counted as a progress redraw)."""
     if old is None or old == new:
@@ -155,10 +156,11 @@ def run_panel(jobs: int, throttled: bool, time_scale: float) -> dict[str, Any]:
             if page != last_page:
                 live.append(at)
                 last_page = page
-        if "takes" not in state:
+        parts = {k: state[k] or {} for k in ("live_takes", "settled_takes") if k in state}
+        if not parts:
             continue
-        takes_bytes.append(len(json.dumps(state["takes"], default=str)))
-        for item in state["takes"]:
+        takes_bytes.append(len(json.dumps(parts, default=str)))
+        for item in [item for part in parts.values() for item in part.values()]:
             old = last.get(item["id"])
             kind = classify(old, item, tick=number in ticks)
             last[item["id"]] = item
@@ -324,8 +326,9 @@ def main() -> None:
          *(summarize(label, run, args.time_scale) for label, run in runs.items())])
     widget_lines = "\n".join(
         f"- {label}: {w['messages']} messages of the one widget in {w['seconds']:.1f} s "
-        f"(at most {w['window']} in any 1 s; {w['queue']} of them the queue); a `takes` "
-        f"update carries every take: median {w['takes_bytes'] / 1024:.1f} KB, max "
+        f"(at most {w['window']} in any 1 s; {w['queue']} of them the queue); an update "
+        "of the take traits carries the running takes (and a take that just settled): "
+        f"median {w['takes_bytes'] / 1024:.1f} KB, max "
         f"{w['takes_bytes_max'] / 1024:.1f} KB; one take's progress changed (its status "
         f"the same) at most {max(c['moved_window'] for c in run['cards'])} times in any "
         "1 s, the tick's messages counted too"
@@ -354,8 +357,8 @@ def main() -> None:
     text = (f"# Panel comm traffic and History open time\n\n{header}\n\n"
             f"## Comm messages per running take ({args.jobs} jobs per run, emulator time "
             f"scale {args.time_scale})\n\n{table1}\n\n"
-            "Now: the panel is one widget; a `takes` update counts for each take whose item "
-            "it changed. `progress`: the item's progress moved while the status stayed; "
+            "Now: the panel is one widget; an update of its take traits counts for each take "
+            "whose item it changed. `progress`: the item's progress moved while the status stayed; "
             "`transitions`: its status changed (queued → running → completed: shown at "
             "once, not throttled); `status line`: only its phase words changed (the elapsed "
             "time ticks once a second in both runs, one message for all running takes); "

@@ -94,7 +94,8 @@ def test_generate_shows_a_card_that_completes_with_a_playable_video(
     assert not panel.generate_disabled
 
     setters: list[str] = []
-    panel.observe(lambda _c: setters.append(threading.current_thread().name), "takes")
+    panel.observe(lambda _c: setters.append(threading.current_thread().name),
+                  ["live_takes", "settled_takes"])
     panel.generate()
     assert len(panel.cards) == 1 and panel.takes == [panel.cards[0].item]
     card = panel.cards[0]

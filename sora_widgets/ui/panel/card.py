@@ -3,7 +3,7 @@
 A card observes its job and turns each change into one plain dict (``item``) that
 ``static/panel.js`` draws: progress, status words, the player and poster (relative paths
 published next to the notebook), the money line, what it was made from. Nothing here is a
-widget and nothing is displayed: the panel puts the items into its ``takes`` trait. Progress
+widget and nothing is displayed: the panel puts the items into its take traits. Progress
 redraws at most once per second; other changes at once. Only job fields go in: never a key.
 """
 

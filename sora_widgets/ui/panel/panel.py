@@ -98,7 +98,11 @@ class SoraWidget(Ticking, SavedView, PanelForm, anywidget.AnyWidget):
     #: The prompt the next Generate is a variation of ("vary"; "" when none).
     vary_line = traitlets.Unicode("").tag(sync=True)
     queue = traitlets.List(traitlets.Dict()).tag(sync=True)
-    takes = traitlets.List(traitlets.Dict()).tag(sync=True)
+    #: The takes, newest first (local ids), and their items: the running apart from the
+    #: settled, so the one-second tick re-sends only the running takes' items.
+    take_order = traitlets.List(traitlets.Unicode()).tag(sync=True)
+    live_takes = traitlets.Dict().tag(sync=True)
+    settled_takes = traitlets.Dict().tag(sync=True)
     #: Takes checked for comparison (local ids).
     selected = traitlets.List(traitlets.Unicode()).tag(sync=True)
     history_open = traitlets.Bool(False).tag(sync=True)
@@ -155,6 +159,11 @@ class SoraWidget(Ticking, SavedView, PanelForm, anywidget.AnyWidget):
     @property
     def studio(self) -> Studio:
         return self._studio or default_studio()
+
+    @property
+    def takes(self) -> list[dict[str, Any]]:
+        """Every take's item (what the browser draws), newest first."""
+        return [card.item for card in list(self.cards)]
 
     def generate(self) -> None:
         """What a click on Generate does (nothing while it is disabled or busy)."""
@@ -435,8 +444,11 @@ class SoraWidget(Ticking, SavedView, PanelForm, anywidget.AnyWidget):
         """The takes and the queue from the cards (any thread; unchanged lists send nothing)."""
         with self._lock:
             cards = list(self.cards)
-            with self.hold_trait_notifications():
-                self.takes = [card.item for card in cards]
+            items = {card.job.local_id: card.item for card in cards}
+            with self.hold_sync():      # one message (an unchanged trait is not in it)
+                self.take_order = list(items)
+                self.live_takes = {i: item for i, item in items.items() if not item["done"]}
+                self.settled_takes = {i: item for i, item in items.items() if item["done"]}
                 self.queue = queue_items([card.job for card in cards])
         self._refresh_snapshot()
 

@@ -391,7 +391,9 @@ function takes(m, root) {
   const shown = new Map(); // id -> {sig, node}
   const players = new Map();
   const paint = () => {
-    const items = m.get("takes") || [];
+    const live = m.get("live_takes") || {};
+    const settled = m.get("settled_takes") || {};
+    const items = (m.get("take_order") || []).map((id) => live[id] || settled[id]).filter(Boolean);
     const selected = m.get("selected") || [];
     const nodes = items.map((item) => {
       const sig = JSON.stringify([item, selected.includes(item.id)]);
@@ -407,8 +409,9 @@ function takes(m, root) {
     compare.textContent = `compare (${selected.length})`;
     head.hidden = selected.length < 2;
   };
-  m.on("change:takes", paint);
-  m.on("change:selected", paint);
+  for (const name of ["take_order", "live_takes", "settled_takes", "selected"]) {
+    m.on(`change:${name}`, paint);
+  }
   paint();
 }
 
