@@ -27,41 +27,30 @@ import traitlets
 
 from sora_widgets.core.errors import ConfirmationRequired, SoraError
 from sora_widgets.core.models import ASPECT_RATIOS, VideoRequest
-from sora_widgets.core.settings import Settings, missing_key_problem, preferences, settings
-from sora_widgets.core.words import EMULATOR_BADGE, money
+from sora_widgets.core.settings import settings
 from sora_widgets.engine.job import Job
 from sora_widgets.studio.studio import Studio, default_studio
 from sora_widgets.studio.sweeps import variants
-from sora_widgets.ui import render
+from sora_widgets.ui.panel.button import GenerateButton
 from sora_widgets.ui.panel.card import JobCard
-from sora_widgets.ui.panel.form import PanelForm
 from sora_widgets.ui.panel.front_end import PANEL_CSS, PANEL_ESM
 from sora_widgets.ui.panel.history import PanelHistory
 from sora_widgets.ui.panel.labels import (
-    EARLIER_LABEL,
-    EMPTY_HINT,
-    RUNNING_LABEL,
     joined_words,
-    price,
-    price_label,
 )
-from sora_widgets.ui.panel.media import MediaServer
+from sora_widgets.ui.panel.messages import TAKE_ACTIONS, PanelMessages
 from sora_widgets.ui.panel.queue import queue_items
 from sora_widgets.ui.panel.saved import SavedView
 from sora_widgets.ui.panel.ticker import Ticking
-from sora_widgets.ui.safe import http_url
 
 __all__ = ["SoraWidget"]
 
 log = logging.getLogger("sora_widgets.ui.panel")
 
-#: How many of the newest journal jobs of the same prompt are looked at for a running twin.
-_TWIN_SEARCH = 20
-#: A take's buttons (the front end's "take" actions; ``press`` in Python).
-TAKE_ACTIONS = ("reuse", "vary", "regenerate", "continue", "remix", "star", "note", "select")
 
 
-class SoraWidget(Ticking, SavedView, PanelForm, anywidget.AnyWidget):
+class SoraWidget(Ticking, SavedView, GenerateButton, PanelMessages,
+                 anywidget.AnyWidget):
     """The panel: prompt, ratio, length/size/seed, image URL, Generate; the running takes
     under it, then one card per take (newest first), then History.
 
@@ -241,53 +230,6 @@ class SoraWidget(Ticking, SavedView, PanelForm, anywidget.AnyWidget):
 
     # -- the form -------------------------------------------------------------------------
 
-    def _problem(self, current: Settings) -> tuple[str | None, str]:
-        """Why Generate cannot be pressed now (or None), and the button's label: the
-        studio's quote decides both (price, reuse, budget), never a rule of the panel's."""
-        self.offer_choices(current)
-        label = price_label("Generate", current)
-        if self.empty():
-            return "", label     # guidance (the hint), not an error, until the user acts
-        try:
-            request = self.form_request(current)
-            label = price_label("Generate", current, request)
-            problem = missing_key_problem(current)
-            if problem:
-                return problem, label
-            requests = variants(request)      # a {a|b} sweep: one quote for the whole call
-            # (confirm=True: a budget disables the button; a confirmation is asked on click)
-            quote = (self.studio.quote(request) if len(requests) == 1
-                     else self.studio.quote_many(requests, confirm=True))
-        except SoraError as exc:
-            return str(exc), label
-        if len(requests) > 1:
-            label = f"Generate {len(requests)} · {quote.text}"
-        elif quote.reused:
-            label = RUNNING_LABEL if self._running_twin(request, journal=True) else EARLIER_LABEL
-        return quote.blocked, label
-
-    def _refresh_form(self, message: str | None = None, tone: str = "error") -> None:
-        """Label with the price, enabled state and the reason; re-reads settings each time.
-        ``message``: what the last click did (kept until the form changes)."""
-        self._news = (message, tone)
-        try:
-            current = settings()
-        except SoraError as exc:
-            self.generate_disabled = True
-            self.reason, self.reason_tone = str(exc), "error"
-            return
-        problem, label = self._problem(current)
-        with self.hold_trait_notifications():
-            self.generate_label = label
-            self.generate_disabled = self._busy or problem is not None
-            self.generate_tooltip = problem or (
-                "Describe the video first" if self.empty() else "Submit this request")
-            self.reason = message or problem or ""
-            self.reason_tone = tone if message else "error"
-            # Disabled for want of a prompt: said in words beside the button, as guidance.
-            self.hint = EMPTY_HINT if self.empty() and not message else ""
-            self.image_preview = http_url(self.image.strip()) or ""
-
     def _on_form_change(self, _change: Any) -> None:
         self._offer_confirm(None)      # what was to be confirmed is not the form any more
         self._refresh_form()
@@ -348,37 +290,6 @@ class SoraWidget(Ticking, SavedView, PanelForm, anywidget.AnyWidget):
             return ("reused — no new charge: the same request was made before; its card "
                     "is first"), "info"
         return None, "error"
-
-    def _running_twin(self, request: VideoRequest, *, journal: bool = False) -> Job | None:
-        """A take of this very request still running: one of this panel's cards, or (with
-        ``journal``: the studio quoted it as reused) one started elsewhere in the kernel."""
-        fingerprint = request.fingerprint()
-        for card in list(self.cards):
-            if not card.job.done and card.job.request.fingerprint() == fingerprint:
-                return card.job
-        if journal:
-            try:
-                recent = self.studio.jobs(_TWIN_SEARCH, search=request.prompt or None)
-                return next((job for job in recent if not job.done
-                             and job.request.fingerprint() == fingerprint), None)
-            except SoraError:
-                return None
-        return None
-
-    def _offer_confirm(self, requests: list[VideoRequest] | None,
-                       asked: ConfirmationRequired | None = None) -> str | None:
-        """Show the Confirm button for a call the studio asked to confirm (None: hide it);
-        the line to show beside Generate."""
-        self._pending = requests if asked is not None else None
-        if asked is None:
-            self.confirm_label = self.confirm_tooltip = ""
-            return None
-        quote = asked.quote
-        usd = getattr(quote, "new_usd", None)
-        self.confirm_tooltip = getattr(quote, "text", "")
-        self.confirm_label = f"Confirm: pay ${usd:.2f}" if usd is not None else "Confirm"
-        return (f"{getattr(quote, 'text', 'this call')}: more than SORA_CONFIRM_USD for one "
-                "call, so nothing was sent. Press Confirm to pay it, or change the prompt.")
 
     def _regenerate(self, card: JobCard) -> None:
         """'regenerate anyway': the user chose to pay again for an identical request."""
@@ -475,73 +386,3 @@ class SoraWidget(Ticking, SavedView, PanelForm, anywidget.AnyWidget):
                 self._notice_job = None
                 self._news = (None, "error")   # "joined the take started…" is over
             self._refresh_form(*self._news)
-
-    def _refresh_spend(self) -> None:
-        """Session spend and budget (journal totals); may run on the poller thread."""
-        try:
-            current = settings()
-            if current.uses_emulator:
-                self.spend = (f"{EMULATOR_BADGE} · set SORA_API_KEY to use the relay "
-                              f"({money(price(current) or 0.0)} per video)")
-                return
-            spend = self.studio.spend()
-            self.spend = render.spend_text(spend["session"], spend["all_time"],
-                                           current.budget_usd)
-        except Exception:  # the spend line must never break a poll or a click
-            log.exception("could not refresh the spend line")
-
-    # -- the browser's messages -----------------------------------------------------------
-
-    def _on_msg(self, _widget: Any, content: Any, _buffers: Any) -> None:
-        """One click or key in the browser; errors go to the reason line, never raised."""
-        if not isinstance(content, dict):
-            return
-        action = content.get("action")
-        try:
-            self._dispatch(content)
-        except SoraError as exc:
-            self._refresh_form(str(exc))
-        except Exception as exc:   # a kernel-side bug must not break the panel
-            log.exception("panel action %r failed", action)
-            self._refresh_form(f"{action} failed ({type(exc).__name__})")
-        finally:
-            if content.get("seq") is not None:
-                self.send({"ack": content.get("seq")})
-
-    def _dispatch(self, content: dict[str, Any]) -> None:
-        action, target = content.get("action"), content.get("target")
-        if target in ("history", "compare"):
-            self.history.receive(str(target), content)
-        elif action == "generate":
-            form = content.get("form")
-            if isinstance(form, dict):   # what the page shows (a key can beat the sync)
-                with self.hold_trait_notifications():
-                    for name in ("prompt", "image", "seed"):
-                        if isinstance(form.get(name), str):
-                            setattr(self, name, form[name])
-            self.generate()
-        elif action == "confirm":
-            self.confirm()
-        elif action == "dismiss":
-            self.dismiss()
-        elif action == "cancel":
-            self._on_stop_tracking(str(content.get("id", "")))
-        elif action == "history":
-            self.history.open(bool(content.get("open")))
-        elif action == "forget":
-            self.history.remember(None)
-        elif action == "compare":
-            self.compare_selected()
-        elif action == "media":
-            self._send_media(content.get("src"))
-        elif action in TAKE_ACTIONS:
-            self.press(str(action), str(content.get("id", "")), content.get("value"))
-
-    def _send_media(self, src: object) -> None:
-        """A published video or poster's bytes, for a host with no file route (marimo)."""
-        chunks = MediaServer(self._root, preferences.media_dir).chunks(src)
-        if chunks is None:
-            self.send({"media": src, "error": "not published media"})
-            return
-        for index, chunk in enumerate(chunks):
-            self.send({"media": src, "index": index, "count": len(chunks)}, buffers=[chunk])
