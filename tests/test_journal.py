@@ -239,6 +239,51 @@ def test_every_cap_is_checked_and_the_first_one_passed_refuses(journal: Journal)
     assert refused.value.scope == "session"
 
 
+def test_every_scope_read_at_once_counts_what_each_counts_alone(journal: Journal) -> None:
+    """The claim reads the session, day and team totals in one pass over the journal: each
+    keeps its own rows (this session's from last month too; other sessions' only by date)."""
+    now = time.time()
+    day, month = utc_day_start(now), utc_month_start(now)
+    mine_last_month = one(journal, "a", session="me")
+    accept(journal, mine_last_month.local_id)
+    journal.update(mine_last_month.local_id, created_at=month - 3600)
+    theirs_this_month = one(journal, "b", session="other")
+    accept(journal, theirs_this_month.local_id)
+    journal.update(theirs_this_month.local_id, created_at=month + 1)
+    mine_maybe = one(journal, "c", session="me")
+    journal.update(mine_maybe.local_id, phase=Phase.SETTLED.value, charge=Charge.MAYBE.value,
+                   error_type=UNKNOWN_OUTCOME, status=Status.UNKNOWN.value)
+    one(journal, "d", session="other")                       # in flight: reserved
+    reject(journal, one(journal, "e", session="other").local_id)          # nothing paid
+    claim(journal, "f", session="me", emulator=True, backend="emulator")  # free
+    billed_nothing = one(journal, "g", session="me")
+    accept(journal, billed_nothing.local_id)
+    journal.update(billed_nothing.local_id, billed_usd=0.0)  # counts the least charge
+    session_spent = 0.90 + 0.90 + 0.01
+    day_spent = 0.90 + 0.90 + 0.01 + (0.90 if month + 1 >= day else 0.0)
+    team_spent = 0.90 + 0.90 + 0.90 + 0.01
+    loose = {"session_usd": 100.0, "daily_usd": 100.0, "team_usd": 100.0}
+    for scope, field, spent in (("session", "session_usd", session_spent),
+                                ("day", "daily_usd", day_spent),
+                                ("team", "team_usd", team_spent)):
+        limits = Limits(**{**loose, field: spent + 0.5})
+        with pytest.raises(BudgetExceededError) as refused:
+            claim(journal, "h", session="me", limits=limits)
+        assert refused.value.scope == scope
+        assert refused.value.spent_usd == pytest.approx(spent)
+        quote = journal.quote(request=req("h"), backend=RELAY, emulator=False,
+                              price_usd=PRICE, session="me", limits=limits)
+        with pytest.raises(BudgetExceededError) as refused:
+            quote.require()                              # the read-only quote: the same
+        assert refused.value.scope == scope
+        assert refused.value.spent_usd == pytest.approx(spent)
+        alone = Limits(**{field: spent + 0.5})          # the same cap, read on its own
+        with pytest.raises(BudgetExceededError) as refused:
+            claim(journal, "h", session="me", limits=alone)
+        assert refused.value.spent_usd == pytest.approx(spent)
+    one(journal, "h", session="me", limits=Limits(**loose))
+
+
 def test_confirmation_above_the_threshold(journal: Journal) -> None:
     limits = Limits(confirm_usd=5.00)
     with pytest.raises(ConfirmationRequired) as asked:

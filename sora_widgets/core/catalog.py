@@ -300,16 +300,18 @@ def catalogue(current: Settings | None = None) -> Catalogue:
     return found
 
 
-def price_of(request: VideoRequest, current: Settings | None = None) -> float:
+def price_of(request: VideoRequest, current: Settings | None = None,
+             book: Catalogue | None = None) -> float:
     """What one submit of ``request`` costs: the one price rule of quotes, budgets and spend.
 
     SORA_PRICE_USD (a flat price per clip) wins; otherwise the catalogue's rule for the
     request's style and model. A model the catalogue does not know is refused (nothing may
-    be sent at an unknown price)."""
+    be sent at an unknown price). ``book``: the catalogue the caller already read for this
+    call (each read stats the user's file)."""
     current = current or settings()
     if current.price_usd is not None:
         return current.price_usd
-    entry = catalogue(current).entry(request.style, request.model)
+    entry = (book or catalogue(current)).entry(request.style, request.model)
     return entry.price.of(shape_of(request), request.duration)
 
 

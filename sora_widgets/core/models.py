@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 
 from sora_widgets.core.errors import ValidationError
 from sora_widgets.core.money import Quote
-from sora_widgets.core.settings import DEFAULT_MODEL, api_style
+from sora_widgets.core.settings import DEFAULT_MODEL, api_style, settings
 from sora_widgets.core.snapshot import TaskError, TaskSnapshot
 
 __all__ = [
@@ -244,7 +244,10 @@ class VideoRequest:
             images = tuple(_image_to_url(i) for i in image)
         if text is None and not images:
             raise ValidationError("prompt: give a prompt or an image (or both)", field="prompt")
-        wire_style = str(style).strip().lower() if style is not None else api_style()
+        # One reading of the settings and of the catalogue for the whole call (each costs
+        # environment reads and file stats, and this runs on every submit).
+        current = settings() if style is None else None
+        wire_style = str(style).strip().lower() if style is not None else api_style(current)
         rules = style_rules(wire_style)
         if rules.needs_prompt and text is None:
             raise ValidationError(f"prompt: the {wire_style} style needs a prompt (an image "
@@ -272,16 +275,17 @@ class VideoRequest:
             raise ValidationError("model: must not be blank", field="model")
         _check_text(model_name, "model")
         model_name = model_name.strip()
-        if check:
-            resolved = catalogue().resolve(
+        book = catalogue(current) if check else None
+        if book is not None:
+            resolved = book.resolve(
                 wire_style, model_name, aspect_ratio=ratio, size=shape, seconds=length,
                 seconds_name="duration" if given is None and duration is not None
                 else "seconds")
             ratio, shape, length = resolved.aspect_ratio, resolved.size, resolved.seconds
         options = _options(seed, last_frame, resolution, generate_audio)
-        if check:
-            catalogue().options(wire_style, model_name, seed=options[0], last_frame=options[1],
-                                resolution=options[2], generate_audio=options[3])
+        if book is not None:
+            book.options(wire_style, model_name, seed=options[0], last_frame=options[1],
+                         resolution=options[2], generate_audio=options[3])
         if not check and length is not None and length <= 0:
             raise ValidationError("seconds: must be positive", field="seconds")
         return cls(text, ratio or "16:9", images, model_name,

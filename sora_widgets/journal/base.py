@@ -40,6 +40,7 @@ from sora_widgets.core.money import (
     MIN_CHARGE_USD,
     Limits,
     Quote,
+    Scope,
     charged_price,
     decide,
     paid_price,
@@ -226,7 +227,9 @@ class Journal(RelayPriors):
         quote = total([(n, len(earlier), price)
                        for (_, n, price), earlier in zip(items, reused, strict=True)],
                       emulator=emulator)
-        return decide(quote, limits, CursorLedger(cur, session=session, now=now))
+        capped = [scope for scope in Scope if limits.cap(scope) is not None]
+        return decide(quote, limits, CursorLedger(cur, session=session, now=now,
+                                                  scopes=capped))
 
     def _insert(self, cur: Cursor, *, local_id: str, request: VideoRequest, backend: str,
                 emulator: bool, price_usd: float, session: str, owner: str, pid: int,

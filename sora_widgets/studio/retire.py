@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sora_widgets.core.catalog import catalogue
+from sora_widgets.core.catalog import Catalogue, catalogue
 from sora_widgets.core.models import VideoRequest
 from sora_widgets.core.settings import Settings
 
@@ -19,11 +19,12 @@ __all__ = ["retirement_notes"]
 
 
 def retirement_notes(requests: Sequence[VideoRequest], current: Settings, *,
-                     emulator: bool) -> tuple[str, ...]:
+                     emulator: bool, book: Catalogue | None = None) -> tuple[str, ...]:
     """What the quote of ``requests`` says about retirements (one note per model), or a
-    ValidationError, before anything is sent, when a paid relay would get a retired one."""
+    ValidationError, before anything is sent, when a paid relay would get a retired one
+    (``book``: the catalogue this call already read)."""
     notes: dict[str, str] = {}
-    book = catalogue(current)
+    book = book or catalogue(current)
     for request in requests:
         entry = book.entry(request.style, request.model)
         if not emulator:
