@@ -1,8 +1,9 @@
-"""HTML pieces of the SoraWidget panel: the form's notices, each take's card, the saved
-snapshot, and the "kernel restarted" message every live view carries.
+"""HTML pieces of the panel's saved snapshot (its settled takes as static tiles, what a
+reopened or exported notebook plays), and the "kernel restarted" message every live
+``%sora`` view carries. (The live panel itself is drawn by ``static/panel.js``.)
 
 Same rules as :mod:`sora_widgets.ui.render` (built on :mod:`sora_widgets.ui.safe`): every
-string is escaped; only http(s) URLs (the image preview) or plain relative paths (the
+string is escaped; only http(s) URLs (a first-frame link) or plain relative paths (the
 published video) become a src/href. Sizes are card thumbnails: 16:9 plays at 320x180,
 9:16 at 180x320. The words are the core's phrasebook (:mod:`sora_widgets.core.words`).
 """
@@ -12,7 +13,6 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
-from urllib.parse import quote
 
 from sora_widgets.core import words
 from sora_widgets.core.lifecycle import TERMINAL_ERROR_STATUSES
@@ -20,28 +20,21 @@ from sora_widgets.ui.render import (
     error_html,
     first_frame_html,
     money_span,
-    phase_words,
     reused_span,
-    spend_html,
 )
-from sora_widgets.ui.safe import escape, http_url, poster_attr, safe_url
+from sora_widgets.ui.safe import escape, poster_attr, safe_url
 
 if TYPE_CHECKING:
     from sora_widgets.engine.job import Job
-    from sora_widgets.journal import Spend
 
 __all__ = [
     "RESTART_WORDS",
     "card_details_html",
     "card_header_html",
     "card_placeholder_html",
-    "card_status_html",
     "card_video_html",
-    "image_preview_html",
     "notice_html",
     "panel_snapshot_html",
-    "panel_spend_html",
-    "panel_title_html",
     "restart_html",
     "snapshot_tile_html",
     "video_size",
@@ -57,36 +50,6 @@ def video_size(aspect_ratio: str, width: int = 320) -> tuple[int, int]:
     """(width, height) of a card's player: landscape 320x180, portrait 180x320."""
     short = round(width * 9 / 16)
     return (short, width) if aspect_ratio == "9:16" else (width, short)
-
-
-#: Characters kept as they are when a URL goes into CSS ``url('...')``: no quote, paren,
-#: backslash or space can close the string or the function.
-_CSS_URL_SAFE = ":/?#[]@!$&*+,;=%~-._"
-
-
-def image_preview_html(url: str | None) -> str:
-    """A small thumbnail of the first-frame image, or nothing if it is not http(s).
-
-    A neutral box shows the URL as text; the picture is a CSS background on a layer
-    above it. When the image cannot be loaded, that layer stays transparent: the user
-    sees the box and the URL, never a broken-image icon (and no script is needed)."""
-    src = http_url(url)
-    if src is None:
-        return ""
-    css_url = quote(src, safe=_CSS_URL_SAFE)
-    shown = src if len(src) <= 90 else src[:89] + "…"
-    return (
-        f"<div class='sora-image-preview' title='{escape(src)}' style='position: relative; "
-        "display: inline-block; vertical-align: middle; width: 112px; height: 63px; "
-        "overflow: hidden; border-radius: 4px; background: var(--jp-layout-color2, #eee); "
-        "border: 1px solid var(--jp-border-color2, #ddd)'>"
-        f"<div class='sora-image-url' style='position: absolute; inset: 0; padding: 3px 4px; "
-        f"{_MUTED}; font: 9px/1.25 var(--jp-ui-font-family, sans-serif); "
-        f"word-break: break-all; overflow: hidden'>{escape(shown)}</div>"
-        "<div class='sora-image-picture' role='img' aria-label='first frame' "
-        f"style=\"position: absolute; inset: 0; background: url('{escape(css_url)}') "
-        "center / cover no-repeat\"></div></div>"
-    )
 
 
 def notice_html(text: str | None, tone: str = "error") -> str:
@@ -110,18 +73,6 @@ def card_header_html(job: Job) -> str:
         f"<div style='{_MUTED}'>{escape(job.aspect_ratio)} · {escape(job.request.model)}"
         f"{first_frame_html(job)} · {escape(when)}</div></div>"
     )
-
-
-def card_status_html(job: Job, now: float | None = None) -> str:
-    """Status, elapsed time and time left; transient trouble (reconnecting) in amber."""
-    trouble = job.poll_error or job.notice or (
-        f"saving the video: {job.download_error}"
-        if job.download_error and not job.local_path else None)
-    line = (f"<div style='color: {_TONES['warning']}'>{escape(trouble)}</div>"
-            if trouble and job.status not in TERMINAL_ERROR_STATUSES else "")
-    running = "" if job.done else " sora-phase-running"
-    return (f"<div class='sora-card-status' style='{_CARD_FONT}'>"
-            f"<span class='sora-phase{running}'>{escape(phase_words(job, now))}</span>{line}</div>")
 
 
 def card_placeholder_html(aspect_ratio: str) -> str:
@@ -162,24 +113,6 @@ def card_details_html(job: Job, cached: bool = False, *, badge: bool = False) ->
             f"{money_span(job, reused=False, badge=badge)}{reuse}</div>")
 
 
-def panel_spend_html(session: Spend | None, all_time: Spend | None, budget: float | None,
-                     emulator: bool, price: float) -> str:
-    """The spend line: the emulator says it is free; a key shows session spend and budget."""
-    if emulator or session is None or all_time is None:
-        return (f"<div class='sora-spend' style='{_CARD_FONT}; {_MUTED}'>"
-                f"{escape(words.EMULATOR_BADGE)} · set SORA_API_KEY to use the relay "
-                f"({words.money(price)} per video)</div>")
-    return spend_html(session, all_time, budget)
-
-
-#: Polish only (the panel works without it): rounded cards, spacing. CSS, no script.
-_PANEL_CSS = (
-    ".sora-card { border-radius: 8px; box-shadow: 0 1px 3px rgba(0, 0, 0, 0.08); "
-    "background: var(--jp-layout-color1, #fff); }"
-    ".sora-card > * { margin-top: 2px; margin-bottom: 2px; }"
-    ".sora-generate { font-weight: 600; }"
-)
-
 #: A live view (the ``%sora`` progress, the panel) whose kernel restarted: JupyterLab's
 #: widget manager marks every view of the old kernel's models ``jupyter-widgets-disconnected``
 #: (and never runs our code again), so CSS alone swaps the frozen progress for the restart
@@ -216,14 +149,6 @@ def restart_html(what: str = "magic") -> str:
     return (f"<style>{_LIVE_CSS}</style><div class='sora-restart-text' style='{_CARD_FONT}; "
             "font-size: 13px; color: #6b4200; background: #fff4e0; border: 1px solid #f0c36d; "
             f"border-radius: 4px; padding: 6px 8px'><b>{RESTART_WORDS}</b> — {advice}</div>")
-
-
-def panel_title_html() -> str:
-    """The panel's heading, carrying its small stylesheet."""
-    return (f"<style>{_PANEL_CSS}{_LIVE_CSS}</style><div class='sora-title' "
-            f"style='{_CARD_FONT}'><b style='font-size: 14px'>Sora 2</b> "
-            f"<span style='{_MUTED}'>· 12-second videos, one card per job (newest first)"
-            "</span></div>")
 
 
 def snapshot_tile_html(job: Job, src: str | None, *, reused: bool = False,
