@@ -65,9 +65,18 @@ def sprite_grid(path: Path | None, aspect_ratio: str) -> tuple[int, int] | None:
     """(columns, rows) of a spritesheet of a video of ``aspect_ratio`` ("16:9"): the
     smallest grid whose tiles have the video's shape (the relay does not say its grid; the
     emulator's 10 frames in 5 columns read as 5 x 2). None when there is no sheet or no
-    grid fits within 3 %."""
+    grid fits within 3 %. Read once per file version (a live History asks every second)."""
     if path is None:
         return None
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return _grid(str(path), stat.st_mtime_ns, stat.st_size, aspect_ratio)
+
+
+@functools.lru_cache(maxsize=512)
+def _grid(path: str, _mtime_ns: int, _size: int, aspect_ratio: str) -> tuple[int, int] | None:
     from PIL import Image
 
     try:
@@ -80,7 +89,10 @@ def sprite_grid(path: Path | None, aspect_ratio: str) -> tuple[int, int] | None:
     fits = [(cols * rows, cols, rows)
             for cols in range(1, MAX_SPRITE_SIDE + 1) for rows in range(1, MAX_SPRITE_SIDE + 1)
             if cols * rows > 1 and abs((width / cols) / (height / rows) / shape - 1) <= 0.03]
-    return (min(fits)[1], min(fits)[2]) if fits else None
+    if not fits:
+        return None
+    _, cols, rows = min(fits)
+    return cols, rows
 
 
 def poster_data_uri(path: Path | None, *, width: int = WIDTH) -> str | None:

@@ -18,7 +18,7 @@ import contextlib
 import logging
 import threading
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -236,35 +236,44 @@ class SoraWidget(Ticking, SavedView, GenerateButton, PanelMessages,
 
     # -- submitting -----------------------------------------------------------------------
 
-    def _submit(self, requests: list[VideoRequest], *, force: bool,
-                confirm: bool = False) -> None:
+    def _while_busy(self, work: Callable[[], tuple[str | None, str]]) -> None:
+        """One click's paid work: Generate disabled meanwhile (a second click does nothing),
+        then the spend, the label and what the click did (``work``'s words, or its error)."""
         self._busy = True
         self.generate_disabled = True
         message, tone = None, "error"
-        parent = self.history.parent_id      # "vary": the next submit records its parent
-        twin = None if force or len(requests) > 1 else self._running_twin(requests[0])
         try:
-            if twin is not None and not self.studio.quote(requests[0]).reused:
-                twin = None     # the studio would not reuse it (another relay now): submit
-            if twin is not None:
-                # A double-click, or the same request again while its take runs: the one
-                # paid take, joined here (the studio would reuse it; nothing new is asked).
-                jobs = [twin]
-            else:
-                jobs = (self.studio.submit(requests[0], 1, force=force, confirm=confirm,
-                                           parent_id=parent) if len(requests) == 1 else
-                        self.studio.submit_many(requests, force=force, confirm=confirm,
-                                                parent_id=parent))
-        except ConfirmationRequired as exc:
-            message, tone = self._offer_confirm(requests, exc), "warning"
+            message, tone = work()
         except SoraError as exc:
-            message = str(exc)
-        else:
-            message, tone = self._shown(jobs, twin, force)
+            message, tone = str(exc), "error"
         finally:
             self._busy = False
             self._refresh_spend()
             self._refresh_form(message, tone)
+
+    def _submit(self, requests: list[VideoRequest], *, force: bool,
+                confirm: bool = False) -> None:
+        self._while_busy(lambda: self._submitted(requests, force=force, confirm=confirm))
+
+    def _submitted(self, requests: list[VideoRequest], *, force: bool,
+                   confirm: bool) -> tuple[str | None, str]:
+        parent = self.history.parent_id      # "vary": the next submit records its parent
+        twin = None if force or len(requests) > 1 else self._running_twin(requests[0])
+        if twin is not None and not self.studio.quote(requests[0]).reused:
+            twin = None     # the studio would not reuse it (another relay now): submit
+        if twin is not None:
+            # A double-click, or the same request again while its take runs: the one
+            # paid take, joined here (the studio would reuse it; nothing new is asked).
+            jobs = [twin]
+        else:
+            try:
+                jobs = (self.studio.submit(requests[0], 1, force=force, confirm=confirm,
+                                           parent_id=parent) if len(requests) == 1 else
+                        self.studio.submit_many(requests, force=force, confirm=confirm,
+                                                parent_id=parent))
+            except ConfirmationRequired as exc:
+                return self._offer_confirm(requests, exc), "warning"
+        return self._shown(jobs, twin, force)
 
     def _shown(self, jobs: list[Job], twin: Job | None, force: bool) -> tuple[str | None, str]:
         """Show a submit's takes (its first one first); what to say about it."""
@@ -309,23 +318,16 @@ class SoraWidget(Ticking, SavedView, GenerateButton, PanelMessages,
             self._refresh_form(f"write the new prompt in the box above, then press "
                                f"'{action}' on the card again", "info")
             return
-        self._busy = True
-        self.generate_disabled = True
-        message, tone = None, "error"
-        try:
-            job = (self.studio.continue_from(card.job, prompt) if action == "continue"
-                   else card.job.remix(prompt))
-        except SoraError as exc:
-            message = str(exc)
-        else:
-            self._show(job, cached=job.reused)
-            if job.reused:
-                message, tone = (f"same {action} as before: its result is shown first "
-                                 "(no new charge)", "info")
-        finally:
-            self._busy = False
-            self._refresh_spend()
-            self._refresh_form(message, tone)
+        self._while_busy(lambda: self._followed(card, action, prompt))
+
+    def _followed(self, card: JobCard, action: str, prompt: str) -> tuple[str | None, str]:
+        job = (self.studio.continue_from(card.job, prompt) if action == "continue"
+               else card.job.remix(prompt))
+        self._show(job, cached=job.reused)
+        if job.reused:
+            return (f"same {action} as before: its result is shown first (no new charge)",
+                    "info")
+        return None, "error"
 
     # -- the takes ------------------------------------------------------------------------
 
@@ -363,7 +365,7 @@ class SoraWidget(Ticking, SavedView, GenerateButton, PanelMessages,
                 self.queue = queue_items([card.job for card in cards])
         self._refresh_snapshot()
 
-    def _refresh_queue(self) -> None:
+    def _on_tick(self) -> None:
         """The ticker's second: every running card's elapsed time, then one message."""
         for card in self._running():
             card.tick()

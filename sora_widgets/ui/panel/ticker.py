@@ -24,7 +24,8 @@ class Ticking:
     _stop: threading.Event
     _ticker: threading.Thread | None
 
-    def _refresh_queue(self) -> None:
+    def _on_tick(self) -> None:
+        """One second passed with takes running (the panel redraws them)."""
         raise NotImplementedError
 
     def _ensure_ticker(self) -> None:
@@ -44,6 +45,6 @@ class Ticking:
                 if not self._running():
                     self._ticker = None
                     return
-            self._refresh_queue()
+            self._on_tick()
         with self._lock:
             self._ticker = None

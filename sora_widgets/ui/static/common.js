@@ -22,6 +22,19 @@ function noteField(className, value, save) {
   return note;
 }
 
+/** The "compare" checkbox of a take (in the panel and in History): ``pick(on)`` on change. */
+function compareField(className, checked, pick) {
+  const label = h("label", `${className}-pick`);
+  const box = h("input", `${className}-select`);
+  box.type = "checkbox";
+  box.checked = checked;
+  box.addEventListener("change", () => pick(box.checked));
+  const words = h("span");
+  words.textContent = "compare";
+  label.append(box, words);
+  return label;
+}
+
 /** A relative path (published next to the notebook) or an http(s) URL, else null. */
 function safeSrc(url) {
   if (typeof url !== "string" || !url) return null;

@@ -131,16 +131,8 @@ async function cardNode(model, card, player) {
     actions.append(load, vary);
   }
   if (card.openable) {
-    const label = h("label", "sora-history-pick");
-    const pick = h("input", "sora-history-select");
-    pick.type = "checkbox";
-    pick.checked = (model.get("selected") || []).includes(card.id);
-    pick.addEventListener("change", () =>
-      model.send({ action: "select", id: card.id, on: pick.checked }));
-    const words = h("span");
-    words.textContent = "compare";
-    label.append(pick, words);
-    actions.appendChild(label);
+    actions.appendChild(compareField("sora-history", (model.get("selected") || []).includes(card.id),
+      (on) => model.send({ action: "select", id: card.id, on })));
   }
   node.appendChild(actions);
   const note = noteField("sora-history-note", card.note,

@@ -365,14 +365,9 @@ function takeNode(m, item, players) {
   if (item.reused) {
     act(item.regenerate_label, "regenerate", "submit this request again: a new job, charged again");
   }
-  if (item.status === "completed") {
-    const label = h("label", "sora-take-pick");
-    const pick = h("input", "sora-take-select");
-    pick.type = "checkbox";
-    pick.checked = (m.get("selected") || []).includes(item.id);
-    pick.addEventListener("change", () => m.send({ action: "select", id: item.id, value: pick.checked }));
-    label.append(pick, text("span", "", "compare"));
-    actions.appendChild(label);
+  if (item.can_continue) {     // a completed take (the kernel's status model says so)
+    actions.appendChild(compareField("sora-take", (m.get("selected") || []).includes(item.id),
+      (on) => m.send({ action: "select", id: item.id, value: on })));
   }
   node.appendChild(actions);
   const note = noteField("sora-take-note", item.note,
